@@ -1,0 +1,4 @@
+//! The load: twlab's own generator or wrk, run on the client host.
+
+pub mod builtin;
+pub mod wrk;

@@ -1,0 +1,717 @@
+//! The scenario file: what to run, parsed and validated once.
+//!
+//! Like ripgrep turning raw arguments into a validated plan, everything a run
+//! needs is checked here, before anything on the machine is touched: unknown
+//! keys, wrong types, bad durations, zero connections, ports out of range,
+//! empty or duplicate variant lists, unknown roles and sysctl names that are
+//! not plain dotted names. Validation lives in the types' `Deserialize`
+//! implementations so that serde_yaml_ng reports the line and column of the
+//! offending value; errors name the file too. `--set key.path=value`
+//! overrides are applied one at a time to the parsed document and re-checked,
+//! so an error names the override that caused it.
+
+use crate::error::{Error, Result};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_yaml_ng::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+/// A whole scenario, as written in YAML (keys documented in README).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, used in run directory names.
+    pub name: Name,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub server: ServerSpec,
+    #[serde(default)]
+    pub client: ClientSpec,
+    #[serde(default)]
+    pub collect: CollectSpec,
+    /// How many times each variant runs.
+    #[serde(default = "one")]
+    pub repeat: NonZeroU32,
+    /// The settings compared; the first is the baseline.
+    #[serde(deserialize_with = "variant_list")]
+    pub variants: Vec<Variant>,
+}
+
+fn one() -> NonZeroU32 {
+    NonZeroU32::MIN
+}
+
+/// The server under load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    #[serde(default)]
+    pub kind: ServerKind,
+    #[serde(default = "default_port")]
+    pub port: Port,
+    /// Close a connection after this many requests (Tomcat's
+    /// `maxKeepAliveRequests`, default 100); 0 means never.
+    #[serde(default = "default_keepalive")]
+    pub max_keepalive_requests: u64,
+}
+
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            kind: ServerKind::default(),
+            port: default_port(),
+            max_keepalive_requests: default_keepalive(),
+        }
+    }
+}
+
+fn default_port() -> Port {
+    Port(8080)
+}
+
+fn default_keepalive() -> u64 {
+    100
+}
+
+/// Which server runs. Docker and arbitrary commands come with real-host labs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// twlab's own Tomcat-like HTTP/1.1 server.
+    #[default]
+    Builtin,
+}
+
+/// The load generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "RawClientSpec")]
+pub struct ClientSpec {
+    pub tool: ClientTool,
+    pub connections: NonZeroU32,
+    pub threads: NonZeroU32,
+    pub duration: HumanDuration,
+    pub path: String,
+    /// Per-request timeout (wrk's `--timeout`).
+    pub timeout: HumanDuration,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec {
+            tool: ClientTool::Builtin,
+            connections: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            threads: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
+            duration: HumanDuration(Duration::from_secs(90)),
+            path: "/abc".to_string(),
+            timeout: HumanDuration(Duration::from_secs(2)),
+        }
+    }
+}
+
+/// [`ClientSpec`] before its cross-field checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientSpec {
+    #[serde(default)]
+    tool: Option<ClientTool>,
+    #[serde(default)]
+    connections: Option<NonZeroU32>,
+    #[serde(default)]
+    threads: Option<NonZeroU32>,
+    #[serde(default)]
+    duration: Option<HumanDuration>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+}
+
+impl TryFrom<RawClientSpec> for ClientSpec {
+    type Error = String;
+
+    fn try_from(raw: RawClientSpec) -> Result<Self, String> {
+        let d = ClientSpec::default();
+        let spec = ClientSpec {
+            tool: raw.tool.unwrap_or(d.tool),
+            connections: raw.connections.unwrap_or(d.connections),
+            threads: raw.threads.unwrap_or(d.threads),
+            duration: raw.duration.unwrap_or(d.duration),
+            path: raw.path.unwrap_or(d.path),
+            timeout: raw.timeout.unwrap_or(d.timeout),
+        };
+        if spec.threads > spec.connections {
+            return Err(format!(
+                "client.threads ({}) must not exceed client.connections ({}): each thread needs a connection",
+                spec.threads, spec.connections
+            ));
+        }
+        if !spec.path.starts_with('/') || spec.path.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "client.path `{}` must start with `/` and contain no whitespace",
+                spec.path
+            ));
+        }
+        if spec.duration.0.is_zero() || spec.timeout.0.is_zero() {
+            return Err("client.duration and client.timeout must be greater than zero".into());
+        }
+        Ok(spec)
+    }
+}
+
+/// Which load generator runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTool {
+    /// twlab's own generator (`twlab load`).
+    Builtin,
+    /// wrk, which must be installed on the client host.
+    Wrk,
+}
+
+impl ClientTool {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClientTool::Builtin => "builtin",
+            ClientTool::Wrk => "wrk",
+        }
+    }
+}
+
+/// What is sampled during the load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSpec {
+    #[serde(default = "default_interval", deserialize_with = "interval")]
+    pub interval: HumanDuration,
+    /// TCP states for the server endpoint, both sides.
+    #[serde(default = "yes")]
+    pub sockets: bool,
+    /// conntrack entries by TCP state for the endpoint, both sides.
+    #[serde(default = "yes")]
+    pub conntrack: bool,
+}
+
+impl Default for CollectSpec {
+    fn default() -> Self {
+        CollectSpec {
+            interval: default_interval(),
+            sockets: true,
+            conntrack: true,
+        }
+    }
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let value = HumanDuration::deserialize(d)?;
+    if value.0 < Duration::from_millis(50) {
+        return Err(de::Error::custom(format!(
+            "collect.interval `{value}` is too short: at least 50ms"
+        )));
+    }
+    Ok(value)
+}
+
+/// One setting compared in the scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    pub name: Name,
+    #[serde(default)]
+    pub sysctls: RoleSysctls,
+}
+
+/// Sysctls per role. Only `client` and `server` exist.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSysctls {
+    #[serde(default, deserialize_with = "sysctl_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub client: BTreeMap<SysctlName, SysctlValue>,
+    #[serde(default, deserialize_with = "sysctl_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub server: BTreeMap<SysctlName, SysctlValue>,
+}
+
+impl RoleSysctls {
+    pub fn for_side(&self, side: crate::endpoint::Side) -> &BTreeMap<SysctlName, SysctlValue> {
+        match side {
+            crate::endpoint::Side::Client => &self.client,
+            crate::endpoint::Side::Server => &self.server,
+        }
+    }
+}
+
+/// A name for a scenario or variant: letters, digits, `.`, `_`, `-`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Name(pub String);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Checked inside the visitor so that serde_yaml_ng reports the
+        // position of the value itself, not of its parent mapping.
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Name;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Name, E> {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                    && !s.starts_with('.');
+                if ok {
+                    Ok(Name(s.to_string()))
+                } else {
+                    Err(E::custom(format!(
+                        "invalid name `{s}`: use 1 to 64 letters, digits, `.`, `_` or `-` (not starting with `.`)"
+                    )))
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A TCP port, 1 to 65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Port(pub u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a TCP port, 1 to 65535")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Port, E> {
+                match u16::try_from(n) {
+                    Ok(p) if p > 0 => Ok(Port(p)),
+                    _ => Err(E::custom(format!("port {n} is out of range: use 1 to 65535"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Port, E> {
+                self.visit_i64(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A duration written the human way: `500ms`, `10s`, `5m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HumanDuration(pub Duration);
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.chars().all(|c| c.is_ascii_digit()) {
+            return Err(format!(
+                "duration `{s}` has no unit: write e.g. 500ms, 10s or 5m"
+            ));
+        }
+        humantime::parse_duration(t)
+            .map(HumanDuration)
+            .map_err(|e| format!("invalid duration `{s}` ({e}): write e.g. 500ms, 10s or 5m"))
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = HumanDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 500ms, 10s or 5m")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HumanDuration, E> {
+                Err(E::custom(format!(
+                    "duration `{v}` has no unit: write e.g. 500ms, 10s or 5m"
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HumanDuration, E> {
+                self.visit_u64(v.unsigned_abs())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A sysctl name in dotted form (`net.ipv4.tcp_tw_reuse`): at least two
+/// parts of letters, digits, `_` or `-`; no slashes, no empty parts, so it
+/// maps to exactly one file under `/proc/sys`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SysctlName(String);
+
+impl SysctlName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        let ok = parts.len() >= 2
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
+        if ok {
+            Ok(SysctlName(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a plain dotted sysctl name like net.ipv4.tcp_tw_reuse"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The file under /proc/sys that holds this sysctl.
+    pub fn proc_path(&self) -> std::path::PathBuf {
+        Path::new("/proc/sys").join(self.0.replace('.', "/"))
+    }
+}
+
+impl fmt::Display for SysctlName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sysctl value: a number or a string in YAML, kept as the text written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SysctlValue(pub String);
+
+impl SysctlValue {
+    /// The value with runs of whitespace folded to one space, as compared
+    /// with what the kernel reads back (`32768\t60999`).
+    pub fn normalized(&self) -> String {
+        normalize_sysctl(&self.0)
+    }
+}
+
+/// Fold whitespace so written and read-back sysctl values compare equal.
+pub fn normalize_sysctl(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sysctl value (a number or a string)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                if v.trim().is_empty() || v.contains('\n') {
+                    return Err(E::custom("a sysctl value must be one non-empty line"));
+                }
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A sysctl map that refuses bad names and duplicate keys (a plain map
+/// would silently keep the last of two).
+fn sysctl_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<SysctlName, SysctlValue>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<SysctlName, SysctlValue>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of sysctl names to values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let name = SysctlName::parse(&key).map_err(de::Error::custom)?;
+                let value: SysctlValue = map.next_value()?;
+                if out.insert(name, value).is_some() {
+                    return Err(de::Error::custom(format!("sysctl `{key}` is set twice")));
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+fn variant_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Variant>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<Variant>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of variants")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<Variant> = Vec::new();
+            let mut seen = BTreeSet::new();
+            while let Some(v) = seq.next_element::<Variant>()? {
+                if !seen.insert(v.name.clone()) {
+                    return Err(de::Error::custom(format!(
+                        "variant name `{}` is used twice",
+                        v.name
+                    )));
+                }
+                out.push(v);
+            }
+            if out.is_empty() {
+                return Err(de::Error::custom(
+                    "variants is empty: list at least one variant (the first is the baseline)",
+                ));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
+}
+
+impl Scenario {
+    /// Read, validate and apply `--set` overrides. Every error is
+    /// [`Error::Invalid`] and names the file (and line/column for YAML).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid(format!("{}: cannot read scenario: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parse scenario text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        if overrides.is_empty() {
+            return Ok(scenario);
+        }
+        let mut doc: Value =
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let mut result = scenario;
+        for o in overrides {
+            apply_override(&mut doc, o)
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+            result = serde_yaml_ng::from_value(doc.clone())
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+        }
+        Ok(result)
+    }
+
+    /// The scenario as YAML, with every default filled in.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    pub fn baseline(&self) -> &Variant {
+        &self.variants[0]
+    }
+}
+
+fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
+    let msg = e.to_string();
+    match e.location() {
+        Some(loc) => {
+            // serde_yaml_ng appends " at line L column C"; keep the message
+            // itself and put the position where editors and terminals link it.
+            let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+            let core = msg.replacen(&suffix, "", 1);
+            Error::invalid(format!(
+                "{origin}:{}:{}: {core}",
+                loc.line(),
+                loc.column()
+            ))
+        }
+        None => Error::invalid(format!("{origin}: {msg}")),
+    }
+}
+
+/// Apply one `key.path=value` override to the YAML document. The value is
+/// read as a YAML scalar (`10s`, `5`, `true`). Sequence elements are named
+/// by index or, for lists of named items like variants, by name. Below
+/// `sysctls.client` / `sysctls.server` the rest of the path is one sysctl name.
+pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
+    let (path, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| "expected key.path=value".to_string())?;
+    if path.is_empty() {
+        return Err("empty key path".into());
+    }
+    let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
+    if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
+        return Err("only scalar values can be set".into());
+    }
+    let segments: Vec<&str> = path.split('.').collect();
+    let mut node = doc;
+    let mut i = 0;
+    while i < segments.len() {
+        let seg = segments[i];
+        let under_sysctls =
+            i >= 2 && segments[i - 2] == "sysctls" && matches!(segments[i - 1], "client" | "server");
+        let key = if under_sysctls {
+            let rest = segments[i..].join(".");
+            i = segments.len() - 1;
+            rest
+        } else {
+            seg.to_string()
+        };
+        let last = i == segments.len() - 1;
+        node = match node {
+            Value::Mapping(map) => {
+                let k = Value::String(key.clone());
+                if last {
+                    if let Some(existing) = map.get(&k)
+                        && matches!(existing, Value::Mapping(_) | Value::Sequence(_))
+                    {
+                        return Err(format!("`{path}` is not a scalar"));
+                    }
+                    map.insert(k, value);
+                    return Ok(());
+                }
+                if !map.contains_key(&k) {
+                    map.insert(k.clone(), Value::Mapping(Default::default()));
+                }
+                map.get_mut(&k).ok_or_else(|| format!("no key `{key}`"))?
+            }
+            Value::Sequence(seq) => {
+                let idx = match key.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => seq
+                        .iter()
+                        .position(|item| item.get("name").and_then(Value::as_str) == Some(&key))
+                        .ok_or_else(|| format!("no element named `{key}`"))?,
+                };
+                let len = seq.len();
+                let item = seq
+                    .get_mut(idx)
+                    .ok_or_else(|| format!("index {idx} is out of range (the list has {len})"))?;
+                if last {
+                    *item = value;
+                    return Ok(());
+                }
+                item
+            }
+            Value::Null if !last => {
+                *node = Value::Mapping(Default::default());
+                continue;
+            }
+            _ => return Err(format!("`{key}` is inside a scalar")),
+        };
+        i += 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../scenarios/tw_reuse.yaml");
+
+    #[test]
+    fn the_shipped_seed_scenario_is_valid() {
+        let s = Scenario::parse(SEED, "tw_reuse.yaml", &[]).unwrap();
+        assert_eq!(s.name.as_str(), "tw_reuse");
+        assert_eq!(s.client.connections.get(), 100);
+        assert_eq!(s.client.threads.get(), 2);
+        assert_eq!(s.client.path, "/abc");
+        assert_eq!(s.server.max_keepalive_requests, 100);
+        assert_eq!(s.variants.len(), 2);
+        assert_eq!(s.baseline().name.as_str(), "reuse-off");
+    }
+
+    #[test]
+    fn overrides_set_scalars_by_path_and_variant_name() {
+        let s = Scenario::parse(
+            SEED,
+            "seed",
+            &[
+                "client.duration=10s".into(),
+                "client.tool=wrk".into(),
+                "variants.reuse-on.sysctls.client.net.ipv4.tcp_tw_reuse=2".into(),
+                "description=short run".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.client.duration.0, Duration::from_secs(10));
+        assert_eq!(s.client.tool, ClientTool::Wrk);
+        let reuse = SysctlName::parse("net.ipv4.tcp_tw_reuse").unwrap();
+        assert_eq!(s.variants[1].sysctls.client[&reuse].0, "2");
+        assert_eq!(s.description.as_deref(), Some("short run"));
+    }
+
+    #[test]
+    fn a_bad_override_is_named_in_the_error() {
+        let err = Scenario::parse(SEED, "seed.yaml", &["client.connections=0".into()]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("seed.yaml: --set client.connections=0:"), "{msg}");
+        assert_eq!(err.exit_code(), 2);
+        let err = Scenario::parse(SEED, "seed.yaml", &["variants=3".into()]).unwrap_err();
+        assert!(err.to_string().contains("not a scalar"), "{err}");
+        let err = Scenario::parse(SEED, "seed.yaml", &["nonsense".into()]).unwrap_err();
+        assert!(err.to_string().contains("key.path=value"), "{err}");
+    }
+
+    #[test]
+    fn resolved_yaml_round_trips() {
+        let s = Scenario::parse(SEED, "seed", &[]).unwrap();
+        let again = Scenario::parse(&s.to_yaml(), "resolved", &[]).unwrap();
+        assert_eq!(s, again);
+    }
+}

@@ -1,0 +1,59 @@
+//! The table of scenario fixtures: every valid one loads, every invalid one is
+//! refused with the message its first line announces (`# expect: ...`),
+//! naming the file, and with exit code 2.
+
+use std::path::{Path, PathBuf};
+use twlab::scenario::Scenario;
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios").join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+/// The `# expect:` line of an invalid fixture.
+pub fn expected_message(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("fixture");
+    text.lines()
+        .next()
+        .and_then(|l| l.strip_prefix("# expect: "))
+        .unwrap_or_else(|| panic!("{} lacks a first line `# expect: ...`", path.display()))
+        .to_string()
+}
+
+#[test]
+fn valid_fixtures_load() {
+    for path in fixtures("valid") {
+        if let Err(e) = Scenario::load(&path, &[]) {
+            panic!("{} should be valid: {e}", path.display());
+        }
+    }
+}
+
+#[test]
+fn invalid_fixtures_are_refused_with_their_message() {
+    let mut failures = Vec::new();
+    for path in fixtures("invalid") {
+        let expected = expected_message(&path);
+        match Scenario::load(&path, &[]) {
+            Ok(_) => failures.push(format!("{}: accepted", path.display())),
+            Err(e) => {
+                let msg = e.to_string();
+                if !msg.starts_with(&path.display().to_string()) || !msg.contains(&expected) {
+                    failures.push(format!(
+                        "{}:\n    expected: {expected}\n    got:      {msg}",
+                        path.display()
+                    ));
+                }
+                assert_eq!(e.exit_code(), 2, "{}", path.display());
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
