@@ -1,15 +1,143 @@
-//! twlab: reproducible TCP TIME_WAIT / conntrack experiments.
+//! twlab: reproducible TCP TIME_WAIT and conntrack experiments.
 //!
-//! `run()` is the whole program; `main` only exits with its code.
+//! A scenario file names a server, a load and the sysctl variants to
+//! compare; `twlab run` builds a lab (by default two network namespaces
+//! joined by a veth pair), runs every variant, samples TCP-state and
+//! conntrack counts for the server endpoint on both sides, and writes a run
+//! directory with a markdown report and machine-readable results.
+//!
+//! [`run`] is the whole program; `main` only exits with its code.
 
+pub mod clean;
+pub mod cli;
 pub mod client;
+pub mod collect;
+pub mod conntrack;
+pub mod doctor;
 pub mod endpoint;
 pub mod error;
+pub mod experiment;
+pub mod lab;
+pub mod process;
+pub mod report;
+pub mod results;
 pub mod scenario;
 pub mod server;
+pub mod shutdown;
 pub mod sockdiag;
 pub mod stats;
+pub mod sysctl;
 
+use clap::Parser;
+use cli::{Cli, Command};
+use error::{Error, Result, exit_code};
+
+/// Parse the command line, do what it says, and return the exit code.
 pub fn run() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors
+            // to stderr (exit 2, our "invalid input").
+            let _ = e.print();
+            return if e.use_stderr() { exit_code::INVALID_INPUT } else { exit_code::OK };
+        }
+    };
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("twlab: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::env(format!("cannot start the async runtime: {e}")))
+}
+
+fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Run { scenario, out, set, keep } => {
+            let opts = experiment::RunOptions { scenario_path: scenario, overrides: set, out, keep };
+            let (summary, dir) = runtime()?.block_on(experiment::run(&opts))?;
+            println!("{}", report::render_terminal(&summary));
+            println!("report: {}", dir.join(results::REPORT_FILE).display());
+            Ok(exit_code::OK)
+        }
+        Command::Validate { scenario, set } => {
+            let s = scenario::Scenario::load(&scenario, &set)?;
+            println!(
+                "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run",
+                scenario.display(),
+                s.name,
+                s.variants.len(),
+                s.repeat,
+                s.client.tool.as_str(),
+                s.client.duration
+            );
+            Ok(exit_code::OK)
+        }
+        Command::Report { dir } => {
+            let summary = results::read_summary(&dir)?;
+            let path = dir.join(results::REPORT_FILE);
+            results::write_text(&path, &report::render_markdown(&summary))?;
+            println!("{}", path.display());
+            Ok(exit_code::OK)
+        }
+        Command::Doctor => {
+            let checks = runtime()?.block_on(doctor::checks());
+            print!("{}", doctor::render(&checks));
+            Ok(if checks.iter().all(|c| c.ok) { exit_code::OK } else { exit_code::ENVIRONMENT })
+        }
+        Command::Clean => {
+            let removed = runtime()?.block_on(clean::clean())?;
+            if removed.is_empty() {
+                println!("nothing to clean");
+            }
+            for r in removed {
+                println!("removed {r}");
+            }
+            Ok(exit_code::OK)
+        }
+        Command::Serve { listen, max_keepalive_requests, threads } => {
+            server::builtin::serve_blocking(server::builtin::ServeOptions {
+                listen,
+                max_keepalive_requests,
+                threads,
+            })
+            .map_err(|e| Error::env(format!("twlab serve on {listen}: {e}")))?;
+            Ok(exit_code::OK)
+        }
+        Command::Load { target, path, host, connections, threads, duration, timeout, json } => {
+            if connections == 0 || threads == 0 || threads > connections as usize {
+                return Err(Error::invalid(
+                    "--connections and --threads must be at least 1, and threads at most connections",
+                ));
+            }
+            let opts = client::builtin::LoadOptions {
+                target,
+                host_header: host.unwrap_or_else(|| target.to_string()),
+                path,
+                connections,
+                threads,
+                duration,
+                timeout,
+            };
+            let stats = client::builtin::run_load_blocking(opts)
+                .map_err(|e| Error::env(format!("twlab load against {target}: {e}")))?;
+            if json {
+                let text = serde_json::to_string(&stats)
+                    .map_err(|e| Error::env(format!("cannot encode the result: {e}")))?;
+                println!("{text}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+            }
+            Ok(exit_code::OK)
+        }
+    }
 }

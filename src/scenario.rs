@@ -237,9 +237,17 @@ pub struct Variant {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSysctls {
-    #[serde(default, deserialize_with = "sysctl_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "sysctl_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub client: BTreeMap<SysctlName, SysctlValue>,
-    #[serde(default, deserialize_with = "sysctl_map", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "sysctl_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub server: BTreeMap<SysctlName, SysctlValue>,
 }
 
@@ -314,7 +322,9 @@ impl<'de> Deserialize<'de> for Port {
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<Port, E> {
                 match u16::try_from(n) {
                     Ok(p) if p > 0 => Ok(Port(p)),
-                    _ => Err(E::custom(format!("port {n} is out of range: use 1 to 65535"))),
+                    _ => Err(E::custom(format!(
+                        "port {n} is out of range: use 1 to 65535"
+                    ))),
                 }
             }
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<Port, E> {
@@ -531,19 +541,20 @@ impl Scenario {
     /// Read, validate and apply `--set` overrides. Every error is
     /// [`Error::Invalid`] and names the file (and line/column for YAML).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::invalid(format!("{}: cannot read scenario: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(format!("{}: cannot read scenario: {e}", path.display()))
+        })?;
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 
     /// Parse scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
-        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let scenario: Scenario =
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
         if overrides.is_empty() {
             return Ok(scenario);
         }
-        let mut doc: Value =
-            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
         let mut result = scenario;
         for o in overrides {
             apply_override(&mut doc, o)
@@ -572,11 +583,7 @@ fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
             // itself and put the position where editors and terminals link it.
             let suffix = format!(" at line {} column {}", loc.line(), loc.column());
             let core = msg.replacen(&suffix, "", 1);
-            Error::invalid(format!(
-                "{origin}:{}:{}: {core}",
-                loc.line(),
-                loc.column()
-            ))
+            Error::invalid(format!("{origin}:{}:{}: {core}", loc.line(), loc.column()))
         }
         None => Error::invalid(format!("{origin}: {msg}")),
     }
@@ -602,8 +609,9 @@ pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
     let mut i = 0;
     while i < segments.len() {
         let seg = segments[i];
-        let under_sysctls =
-            i >= 2 && segments[i - 2] == "sysctls" && matches!(segments[i - 1], "client" | "server");
+        let under_sysctls = i >= 2
+            && segments[i - 2] == "sysctls"
+            && matches!(segments[i - 1], "client" | "server");
         let key = if under_sysctls {
             let rest = segments[i..].join(".");
             i = segments.len() - 1;
@@ -700,7 +708,10 @@ mod tests {
     fn a_bad_override_is_named_in_the_error() {
         let err = Scenario::parse(SEED, "seed.yaml", &["client.connections=0".into()]).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("seed.yaml: --set client.connections=0:"), "{msg}");
+        assert!(
+            msg.starts_with("seed.yaml: --set client.connections=0:"),
+            "{msg}"
+        );
         assert_eq!(err.exit_code(), 2);
         let err = Scenario::parse(SEED, "seed.yaml", &["variants=3".into()]).unwrap_err();
         assert!(err.to_string().contains("not a scalar"), "{err}");

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use twlab::scenario::Scenario;
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/scenarios")
+        .join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixture directory")
         .map(|e| e.expect("dir entry").path())

@@ -1,8 +1,102 @@
 //! The endpoint under load.
 //!
-//! A server kind knows how to start on a [`Host`](crate::lab::Host) and how to
-//! stop. Only `builtin` (twlab's own Tomcat-like server, run as `twlab serve`
-//! inside the server host) exists today; `docker` and `command` slot in here
-//! behind the same [`start`] function.
+//! A server kind knows how to start on a [`Host`] and how to stop. Only
+//! `builtin` exists today: twlab's own Tomcat-like server, run as
+//! `twlab serve` on the server host so it lives in that host's network
+//! namespace and process group. `docker` and `command` servers slot in here
+//! behind [`start`] and [`RunningServer`].
 
 pub mod builtin;
+
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::lab::Host;
+use crate::process::{GRACE, Supervised};
+use crate::scenario::{ServerKind, ServerSpec};
+use nix::sys::signal::Signal;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to listen.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A server that is up and listening.
+pub struct RunningServer {
+    process: Supervised,
+    pub description: String,
+}
+
+impl RunningServer {
+    /// Has the server died? An error with its stderr if so.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self.process.try_status() {
+            Some(status) => Err(self.process.died(status)),
+            None => Ok(()),
+        }
+    }
+
+    /// Stop it (SIGTERM, grace, SIGKILL) and reap it.
+    pub async fn stop(mut self) -> Result<()> {
+        self.process.stop(Signal::SIGTERM, GRACE).await.map(|_| ())
+    }
+
+    /// Kill it at once.
+    pub async fn kill(mut self) {
+        let _ = self.process.stop(Signal::SIGKILL, Duration::ZERO).await;
+    }
+}
+
+/// The argv of the builtin server for a scenario.
+pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
+    vec![
+        exe.display().to_string(),
+        "serve".into(),
+        "--listen".into(),
+        // Dual-stack like Tomcat: IPv4 peers appear as ::ffff: sockets.
+        std::net::SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port.0).to_string(),
+        "--max-keepalive-requests".into(),
+        spec.max_keepalive_requests.to_string(),
+    ]
+}
+
+/// Start the server of `spec` on `host` and wait until it listens.
+/// Its stderr goes to `log`.
+pub async fn start(spec: &ServerSpec, host: &dyn Host, exe: &Path, log: &Path) -> Result<RunningServer> {
+    let argv = match spec.kind {
+        ServerKind::Builtin => builtin_argv(exe, spec),
+    };
+    let (cmd, shown) = host.command(&argv);
+    let mut process = Supervised::spawn(cmd, &shown, log, false)?;
+    let listening = Endpoint::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port.0);
+    let started = Instant::now();
+    loop {
+        if let Some(status) = process.try_status() {
+            return Err(process.died(status));
+        }
+        let counts = host.socket_counts(listening).await?;
+        if counts.get("LISTEN").copied().unwrap_or(0) > 0 {
+            break;
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let tail = process.stderr_tail(20);
+            let _ = process.stop(Signal::SIGKILL, Duration::ZERO).await;
+            return Err(Error::env(format!(
+                "server `{}` did not listen on port {} within {}s; its last output:\n{tail}",
+                process.command(),
+                spec.port.0,
+                READY_TIMEOUT.as_secs()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    debug_assert_eq!(host.side(), Side::Server);
+    Ok(RunningServer {
+        description: format!(
+            "twlab builtin (Tomcat-like, closes after {} requests) on {}",
+            spec.max_keepalive_requests,
+            host.describe()
+        ),
+        process,
+    })
+}

@@ -1,0 +1,86 @@
+//! The command line: raw arguments, before they become a validated plan.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  an expectation of the scenario failed
+  2  invalid input (scenario or arguments); nothing was started
+  3  the environment or the lab failed (missing privilege or tool, a process died);
+     the message carries the failing command and its stderr";
+
+/// Reproducible TCP TIME_WAIT and conntrack experiments: one scenario file,
+/// a lab built and torn down for you, a report that compares the variants.
+#[derive(Debug, Parser)]
+#[command(name = "twlab", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario in a lab and write a report.
+    #[command(after_help = EXIT_CODES)]
+    Run {
+        /// The scenario file (YAML).
+        scenario: PathBuf,
+        /// The run directory [default: runs/<timestamp>-<name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a scalar of the scenario, e.g. --set client.duration=10s.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Leave the lab of the last run up for inspection (`twlab clean` removes it).
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Check a scenario without touching the machine.
+    Validate {
+        scenario: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Re-render report.md from a run directory's summary.json.
+    Report { dir: PathBuf },
+    /// Say what this machine can and cannot do, and how to fix it.
+    Doctor,
+    /// Remove every leftover of twlab (namespaces, their veth and processes).
+    Clean,
+    /// Run twlab's Tomcat-like HTTP server.
+    Serve {
+        #[arg(long, default_value = "[::]:8080")]
+        listen: SocketAddr,
+        /// Close a connection after N requests (Tomcat's maxKeepAliveRequests); 0 = never.
+        #[arg(long, default_value_t = 100)]
+        max_keepalive_requests: u64,
+        /// Worker threads; 0 = one per CPU.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Run twlab's load generator (wrk's connection semantics).
+    Load {
+        /// Server address, e.g. 198.18.0.1:8080.
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value = "/abc")]
+        path: String,
+        /// Host header [default: the target address].
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(short, long, default_value_t = 100)]
+        connections: u32,
+        #[arg(short, long, default_value_t = 2)]
+        threads: usize,
+        #[arg(short, long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+        /// Print the result as JSON (what `twlab run` reads).
+        #[arg(long)]
+        json: bool,
+    },
+}

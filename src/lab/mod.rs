@@ -1,0 +1,103 @@
+//! Where commands run: the hosts of a lab.
+//!
+//! One [`Host`] abstraction covers every place a server or client can run:
+//! it builds commands, reads and writes sysctls, and counts sockets and
+//! conntrack entries for the server endpoint. The embedded lab ([`netns`])
+//! is two network namespaces joined by a veth pair; local and SSH hosts will
+//! implement the same trait, so the orchestration in
+//! [`experiment`](crate::experiment) does not change with the lab.
+//!
+//! Commands are always built from argument vectors, never by pasting user
+//! text into a shell line.
+
+pub mod netns;
+
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::process;
+use crate::scenario::SysctlName;
+use crate::stats::Counts;
+use async_trait::async_trait;
+use tokio::process::Command;
+
+/// Every resource twlab creates carries this prefix, so `twlab clean` can
+/// find leftovers of a run that was killed.
+pub const LABEL_PREFIX: &str = "twlab-";
+
+/// A machine (or namespace) of the lab.
+#[async_trait]
+pub trait Host: Send + Sync {
+    /// Which role this host plays.
+    fn side(&self) -> Side;
+
+    /// Human description, for the report ("netns twlab-ab12-server").
+    fn describe(&self) -> String;
+
+    /// A command that runs `argv` on this host, and the argv to show in
+    /// messages (including any wrapper such as `ip netns exec`).
+    fn command(&self, argv: &[String]) -> (Command, Vec<String>);
+
+    /// Run a short command to completion; its stdout, or an error with the
+    /// command line and its stderr.
+    async fn run(&self, argv: &[String]) -> Result<String> {
+        let (cmd, shown) = self.command(argv);
+        process::output(cmd, &shown).await
+    }
+
+    /// The current value of a sysctl, whitespace as the kernel prints it.
+    async fn read_sysctl(&self, name: &SysctlName) -> Result<String> {
+        let out = self
+            .run(&["sysctl".into(), "-n".into(), name.to_string()])
+            .await?;
+        Ok(out.trim_end_matches('\n').to_string())
+    }
+
+    /// Set a sysctl.
+    async fn write_sysctl(&self, name: &SysctlName, value: &str) -> Result<()> {
+        self.run(&["sysctl".into(), "-w".into(), format!("{name}={value}")])
+            .await
+            .map(|_| ())
+    }
+
+    /// TCP sockets for the endpoint by state, as seen from this side.
+    async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts>;
+
+    /// conntrack entries towards the endpoint by TCP state.
+    async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        let out = self
+            .run(&crate::conntrack::list_argv(endpoint))
+            .await?;
+        Ok(crate::conntrack::count_states(&out, endpoint))
+    }
+}
+
+/// Is this process privileged enough to build a lab (root or CAP_NET_ADMIN
+/// and CAP_SYS_ADMIN)? Checked before anything is created.
+pub fn require_privileges() -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::env(
+            "building the embedded lab needs root (network namespaces, veth, sysctls): run twlab as root, e.g. with sudo",
+        ))
+    }
+}
+
+/// Is `program` on PATH?
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// Refuse early, with the fix, when a tool the run needs is missing.
+pub fn require_tool(program: &str, why: &str, package: &str) -> Result<()> {
+    if which(program).is_some() {
+        Ok(())
+    } else {
+        Err(Error::env(format!(
+            "`{program}` is not installed; it is needed {why}. Install it with: apt-get install {package}"
+        )))
+    }
+}

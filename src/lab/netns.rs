@@ -1,0 +1,238 @@
+//! The embedded lab: two network namespaces joined by a veth pair.
+//!
+//! Each run gets a fresh pair, `twlab-<runid>-server` and
+//! `twlab-<runid>-client`, so no TIME_WAIT socket or conntrack entry carries
+//! over from the previous variant and no cooldown is needed. The veth ends
+//! are created directly inside the namespaces (no interface ever appears in
+//! the machine's own namespace) and addresses come from 198.18.0.0/15, the
+//! range reserved for benchmarking. Deleting a namespace removes its veth
+//! end, so teardown is: stop what runs inside, delete both namespaces.
+//! Sysctls written here are per namespace and vanish with it; the machine's
+//! own settings are never touched.
+
+use super::{Host, LABEL_PREFIX};
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::process;
+use crate::sockdiag::SockDiag;
+use crate::stats::Counts;
+use async_trait::async_trait;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::process::Command;
+
+/// The server's lab address.
+pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The client's lab address.
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const PREFIX_LEN: u8 = 24;
+/// The veth end's name inside each namespace.
+pub const IFACE: &str = "twlab0";
+
+/// The namespace name of a run's host.
+pub fn netns_name(run_id: &str, side: Side) -> String {
+    format!("{LABEL_PREFIX}{run_id}-{side}")
+}
+
+/// A host that is a named network namespace on this machine.
+pub struct NetnsHost {
+    side: Side,
+    name: String,
+    diag: Arc<Mutex<Option<SockDiag>>>,
+}
+
+impl NetnsHost {
+    fn new(side: Side, name: String) -> Self {
+        NetnsHost {
+            side,
+            name,
+            diag: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+}
+
+#[async_trait]
+impl Host for NetnsHost {
+    fn side(&self) -> Side {
+        self.side
+    }
+
+    fn describe(&self) -> String {
+        format!("netns {}", self.name)
+    }
+
+    fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
+        let mut shown = vec![
+            "ip".to_string(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ];
+        shown.extend(argv.iter().cloned());
+        let mut cmd = Command::new(&shown[0]);
+        cmd.args(&shown[1..]);
+        (cmd, shown)
+    }
+
+    async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        let diag = Arc::clone(&self.diag);
+        let path = self.path();
+        let side = self.side;
+        tokio::task::spawn_blocking(move || {
+            let mut guard = diag
+                .lock()
+                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
+            if guard.is_none() {
+                *guard = Some(SockDiag::open_in_netns(&path).map_err(|e| {
+                    Error::env(format!("sock_diag socket in {}: {e}", path.display()))
+                })?);
+            }
+            let sd = guard
+                .as_mut()
+                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
+            sd.count(&endpoint, side)
+                .map_err(|e| Error::env(format!("sock_diag dump in {}: {e}", path.display())))
+        })
+        .await
+        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
+    }
+}
+
+/// The two namespaces of one run.
+pub struct NetnsLab {
+    pub run_id: String,
+    pub server: NetnsHost,
+    pub client: NetnsHost,
+}
+
+impl NetnsLab {
+    /// Create both namespaces, the veth pair, addresses and loopback. On
+    /// failure whatever was made is removed again before the error returns.
+    pub async fn create(run_id: &str) -> Result<NetnsLab> {
+        let lab = NetnsLab {
+            run_id: run_id.to_string(),
+            server: NetnsHost::new(Side::Server, netns_name(run_id, Side::Server)),
+            client: NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
+        };
+        if let Err(e) = lab.build().await {
+            lab.destroy().await;
+            return Err(e);
+        }
+        Ok(lab)
+    }
+
+    async fn build(&self) -> Result<()> {
+        let (s, c) = (self.server.name(), self.client.name());
+        ip(&["netns", "add", s]).await?;
+        ip(&["netns", "add", c]).await?;
+        ip(&[
+            "link", "add", IFACE, "netns", s, "type", "veth", "peer", "name", IFACE, "netns", c,
+        ])
+        .await?;
+        for (ns, addr) in [(s, SERVER_ADDR), (c, CLIENT_ADDR)] {
+            let cidr = format!("{addr}/{PREFIX_LEN}");
+            ip(&["-n", ns, "addr", "add", &cidr, "dev", IFACE]).await?;
+            ip(&["-n", ns, "link", "set", IFACE, "up"]).await?;
+            ip(&["-n", ns, "link", "set", "lo", "up"]).await?;
+        }
+        Ok(())
+    }
+
+    pub fn host(&self, side: Side) -> &NetnsHost {
+        match side {
+            Side::Server => &self.server,
+            Side::Client => &self.client,
+        }
+    }
+
+    /// The endpoint the client targets.
+    pub fn endpoint(&self, port: u16) -> Endpoint {
+        Endpoint::new(IpAddr::V4(SERVER_ADDR), port)
+    }
+
+    /// Stop every process left in the namespaces and delete them. Never
+    /// fails: what cannot be removed is reported on stderr for `twlab clean`.
+    pub async fn destroy(&self) {
+        for host in [&self.client, &self.server] {
+            if let Ok(mut guard) = host.diag.lock() {
+                *guard = None;
+            }
+            remove_netns(host.name()).await;
+        }
+    }
+}
+
+/// Run `ip ARGS...`.
+async fn ip(args: &[&str]) -> Result<String> {
+    let argv: Vec<String> = std::iter::once("ip")
+        .chain(args.iter().copied())
+        .map(String::from)
+        .collect();
+    let mut cmd = Command::new("ip");
+    cmd.args(args);
+    process::output(cmd, &argv).await
+}
+
+/// Names of the namespaces on this machine that carry twlab's label.
+pub async fn labelled_netns() -> Result<Vec<String>> {
+    let out = ip(&["netns", "list"]).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(LABEL_PREFIX))
+        .map(String::from)
+        .collect())
+}
+
+/// Stop the processes inside a twlab namespace (SIGTERM, grace, SIGKILL) and
+/// delete it. Every process in a twlab namespace was started by twlab.
+pub async fn remove_netns(name: &str) {
+    if !std::path::Path::new("/run/netns").join(name).exists() {
+        return;
+    }
+    for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGKILL] {
+        let pids = netns_pids(name).await;
+        if pids.is_empty() {
+            break;
+        }
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), sig);
+        }
+        for _ in 0..30 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if netns_pids(name).await.is_empty() {
+                break;
+            }
+        }
+    }
+    if let Err(e) = ip(&["netns", "del", name]).await {
+        eprintln!("twlab: could not delete namespace {name} (run `twlab clean`): {e}");
+    }
+}
+
+async fn netns_pids(name: &str) -> Vec<i32> {
+    ip(&["netns", "pids", name])
+        .await
+        .map(|out| out.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// A short id for a run: unique enough on one machine, short enough for
+/// interface and namespace names.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
+    format!("{:08x}", (mixed ^ (mixed >> 29)) as u32)
+}

@@ -1,0 +1,219 @@
+//! Child processes that are always stopped and reaped.
+//!
+//! Every long-lived process twlab starts (server, load client) gets its own
+//! process group, so a Ctrl-C in the terminal reaches twlab alone and twlab
+//! decides how to stop them, and so a stop reaches everything the child
+//! spawned. Stopping follows cargo-nextest: a signal (SIGTERM, or SIGINT for
+//! wrk, which prints its results on SIGINT), a grace period, then SIGKILL to
+//! the group, then wait so no zombie is left. Dropping a [`Supervised`] that
+//! was not stopped kills its group.
+
+use crate::error::{CommandError, Error, Result, display_argv};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+/// How long a child gets to stop after the polite signal.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+/// A running child in its own process group.
+pub struct Supervised {
+    child: Child,
+    pgid: Option<Pid>,
+    command: String,
+    stderr_log: PathBuf,
+    stdout: Option<tokio::task::JoinHandle<Vec<u8>>>,
+}
+
+impl Supervised {
+    /// Start `argv` via `cmd` (already carrying the argv, e.g. wrapped by a
+    /// host), with stderr appended to `stderr_log` and stdout captured when
+    /// `capture_stdout` (otherwise discarded).
+    pub fn spawn(
+        mut cmd: Command,
+        argv_for_display: &[String],
+        stderr_log: &Path,
+        capture_stdout: bool,
+    ) -> Result<Supervised> {
+        let command = display_argv(argv_for_display);
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(stderr_log)
+            .map_err(|e| Error::io(stderr_log.display(), e))?;
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(if capture_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| CommandError {
+            command: command.clone(),
+            status: None,
+            stderr: format!("cannot start: {e}"),
+        })?;
+        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let stdout = child.stdout.take().map(|mut out| {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                // A read error only truncates what we parse; the exit status still tells.
+                let _ = out.read_to_end(&mut buf).await;
+                buf
+            })
+        });
+        Ok(Supervised {
+            child,
+            pgid,
+            command,
+            stderr_log: stderr_log.to_path_buf(),
+            stdout,
+        })
+    }
+
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Has it exited already? Returns its status if so.
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Send a signal to the whole group.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pgid) = self.pgid {
+            // ESRCH (already gone) is fine.
+            let _ = killpg(pgid, sig);
+        }
+    }
+
+    /// Wait for exit; returns the status and captured stdout.
+    pub async fn wait(&mut self) -> Result<(ExitStatus, Vec<u8>)> {
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| Error::env(format!("waiting for `{}`: {e}", self.command)))?;
+        // Whatever the group leader left behind goes too.
+        self.signal(Signal::SIGKILL);
+        self.pgid = None;
+        let out = match self.stdout.take() {
+            Some(h) => h.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok((status, out))
+    }
+
+    /// Stop politely with `first`, then SIGKILL after `grace`; always reaps.
+    pub async fn stop(&mut self, first: Signal, grace: Duration) -> Result<(ExitStatus, Vec<u8>)> {
+        if self.try_status().is_none() {
+            self.signal(first);
+            if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+                self.signal(Signal::SIGKILL);
+            }
+        }
+        self.wait().await
+    }
+
+    /// The last lines the child wrote on stderr, for error messages.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail(&self.stderr_log, lines)
+    }
+
+    /// An error for a child that ended when it should not have.
+    pub fn died(&self, status: ExitStatus) -> Error {
+        Error::Command(CommandError {
+            command: self.command.clone(),
+            status: status.code(),
+            stderr: self.stderr_tail(20),
+        })
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// The last `lines` lines of a file (empty when unreadable).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Run a short command to completion and return its stdout; a failure
+/// carries the command line and its stderr.
+pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<String> {
+    let command = display_argv(argv_for_display);
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    let out = cmd.output().await.map_err(|e| CommandError {
+        command: command.clone(),
+        status: None,
+        stderr: format!("cannot start: {e}"),
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(Error::Command(CommandError {
+            command,
+            status: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stop_escalates_to_sigkill_and_reaps_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("err.log");
+        // A shell that ignores SIGTERM and has a child of its own.
+        let argv: Vec<String> = ["sh", "-c", "trap '' TERM; sleep 30 & wait"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let mut child = Supervised::spawn(cmd, &argv, &log, false).unwrap();
+        let pgid = child.pid().unwrap() as i32;
+        let started = std::time::Instant::now();
+        let (status, _) = child.stop(Signal::SIGTERM, Duration::from_millis(300)).await.unwrap();
+        assert!(!status.success());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Nothing of the group is left.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(killpg(Pid::from_raw(pgid), None).is_err(), "group still alive");
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_carries_its_stderr() {
+        let argv: Vec<String> = ["sh", "-c", "echo boom >&2; exit 7"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let err = output(cmd, &argv).await.unwrap_err().to_string();
+        assert!(err.contains("exited with status 7"), "{err}");
+        assert!(err.contains("boom"), "{err}");
+        assert!(err.contains("sh -c 'echo boom >&2; exit 7'"), "{err}");
+    }
+}

@@ -1,0 +1,70 @@
+//! Ctrl-C and SIGTERM: first a graceful stop, then an immediate one.
+//!
+//! The first signal asks the current load to stop early: the client is told
+//! to finish (it still reports what it measured), the final snapshot is
+//! taken, the lab is torn down and the report is written from what exists;
+//! no further run starts. A second signal skips the waiting: children are
+//! killed at once, but the lab is still removed and the samples already on
+//! disk stay.
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+/// How urgently twlab is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Running,
+    Graceful,
+    Immediate,
+}
+
+/// A handle to watch for stop requests.
+#[derive(Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<Level>,
+}
+
+impl Shutdown {
+    /// Listen for SIGINT and SIGTERM from now on.
+    pub fn install() -> std::io::Result<Shutdown> {
+        let (tx, rx) = watch::channel(Level::Running);
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+                let next = match *tx.borrow() {
+                    Level::Running => Level::Graceful,
+                    _ => Level::Immediate,
+                };
+                if next == Level::Graceful {
+                    eprintln!("\ntwlab: stopping after this run's final snapshot (press Ctrl-C again to stop at once)");
+                } else {
+                    eprintln!("\ntwlab: stopping now; removing the lab");
+                }
+                let _ = tx.send(next);
+            }
+        });
+        Ok(Shutdown { rx })
+    }
+
+    /// A handle that never fires (for tests and library callers).
+    pub fn never() -> Shutdown {
+        let (tx, rx) = watch::channel(Level::Running);
+        std::mem::forget(tx);
+        Shutdown { rx }
+    }
+
+    pub fn level(&self) -> Level {
+        *self.rx.borrow()
+    }
+
+    /// Resolves once the level is at least `level`.
+    pub async fn reached(&self, level: Level) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(|l| *l >= level).await;
+    }
+}
