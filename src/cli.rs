@@ -10,7 +10,8 @@ Exit codes:
   1  an expectation of the scenario failed
   2  invalid input (scenario or arguments); nothing was started
   3  the environment or the lab failed (missing privilege or tool, a process died);
-     the message carries the failing command and its stderr";
+     the message carries the failing command and its stderr
+  130  stopped by Ctrl-C or SIGTERM; what was measured so far is written";
 
 /// Reproducible TCP TIME_WAIT and conntrack experiments: one scenario file,
 /// a lab built and torn down for you, a report that compares the variants.

@@ -18,6 +18,8 @@ pub mod exit_code {
     pub const INVALID_INPUT: i32 = 2;
     /// The environment or the lab failed: missing privilege or tool, a process died.
     pub const ENVIRONMENT: i32 = 3;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT); what was measured is written.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// Every error twlab reports, by tier.

@@ -82,10 +82,18 @@ struct Context<'a> {
     shutdown: Shutdown,
 }
 
+/// What a finished `twlab run` produced.
+pub struct Outcome {
+    pub summary: Summary,
+    pub dir: PathBuf,
+    /// A signal stopped the scenario early; what was measured is written.
+    pub interrupted: bool,
+}
+
 /// Run a scenario; returns the summary (also written to the run directory).
-pub async fn run(opts: &RunOptions) -> Result<(Summary, PathBuf)> {
+pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     let scenario = Scenario::load(&opts.scenario_path, &opts.overrides)?;
-    preflight(&scenario)?;
+    preflight(&scenario, &opts.scenario_path)?;
     let dir = prepare_dir(opts, &scenario)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::env(format!("cannot find twlab's own executable: {e}")))?;
@@ -141,36 +149,62 @@ pub async fn run(opts: &RunOptions) -> Result<(Summary, PathBuf)> {
             break;
         }
     }
+    let interrupted = ctx.shutdown.level() >= Level::Graceful;
+    if interrupted {
+        info.complete = false;
+        info.notes.push(match &failure {
+            Some(e) => format!("Stopped at once by a second signal: {e}"),
+            None => "Stopped early by a signal: the last run's figures cover only the time it ran."
+                .to_string(),
+        });
+    }
     let summary = write_results(&dir, &scenario, &info, &variants, &env)?;
     match failure {
-        Some(e) => Err(e),
-        None => Ok((summary, dir)),
+        Some(e) if !interrupted => Err(e),
+        _ => Ok(Outcome {
+            summary,
+            dir,
+            interrupted,
+        }),
     }
 }
 
-/// Refuse before anything is created when the machine cannot run this.
-fn preflight(scenario: &Scenario) -> Result<()> {
-    lab::require_privileges()?;
-    lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
-    lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
-    if scenario.collect.conntrack {
-        lab::require_tool("nft", "to make conntrack track the lab's namespaces", "nftables")?;
-        lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
-    }
-    if scenario.client.tool == ClientTool::Wrk {
-        lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
-    }
+/// Checks of the plan against the lab that need no machine access (shared
+/// by `twlab validate`).
+pub fn check_plan(scenario: &Scenario, origin: &Path) -> Result<()> {
     for v in &scenario.variants {
         for side in Side::BOTH {
             for name in v.sysctls.for_side(side).keys() {
                 if !name.as_str().starts_with("net.") {
                     return Err(Error::invalid(format!(
-                        "variant `{}`: sysctl {name} is not a network sysctl; the embedded lab only sets per-namespace net.* sysctls and never changes the machine's own",
+                        "{}: variant `{}`: sysctl {name} is not a network sysctl; the embedded lab only sets per-namespace net.* sysctls and never changes the machine's own",
+                        origin.display(),
                         v.name
                     )));
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuse before anything is created when the plan is wrong or the machine
+/// cannot run it.
+fn preflight(scenario: &Scenario, origin: &Path) -> Result<()> {
+    check_plan(scenario, origin)?;
+    lab::require_privileges()?;
+    lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
+    lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
+    if scenario.collect.conntrack {
+        lab::require_tool(
+            "nft",
+            "to make conntrack track the lab's namespaces",
+            "nftables",
+        )?;
+        lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
+    }
+    if scenario.client.tool == ClientTool::Wrk {
+        lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
     }
     Ok(())
 }
@@ -251,7 +285,10 @@ async fn machine_env(scenario: &Scenario) -> Env {
         ("wrk", vec!["--version"]),
     ] {
         if lab::which(tool).is_some()
-            && let Ok(out) = tokio::process::Command::new(tool).args(&args).output().await
+            && let Ok(out) = tokio::process::Command::new(tool)
+                .args(&args)
+                .output()
+                .await
         {
             let text = String::from_utf8_lossy(&out.stdout).to_string()
                 + &String::from_utf8_lossy(&out.stderr);
@@ -305,7 +342,10 @@ fn write_results(
     };
     results::write_json(&dir.join(results::ENV_FILE), env)?;
     results::write_json(&dir.join(results::SUMMARY_FILE), &summary)?;
-    results::write_text(&dir.join(results::REPORT_FILE), &report::render_markdown(&summary))?;
+    results::write_text(
+        &dir.join(results::REPORT_FILE),
+        &report::render_markdown(&summary),
+    )?;
     Ok(summary)
 }
 
@@ -343,7 +383,18 @@ async fn run_one(
     env.namespaces = vec![lab.server.name().to_string(), lab.client.name().to_string()];
     let mut journal = Journal::default();
     let mut samples = Vec::new();
-    let outcome = run_in_lab(ctx, &lab, variant, repeat, writer, &mut journal, &mut samples, &mut summary, &mut env).await;
+    let outcome = run_in_lab(
+        ctx,
+        &lab,
+        variant,
+        repeat,
+        writer,
+        &mut journal,
+        &mut samples,
+        &mut summary,
+        &mut env,
+    )
+    .await;
     env.sysctls = journal.changes.clone();
     let hosts: [&dyn Host; 2] = [&lab.server, &lab.client];
     let restore_errors = journal.restore(&hosts).await;
@@ -410,13 +461,17 @@ async fn run_in_lab(
                     timeouts.insert(key.to_string(), v);
                 }
             }
-            env.conntrack_timeouts.insert(host.side().to_string(), timeouts);
+            env.conntrack_timeouts
+                .insert(host.side().to_string(), timeouts);
         }
     }
     journal.apply(&lab.server, &variant.sysctls.server).await?;
     journal.apply(&lab.client, &variant.sysctls.client).await?;
 
-    let log = |name: &str| ctx.dir.join(format!("{}-r{repeat}-{name}.log", variant.name));
+    let log = |name: &str| {
+        ctx.dir
+            .join(format!("{}-r{repeat}-{name}.log", variant.name))
+    };
     let mut server = server::start(&scenario.server, &lab.server, &ctx.exe, &log("server")).await?;
     let collector = Collector {
         hosts: vec![&lab.server, &lab.client],
@@ -429,13 +484,33 @@ async fn run_in_lab(
     };
     let duration = scenario.client.duration.0;
     let progress = progress_bar(&variant.name.to_string(), repeat, duration);
-    let mut client = RunningClient::start(&scenario.client, &lab.client, endpoint, &ctx.exe, &log("client"))?;
+    let mut client = RunningClient::start(
+        &scenario.client,
+        &lab.client,
+        endpoint,
+        &ctx.exe,
+        &log("client"),
+    )?;
     let start = Instant::now();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sampler = collector.run(scenario.collect.interval.0, start, writer, stop_rx, Some(&progress));
+    let sampler = collector.run(
+        scenario.collect.interval.0,
+        start,
+        writer,
+        stop_rx,
+        Some(&progress),
+    );
     let driver = async {
-        let out = drive(&mut client, &mut server, &ctx.shutdown, &progress, start, duration).await;
+        let out = drive(
+            &mut client,
+            &mut server,
+            &ctx.shutdown,
+            &progress,
+            start,
+            duration,
+        )
+        .await;
         let _ = stop_tx.send(true);
         out
     };
@@ -445,7 +520,9 @@ async fn run_in_lab(
 
     let immediate = ctx.shutdown.level() >= Level::Immediate;
     if !immediate && client_stats.is_ok() && sample_result.is_ok() {
-        let last = collector.snapshot(start.elapsed().as_secs_f64(), true).await?;
+        let last = collector
+            .snapshot(start.elapsed().as_secs_f64(), true)
+            .await?;
         for s in &last {
             writer.append(s)?;
         }
@@ -516,11 +593,10 @@ async fn drive(
 
 fn progress_bar(variant: &str, repeat: u32, duration: Duration) -> ProgressBar {
     let pb = ProgressBar::new(duration.as_secs().max(1));
-    let style = ProgressStyle::with_template(
-        "{prefix:>18} [{bar:30.cyan/blue}] {pos:>4}/{len}s {msg}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>18} [{bar:30.cyan/blue}] {pos:>4}/{len}s {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_prefix(format!("{variant} #{repeat}"));
     pb

@@ -40,7 +40,11 @@ pub fn run() -> i32 {
             // clap prints help/version to stdout (exit 0) and usage errors
             // to stderr (exit 2, our "invalid input").
             let _ = e.print();
-            return if e.use_stderr() { exit_code::INVALID_INPUT } else { exit_code::OK };
+            return if e.use_stderr() {
+                exit_code::INVALID_INPUT
+            } else {
+                exit_code::OK
+            };
         }
     };
     match dispatch(cli.command) {
@@ -62,15 +66,33 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Run { scenario, out, set, keep } => {
-            let opts = experiment::RunOptions { scenario_path: scenario, overrides: set, out, keep };
-            let (summary, dir) = runtime()?.block_on(experiment::run(&opts))?;
-            println!("{}", report::render_terminal(&summary));
-            println!("report: {}", dir.join(results::REPORT_FILE).display());
+        Command::Run {
+            scenario,
+            out,
+            set,
+            keep,
+        } => {
+            let opts = experiment::RunOptions {
+                scenario_path: scenario,
+                overrides: set,
+                out,
+                keep,
+            };
+            let outcome = runtime()?.block_on(experiment::run(&opts))?;
+            println!("{}", report::render_terminal(&outcome.summary));
+            println!(
+                "report: {}",
+                outcome.dir.join(results::REPORT_FILE).display()
+            );
+            if outcome.interrupted {
+                eprintln!("twlab: interrupted; the results above cover what ran");
+                return Ok(exit_code::INTERRUPTED);
+            }
             Ok(exit_code::OK)
         }
         Command::Validate { scenario, set } => {
             let s = scenario::Scenario::load(&scenario, &set)?;
+            experiment::check_plan(&s, &scenario)?;
             println!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run",
                 scenario.display(),
@@ -92,7 +114,11 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Doctor => {
             let checks = runtime()?.block_on(doctor::checks());
             print!("{}", doctor::render(&checks));
-            Ok(if checks.iter().all(|c| c.ok) { exit_code::OK } else { exit_code::ENVIRONMENT })
+            Ok(if checks.iter().all(|c| c.ok) {
+                exit_code::OK
+            } else {
+                exit_code::ENVIRONMENT
+            })
         }
         Command::Clean => {
             let removed = runtime()?.block_on(clean::clean())?;
@@ -104,7 +130,11 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(exit_code::OK)
         }
-        Command::Serve { listen, max_keepalive_requests, threads } => {
+        Command::Serve {
+            listen,
+            max_keepalive_requests,
+            threads,
+        } => {
             server::builtin::serve_blocking(server::builtin::ServeOptions {
                 listen,
                 max_keepalive_requests,
@@ -113,7 +143,16 @@ fn dispatch(command: Command) -> Result<i32> {
             .map_err(|e| Error::env(format!("twlab serve on {listen}: {e}")))?;
             Ok(exit_code::OK)
         }
-        Command::Load { target, path, host, connections, threads, duration, timeout, json } => {
+        Command::Load {
+            target,
+            path,
+            host,
+            connections,
+            threads,
+            duration,
+            timeout,
+            json,
+        } => {
             if connections == 0 || threads == 0 || threads > connections as usize {
                 return Err(Error::invalid(
                     "--connections and --threads must be at least 1, and threads at most connections",
@@ -135,7 +174,10 @@ fn dispatch(command: Command) -> Result<i32> {
                     .map_err(|e| Error::env(format!("cannot encode the result: {e}")))?;
                 println!("{text}");
             } else {
-                println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&stats).unwrap_or_default()
+                );
             }
             Ok(exit_code::OK)
         }

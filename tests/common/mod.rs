@@ -1,0 +1,92 @@
+//! Helpers shared by the tests that build real labs.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Tests that build labs need root. On a user's machine without it they say
+/// so and pass; in CI (CI=true, which runs as root) missing root is a failure,
+/// never a silent skip.
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: CI=true but not root: lab tests must run for real in CI");
+    }
+    eprintln!("SKIPPED {test}: needs root (network namespaces); run the tests as root");
+    false
+}
+
+pub fn twlab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_twlab"))
+}
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Network namespaces carrying twlab's label.
+pub fn twlab_namespaces() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("twlab-"))
+        .map(String::from)
+        .collect()
+}
+
+/// Processes running twlab's own binary as `serve` or `load`, or a wrk
+/// aimed at a lab address (198.18.0.0/15).
+pub fn lab_processes() -> Vec<String> {
+    let exe = env!("CARGO_BIN_EXE_twlab");
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let ours = args.first().is_some_and(|a| a == exe)
+            && args.get(1).is_some_and(|a| a == "serve" || a == "load");
+        let wrk = args
+            .first()
+            .is_some_and(|a| a == "wrk" || a.ends_with("/wrk"));
+        // A zombie has an empty cmdline; reaped children do not appear at all.
+        if ours || wrk {
+            found.push(format!("{pid}: {}", args.join(" ")));
+        }
+    }
+    found
+}
+
+/// The machine's own values of the sysctls the tests' scenarios touch.
+pub fn machine_sysctls() -> Vec<(String, String)> {
+    [
+        "net/ipv4/tcp_tw_reuse",
+        "net/ipv4/ip_local_port_range",
+        "net/ipv4/tcp_fin_timeout",
+        "net/netfilter/nf_conntrack_tcp_timeout_time_wait",
+    ]
+    .iter()
+    .map(|k| {
+        let v = std::fs::read_to_string(format!("/proc/sys/{k}")).unwrap_or_default();
+        (k.to_string(), v)
+    })
+    .collect()
+}
+
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

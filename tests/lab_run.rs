@@ -1,0 +1,275 @@
+//! Real runs of the embedded lab (root; CI is root): a short two-variant
+//! scenario with each client, and Ctrl-C in the middle. Each test checks the
+//! results directory, that the machine's own sysctls are untouched, and that
+//! no twlab namespace or process is left. These tests share the machine's
+//! namespace list, so nextest runs them one at a time (.config/nextest.toml).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn short_scenario() -> std::path::PathBuf {
+    manifest_dir().join("tests/fixtures/scenarios/lab/short.yaml")
+}
+
+fn tw(v: &Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        cur = &cur[*p];
+    }
+    cur.as_u64().unwrap_or(0)
+}
+
+fn assert_clean_machine(sysctls_before: &[(String, String)]) {
+    assert_eq!(
+        machine_sysctls(),
+        sysctls_before,
+        "the machine's own sysctls changed"
+    );
+    assert_eq!(
+        twlab_namespaces(),
+        Vec::<String>::new(),
+        "twlab namespaces left behind"
+    );
+    assert_eq!(
+        lab_processes(),
+        Vec::<String>::new(),
+        "lab processes left behind"
+    );
+}
+
+/// Run the short scenario with `tool` and check everything the issue asks.
+fn two_variant_run(tool: &str) {
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let out = twlab()
+        .arg("run")
+        .arg(short_scenario())
+        .args(["--set", &format!("client.tool={tool}"), "--out"])
+        .arg(&dir)
+        .output()
+        .expect("twlab runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    let summary = read_json(&dir.join("summary.json"));
+    let variants = summary["variants"].as_array().expect("variants");
+    let names: Vec<&str> = variants.iter().filter_map(|v| v["name"].as_str()).collect();
+    assert_eq!(names, ["reuse-off", "reuse-on"]);
+    for v in variants {
+        let run = &v["runs"][0];
+        assert!(run["error"].is_null(), "{run}");
+        let server_tw = tw(run, &["sockets", "server", "final", "TIME_WAIT"]);
+        assert!(server_tw > 0, "no server TIME_WAIT in {}: {run}", v["name"]);
+        assert!(
+            tw(run, &["sockets", "server", "peak", "ESTABLISHED"]) > 0,
+            "{run}"
+        );
+        assert!(
+            tw(run, &["conntrack", "server", "final", "TIME_WAIT"]) > 0,
+            "{run}"
+        );
+        assert!(tw(run, &["client", "requests"]) > 0, "{run}");
+        assert_eq!(run["client"]["tool"], tool);
+    }
+    assert!(
+        summary["comparisons"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    assert_eq!(summary["info"]["complete"], true);
+
+    let env = read_json(&dir.join("env.json"));
+    let applied = env["runs"][1]["sysctls"].to_string();
+    assert!(
+        applied.contains("40000\\t50999") || applied.contains("40000 50999"),
+        "{applied}"
+    );
+
+    let report = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    for needle in ["reuse-off", "reuse-on", "TIME_WAIT", "twlab run"] {
+        assert!(report.contains(needle), "report.md lacks {needle}");
+    }
+    let samples = std::fs::read_to_string(dir.join("samples.jsonl")).expect("samples");
+    let lines: Vec<Value> = samples
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    for host in ["server", "client"] {
+        for source in ["sockets", "conntrack"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|s| s["host"] == host && s["source"] == source),
+                "no {host} {source} sample"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("reuse-on"),
+        "terminal table lacks variants:\n{stdout}"
+    );
+    assert!(dir.join("scenario.yaml").exists());
+    assert_clean_machine(&before);
+}
+
+#[test]
+fn two_variants_with_the_builtin_client() {
+    if require_root("two_variants_with_the_builtin_client") {
+        two_variant_run("builtin");
+    }
+}
+
+#[test]
+fn two_variants_with_wrk() {
+    if require_root("two_variants_with_wrk") {
+        two_variant_run("wrk");
+    }
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// Start a long run, signal it `signals` times once samples flow, and check
+/// that it ends quickly, keeps its samples and leaves nothing behind.
+fn interrupted_run(signals: usize, signal: nix::sys::signal::Signal) {
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let mut child = twlab()
+        .arg("run")
+        .arg(short_scenario())
+        .args(["--set", "client.duration=60s", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("twlab starts");
+    let samples = dir.join("samples.jsonl");
+    let started = Instant::now();
+    while count_lines(&samples) < 12 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no samples after 30 s"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "twlab ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    for _ in 0..signals {
+        nix::sys::signal::kill(pid, signal).expect("signal twlab");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen = count_lines(&samples);
+    let stopped = Instant::now();
+    let out = loop {
+        if let Some(_status) = child.try_wait().expect("wait") {
+            break child.wait_with_output().expect("output");
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "twlab did not stop within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(count_lines(&samples) >= seen, "samples were lost");
+    let summary = read_json(&dir.join("summary.json"));
+    assert_eq!(summary["info"]["complete"], false);
+    let first = &summary["variants"][0]["runs"][0];
+    assert_eq!(first["interrupted"], true, "{first}");
+    assert!(
+        summary["variants"][1]["runs"]
+            .as_array()
+            .is_some_and(|r| r.is_empty()),
+        "a second run started"
+    );
+    if signals == 1 {
+        // A graceful stop still gets the client's figures and a final snapshot.
+        assert!(tw(first, &["client", "requests"]) > 0, "{first}");
+        let text = std::fs::read_to_string(&samples).expect("samples");
+        assert!(text.contains("\"is_final\":true"), "no final snapshot");
+    }
+    assert!(dir.join("report.md").exists());
+    assert_clean_machine(&before);
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_keeps_samples_and_cleans_up() {
+    if require_root("ctrl_c_stops_gracefully_keeps_samples_and_cleans_up") {
+        interrupted_run(1, nix::sys::signal::Signal::SIGINT);
+    }
+}
+
+#[test]
+fn a_second_signal_stops_at_once_and_still_cleans_up() {
+    if require_root("a_second_signal_stops_at_once_and_still_cleans_up") {
+        interrupted_run(2, nix::sys::signal::Signal::SIGTERM);
+    }
+}
+
+#[test]
+fn keep_leaves_the_lab_and_clean_removes_it() {
+    if !require_root("keep_leaves_the_lab_and_clean_removes_it") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = twlab()
+        .arg("run")
+        .arg(short_scenario())
+        .args([
+            "--set",
+            "client.duration=1s",
+            "--set",
+            "collect.conntrack=false",
+            "--keep",
+            "--out",
+        ])
+        .arg(tmp.path().join("run"))
+        .output()
+        .expect("twlab runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kept = twlab_namespaces();
+    assert_eq!(
+        kept.len(),
+        2,
+        "the last run's two namespaces stay: {kept:?}"
+    );
+    let clean = twlab().arg("clean").output().expect("twlab clean");
+    assert_eq!(clean.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&clean.stdout);
+    for ns in &kept {
+        assert!(
+            text.contains(ns.as_str()),
+            "clean did not report {ns}: {text}"
+        );
+    }
+    assert_eq!(twlab_namespaces(), Vec::<String>::new());
+    let again = Command::new(env!("CARGO_BIN_EXE_twlab"))
+        .arg("clean")
+        .output()
+        .expect("clean");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
+}
