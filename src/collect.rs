@@ -73,7 +73,8 @@ impl Collector<'_> {
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Vec<Sample>> {
         let mut all = Vec::new();
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
@@ -101,10 +102,16 @@ fn progress_message(samples: &[Sample]) -> String {
             .map(|s| s.counts.get("TIME_WAIT").copied().unwrap_or(0).to_string())
     };
     let mut parts = Vec::new();
-    if let (Some(s), Some(c)) = (tw(Side::Server, Source::Sockets), tw(Side::Client, Source::Sockets)) {
+    if let (Some(s), Some(c)) = (
+        tw(Side::Server, Source::Sockets),
+        tw(Side::Client, Source::Sockets),
+    ) {
         parts.push(format!("TIME_WAIT server {s} client {c}"));
     }
-    if let (Some(s), Some(c)) = (tw(Side::Server, Source::Conntrack), tw(Side::Client, Source::Conntrack)) {
+    if let (Some(s), Some(c)) = (
+        tw(Side::Server, Source::Conntrack),
+        tw(Side::Client, Source::Conntrack),
+    ) {
         parts.push(format!("conntrack TW {s}/{c}"));
     }
     parts.join(" · ")

@@ -23,7 +23,11 @@ pub async fn checks() -> Vec<Check> {
     out.push(Check {
         name: "root",
         ok: root,
-        detail: if root { "running as root".into() } else { "not root: namespaces, veth and sysctls need CAP_NET_ADMIN and CAP_SYS_ADMIN".into() },
+        detail: if root {
+            "running as root".into()
+        } else {
+            "not root: namespaces, veth and sysctls need CAP_NET_ADMIN and CAP_SYS_ADMIN".into()
+        },
         fix: (!root).then(|| "run twlab with sudo".into()),
     });
     out.push(Check {
@@ -35,8 +39,18 @@ pub async fn checks() -> Vec<Check> {
     for (tool, why, pkg, required) in [
         ("ip", "builds the lab (namespaces, veth)", "iproute2", true),
         ("sysctl", "applies and verifies sysctls", "procps", true),
-        ("nft", "makes conntrack track the lab (collect.conntrack)", "nftables", true),
-        ("conntrack", "counts conntrack entries (collect.conntrack)", "conntrack", true),
+        (
+            "nft",
+            "makes conntrack track the lab (collect.conntrack)",
+            "nftables",
+            true,
+        ),
+        (
+            "conntrack",
+            "counts conntrack entries (collect.conntrack)",
+            "conntrack",
+            true,
+        ),
         ("wrk", "optional client (client.tool: wrk)", "wrk", false),
     ] {
         let found = lab::which(tool);
@@ -52,11 +66,17 @@ pub async fn checks() -> Vec<Check> {
     }
     if root && lab::which("ip").is_some() {
         let name = format!("{}doctor-{}", lab::LABEL_PREFIX, std::process::id());
-        let made = tokio::process::Command::new("ip").args(["netns", "add", &name]).output().await;
+        let made = tokio::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .await;
         let ok = matches!(&made, Ok(o) if o.status.success());
         let detail = match &made {
             Ok(o) if o.status.success() => "ip netns add works".to_string(),
-            Ok(o) => format!("ip netns add failed: {}", String::from_utf8_lossy(&o.stderr).trim()),
+            Ok(o) => format!(
+                "ip netns add failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
             Err(e) => format!("ip netns add failed: {e}"),
         };
         if ok {
@@ -66,18 +86,25 @@ pub async fn checks() -> Vec<Check> {
             name: "namespaces",
             ok,
             detail,
-            fix: (!ok).then(|| "network namespaces need a kernel with CONFIG_NET_NS and root".into()),
+            fix: (!ok)
+                .then(|| "network namespaces need a kernel with CONFIG_NET_NS and root".into()),
         });
     }
     let ct = std::path::Path::new("/proc/sys/net/netfilter/nf_conntrack_max").exists();
     out.push(Check {
         name: "nf_conntrack",
         ok: ct,
-        detail: if ct { "conntrack module loaded".into() } else { "nf_conntrack is not loaded (it loads with the first ct rule)".into() },
+        detail: if ct {
+            "conntrack module loaded".into()
+        } else {
+            "nf_conntrack is not loaded (it loads with the first ct rule)".into()
+        },
         fix: (!ct).then(|| "modprobe nf_conntrack".into()),
     });
     let netem = std::path::Path::new("/proc/net/psched").exists()
-        && std::fs::read_to_string("/proc/modules").unwrap_or_default().contains("sch_netem");
+        && std::fs::read_to_string("/proc/modules")
+            .unwrap_or_default()
+            .contains("sch_netem");
     out.push(Check {
         name: "netem",
         ok: true,
@@ -91,7 +118,13 @@ pub async fn checks() -> Vec<Check> {
 pub fn render(checks: &[Check]) -> String {
     let mut s = String::new();
     for c in checks {
-        let _ = writeln!(s, "{} {:<12} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        let _ = writeln!(
+            s,
+            "{} {:<12} {}",
+            if c.ok { "ok  " } else { "FAIL" },
+            c.name,
+            c.detail
+        );
         if let Some(fix) = &c.fix {
             let _ = writeln!(s, "     {:<12} fix: {fix}", "");
         }

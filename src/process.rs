@@ -59,7 +59,10 @@ impl Supervised {
             status: None,
             stderr: format!("cannot start: {e}"),
         })?;
-        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
         let stdout = child.stdout.take().map(|mut out| {
             tokio::spawn(async move {
                 let mut buf = Vec::new();
@@ -119,7 +122,10 @@ impl Supervised {
     pub async fn stop(&mut self, first: Signal, grace: Duration) -> Result<(ExitStatus, Vec<u8>)> {
         if self.try_status().is_none() {
             self.signal(first);
-            if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
+            if tokio::time::timeout(grace, self.child.wait())
+                .await
+                .is_err()
+            {
                 self.signal(Signal::SIGKILL);
             }
         }
@@ -195,12 +201,18 @@ mod tests {
         let mut child = Supervised::spawn(cmd, &argv, &log, false).unwrap();
         let pgid = child.pid().unwrap() as i32;
         let started = std::time::Instant::now();
-        let (status, _) = child.stop(Signal::SIGTERM, Duration::from_millis(300)).await.unwrap();
+        let (status, _) = child
+            .stop(Signal::SIGTERM, Duration::from_millis(300))
+            .await
+            .unwrap();
         assert!(!status.success());
         assert!(started.elapsed() < Duration::from_secs(5));
         // Nothing of the group is left.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(killpg(Pid::from_raw(pgid), None).is_err(), "group still alive");
+        assert!(
+            killpg(Pid::from_raw(pgid), None).is_err(),
+            "group still alive"
+        );
     }
 
     #[tokio::test]

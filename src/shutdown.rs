@@ -41,7 +41,9 @@ impl Shutdown {
                     _ => Level::Immediate,
                 };
                 if next == Level::Graceful {
-                    eprintln!("\ntwlab: stopping after this run's final snapshot (press Ctrl-C again to stop at once)");
+                    eprintln!(
+                        "\ntwlab: stopping after this run's final snapshot (press Ctrl-C again to stop at once)"
+                    );
                 } else {
                     eprintln!("\ntwlab: stopping now; removing the lab");
                 }

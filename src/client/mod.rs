@@ -56,7 +56,13 @@ pub struct RunningClient {
 
 impl RunningClient {
     /// Start the client on `host`; its stderr goes to `log`.
-    pub fn start(spec: &ClientSpec, host: &dyn Host, endpoint: Endpoint, exe: &Path, log: &Path) -> Result<Self> {
+    pub fn start(
+        spec: &ClientSpec,
+        host: &dyn Host,
+        endpoint: Endpoint,
+        exe: &Path,
+        log: &Path,
+    ) -> Result<Self> {
         let (cmd, shown) = host.command(&argv(spec, endpoint, exe));
         Ok(RunningClient {
             process: Supervised::spawn(cmd, &shown, log, true)?,

@@ -64,9 +64,7 @@ pub trait Host: Send + Sync {
 
     /// conntrack entries towards the endpoint by TCP state.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        let out = self
-            .run(&crate::conntrack::list_argv(endpoint))
-            .await?;
+        let out = self.run(&crate::conntrack::list_argv(endpoint)).await?;
         Ok(crate::conntrack::count_states(&out, endpoint))
     }
 }

@@ -199,7 +199,10 @@ pub async fn remove_netns(name: &str) {
     if !std::path::Path::new("/run/netns").join(name).exists() {
         return;
     }
-    for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGKILL] {
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGKILL,
+    ] {
         let pids = netns_pids(name).await;
         if pids.is_empty() {
             break;

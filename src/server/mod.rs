@@ -62,7 +62,12 @@ pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
 
 /// Start the server of `spec` on `host` and wait until it listens.
 /// Its stderr goes to `log`.
-pub async fn start(spec: &ServerSpec, host: &dyn Host, exe: &Path, log: &Path) -> Result<RunningServer> {
+pub async fn start(
+    spec: &ServerSpec,
+    host: &dyn Host,
+    exe: &Path,
+    log: &Path,
+) -> Result<RunningServer> {
     let argv = match spec.kind {
         ServerKind::Builtin => builtin_argv(exe, spec),
     };
