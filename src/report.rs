@@ -1,4 +1,1289 @@
-//! PLACEHOLDER written by the lead so the crate compiles; the report helper replaces this file whole.
-use crate::results::Summary;
-pub fn render_markdown(summary: &Summary) -> String { format!("# {}\n", summary.scenario) }
-pub fn render_terminal(summary: &Summary) -> String { summary.scenario.clone() }
+//! Rendering a run: `report.md` and the comparison printed at the end of
+//! `twlab run`.
+//!
+//! Both renderings read a [`Summary`] and nothing else: no samples, no live
+//! state, no clock. `summary.json` is the contract of a run directory, so
+//! `twlab report DIR` can re-render `report.md` at any time (after a fix to
+//! this module, or from a directory copied off the lab machine) and get the
+//! very same figures the run printed.
+//!
+//! The report answers the seed's question first: how much each variant
+//! changes the TIME_WAIT (and ESTABLISHED) counts for the server endpoint,
+//! in sockets and conntrack, on both sides, against the baseline (the first
+//! variant), in absolute terms and in percent. Then come what the client saw,
+//! the runs that failed or repeated, and the command to reproduce it all.
+//!
+//! Values are those of [`results::variant_metrics`] (means over a variant's
+//! completed runs); changes come from [`Summary::comparisons`], computed at
+//! the end of the run, so report and `summary.json` always agree.
+
+use crate::endpoint::Side;
+use crate::results::{self, Comparison, RunSummary, Summary, VariantSummary};
+use crate::stats::Counts;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use tabled::builder::Builder;
+use tabled::settings::object::Columns;
+use tabled::settings::{Alignment, Style};
+
+/// The sources of state counts, in report order.
+const SOURCES: [&str; 2] = ["sockets", "conntrack"];
+/// The statistics of a state count, in column order: (metric suffix, label).
+const STATS: [(&str, &str); 3] = [
+    ("steady_mean", "steady mean"),
+    ("peak", "peak"),
+    ("final", "final"),
+];
+/// States shown for every side that was sampled, even when zero everywhere:
+/// a zero here is part of the answer (e.g. no TIME_WAIT on the client).
+const ALWAYS_SHOWN: [&str; 2] = ["TIME_WAIT", "ESTABLISHED"];
+
+/// The markdown report (report.md), from summary.json alone.
+pub fn render_markdown(summary: &Summary) -> String {
+    let view = View::new(summary);
+    let mut out = String::new();
+    let _ = writeln!(out, "# TIME_WAIT lab: {}\n", inline(&summary.scenario));
+    what_ran(&mut out, &view);
+    variants_table(&mut out, &view);
+    if view.variants.is_empty() {
+        out.push_str("No variant ran, so there is nothing to compare.\n\n");
+    } else {
+        at_a_glance(&mut out, &view);
+        state_tables(&mut out, &view);
+        client_tables(&mut out, &view);
+        runs_section(&mut out, &view);
+    }
+    reproduce(&mut out, &summary.info.command);
+    out
+}
+
+/// The comparison table printed on the terminal at the end of `twlab run`.
+pub fn render_terminal(summary: &Summary) -> String {
+    let view = View::new(summary);
+    let mut out = String::new();
+    let Some(baseline) = view.variants.first() else {
+        let _ = writeln!(out, "{}: no variant ran.", summary.scenario);
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} variant{}, baseline {}{}",
+        summary.scenario,
+        view.variants.len(),
+        if view.variants.len() == 1 { "" } else { "s" },
+        baseline.name,
+        if summary.info.complete {
+            ""
+        } else {
+            " (INCOMPLETE: not every run completed)"
+        }
+    );
+
+    let (header, rows) = glance(&view);
+    if !rows.is_empty() {
+        let mut builder = Builder::new();
+        builder.push_record(header);
+        for row in &rows {
+            builder.push_record(row.clone());
+        }
+        let mut table = builder.build();
+        table
+            .with(Style::psql())
+            .modify(Columns::new(1..), Alignment::right());
+        for line in table.to_string().lines() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    let failed = view.runs().filter(|(_, r)| r.error.is_some()).count();
+    if failed > 0 {
+        let _ = writeln!(
+            out,
+            "{failed} run{} failed and {} left out of these figures; see report.md.",
+            if failed == 1 { "" } else { "s" },
+            if failed == 1 { "is" } else { "are" }
+        );
+    }
+    let interrupted = view
+        .runs()
+        .filter(|(_, r)| r.error.is_none() && r.interrupted)
+        .count();
+    match interrupted {
+        0 => {}
+        1 => out.push_str("1 run was interrupted; its figures cover only the time it ran.\n"),
+        n => {
+            let _ = writeln!(
+                out,
+                "{n} runs were interrupted; their figures cover only the time they ran."
+            );
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("No completed run reported any figure.\n");
+    }
+    out
+}
+
+/// The headline comparison, shared by the terminal and "At a glance": one
+/// row per key metric, a value column per variant and a change column per
+/// variant after the baseline.
+fn glance(view: &View) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut metrics: Vec<(String, String)> = Vec::new();
+    for source in SOURCES {
+        for side in Side::BOTH {
+            let stats: &[&str] = if source == "sockets" {
+                &["steady_mean", "peak"]
+            } else {
+                &["steady_mean"]
+            };
+            for state in ALWAYS_SHOWN {
+                for stat in stats {
+                    let metric = format!("{source}.{side}.{state}.{stat}");
+                    let label = format!("{source} {side} {state} ({})", stat.replace('_', " "));
+                    let shown = if state == "TIME_WAIT" {
+                        view.any_value(&metric)
+                    } else {
+                        *stat == "steady_mean" && source == "sockets" && view.any_nonzero(&metric)
+                    };
+                    if shown {
+                        metrics.push((label, metric));
+                    }
+                }
+            }
+        }
+    }
+    for (label, metric) in [
+        ("requests/s", "client.requests_per_sec"),
+        ("latency p99 (ms)", "client.latency.p99_ms"),
+        ("client errors", "client.errors"),
+    ] {
+        if view.any_value(metric) {
+            metrics.push((label.to_string(), metric.to_string()));
+        }
+    }
+    let baseline = view.baseline_name();
+    let mut header = vec!["metric".to_string(), format!("{baseline} (baseline)")];
+    for v in view.variants.iter().skip(1) {
+        header.push(v.name.clone());
+        header.push(format!("vs {baseline}"));
+    }
+    let rows = metrics
+        .iter()
+        .map(|(label, metric)| {
+            let mut row = vec![label.clone()];
+            for i in 0..view.variants.len() {
+                row.push(view.value_cell(i, metric));
+                if i > 0 {
+                    row.push(view.change_cell(i, metric));
+                }
+            }
+            row
+        })
+        .collect();
+    (header, rows)
+}
+
+/// What the renderings need, computed once from the summary.
+struct View<'a> {
+    summary: &'a Summary,
+    variants: &'a [VariantSummary],
+    /// [`results::variant_metrics`] of each variant.
+    metrics: Vec<BTreeMap<String, f64>>,
+    /// Whether each variant has at least one completed run.
+    completed: Vec<bool>,
+}
+
+impl<'a> View<'a> {
+    fn new(summary: &'a Summary) -> Self {
+        let variants = summary.variants.as_slice();
+        View {
+            summary,
+            variants,
+            metrics: variants.iter().map(results::variant_metrics).collect(),
+            completed: variants
+                .iter()
+                .map(|v| v.runs.iter().any(|r| r.error.is_none()))
+                .collect(),
+        }
+    }
+
+    fn baseline_name(&self) -> &str {
+        self.variants.first().map(|v| v.name.as_str()).unwrap_or("")
+    }
+
+    /// Every run, with its variant.
+    fn runs(&self) -> impl Iterator<Item = (&'a VariantSummary, &'a RunSummary)> {
+        self.variants
+            .iter()
+            .flat_map(|v| v.runs.iter().map(move |r| (v, r)))
+    }
+
+    /// The value of a metric for variant `i`. A state count that a variant's
+    /// completed runs sampled but never saw counts as zero (as in
+    /// [`results::compare`]); a variant without completed runs has none.
+    fn value(&self, i: usize, metric: &str) -> Option<f64> {
+        if !self.completed.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let metrics = self.metrics.get(i)?;
+        if let Some(v) = metrics.get(metric) {
+            return Some(*v);
+        }
+        let (prefix, stat) = state_metric_parts(metric)?;
+        metrics
+            .keys()
+            .any(|k| state_metric_parts(k) == Some((prefix, stat)))
+            .then_some(0.0)
+    }
+
+    fn any_value(&self, metric: &str) -> bool {
+        (0..self.variants.len()).any(|i| self.value(i, metric).is_some())
+    }
+
+    fn any_nonzero(&self, metric: &str) -> bool {
+        (0..self.variants.len()).any(|i| self.value(i, metric).is_some_and(|v| v != 0.0))
+    }
+
+    /// The change of variant `i` against the baseline, as (absolute, percent).
+    fn change(&self, i: usize, metric: &str) -> Option<(f64, Option<f64>)> {
+        let variant = self.variants.get(i)?;
+        let base = self.value(0, metric)?;
+        let value = self.value(i, metric)?;
+        let stored = self
+            .summary
+            .comparisons
+            .iter()
+            .find(|c: &&Comparison| c.metric == metric && c.variant == variant.name);
+        Some(match stored {
+            Some(c) => (c.change, c.change_pct),
+            None => (
+                value - base,
+                (base != 0.0).then(|| (value - base) / base * 100.0),
+            ),
+        })
+    }
+
+    fn value_cell(&self, i: usize, metric: &str) -> String {
+        self.value(i, metric).map(num).unwrap_or_else(|| "—".into())
+    }
+
+    fn change_cell(&self, i: usize, metric: &str) -> String {
+        if i == 0 {
+            return "baseline".into();
+        }
+        match self.change(i, metric) {
+            Some((abs, pct)) => format!("{} ({})", signed(abs), percent(pct)),
+            None => "—".into(),
+        }
+    }
+
+    /// The (source, side) pairs sampled by some completed run.
+    fn sampled(&self, source: &str, side: Side) -> bool {
+        let prefix = format!("{source}.{side}.");
+        self.metrics
+            .iter()
+            .any(|m| m.keys().any(|k| k.starts_with(&prefix)))
+    }
+
+    /// The states recorded for a source and side, TIME_WAIT and ESTABLISHED
+    /// first, the rest in name order.
+    fn states(&self, source: &str, side: Side) -> Vec<String> {
+        let prefix = format!("{source}.{side}.");
+        let mut rest = BTreeSet::new();
+        for m in &self.metrics {
+            for k in m.keys() {
+                if let Some((state, _)) = k.strip_prefix(&prefix).and_then(|s| s.rsplit_once('.'))
+                    && !ALWAYS_SHOWN.contains(&state)
+                {
+                    rest.insert(state.to_string());
+                }
+            }
+        }
+        ALWAYS_SHOWN
+            .iter()
+            .map(|s| s.to_string())
+            .chain(rest)
+            .collect()
+    }
+}
+
+/// `sockets.server.TIME_WAIT.peak` → (`sockets.server.`, `peak`).
+fn state_metric_parts(metric: &str) -> Option<(&str, &str)> {
+    let source = SOURCES.iter().find(|s| {
+        metric
+            .strip_prefix(**s)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })?;
+    let rest = &metric[source.len() + 1..];
+    let side_len = Side::BOTH
+        .iter()
+        .map(|s| s.as_str())
+        .find(|s| rest.strip_prefix(s).is_some_and(|r| r.starts_with('.')))?
+        .len();
+    let prefix_len = source.len() + 1 + side_len + 1;
+    let (_, stat) = metric.rsplit_once('.')?;
+    STATS
+        .iter()
+        .any(|(s, _)| *s == stat)
+        .then(|| (&metric[..prefix_len], stat))
+}
+
+fn what_ran(out: &mut String, view: &View) {
+    let info = &view.summary.info;
+    out.push_str("## What ran\n\n");
+    if let Some(d) = info.description.as_deref().filter(|d| !d.trim().is_empty()) {
+        for line in d.trim().lines() {
+            let _ = writeln!(out, "> {}", line.trim_end());
+        }
+        out.push('\n');
+    }
+    let repeats: BTreeSet<usize> = view.variants.iter().map(|v| v.runs.len()).collect();
+    let runs = match (repeats.len(), repeats.iter().next()) {
+        (1, Some(n)) => format!("{n} run{} each", if *n == 1 { "" } else { "s" }),
+        _ => "runs per variant differ, see Runs".to_string(),
+    };
+    let fields = [
+        ("Scenario file", code(&info.scenario_file)),
+        ("Started", inline(&info.started_at)),
+        ("Finished", inline(&info.finished_at)),
+        ("Kernel", inline(&info.kernel)),
+        ("twlab", inline(&info.twlab_version)),
+        ("Lab", inline(&info.lab)),
+        ("Server", inline(&info.server)),
+        ("Client", inline(&info.client)),
+        ("Endpoint", code(&info.endpoint)),
+        (
+            "Variants",
+            format!(
+                "{} ({runs}); baseline {}",
+                view.variants.len(),
+                code(view.baseline_name())
+            ),
+        ),
+        (
+            "Complete",
+            if info.complete {
+                "yes".to_string()
+            } else {
+                "**no**: not every planned run completed (see Runs)".to_string()
+            },
+        ),
+    ];
+    for (name, value) in fields {
+        let _ = writeln!(out, "- **{name}:** {value}");
+    }
+    out.push('\n');
+    if !info.notes.is_empty() {
+        out.push_str("Notes:\n\n");
+        for note in &info.notes {
+            let _ = writeln!(out, "- {}", inline(note));
+        }
+        out.push('\n');
+    }
+}
+
+fn variants_table(out: &mut String, view: &View) {
+    out.push_str("## Variants\n\nThe sysctls each variant set before its runs; the first variant is the baseline.\n\n");
+    let mut rows = Vec::new();
+    for (i, v) in view.variants.iter().enumerate() {
+        let name = variant_label(v, i);
+        let mut any = false;
+        for side in Side::BOTH {
+            for (sysctl, value) in v.sysctls.for_side(side) {
+                any = true;
+                rows.push(vec![
+                    name.clone(),
+                    side.to_string(),
+                    code(sysctl.as_str()),
+                    code(&value.normalized()),
+                ]);
+            }
+        }
+        if !any {
+            rows.push(vec![
+                name,
+                "—".into(),
+                "(kernel defaults)".into(),
+                "—".into(),
+            ]);
+        }
+    }
+    out.push_str(&md_table(
+        &["variant", "role", "sysctl", "value"],
+        rows,
+        usize::MAX,
+    ));
+}
+
+fn variant_label(v: &VariantSummary, i: usize) -> String {
+    if i == 0 {
+        format!("{} (baseline)", code(&v.name))
+    } else {
+        code(&v.name)
+    }
+}
+
+fn at_a_glance(out: &mut String, view: &View) {
+    let (header, rows) = glance(view);
+    if rows.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "## At a glance\n\n\
+         The key figures of each variant and their change against the baseline {}; \
+         the tables below give every state and statistic.\n\n",
+        code(view.baseline_name())
+    );
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    out.push_str(&md_table(&header, rows, 1));
+}
+
+fn state_tables(out: &mut String, view: &View) {
+    let steady: BTreeSet<String> = view
+        .runs()
+        .filter(|(_, r)| r.error.is_none())
+        .map(|(_, r)| num(r.steady_from_secs))
+        .collect();
+    let steady = match (steady.len(), steady.iter().next()) {
+        (1, Some(s)) => format!("from {s} s into the load"),
+        _ => "over the steady part of each run".to_string(),
+    };
+    let _ = write!(
+        out,
+        "## TCP states for the server endpoint\n\n\
+         TCP sockets (sock_diag) and conntrack entries whose endpoint is the server's, \
+         per side and state. *steady mean* is the mean count {steady}, *peak* the highest \
+         sample, *final* the snapshot taken right after the client stopped. *change* is \
+         against the baseline {} (absolute, then percent of the baseline). A variant's \
+         value is the mean over its completed runs.\n\n",
+        code(view.baseline_name())
+    );
+    let mut missing = Vec::new();
+    for source in SOURCES {
+        for side in Side::BOTH {
+            if !view.sampled(source, side) {
+                missing.push(format!("{source} on the {side}"));
+                continue;
+            }
+            for state in view.states(source, side) {
+                let base = format!("{source}.{side}.{state}");
+                let metrics: Vec<String> =
+                    STATS.iter().map(|(s, _)| format!("{base}.{s}")).collect();
+                let shown = ALWAYS_SHOWN.contains(&state.as_str())
+                    || metrics.iter().any(|m| view.any_nonzero(m));
+                if !shown {
+                    continue;
+                }
+                let _ = writeln!(out, "### {} on the {side}: {state}\n", source_title(source));
+                let mut header = vec!["variant"];
+                for (_, label) in STATS {
+                    header.push(label);
+                    header.push("change");
+                }
+                let rows = (0..view.variants.len())
+                    .map(|i| {
+                        let mut row = vec![variant_label(&view.variants[i], i)];
+                        for m in &metrics {
+                            row.push(view.value_cell(i, m));
+                            row.push(view.change_cell(i, m));
+                        }
+                        row
+                    })
+                    .collect();
+                out.push_str(&md_table(&header, rows, 1));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "No counts were recorded for {} (not collected, or nothing seen for the endpoint).\n",
+            missing.join(", ")
+        );
+    }
+}
+
+fn source_title(source: &str) -> &'static str {
+    match source {
+        "sockets" => "Sockets",
+        _ => "conntrack",
+    }
+}
+
+/// Client figures of a variant: means over its completed runs with a client.
+#[derive(Default)]
+struct ClientAgg {
+    runs: u32,
+    tools: BTreeSet<String>,
+    requests: f64,
+    requests_per_sec: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    connect: f64,
+    read: f64,
+    write: f64,
+    timeout: f64,
+    non_2xx_3xx: f64,
+    connections_opened: Option<f64>,
+    by_errno: Option<BTreeMap<String, f64>>,
+}
+
+impl ClientAgg {
+    fn of(v: &VariantSummary) -> Self {
+        let mut a = ClientAgg::default();
+        let clients: Vec<_> = v
+            .runs
+            .iter()
+            .filter(|r| r.error.is_none())
+            .filter_map(|r| r.client.as_ref())
+            .collect();
+        for c in &clients {
+            a.runs += 1;
+            a.tools.insert(c.tool.clone());
+            a.requests += c.requests as f64;
+            a.requests_per_sec += c.requests_per_sec;
+            a.p50 += c.latency.p50_ms;
+            a.p90 += c.latency.p90_ms;
+            a.p99 += c.latency.p99_ms;
+            a.max += c.latency.max_ms;
+            a.connect += c.errors.connect as f64;
+            a.read += c.errors.read as f64;
+            a.write += c.errors.write as f64;
+            a.timeout += c.errors.timeout as f64;
+            a.non_2xx_3xx += c.non_2xx_3xx as f64;
+        }
+        let n = f64::from(a.runs.max(1));
+        for f in [
+            &mut a.requests,
+            &mut a.requests_per_sec,
+            &mut a.p50,
+            &mut a.p90,
+            &mut a.p99,
+            &mut a.max,
+            &mut a.connect,
+            &mut a.read,
+            &mut a.write,
+            &mut a.timeout,
+            &mut a.non_2xx_3xx,
+        ] {
+            *f /= n;
+        }
+        let opened: Vec<u64> = clients
+            .iter()
+            .filter_map(|c| c.connections_opened)
+            .collect();
+        if !opened.is_empty() && opened.len() == clients.len() {
+            a.connections_opened = Some(opened.iter().sum::<u64>() as f64 / n);
+        }
+        let errnos: Vec<&Counts> = clients
+            .iter()
+            .filter_map(|c| c.errors.connect_by_errno.as_ref())
+            .collect();
+        if !errnos.is_empty() {
+            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+            for counts in errnos {
+                for (errno, k) in counts {
+                    *sums.entry(errno.clone()).or_insert(0.0) += *k as f64;
+                }
+            }
+            a.by_errno = Some(sums.into_iter().map(|(e, s)| (e, s / n)).collect());
+        }
+        a
+    }
+}
+
+fn client_tables(out: &mut String, view: &View) {
+    out.push_str("## Client: throughput, latency and errors\n\n");
+    let aggs: Vec<ClientAgg> = view.variants.iter().map(ClientAgg::of).collect();
+    if aggs.iter().all(|a| a.runs == 0) {
+        out.push_str("No completed run reported client figures.\n\n");
+        return;
+    }
+    out.push_str(
+        "Means over each variant's completed runs; latency in milliseconds, of completed requests.\n\n",
+    );
+    let show_opened = aggs.iter().any(|a| a.connections_opened.is_some());
+    let mut header = vec!["variant", "tool", "requests", "req/s", "change"];
+    if show_opened {
+        header.push("connections opened");
+    }
+    header.extend(["p50 ms", "p90 ms", "p99 ms", "max ms"]);
+    let rows = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut row = vec![variant_label(&view.variants[i], i)];
+            if a.runs == 0 {
+                row.push("no completed run".into());
+                row.extend((2..header.len()).map(|_| "—".to_string()));
+                return row;
+            }
+            row.push(a.tools.iter().cloned().collect::<Vec<_>>().join(", "));
+            row.push(num(a.requests));
+            row.push(num(a.requests_per_sec));
+            row.push(view.change_cell(i, "client.requests_per_sec"));
+            if show_opened {
+                row.push(a.connections_opened.map(num).unwrap_or_else(|| "—".into()));
+            }
+            row.extend([num(a.p50), num(a.p90), num(a.p99), num(a.max)]);
+            row
+        })
+        .collect();
+    out.push_str(&md_table(&header, rows, 2));
+
+    let show_errno = aggs
+        .iter()
+        .any(|a| a.by_errno.as_ref().is_some_and(|m| !m.is_empty()));
+    let mut header = vec![
+        "variant",
+        "connect",
+        "read",
+        "write",
+        "timeout",
+        "non-2xx/3xx",
+    ];
+    if show_errno {
+        header.push("connect errors by errno");
+    }
+    let rows = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut row = vec![variant_label(&view.variants[i], i)];
+            if a.runs == 0 {
+                row.extend((1..header.len()).map(|_| "—".to_string()));
+                return row;
+            }
+            row.extend([
+                num(a.connect),
+                num(a.read),
+                num(a.write),
+                num(a.timeout),
+                num(a.non_2xx_3xx),
+            ]);
+            if show_errno {
+                row.push(match &a.by_errno {
+                    Some(m) if !m.is_empty() => m
+                        .iter()
+                        .map(|(e, n)| format!("{e} {}", num(*n)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Some(_) => "none".into(),
+                    None => "not reported".into(),
+                });
+            }
+            row
+        })
+        .collect();
+    out.push_str("Errors (socket errors as wrk splits them, and responses that were neither 2xx nor 3xx):\n\n");
+    out.push_str(&md_table(&header, rows, 1));
+
+    // The same note on several runs is listed once, with the runs it concerns.
+    let mut notes: Vec<(&str, RunsByVariant)> = Vec::new();
+    for (v, r) in view.runs() {
+        for note in r.client.iter().flat_map(|c| c.notes.iter()) {
+            let pos = match notes.iter().position(|(n, _)| *n == note.as_str()) {
+                Some(p) => p,
+                None => {
+                    notes.push((note.as_str(), Vec::new()));
+                    notes.len() - 1
+                }
+            };
+            let runs = &mut notes[pos].1;
+            match runs.iter_mut().find(|(name, _)| *name == v.name.as_str()) {
+                Some((_, repeats)) => repeats.push(r.repeat),
+                None => runs.push((v.name.as_str(), vec![r.repeat])),
+            }
+        }
+    }
+    if !notes.is_empty() {
+        out.push_str("### Client notes\n\n");
+        for (note, runs) in notes {
+            let runs: Vec<String> = runs
+                .iter()
+                .map(|(name, repeats)| {
+                    let list: Vec<String> = repeats.iter().map(u32::to_string).collect();
+                    let word = if repeats.len() == 1 {
+                        "repeat"
+                    } else {
+                        "repeats"
+                    };
+                    format!("{} {word} {}", code(name), list.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "- {}: {}", runs.join("; "), inline(note));
+        }
+        out.push('\n');
+    }
+}
+
+/// Repeat numbers by variant name, in run order.
+type RunsByVariant<'a> = Vec<(&'a str, Vec<u32>)>;
+
+fn runs_section(out: &mut String, view: &View) {
+    let repeated = view.variants.iter().any(|v| v.runs.len() > 1);
+    let troubled = view.runs().any(|(_, r)| r.error.is_some() || r.interrupted);
+    let not_run: Vec<&VariantSummary> =
+        view.variants.iter().filter(|v| v.runs.is_empty()).collect();
+    if !repeated && !troubled && not_run.is_empty() && view.summary.info.complete {
+        return;
+    }
+    out.push_str(
+        "## Runs\n\nEvery run on its own. Failed runs are left out of the figures above; \
+         interrupted runs are in, with figures covering only the time they ran.\n\n",
+    );
+    let metric_of = |r: &RunSummary, side: Side| {
+        r.sockets
+            .get(side)
+            .steady_mean
+            .get("TIME_WAIT")
+            .map(|v| num(*v))
+            .unwrap_or_else(|| "—".into())
+    };
+    let rows = view
+        .runs()
+        .map(|(v, r)| {
+            let status = match (&r.error, r.interrupted) {
+                (Some(_), _) => "**failed**",
+                (None, true) => "interrupted",
+                (None, false) => "ok",
+            };
+            let client = r.client.as_ref();
+            vec![
+                code(&v.name),
+                r.repeat.to_string(),
+                code(&r.run_id),
+                status.to_string(),
+                client
+                    .map(|c| num(c.requests as f64))
+                    .unwrap_or_else(|| "—".into()),
+                client
+                    .map(|c| num(c.requests_per_sec))
+                    .unwrap_or_else(|| "—".into()),
+                client
+                    .map(|c| num(c.errors.total() as f64))
+                    .unwrap_or_else(|| "—".into()),
+                metric_of(r, Side::Server),
+                metric_of(r, Side::Client),
+            ]
+        })
+        .collect();
+    out.push_str(&md_table(
+        &[
+            "variant",
+            "repeat",
+            "run",
+            "status",
+            "requests",
+            "req/s",
+            "client errors",
+            "server TIME_WAIT (steady mean)",
+            "client TIME_WAIT (steady mean)",
+        ],
+        rows,
+        4,
+    ));
+    for v in not_run {
+        let _ = writeln!(out, "- {} did not run.\n", code(&v.name));
+    }
+    for (v, r) in view.runs() {
+        if let Some(err) = &r.error {
+            let _ = write!(
+                out,
+                "**{} repeat {} ({}) failed:**\n\n{}",
+                code(&v.name),
+                r.repeat,
+                code(&r.run_id),
+                fenced("text", err)
+            );
+        }
+    }
+}
+
+fn reproduce(out: &mut String, command: &str) {
+    out.push_str("## Reproduce\n\n");
+    if command.trim().is_empty() {
+        out.push_str("The command was not recorded.\n");
+    } else {
+        out.push_str(&fenced("sh", command));
+    }
+}
+
+/// A markdown table (GitHub flavour): columns from `right_from` on are
+/// right-aligned, in the text and with `---:` markers.
+fn md_table(header: &[&str], rows: Vec<Vec<String>>, right_from: usize) -> String {
+    let mut builder = Builder::new();
+    builder.push_record(header.iter().map(|h| cell(h)));
+    for row in rows {
+        builder.push_record(row.iter().map(|c| cell(c)));
+    }
+    let mut table = builder.build();
+    table.with(Style::markdown());
+    if right_from < header.len() {
+        table.modify(Columns::new(right_from..), Alignment::right());
+    }
+    let text = table.to_string();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        if i == 1 {
+            // The separator line: `|-----|-----|`.
+            let parts: Vec<String> = line
+                .split('|')
+                .enumerate()
+                .map(|(j, p)| {
+                    if j >= 1 && j > right_from && p.len() > 1 {
+                        format!("{}:", &p[..p.len() - 1])
+                    } else {
+                        p.to_string()
+                    }
+                })
+                .collect();
+            out.push_str(&parts.join("|"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+/// Table cell text: one line, pipes escaped.
+fn cell(s: &str) -> String {
+    inline(s).replace('|', "\\|")
+}
+
+/// Text on one line.
+fn inline(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Inline code, with a fence longer than any backtick run inside.
+fn code(s: &str) -> String {
+    let s = inline(s);
+    if s.is_empty() {
+        return "—".into();
+    }
+    let ticks = "`".repeat(longest_run(&s, '`') + 1);
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{s}{pad}{ticks}")
+}
+
+/// A fenced code block that no line of `text` can close early.
+fn fenced(lang: &str, text: &str) -> String {
+    let fence = "`".repeat(longest_run(text, '`').max(2) + 1);
+    format!("{fence}{lang}\n{}\n{fence}\n\n", text.trim_end())
+}
+
+fn longest_run(s: &str, c: char) -> usize {
+    s.split(|x| x != c).map(str::len).max().unwrap_or(0)
+}
+
+/// A count or a figure: whole numbers without decimals, others with up to two.
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    let rounded = (v * 100.0).round() / 100.0;
+    let text = if rounded.fract() == 0.0 {
+        format!("{rounded:.0}")
+    } else {
+        let t = format!("{rounded:.2}");
+        t.trim_end_matches('0').to_string()
+    };
+    if text == "-0" { "0".into() } else { text }
+}
+
+/// A change with its sign: `+12`, `-4848`, `0`.
+fn signed(v: f64) -> String {
+    let text = num(v);
+    if text != "0" && !text.starts_with('-') && v.is_finite() {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// A percent change with one decimal and its sign; `n/a` when the baseline
+/// is zero.
+fn percent(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p.is_finite() => {
+            let p = (p * 10.0).round() / 10.0;
+            // No `-0.0%`.
+            let p = if p == 0.0 { 0.0 } else { p };
+            format!("{p:+.1}%")
+        }
+        _ => "n/a".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{BySide, RunInfo, StateStats};
+    use crate::scenario::{RoleSysctls, SysctlName, SysctlValue};
+    use crate::stats::{ClientStats, ErrorCounts, Latency};
+
+    fn counts(pairs: &[(&str, u64)]) -> Counts {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    /// State stats with the same states for final, peak and steady mean.
+    fn states(rows: &[(&str, u64, u64, f64)]) -> StateStats {
+        StateStats {
+            final_: rows
+                .iter()
+                .map(|(s, f, _, _)| (s.to_string(), *f))
+                .collect(),
+            peak: rows
+                .iter()
+                .map(|(s, _, p, _)| (s.to_string(), *p))
+                .collect(),
+            steady_mean: rows
+                .iter()
+                .map(|(s, _, _, m)| (s.to_string(), *m))
+                .collect(),
+        }
+    }
+
+    fn sysctls(client: &[(&str, &str)], server: &[(&str, &str)]) -> RoleSysctls {
+        let map = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (SysctlName::parse(k).unwrap(), SysctlValue(v.to_string())))
+                .collect()
+        };
+        RoleSysctls {
+            client: map(client),
+            server: map(server),
+        }
+    }
+
+    fn builtin_client(requests: u64, rps: f64, p50: f64, p99: f64) -> ClientStats {
+        ClientStats {
+            tool: "builtin".into(),
+            duration_secs: 90.0,
+            requests,
+            requests_per_sec: rps,
+            responses_by_class: Some(counts(&[("4xx", requests)])),
+            non_2xx_3xx: requests,
+            connections_opened: Some(requests / 100),
+            errors: ErrorCounts {
+                connect: 0,
+                connect_by_errno: Some(Counts::new()),
+                read: 0,
+                write: 0,
+                timeout: 0,
+            },
+            latency: Latency {
+                mean_ms: p50 * 1.1,
+                p50_ms: p50,
+                p75_ms: Some(p50 * 1.3),
+                p90_ms: p50 * 1.8,
+                p99_ms: p99,
+                max_ms: p99 * 4.0,
+            },
+            notes: vec![],
+        }
+    }
+
+    fn info(complete: bool) -> RunInfo {
+        RunInfo {
+            scenario_file: "scenarios/tw_reuse.yaml".into(),
+            description: Some(
+                "How many TIME_WAIT sockets and conntrack entries pile up on each side when a\n\
+                 Tomcat-like server closes keep-alive connections after 100 requests, with\n\
+                 net.ipv4.tcp_tw_reuse off and on."
+                    .into(),
+            ),
+            started_at: "2025-11-25T18:50:02Z".into(),
+            finished_at: "2025-11-25T18:54:41Z".into(),
+            kernel: "Linux 6.1.0-27-amd64".into(),
+            twlab_version: "0.1.0".into(),
+            lab: "embedded: network namespaces joined by a veth pair".into(),
+            server: "builtin (Tomcat-like, maxKeepAliveRequests 100) on 10.77.0.1:8080".into(),
+            client: "builtin, 100 connections, 2 threads, 90s, GET /abc, timeout 2s".into(),
+            endpoint: "10.77.0.1:8080".into(),
+            command: "sudo twlab run scenarios/tw_reuse.yaml --out runs".into(),
+            complete,
+            notes: vec![
+                "conntrack keeps TCP TIME_WAIT entries for 120 s (nf_conntrack_tcp_timeout_time_wait), twice the socket TIME_WAIT.".into(),
+            ],
+        }
+    }
+
+    fn run(
+        run_id: &str,
+        repeat: u32,
+        client: Option<ClientStats>,
+        server_tw: (u64, u64, f64),
+        client_tw: (u64, u64, f64),
+        ct_tw: (u64, u64, f64),
+    ) -> RunSummary {
+        RunSummary {
+            run_id: run_id.into(),
+            repeat,
+            client,
+            sockets: BySide {
+                server: states(&[
+                    ("TIME_WAIT", server_tw.0, server_tw.1, server_tw.2),
+                    ("ESTABLISHED", 0, 100, 99.6),
+                    ("FIN_WAIT2", 0, 3, 0.4),
+                    ("SYN_RECV", 0, 0, 0.0),
+                ]),
+                client: states(&[
+                    ("TIME_WAIT", client_tw.0, client_tw.1, client_tw.2),
+                    ("ESTABLISHED", 0, 100, 99.7),
+                    ("CLOSE_WAIT", 0, 2, 0.21),
+                ]),
+            },
+            conntrack: BySide {
+                server: states(&[
+                    ("TIME_WAIT", ct_tw.0, ct_tw.1, ct_tw.2),
+                    ("ESTABLISHED", 100, 100, 100.0),
+                ]),
+                client: states(&[
+                    ("TIME_WAIT", ct_tw.0 + 4, ct_tw.1 + 4, ct_tw.2 + 3.5),
+                    ("ESTABLISHED", 100, 100, 100.0),
+                ]),
+            },
+            samples: 91,
+            steady_from_secs: 60.0,
+            interrupted: false,
+            error: None,
+        }
+    }
+
+    fn two_variants() -> Summary {
+        let variants = vec![
+            VariantSummary {
+                name: "reuse-off".into(),
+                sysctls: sysctls(
+                    &[("net.ipv4.tcp_tw_reuse", "0")],
+                    &[("net.ipv4.tcp_tw_reuse", "0")],
+                ),
+                runs: vec![run(
+                    "reuse-off-1",
+                    1,
+                    Some(builtin_client(1_800_512, 20005.69, 4.61, 12.4)),
+                    (12000, 12110, 11873.42),
+                    (0, 0, 0.0),
+                    (23811, 23902, 23788.5),
+                )],
+            },
+            VariantSummary {
+                name: "reuse-on".into(),
+                sysctls: sysctls(
+                    &[
+                        ("net.ipv4.tcp_tw_reuse", "1"),
+                        ("net.ipv4.ip_local_port_range", "32768\t60999"),
+                    ],
+                    &[],
+                ),
+                runs: vec![run(
+                    "reuse-on-1",
+                    1,
+                    Some(builtin_client(1_854_540, 20606.0, 4.48, 11.9)),
+                    (7152, 7160, 7025.4),
+                    (0, 0, 0.0),
+                    (23900, 24010, 23850.0),
+                )],
+            },
+        ];
+        summary(variants, true)
+    }
+
+    fn summary(variants: Vec<VariantSummary>, complete: bool) -> Summary {
+        Summary {
+            scenario: "tw_reuse".into(),
+            info: info(complete),
+            comparisons: results::compare(&variants),
+            variants,
+            expectations: vec![],
+        }
+    }
+
+    #[test]
+    fn formats_numbers_changes_and_percents() {
+        assert_eq!(num(11873.42), "11873.42");
+        assert_eq!(num(7152.0), "7152");
+        assert_eq!(num(0.5), "0.5");
+        assert_eq!(num(-0.001), "0");
+        assert_eq!(signed(-4848.0), "-4848");
+        assert_eq!(signed(600.31), "+600.31");
+        assert_eq!(signed(0.0), "0");
+        assert_eq!(percent(Some(-40.4)), "-40.4%");
+        assert_eq!(percent(Some(3.0)), "+3.0%");
+        assert_eq!(percent(Some(-0.01)), "+0.0%");
+        assert_eq!(percent(None), "n/a");
+    }
+
+    #[test]
+    fn markdown_table_escapes_pipes_and_marks_right_alignment() {
+        let t = md_table(&["name", "n"], vec![vec!["a|b\nc".into(), "12".into()]], 1);
+        assert_eq!(t, "| name   |  n |\n|--------|---:|\n| a\\|b c | 12 |\n\n");
+    }
+
+    #[test]
+    fn the_change_against_the_baseline_is_in_the_state_table() {
+        let md = render_markdown(&two_variants());
+        assert!(md.contains("| `reuse-on`"), "{md}");
+        assert!(md.contains("-4848 (-40.4%)"), "{md}");
+        // FIN_WAIT2 is non-zero somewhere, SYN_RECV never is.
+        assert!(md.contains("### Sockets on the server: FIN_WAIT2"), "{md}");
+        assert!(!md.contains("SYN_RECV"), "{md}");
+    }
+
+    #[test]
+    fn two_variants_markdown() {
+        insta::assert_snapshot!(render_markdown(&two_variants()));
+    }
+
+    #[test]
+    fn two_variants_terminal() {
+        insta::assert_snapshot!(render_terminal(&two_variants()));
+    }
+
+    /// Two repeats; the second of `reuse-on` failed, and wrk lost slots.
+    fn with_failed_run() -> Summary {
+        let mut s = two_variants();
+        for v in &mut s.variants {
+            let mut second = v.runs[0].clone();
+            second.repeat = 2;
+            second.run_id = format!("{}-2", v.name);
+            v.runs.push(second);
+        }
+        let wrk = ClientStats {
+            tool: "wrk".into(),
+            duration_secs: 90.02,
+            requests: 1_402_311,
+            requests_per_sec: 15578.2,
+            responses_by_class: None,
+            non_2xx_3xx: 1_402_311,
+            connections_opened: None,
+            errors: ErrorCounts {
+                connect: 37,
+                connect_by_errno: None,
+                read: 0,
+                write: 0,
+                timeout: 2,
+            },
+            latency: Latency {
+                mean_ms: 5.12,
+                p50_ms: 4.71,
+                p75_ms: Some(5.9),
+                p90_ms: 7.73,
+                p99_ms: 14.05,
+                max_ms: 210.33,
+            },
+            notes: vec!["wrk reported 37 connect errors. wrk drops a connection slot for good when connect() fails, so under local port exhaustion (EADDRNOTAVAIL) the run stalls with fewer live connections (up to 37 of its 100 connections lost) — unlike twlab's builtin client, which retries; its throughput is not comparable with a run without connect errors.".into()],
+        };
+        for v in &mut s.variants {
+            for r in &mut v.runs {
+                r.client = Some(wrk.clone());
+            }
+        }
+        let interrupted = &mut s.variants[1].runs[0];
+        interrupted.interrupted = true;
+        if let Some(c) = interrupted.client.as_mut() {
+            c.duration_secs = 41.37;
+            c.requests = 702_118;
+            c.requests_per_sec = 16971.67;
+            c.errors.connect = 0;
+            c.errors.timeout = 0;
+            c.non_2xx_3xx = 702_118;
+            c.notes.clear();
+        }
+        let failed = &mut s.variants[1].runs[1];
+        failed.client = None;
+        failed.sockets = BySide::default();
+        failed.conntrack = BySide::default();
+        failed.samples = 0;
+        failed.error = Some(
+            "the server exited early (status 101) while the load ran: `ip netns exec twlab-srv twlab serve --port 8080`\nstderr:\nthread 'main' panicked at src/server/builtin.rs:88: too many open files | ulimit -n 1024".into(),
+        );
+        s.info.complete = false;
+        s.info.client = "wrk, 100 connections, 2 threads, 90s, GET /abc, timeout 2s".into();
+        s.info
+            .notes
+            .push("The run was interrupted by SIGINT during reuse-on repeat 1.".into());
+        s.comparisons = results::compare(&s.variants);
+        s
+    }
+
+    #[test]
+    fn failed_run_markdown() {
+        insta::assert_snapshot!(render_markdown(&with_failed_run()));
+    }
+
+    #[test]
+    fn failed_run_terminal() {
+        insta::assert_snapshot!(render_terminal(&with_failed_run()));
+    }
+
+    /// The client closes first: no client TIME_WAIT in the baseline, some with
+    /// the variant, so percentages against the baseline are n/a.
+    fn zero_baseline() -> Summary {
+        let mut s = two_variants();
+        let on = &mut s.variants[1].runs[0].sockets.client;
+        *on = states(&[
+            ("TIME_WAIT", 3980, 4102, 4011.5),
+            ("ESTABLISHED", 0, 100, 99.7),
+        ]);
+        s.comparisons = results::compare(&s.variants);
+        s
+    }
+
+    #[test]
+    fn zero_baseline_markdown() {
+        let md = render_markdown(&zero_baseline());
+        assert!(md.contains("+4011.5 (n/a)"), "{md}");
+        insta::assert_snapshot!(md);
+    }
+
+    #[test]
+    fn zero_baseline_terminal() {
+        insta::assert_snapshot!(render_terminal(&zero_baseline()));
+    }
+
+    #[test]
+    fn a_variant_without_completed_runs_has_no_figures() {
+        let mut s = two_variants();
+        s.variants[1].runs[0].error = Some("the lab could not be built".into());
+        s.info.complete = false;
+        s.comparisons = results::compare(&s.variants);
+        let md = render_markdown(&s);
+        assert!(
+            // Server TIME_WAIT of `reuse-on`: no value, no change.
+            md.contains(
+                "| `reuse-on`             |           — |        — |     — |        — |     — |        — |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `reuse-on`             | no completed run |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("```text\nthe lab could not be built\n```"),
+            "{md}"
+        );
+        let term = render_terminal(&s);
+        assert!(term.contains("1 run failed"), "{term}");
+    }
+
+    #[test]
+    fn an_empty_summary_still_renders() {
+        let s = summary(vec![], false);
+        let md = render_markdown(&s);
+        assert!(md.contains("No variant ran"), "{md}");
+        assert!(render_terminal(&s).contains("no variant ran"));
+    }
+}

@@ -344,7 +344,11 @@ pub fn compare(variants: &[VariantSummary]) -> Vec<Comparison> {
     };
     let base = variant_metrics(baseline);
     let mut out = Vec::new();
-    for v in rest {
+    let completed = |v: &VariantSummary| v.runs.iter().any(|r| r.error.is_none());
+    if !completed(baseline) {
+        return out;
+    }
+    for v in rest.iter().filter(|v| completed(v)) {
         let m = variant_metrics(v);
         let names: BTreeSet<&String> = base.keys().chain(m.keys()).collect();
         for name in names {

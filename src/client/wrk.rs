@@ -64,7 +64,9 @@ fn whole_secs(d: Duration) -> u64 {
 /// means no errors) and `Non-2xx or 3xx responses:` (absent means none).
 pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
     if text.trim().is_empty() {
-        return Err("wrk printed nothing on stdout (it reports a failed first connect on stderr)".into());
+        return Err(
+            "wrk printed nothing on stdout (it reports a failed first connect on stderr)".into(),
+        );
     }
     let mut requests_line: Option<(u64, f64)> = None;
     let mut requests_per_sec: Option<f64> = None;
@@ -103,21 +105,24 @@ pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
             errors = socket_errors(rest).map_err(at)?;
         } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
             non_2xx_3xx = count(rest.trim()).map_err(at)?;
-        } else if let Some((n, secs)) = requests_in(line) {
-            requests_line = Some((n.map_err(at)?, secs.map_err(at)?));
+        } else if let Some(parsed) = requests_in(line) {
+            requests_line = Some(parsed.map_err(at)?);
         } else if let Some(n) = header_connections(line) {
             connections = Some(n);
         }
     }
 
-    let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let first_line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let Some((requests, duration_secs)) = requests_line else {
         return Err(format!(
             "not wrk output: no `N requests in T, X read` line (first line: `{first_line}`)"
         ));
     };
-    let requests_per_sec =
-        requests_per_sec.ok_or("wrk output has no `Requests/sec:` line")?;
+    let requests_per_sec = requests_per_sec.ok_or("wrk output has no `Requests/sec:` line")?;
     let (mean_ms, max_ms) =
         thread_latency.ok_or("wrk output has no `Latency` line in its thread stats")?;
     let pct = |p: f64| {
@@ -169,11 +174,10 @@ pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
 }
 
 /// `3895 requests in 3.10s, 722.88KB read` → (requests, seconds).
-#[allow(clippy::type_complexity)]
-fn requests_in(line: &str) -> Option<(Result<u64, String>, Result<f64, String>)> {
+fn requests_in(line: &str) -> Option<Result<(u64, f64), String>> {
     let (n, rest) = line.split_once(" requests in ")?;
     let time = rest.split(',').next().unwrap_or("").trim();
-    Some((count(n.trim()), time_secs(time)))
+    Some(count(n.trim()).and_then(|n| Ok((n, time_secs(time)?))))
 }
 
 /// `2 threads and 8 connections` → 8.
@@ -265,8 +269,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/wrk")
             .join(name);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         parse_wrk_output(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
@@ -282,7 +286,16 @@ mod tests {
         assert_eq!(
             argv,
             [
-                "wrk", "--latency", "-c", "100", "-t", "2", "-d", "90s", "--timeout", "2s",
+                "wrk",
+                "--latency",
+                "-c",
+                "100",
+                "-t",
+                "2",
+                "-d",
+                "90s",
+                "--timeout",
+                "2s",
                 "http://10.0.0.1:8080/abc"
             ]
         );
@@ -351,7 +364,11 @@ mod tests {
         );
         assert_eq!(s.notes.len(), 1);
         assert!(s.notes[0].contains("5 connect errors"), "{}", s.notes[0]);
-        assert!(s.notes[0].contains("up to 5 of its 8 connections"), "{}", s.notes[0]);
+        assert!(
+            s.notes[0].contains("up to 5 of its 8 connections"),
+            "{}",
+            s.notes[0]
+        );
         assert!(s.notes[0].contains("EADDRNOTAVAIL"), "{}", s.notes[0]);
     }
 
@@ -363,7 +380,12 @@ mod tests {
         assert_eq!(s.latency.max_ms, 19.71);
         assert_eq!(s.latency.p99_ms, 7.28);
         assert_eq!(
-            (s.errors.connect, s.errors.read, s.errors.write, s.errors.timeout),
+            (
+                s.errors.connect,
+                s.errors.read,
+                s.errors.write,
+                s.errors.timeout
+            ),
             (0, 5, 50690, 0)
         );
         assert!(s.notes.is_empty());
@@ -428,7 +450,10 @@ mod tests {
         .unwrap_or_default();
         let without_distribution: String = text
             .lines()
-            .filter(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit() && l.contains('%')))
+            .filter(|l| {
+                !l.trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit() && l.contains('%'))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         let err = parse_wrk_output(&without_distribution).unwrap_err();
