@@ -64,7 +64,7 @@ use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use crate::stats::{ClientStats, Counts, ErrorCounts, Latency};
 
@@ -469,18 +469,17 @@ async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
     }
 }
 
-/// One connection slot: reconnects until told to stop.
-async fn slot(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> SlotStats {
+/// One connection slot: reconnects until told to stop (`stop` fires or its
+/// sender is dropped). Each slot has its own oneshot: polling it on every
+/// wake-up is a lock-free check, where a shared `watch` or `Notify` would
+/// take one mutex shared by all slots for every request.
+async fn slot(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) -> SlotStats {
     let mut st = SlotStats::new(shared.timeout);
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        if *stop.borrow_and_update() {
-            break;
-        }
         tokio::select! {
             biased;
-            // A changed value or a dropped sender both mean stop.
-            _ = stop.changed() => break,
+            _ = &mut stop => break,
             () = connection(&shared, &mut st, &mut buf) => {}
         }
     }
@@ -514,20 +513,22 @@ pub async fn run_load(opts: LoadOptions, stop: impl Future<Output = ()>) -> Clie
         request: request_bytes(&opts),
         timeout: opts.timeout,
     });
-    let (tx, rx) = watch::channel(false);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..opts.connections)
-        .map(|_| tokio::spawn(slot(Arc::clone(&shared), rx.clone())))
-        .collect();
-    drop(rx);
+    let (stops, tasks): (Vec<_>, Vec<_>) = (0..opts.connections)
+        .map(|_| {
+            let (tx, rx) = oneshot::channel::<()>();
+            (tx, tokio::spawn(slot(Arc::clone(&shared), rx)))
+        })
+        .unzip();
     tokio::select! {
         () = tokio::time::sleep(opts.duration) => {}
         () = stop => {}
     }
     let elapsed = started.elapsed();
-    // Receivers never go away before their task ends, but a failed send only
-    // means every task is already gone.
-    let _ = tx.send(true);
+    for tx in stops {
+        // A failed send only means that task is already gone.
+        let _ = tx.send(());
+    }
 
     let mut slots = Vec::with_capacity(tasks.len());
     let mut lost_tasks = 0u64;
