@@ -38,6 +38,9 @@ pub enum Command {
         /// Leave the lab of the last run up for inspection (`twlab clean` removes it).
         #[arg(long)]
         keep: bool,
+        /// Also write the expectations as JUnit XML (one test case each) to FILE.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Check a scenario without touching the machine.
     Validate {
@@ -46,7 +49,23 @@ pub enum Command {
         set: Vec<String>,
     },
     /// Re-render report.md from a run directory's summary.json.
-    Report { dir: PathBuf },
+    Report {
+        dir: PathBuf,
+        /// Also write report.html: one self-contained file with the charts inline.
+        #[arg(long)]
+        html: bool,
+    },
+    /// Compare two run directories (e.g. two kernels): the same tables and
+    /// verdicts, B against A, listing what differs besides the variable.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Also write the comparison as markdown to FILE.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of scenario files (for editor completion).
+    Schema,
     /// Say what this machine can and cannot do, and how to fix it.
     Doctor,
     /// Remove every leftover of twlab (namespaces, their veth and processes).
@@ -61,6 +80,9 @@ pub enum Command {
         /// Worker threads; 0 = one per CPU.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Close connections with RST (SO_LINGER 0): no TIME_WAIT on the server.
+        #[arg(long)]
+        linger_zero: bool,
     },
     /// Run twlab's load generator (wrk's connection semantics).
     Load {
@@ -80,6 +102,12 @@ pub enum Command {
         duration: std::time::Duration,
         #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// Close each connection after N requests (the client closes first); 0 = never.
+        #[arg(long, default_value_t = 0)]
+        close_after: u64,
+        /// Close connections with RST (SO_LINGER 0): no TIME_WAIT on the client.
+        #[arg(long)]
+        linger_zero: bool,
         /// Print the result as JSON (what `twlab run` reads).
         #[arg(long)]
         json: bool,

@@ -18,10 +18,11 @@ use crate::results::{
     self, BySide, RunInfo, RunSummary, Sample, SampleWriter, Source, StateStats, Summary,
     VariantSummary,
 };
-use crate::scenario::{ClientTool, Scenario, Variant};
+use crate::scenario::{Allowance, ClientTool, Order, Scenario, Variant};
 use crate::shutdown::{Level, Shutdown};
+use crate::stats::ClientStats;
 use crate::sysctl::{Journal, SysctlChange};
-use crate::{conntrack, report, server};
+use crate::{conntrack, expect, report, server};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -118,9 +119,9 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         .collect();
     let mut writer = SampleWriter::create(&dir)?;
 
-    let plan: Vec<(usize, u32)> = (1..=scenario.repeat.get())
-        .flat_map(|r| (0..scenario.variants.len()).map(move |v| (v, r)))
-        .collect();
+    let (plan, order) = plan_runs(&scenario);
+    info.order = order;
+    let mut all_samples: Vec<Sample> = Vec::new();
     let total = plan.len();
     let mut failure = None;
     for (i, &(vi, repeat)) in plan.iter().enumerate() {
@@ -138,12 +139,13 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
             i + 1,
             variant.name
         );
-        let (summary, run_env, outcome) = run_one(&ctx, variant, repeat, &mut writer, keep).await;
+        let (summary, run_env, outcome) =
+            run_one(&ctx, variant, repeat, &mut writer, keep, &mut all_samples).await;
         variants[vi].runs.push(summary);
         env.runs.push(run_env);
         info.finished_at = now();
         info.complete = i + 1 == total && outcome.is_ok();
-        write_results(&dir, &scenario, &info, &variants, &env)?;
+        write_results(&dir, &scenario, &info, &variants, &env, &all_samples)?;
         if let Err(e) = outcome {
             failure = Some(e);
             break;
@@ -158,7 +160,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
                 .to_string(),
         });
     }
-    let summary = write_results(&dir, &scenario, &info, &variants, &env)?;
+    let summary = write_results(&dir, &scenario, &info, &variants, &env, &all_samples)?;
     match failure {
         Some(e) if !interrupted => Err(e),
         _ => Ok(Outcome {
@@ -266,6 +268,7 @@ fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
         endpoint: format!("{}:{}", netns::SERVER_ADDR, scenario.server.port.0),
         command: crate::error::display_argv(&command),
         complete: false,
+        order: "interleaved".into(),
         notes: Vec::new(),
     }
 }
@@ -326,20 +329,25 @@ async fn machine_env(scenario: &Scenario) -> Env {
     }
 }
 
+/// Write env.json, charts, summary.json and report.md from what has been
+/// measured so far (called after every run, so nothing waits for the end).
 fn write_results(
     dir: &Path,
     scenario: &Scenario,
     info: &RunInfo,
     variants: &[VariantSummary],
     env: &Env,
+    samples: &[Sample],
 ) -> Result<Summary> {
-    let summary = Summary {
+    let mut summary = Summary {
         scenario: scenario.name.to_string(),
         info: info.clone(),
         comparisons: results::compare(variants),
         variants: variants.to_vec(),
         expectations: Vec::new(),
+        charts: Vec::new(), // WIRE: charts::write_charts(dir, samples, &scenario.collect.states)?
     };
+    summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
     results::write_json(&dir.join(results::ENV_FILE), env)?;
     results::write_json(&dir.join(results::SUMMARY_FILE), &summary)?;
     results::write_text(
@@ -357,12 +365,16 @@ async fn run_one(
     repeat: u32,
     writer: &mut SampleWriter,
     keep: bool,
+    all_samples: &mut Vec<Sample>,
 ) -> (RunSummary, RunEnv, Result<()>) {
     let run_id = netns::new_run_id();
     let mut summary = RunSummary {
         run_id: run_id.clone(),
         repeat,
-        steady_from_secs: results::steady_from(ctx.scenario.client.duration.0.as_secs_f64()),
+        steady_from_secs: match ctx.scenario.collect.steady_after {
+            Some(d) => d.0.as_secs_f64(),
+            None => results::steady_from(ctx.scenario.client.duration.0.as_secs_f64()),
+        },
         ..Default::default()
     };
     let mut env = RunEnv {
@@ -424,6 +436,10 @@ async fn run_one(
         client: StateStats::from_samples(series(Side::Client, Source::Conntrack), steady),
     };
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
+    if let Some(client) = &summary.client {
+        summary.invalid = validity_problems(ctx.scenario, variant, client);
+    }
+    all_samples.extend(samples);
     let outcome = match (outcome, restore_errors.into_iter().next()) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
         (Ok(()), None) => Ok(()),
@@ -472,7 +488,8 @@ async fn run_in_lab(
         ctx.dir
             .join(format!("{}-r{repeat}-{name}.log", variant.name))
     };
-    let mut server = server::start(&scenario.server, &lab.server, &ctx.exe, &log("server")).await?;
+    let (server_spec, client_spec) = scenario.effective(variant).map_err(Error::invalid)?;
+    let mut server = server::start(&server_spec, &lab.server, &ctx.exe, &log("server")).await?;
     let collector = Collector {
         hosts: vec![&lab.server, &lab.client],
         endpoint,
@@ -482,10 +499,10 @@ async fn run_in_lab(
         repeat,
         run_id: lab.run_id.clone(),
     };
-    let duration = scenario.client.duration.0;
+    let duration = client_spec.duration.0;
     let progress = progress_bar(&variant.name.to_string(), repeat, duration);
     let mut client = RunningClient::start(
-        &scenario.client,
+        &client_spec,
         &lab.client,
         endpoint,
         &ctx.exe,
@@ -539,8 +556,73 @@ async fn run_in_lab(
         server.stop().await?;
         alive?;
     }
-    summary.client = Some(client_stats?);
+    let (mut stats, cpu) = client_stats?;
+    if stats.cpu_secs.is_none() {
+        stats.cpu_secs = cpu;
+    }
+    summary.client = Some(stats);
     sample_result
+}
+
+/// The order of the runs: every (variant index, repeat), interleaved
+/// A B A B ... or shuffled with a seed; and how to describe it.
+fn plan_runs(scenario: &Scenario) -> (Vec<(usize, u32)>, String) {
+    let mut plan: Vec<(usize, u32)> = (1..=scenario.repeat.get())
+        .flat_map(|r| (0..scenario.variants.len()).map(move |v| (v, r)))
+        .collect();
+    match scenario.order {
+        Order::Interleaved => (plan, "interleaved".into()),
+        Order::Randomized => {
+            let seed = scenario.seed.unwrap_or_else(|| fastrand::u64(..));
+            fastrand::Rng::with_seed(seed).shuffle(&mut plan);
+            (plan, format!("randomized (seed {seed})"))
+        }
+    }
+}
+
+/// Why a run's figures cannot be trusted, unless the scenario studies it:
+/// the client ran out of local ports, or the load generator used all the
+/// CPU its threads could (it, not the server, set the pace).
+fn validity_problems(scenario: &Scenario, variant: &Variant, client: &ClientStats) -> Vec<String> {
+    let mut out = Vec::new();
+    let allowed = |a| scenario.allow.contains(&a);
+    if !allowed(Allowance::PortExhaustion) {
+        let eaddrnotavail = client
+            .errors
+            .connect_by_errno
+            .as_ref()
+            .and_then(|m| m.get("EADDRNOTAVAIL"))
+            .copied()
+            .unwrap_or(0);
+        if eaddrnotavail > 0 {
+            out.push(format!(
+                "the client ran out of local ports: {eaddrnotavail} connects failed with EADDRNOTAVAIL (add `allow: [port_exhaustion]` if that is what you study)"
+            ));
+        } else if client.errors.connect_by_errno.is_none() && client.errors.connect > 0 {
+            out.push(format!(
+                "{} connects failed (wrk does not say why; port exhaustion is likely) and wrk lost those connection slots",
+                client.errors.connect
+            ));
+        }
+    }
+    if !allowed(Allowance::ClientSaturation)
+        && let Some(cpu) = client.cpu_secs
+        && client.duration_secs > 0.0
+    {
+        let threads = scenario
+            .effective(variant)
+            .map(|(_, c)| c.threads.get())
+            .unwrap_or(1) as f64;
+        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        let usable = threads.min(cores);
+        let used = cpu / client.duration_secs;
+        if used >= 0.9 * usable {
+            out.push(format!(
+                "the load generator was CPU-bound: it used {used:.2} of the {usable} core(s) its threads can use, so it may have set the pace (add `allow: [client_saturation]` if that is what you study)"
+            ));
+        }
+    }
+    out
 }
 
 /// Wait for the client while ticking the progress bar, watching the server
@@ -552,15 +634,16 @@ async fn drive(
     progress: &ProgressBar,
     start: Instant,
     duration: Duration,
-) -> Result<crate::stats::ClientStats> {
+) -> Result<(ClientStats, Option<f64>)> {
     let deadline = duration + Duration::from_secs(30);
+    let mut cpu = None;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut stop_sent = false;
     let mut killed = false;
     loop {
         tokio::select! {
             stats = client.finish() => {
-                return stats;
+                return stats.map(|s| (s, cpu));
             }
             _ = shutdown.reached(Level::Graceful), if !stop_sent => {
                 client.request_stop();
@@ -572,6 +655,9 @@ async fn drive(
             }
             _ = tick.tick() => {
                 progress.set_position(start.elapsed().as_secs().min(duration.as_secs()));
+                if let Some(pid) = client.process.pid() {
+                    cpu = crate::process::cpu_secs(pid).or(cpu);
+                }
                 if let Err(e) = server.check_alive() {
                     client.process.signal(nix::sys::signal::Signal::SIGKILL);
                     let _ = client.finish().await;

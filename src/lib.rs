@@ -8,15 +8,20 @@
 //!
 //! [`run`] is the whole program; `main` only exits with its code.
 
+pub mod charts;
 pub mod clean;
 pub mod cli;
 pub mod client;
 pub mod collect;
+pub mod compare;
 pub mod conntrack;
 pub mod doctor;
 pub mod endpoint;
 pub mod error;
+pub mod expect;
 pub mod experiment;
+pub mod html;
+pub mod junit;
 pub mod lab;
 pub mod process;
 pub mod report;
@@ -25,6 +30,7 @@ pub mod scenario;
 pub mod server;
 pub mod shutdown;
 pub mod sockdiag;
+pub mod statistics;
 pub mod stats;
 pub mod sysctl;
 
@@ -71,6 +77,7 @@ fn dispatch(command: Command) -> Result<i32> {
             out,
             set,
             keep,
+            junit,
         } => {
             let opts = experiment::RunOptions {
                 scenario_path: scenario,
@@ -79,15 +86,31 @@ fn dispatch(command: Command) -> Result<i32> {
                 keep,
             };
             let outcome = runtime()?.block_on(experiment::run(&opts))?;
-            println!("{}", report::render_terminal(&outcome.summary));
+            let summary = &outcome.summary;
+            println!("{}", report::render_terminal(summary));
             println!(
                 "report: {}",
                 outcome.dir.join(results::REPORT_FILE).display()
             );
+            if let Some(path) = junit {
+                results::write_text(&path, &junit::render_junit(summary)?)?;
+                println!("junit: {}", path.display());
+            }
             if outcome.interrupted {
                 eprintln!("twlab: interrupted; the results above cover what ran");
                 return Ok(exit_code::INTERRUPTED);
             }
+            let failed: Vec<_> = summary.expectations.iter().filter(|e| !e.passed).collect();
+            if !failed.is_empty() {
+                for e in &failed {
+                    eprintln!("twlab: expectation failed: {}: {}", e.text, e.detail);
+                }
+                return Ok(exit_code::EXPECTATION_FAILED);
+            }
+            Ok(exit_code::OK)
+        }
+        Command::Schema => {
+            println!("{}", scenario::json_schema());
             Ok(exit_code::OK)
         }
         Command::Validate { scenario, set } => {
@@ -104,12 +127,20 @@ fn dispatch(command: Command) -> Result<i32> {
             );
             Ok(exit_code::OK)
         }
-        Command::Report { dir } => {
+        Command::Report { dir, html } => {
             let summary = results::read_summary(&dir)?;
             let path = dir.join(results::REPORT_FILE);
             results::write_text(&path, &report::render_markdown(&summary))?;
             println!("{}", path.display());
+            if html {
+                // WIRE: html::render_html(&summary, &dir)
+                return Err(Error::invalid("--html is not wired yet"));
+            }
             Ok(exit_code::OK)
+        }
+        Command::Compare { .. } => {
+            // WIRE: compare::compare_dirs
+            Err(Error::invalid("compare is not wired yet"))
         }
         Command::Doctor => {
             let checks = runtime()?.block_on(doctor::checks());
@@ -134,11 +165,13 @@ fn dispatch(command: Command) -> Result<i32> {
             listen,
             max_keepalive_requests,
             threads,
+            linger_zero,
         } => {
             server::builtin::serve_blocking(server::builtin::ServeOptions {
                 listen,
                 max_keepalive_requests,
                 threads,
+                linger_zero,
             })
             .map_err(|e| Error::env(format!("twlab serve on {listen}: {e}")))?;
             Ok(exit_code::OK)
@@ -151,6 +184,8 @@ fn dispatch(command: Command) -> Result<i32> {
             threads,
             duration,
             timeout,
+            close_after,
+            linger_zero,
             json,
         } => {
             if connections == 0 || threads == 0 || threads > connections as usize {
@@ -166,6 +201,8 @@ fn dispatch(command: Command) -> Result<i32> {
                 threads,
                 duration,
                 timeout,
+                close_after,
+                linger_zero,
             };
             let stats = client::builtin::run_load_blocking(opts)
                 .map_err(|e| Error::env(format!("twlab load against {target}: {e}")))?;

@@ -11,6 +11,7 @@
 use crate::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::scenario::RoleSysctls;
+use crate::statistics::{self, Direction, Stats, Verdict};
 use crate::stats::{ClientStats, Counts};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,6 +211,11 @@ pub struct RunSummary {
     /// Why the run failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the run's figures cannot be trusted (the load generator was the
+    /// bottleneck, the client ran out of ports), unless the scenario
+    /// studies exactly that. Empty for a valid run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<String>,
 }
 
 /// A variant with its settings and runs.
@@ -220,27 +226,50 @@ pub struct VariantSummary {
     pub runs: Vec<RunSummary>,
 }
 
-/// One metric of one variant against the baseline.
+/// One metric of one variant against the baseline, over all their runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
-    /// e.g. `sockets.server.TIME_WAIT.steady_mean` or `client.requests_per_sec`.
+    /// `side.source.STATE.stat` (e.g. `client.sockets.TIME_WAIT.steady_mean`)
+    /// or a load metric (e.g. `client.requests_per_sec`).
     pub metric: String,
     pub variant: String,
     pub baseline: String,
+    /// Mean over the baseline's completed runs.
     pub baseline_value: f64,
+    /// Mean over the variant's completed runs.
     pub value: f64,
     /// `value - baseline_value`.
     pub change: f64,
     /// Percent change; `None` when the baseline is zero.
     pub change_pct: Option<f64>,
+    pub baseline_stats: Stats,
+    pub stats: Stats,
+    /// 95% confidence interval of `change` (Welch); absent with fewer than
+    /// two runs on either side.
+    pub ci95: Option<[f64; 2]>,
+    /// The same interval in percent of the baseline mean.
+    pub ci95_pct: Option<[f64; 2]>,
+    pub direction: Direction,
+    pub verdict: Verdict,
 }
 
-/// An expectation of the scenario and whether it held (filled by a later
-/// version; always present so CI readers can rely on the key).
+/// An expectation of the scenario (`expect:`) and whether it held.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Expectation {
+    /// The expectation as written, e.g.
+    /// `client.sockets.TIME_WAIT steady_mean of reuse-on: change <= -20% (95% confidence)`.
     pub text: String,
     pub passed: bool,
+    /// What was observed, e.g. `change -64.6% (95% CI -70.1% .. -59.0%)`.
+    pub detail: String,
+}
+
+/// A chart written into the run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chart {
+    pub title: String,
+    /// Path relative to the run directory, e.g. `charts/server-sockets-TIME_WAIT.svg`.
+    pub path: String,
 }
 
 /// What ran, where and when: the report's header.
@@ -261,6 +290,9 @@ pub struct RunInfo {
     pub command: String,
     /// Whether every planned run completed.
     pub complete: bool,
+    /// Order of the runs: `interleaved` or `randomized (seed N)`.
+    #[serde(default)]
+    pub order: String,
     /// Facts the reader needs to interpret the figures (conntrack timeouts,
     /// why a run stopped early, ...), one sentence each.
     #[serde(default)]
@@ -275,17 +307,24 @@ pub struct Summary {
     pub variants: Vec<VariantSummary>,
     pub comparisons: Vec<Comparison>,
     pub expectations: Vec<Expectation>,
+    /// Time-series charts in the run directory.
+    #[serde(default)]
+    pub charts: Vec<Chart>,
 }
 
-/// The metrics compared across variants, as (metric name, value of a run).
-fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
+/// The metrics of one run, as (metric name, value). State metrics are
+/// named `side.source.STATE.stat`; load metrics `client.<name>`.
+pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     if let Some(c) = &run.client {
         out.push(("client.requests".into(), c.requests as f64));
         out.push(("client.requests_per_sec".into(), c.requests_per_sec));
         out.push(("client.errors".into(), c.errors.total() as f64));
+        out.push(("client.errors.connect".into(), c.errors.connect as f64));
         out.push(("client.latency.p50_ms".into(), c.latency.p50_ms));
+        out.push(("client.latency.p90_ms".into(), c.latency.p90_ms));
         out.push(("client.latency.p99_ms".into(), c.latency.p99_ms));
+        out.push(("client.latency.max_ms".into(), c.latency.max_ms));
         if let Some(n) = c.connections_opened {
             out.push(("client.connections_opened".into(), n as f64));
         }
@@ -300,7 +339,7 @@ fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
                 .chain(st.steady_mean.keys())
                 .collect();
             for state in states {
-                let base = format!("{source}.{side}.{state}");
+                let base = format!("{side}.{source}.{state}");
                 out.push((
                     format!("{base}.final"),
                     st.final_.get(state).copied().unwrap_or(0) as f64,
@@ -321,56 +360,134 @@ fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
     out
 }
 
-/// The value of each metric for a variant: the mean over its completed runs.
-pub fn variant_metrics(v: &VariantSummary) -> BTreeMap<String, f64> {
-    let mut sums: BTreeMap<String, (f64, u32)> = BTreeMap::new();
-    for run in v.runs.iter().filter(|r| r.error.is_none()) {
-        for (metric, value) in run_metrics(run) {
-            let e = sums.entry(metric).or_insert((0.0, 0));
-            e.0 += value;
-            e.1 += 1;
-        }
+/// Is `metric` a state count (`side.source.STATE.stat`)? Returns its parts.
+pub fn state_metric(metric: &str) -> Option<(Side, Source, &str, &str)> {
+    let mut parts = metric.splitn(3, '.');
+    let side = match parts.next()? {
+        "server" => Side::Server,
+        "client" => Side::Client,
+        _ => return None,
+    };
+    let source = match parts.next()? {
+        "sockets" => Source::Sockets,
+        "conntrack" => Source::Conntrack,
+        _ => return None,
+    };
+    let (state, stat) = parts.next()?.rsplit_once('.')?;
+    Some((side, source, state, stat))
+}
+
+/// Which way is good for a metric: fewer TIME_WAIT, errors and latency;
+/// more requests. ESTABLISHED and LISTEN are neither.
+pub fn direction(metric: &str) -> Direction {
+    if let Some((_, _, state, _)) = state_metric(metric) {
+        return match state {
+            "ESTABLISHED" | "LISTEN" => Direction::Neutral,
+            _ => Direction::LowerIsBetter,
+        };
     }
-    sums.into_iter()
-        .map(|(k, (sum, n))| (k, round2(sum / f64::from(n))))
+    match metric {
+        "client.requests" | "client.requests_per_sec" => Direction::HigherIsBetter,
+        "client.connections_opened" => Direction::Neutral,
+        _ => Direction::LowerIsBetter,
+    }
+}
+
+/// Each metric's values over a variant's completed runs. A state seen in
+/// some runs and not in others counts as zero where it was not seen.
+pub fn variant_values(v: &VariantSummary) -> BTreeMap<String, Vec<f64>> {
+    let runs: Vec<Vec<(String, f64)>> = v
+        .runs
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(run_metrics)
+        .collect();
+    let names: BTreeSet<String> = runs.iter().flatten().map(|(k, _)| k.clone()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let values = runs
+                .iter()
+                .filter_map(|run| {
+                    let found = run.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+                    match found {
+                        Some(v) => Some(v),
+                        None if state_metric(&name).is_some() => Some(0.0),
+                        None => None,
+                    }
+                })
+                .collect();
+            (name, values)
+        })
         .collect()
 }
 
-/// Every variant after the first against the first, per metric. A state
-/// present in one variant and absent in the other counts as zero there.
+/// The value of each metric for a variant: the mean over its completed runs.
+pub fn variant_metrics(v: &VariantSummary) -> BTreeMap<String, f64> {
+    variant_values(v)
+        .into_iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(k, values)| (k, round2(statistics::describe(&values).mean)))
+        .collect()
+}
+
+/// Every variant after the first against the first, per metric, with a 95%
+/// interval and a verdict. A state present in one variant and absent in the
+/// other counts as zero there; a variant without a completed run is left out.
 pub fn compare(variants: &[VariantSummary]) -> Vec<Comparison> {
     let Some((baseline, rest)) = variants.split_first() else {
         return Vec::new();
     };
-    let base = variant_metrics(baseline);
-    let mut out = Vec::new();
     let completed = |v: &VariantSummary| v.runs.iter().any(|r| r.error.is_none());
     if !completed(baseline) {
-        return out;
+        return Vec::new();
     }
+    let base = variant_values(baseline);
+    let base_runs = baseline.runs.iter().filter(|r| r.error.is_none()).count();
+    let mut out = Vec::new();
     for v in rest.iter().filter(|v| completed(v)) {
-        let m = variant_metrics(v);
+        let m = variant_values(v);
+        let runs = v.runs.iter().filter(|r| r.error.is_none()).count();
         let names: BTreeSet<&String> = base.keys().chain(m.keys()).collect();
         for name in names {
-            // Client metrics exist only when both ran a client.
+            let zeros = |n| vec![0.0; n];
+            // Load metrics exist only when both ran a client.
             let (b, x) = match (base.get(name), m.get(name)) {
-                (Some(b), Some(x)) => (*b, *x),
-                (None, Some(x)) if !name.starts_with("client.") => (0.0, *x),
-                (Some(b), None) if !name.starts_with("client.") => (*b, 0.0),
+                (Some(b), Some(x)) => (b.clone(), x.clone()),
+                (None, Some(x)) if state_metric(name).is_some() => (zeros(base_runs), x.clone()),
+                (Some(b), None) if state_metric(name).is_some() => (b.clone(), zeros(runs)),
                 _ => continue,
             };
-            out.push(Comparison {
-                metric: name.clone(),
-                variant: v.name.clone(),
-                baseline: baseline.name.clone(),
-                baseline_value: b,
-                value: x,
-                change: round2(x - b),
-                change_pct: (b != 0.0).then(|| round2((x - b) / b * 100.0)),
-            });
+            out.push(comparison(name, &baseline.name, &v.name, &b, &x));
         }
     }
     out
+}
+
+/// Compare two sets of run values of one metric.
+pub fn comparison(metric: &str, baseline: &str, variant: &str, b: &[f64], x: &[f64]) -> Comparison {
+    let (bs, xs) = (statistics::describe(b), statistics::describe(x));
+    let (bm, xm) = (round2(bs.mean), round2(xs.mean));
+    let ci = statistics::diff_ci(b, x, 0.95);
+    let direction = direction(metric);
+    let pct = |v: f64| round2(v / bs.mean * 100.0);
+    Comparison {
+        metric: metric.to_string(),
+        variant: variant.to_string(),
+        baseline: baseline.to_string(),
+        baseline_value: bm,
+        value: xm,
+        change: round2(xm - bm),
+        change_pct: (bm != 0.0).then(|| round2((xm - bm) / bm * 100.0)),
+        baseline_stats: bs,
+        stats: xs,
+        ci95: ci.map(|(lo, hi)| [round2(lo), round2(hi)]),
+        ci95_pct: ci
+            .filter(|_| bs.mean != 0.0)
+            .map(|(lo, hi)| [pct(lo), pct(hi)]),
+        direction,
+        verdict: statistics::verdict(ci, direction),
+    }
 }
 
 /// Write a JSON file atomically enough for readers: write then rename.
@@ -459,7 +576,7 @@ mod tests {
         let cmp = compare(&[v("off", 12000), v("on", 7152)]);
         let c = cmp
             .iter()
-            .find(|c| c.metric == "sockets.server.TIME_WAIT.final")
+            .find(|c| c.metric == "server.sockets.TIME_WAIT.final")
             .unwrap();
         assert_eq!(c.change, -4848.0);
         assert_eq!(c.change_pct, Some(-40.4));

@@ -11,9 +11,11 @@
 //! so an error names the override that caused it.
 
 use crate::error::{Error, Result};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_yaml_ng::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::num::NonZeroU32;
@@ -21,7 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A whole scenario, as written in YAML (keys documented in README).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Short name, used in run directory names.
@@ -37,9 +39,43 @@ pub struct Scenario {
     /// How many times each variant runs.
     #[serde(default = "one")]
     pub repeat: NonZeroU32,
+    /// Order of the runs: `interleaved` (A B A B ..., default) or
+    /// `randomized` (shuffled with `seed`), so drift does not pass for an effect.
+    #[serde(default)]
+    pub order: Order,
+    /// Seed for `order: randomized` (default: drawn, and recorded in the report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// What the scenario studies on purpose and so does not flag as an
+    /// invalid run: `port_exhaustion`, `client_saturation`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Allowance>,
     /// The settings compared; the first is the baseline.
     #[serde(deserialize_with = "variant_list")]
+    #[schemars(length(min = 1))]
     pub variants: Vec<Variant>,
+    /// What the results must show (CI gates): a failed expectation exits 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<crate::expect::ExpectSpec>,
+}
+
+/// Order of the runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Interleaved,
+    Randomized,
+}
+
+/// Conditions a scenario studies on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Allowance {
+    /// The client running out of local ports (EADDRNOTAVAIL).
+    PortExhaustion,
+    /// The load generator using all the CPU it can.
+    ClientSaturation,
 }
 
 fn one() -> NonZeroU32 {
@@ -47,7 +83,7 @@ fn one() -> NonZeroU32 {
 }
 
 /// The server under load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSpec {
     #[serde(default)]
@@ -58,6 +94,9 @@ pub struct ServerSpec {
     /// `maxKeepAliveRequests`, default 100); 0 means never.
     #[serde(default = "default_keepalive")]
     pub max_keepalive_requests: u64,
+    /// Close with RST (SO_LINGER 0) instead of FIN: no TIME_WAIT on the server.
+    #[serde(default)]
+    pub linger_zero: bool,
 }
 
 impl Default for ServerSpec {
@@ -66,6 +105,7 @@ impl Default for ServerSpec {
             kind: ServerKind::default(),
             port: default_port(),
             max_keepalive_requests: default_keepalive(),
+            linger_zero: false,
         }
     }
 }
@@ -79,7 +119,7 @@ fn default_keepalive() -> u64 {
 }
 
 /// Which server runs. Docker and arbitrary commands come with real-host labs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
     /// twlab's own Tomcat-like HTTP/1.1 server.
@@ -88,8 +128,9 @@ pub enum ServerKind {
 }
 
 /// The load generator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, try_from = "RawClientSpec")]
+#[schemars(with = "RawClientSpec")]
 pub struct ClientSpec {
     pub tool: ClientTool,
     pub connections: NonZeroU32,
@@ -98,6 +139,12 @@ pub struct ClientSpec {
     pub path: String,
     /// Per-request timeout (wrk's `--timeout`).
     pub timeout: HumanDuration,
+    /// The client closes each connection itself after this many requests
+    /// (it becomes the active closer); 0 = never. Builtin client only.
+    pub close_after: u64,
+    /// The client closes with RST (SO_LINGER 0): no TIME_WAIT on the client.
+    /// Builtin client only.
+    pub linger_zero: bool,
 }
 
 impl Default for ClientSpec {
@@ -109,26 +156,40 @@ impl Default for ClientSpec {
             duration: HumanDuration(Duration::from_secs(90)),
             path: "/abc".to_string(),
             timeout: HumanDuration(Duration::from_secs(2)),
+            close_after: 0,
+            linger_zero: false,
         }
     }
 }
 
 /// [`ClientSpec`] before its cross-field checks.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawClientSpec {
+    /// `builtin` (default) or `wrk`.
     #[serde(default)]
     tool: Option<ClientTool>,
+    /// Connections kept open (default 100).
     #[serde(default)]
     connections: Option<NonZeroU32>,
+    /// Threads (default 2), at most `connections`.
     #[serde(default)]
     threads: Option<NonZeroU32>,
+    /// How long the load runs (default 90s).
     #[serde(default)]
     duration: Option<HumanDuration>,
+    /// Request path (default /abc, a 404 as in the seed).
     #[serde(default)]
     path: Option<String>,
+    /// Per-request timeout (default 2s).
     #[serde(default)]
     timeout: Option<HumanDuration>,
+    /// The client closes after N requests; 0 = never (default).
+    #[serde(default)]
+    close_after: Option<u64>,
+    /// Close with RST instead of FIN (default false).
+    #[serde(default)]
+    linger_zero: Option<bool>,
 }
 
 impl TryFrom<RawClientSpec> for ClientSpec {
@@ -143,7 +204,15 @@ impl TryFrom<RawClientSpec> for ClientSpec {
             duration: raw.duration.unwrap_or(d.duration),
             path: raw.path.unwrap_or(d.path),
             timeout: raw.timeout.unwrap_or(d.timeout),
+            close_after: raw.close_after.unwrap_or(d.close_after),
+            linger_zero: raw.linger_zero.unwrap_or(d.linger_zero),
         };
+        if spec.tool == ClientTool::Wrk && (spec.close_after > 0 || spec.linger_zero) {
+            return Err(
+                "client.close_after and client.linger_zero need client.tool: builtin (wrk cannot do them)"
+                    .into(),
+            );
+        }
         if spec.threads > spec.connections {
             return Err(format!(
                 "client.threads ({}) must not exceed client.connections ({}): each thread needs a connection",
@@ -164,7 +233,7 @@ impl TryFrom<RawClientSpec> for ClientSpec {
 }
 
 /// Which load generator runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientTool {
     /// twlab's own generator (`twlab load`).
@@ -183,11 +252,19 @@ impl ClientTool {
 }
 
 /// What is sampled during the load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CollectSpec {
+    /// Time between samples (default 1s, at least 50ms).
     #[serde(default = "default_interval", deserialize_with = "interval")]
     pub interval: HumanDuration,
+    /// From when counts are steady (default: 60s when the load runs longer
+    /// than 70s, else the second half): TIME_WAIT grows for its first minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_after: Option<HumanDuration>,
+    /// The states charted over time (default TIME_WAIT).
+    #[serde(default = "default_states", deserialize_with = "state_list")]
+    pub states: Vec<String>,
     /// TCP states for the server endpoint, both sides.
     #[serde(default = "yes")]
     pub sockets: bool,
@@ -200,6 +277,8 @@ impl Default for CollectSpec {
     fn default() -> Self {
         CollectSpec {
             interval: default_interval(),
+            steady_after: None,
+            states: default_states(),
             sockets: true,
             conntrack: true,
         }
@@ -214,6 +293,34 @@ fn yes() -> bool {
     true
 }
 
+fn default_states() -> Vec<String> {
+    vec!["TIME_WAIT".to_string()]
+}
+
+fn state_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    /// One state name, checked where it stands.
+    struct State(String);
+    impl<'de> Deserialize<'de> for State {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            checked_str(d, |s| {
+                let known = crate::expect::known_state(crate::results::Source::Sockets, s)
+                    || crate::expect::known_state(crate::results::Source::Conntrack, s);
+                if known {
+                    Ok(State(s.to_string()))
+                } else {
+                    Err(format!(
+                        "unknown TCP state `{s}` (use netstat's spelling: TIME_WAIT, ESTABLISHED, CLOSE_WAIT, FIN_WAIT2, ...)"
+                    ))
+                }
+            })
+        }
+    }
+    Ok(Vec::<State>::deserialize(d)?
+        .into_iter()
+        .map(|s| s.0)
+        .collect())
+}
+
 fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
     let value = HumanDuration::deserialize(d)?;
     if value.0 < Duration::from_millis(50) {
@@ -225,16 +332,22 @@ fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> 
 }
 
 /// One setting compared in the scenario.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     pub name: Name,
     #[serde(default)]
     pub sysctls: RoleSysctls,
+    /// Scenario scalars this variant changes, as `--set` would:
+    /// `{ server.max_keepalive_requests: 1, client.linger_zero: true }`.
+    /// Only `server.*` and `client.*` keys.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub set: BTreeMap<String, Value>,
 }
 
 /// Sysctls per role. Only `client` and `server` exist.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleSysctls {
     #[serde(
@@ -332,6 +445,89 @@ impl<'de> Deserialize<'de> for Port {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Deserialize a string and check it inside the visitor, so that a refusal
+/// carries the position of the value itself (an error raised after
+/// `String::deserialize` returns is reported at the parent mapping).
+pub fn checked_str<'de, D, T>(
+    d: D,
+    check: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<F>(F);
+    impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(check))
+}
+
+/// A string schema with a pattern and a description, for the types below
+/// whose checks live in hand-written `Deserialize` impls.
+fn string_schema(description: &str, pattern: &str) -> Schema {
+    json_schema!({ "type": "string", "description": description, "pattern": pattern })
+}
+
+impl JsonSchema for Name {
+    fn schema_name() -> Cow<'static, str> {
+        "Name".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "1 to 64 letters, digits, ., _ or -",
+            "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$",
+        )
+    }
+}
+
+impl JsonSchema for Port {
+    fn schema_name() -> Cow<'static, str> {
+        "Port".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "integer", "minimum": 1, "maximum": 65535 })
+    }
+}
+
+impl JsonSchema for HumanDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "HumanDuration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "a duration with a unit: 500ms, 10s, 5m, 1h 30m",
+            "^\\s*[0-9].*[a-z]+\\s*$",
+        )
+    }
+}
+
+impl JsonSchema for SysctlName {
+    fn schema_name() -> Cow<'static, str> {
+        "SysctlName".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        string_schema(
+            "a plain dotted sysctl name like net.ipv4.tcp_tw_reuse",
+            "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$",
+        )
+    }
+}
+
+impl JsonSchema for SysctlValue {
+    fn schema_name() -> Cow<'static, str> {
+        "SysctlValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["integer", "string"], "description": "a number or a string, e.g. 1 or \"32768 60999\"" })
     }
 }
 
@@ -551,6 +747,7 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
         let scenario: Scenario =
             serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        scenario.check(origin, Some(text))?;
         if overrides.is_empty() {
             return Ok(scenario);
         }
@@ -561,8 +758,77 @@ impl Scenario {
                 .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
             result = serde_yaml_ng::from_value(doc.clone())
                 .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+            result
+                .check(origin, None)
+                .map_err(|e| Error::invalid(format!("--set {o}: {e}")))?;
         }
         Ok(result)
+    }
+
+    /// Checks across fields: expectations name existing variants, each
+    /// variant's `set` applies cleanly. With the source `text`, errors point
+    /// at the line of the offending value.
+    fn check(&self, origin: &str, text: Option<&str>) -> Result<()> {
+        let at = |needle: &str| -> String {
+            text.and_then(|t| {
+                t.lines()
+                    .position(|l| !l.trim_start().starts_with('#') && l.contains(needle))
+                    .map(|i| format!("{origin}:{}: ", i + 1))
+            })
+            .unwrap_or_else(|| format!("{origin}: "))
+        };
+        for (i, e) in self.expect.iter().enumerate() {
+            if !self.variants.iter().any(|v| v.name == e.variant) {
+                return Err(Error::invalid(format!(
+                    "{}expect[{i}].variant `{}` is not a variant of this scenario",
+                    at(&format!("variant: {}", e.variant)),
+                    e.variant
+                )));
+            }
+        }
+        for v in &self.variants {
+            for key in v.set.keys() {
+                if !(key.starts_with("server.") || key.starts_with("client.")) {
+                    return Err(Error::invalid(format!(
+                        "{}variant `{}`: set `{key}`: only server.* and client.* keys can vary per variant",
+                        at(key),
+                        v.name
+                    )));
+                }
+            }
+            // One key at a time, so an error names the key that caused it.
+            for (key, value) in &v.set {
+                let single = Variant {
+                    set: [(key.clone(), value.clone())].into_iter().collect(),
+                    ..v.clone()
+                };
+                self.effective(&single)
+                    .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at(key), v.name)))?;
+            }
+            self.effective(v)
+                .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at("set"), v.name)))?;
+        }
+        Ok(())
+    }
+
+    /// The server and client of a variant: the scenario's, with the
+    /// variant's `set` applied.
+    pub fn effective(
+        &self,
+        variant: &Variant,
+    ) -> std::result::Result<(ServerSpec, ClientSpec), String> {
+        if variant.set.is_empty() {
+            return Ok((self.server.clone(), self.client.clone()));
+        }
+        let mut doc = serde_yaml_ng::to_value(self).map_err(|e| e.to_string())?;
+        for (key, value) in &variant.set {
+            set_path(&mut doc, key, value.clone()).map_err(|e| format!("set `{key}`: {e}"))?;
+        }
+        let s: Scenario = serde_yaml_ng::from_value(doc).map_err(|e| {
+            let keys: Vec<&str> = variant.set.keys().map(String::as_str).collect();
+            format!("set `{}`: {e}", keys.join("`, `"))
+        })?;
+        Ok((s.server, s.client))
     }
 
     /// The scenario as YAML, with every default filled in.
@@ -573,6 +839,13 @@ impl Scenario {
     pub fn baseline(&self) -> &Variant {
         &self.variants[0]
     }
+}
+
+/// The JSON Schema of scenario files, generated from the types above
+/// (`twlab schema`; the committed `scenario.schema.json` must match it).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Scenario);
+    serde_json::to_string_pretty(&schema).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
@@ -597,10 +870,15 @@ pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
     let (path, raw) = spec
         .split_once('=')
         .ok_or_else(|| "expected key.path=value".to_string())?;
+    let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
+    set_path(doc, path, value)
+}
+
+/// Set the scalar at a dotted `path` of the document (see [`apply_override`]).
+pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
     if path.is_empty() {
         return Err("empty key path".into());
     }
-    let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
     if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
         return Err("only scalar values can be set".into());
     }

@@ -30,6 +30,9 @@ pub struct ClientStats {
     pub connections_opened: Option<u64>,
     pub errors: ErrorCounts,
     pub latency: Latency,
+    /// CPU time the load generator used (user + system), in seconds, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_secs: Option<f64>,
     /// Things the reader must know about this run (e.g. wrk losing slots).
     #[serde(default)]
     pub notes: Vec<String>,

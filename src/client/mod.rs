@@ -21,23 +21,32 @@ use std::path::Path;
 /// The argv that runs the scenario's client against `endpoint`.
 pub fn argv(spec: &ClientSpec, endpoint: Endpoint, exe: &Path) -> Vec<String> {
     match spec.tool {
-        ClientTool::Builtin => vec![
-            exe.display().to_string(),
-            "load".into(),
-            "--target".into(),
-            endpoint.to_string(),
-            "--path".into(),
-            spec.path.clone(),
-            "--connections".into(),
-            spec.connections.to_string(),
-            "--threads".into(),
-            spec.threads.to_string(),
-            "--duration".into(),
-            spec.duration.to_string(),
-            "--timeout".into(),
-            spec.timeout.to_string(),
-            "--json".into(),
-        ],
+        ClientTool::Builtin => {
+            let mut argv = vec![
+                exe.display().to_string(),
+                "load".into(),
+                "--target".into(),
+                endpoint.to_string(),
+                "--path".into(),
+                spec.path.clone(),
+                "--connections".into(),
+                spec.connections.to_string(),
+                "--threads".into(),
+                spec.threads.to_string(),
+                "--duration".into(),
+                spec.duration.to_string(),
+                "--timeout".into(),
+                spec.timeout.to_string(),
+                "--json".into(),
+            ];
+            if spec.close_after > 0 {
+                argv.extend(["--close-after".into(), spec.close_after.to_string()]);
+            }
+            if spec.linger_zero {
+                argv.push("--linger-zero".into());
+            }
+            argv
+        }
         ClientTool::Wrk => wrk::wrk_argv(
             &format!("http://{}{}", endpoint, spec.path),
             spec.connections.get(),

@@ -49,7 +49,7 @@ impl RunningServer {
 
 /// The argv of the builtin server for a scenario.
 pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
-    vec![
+    let mut argv = vec![
         exe.display().to_string(),
         "serve".into(),
         "--listen".into(),
@@ -57,7 +57,11 @@ pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
         std::net::SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port.0).to_string(),
         "--max-keepalive-requests".into(),
         spec.max_keepalive_requests.to_string(),
-    ]
+    ];
+    if spec.linger_zero {
+        argv.push("--linger-zero".into());
+    }
+    argv
 }
 
 /// Start the server of `spec` on `host` and wait until it listens.
