@@ -169,6 +169,8 @@ pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
         connections_opened: None,
         errors,
         latency,
+        // wrk does not say; twlab measures it from /proc while wrk runs.
+        cpu_secs: None,
         notes,
     })
 }
