@@ -138,9 +138,14 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(exit_code::OK)
         }
-        Command::Compare { .. } => {
-            // WIRE: compare::compare_dirs
-            Err(Error::invalid("compare is not wired yet"))
+        Command::Compare { a, b, out } => {
+            let c = compare::compare_dirs(&a, &b)?;
+            println!("{}", compare::render_terminal(&c));
+            if let Some(path) = out {
+                results::write_text(&path, &compare::render_markdown(&c))?;
+                println!("comparison: {}", path.display());
+            }
+            Ok(exit_code::OK)
         }
         Command::Doctor => {
             let checks = runtime()?.block_on(doctor::checks());

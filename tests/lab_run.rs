@@ -273,3 +273,74 @@ fn keep_leaves_the_lab_and_clean_removes_it() {
         .expect("clean");
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
 }
+
+#[test]
+fn failed_expectations_exit_1_with_a_junit_file() {
+    if !require_root("failed_expectations_exit_1_with_a_junit_file") {
+        return;
+    }
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let junit = tmp.path().join("junit.xml");
+    let out = twlab()
+        .arg("run")
+        .arg(manifest_dir().join("tests/fixtures/scenarios/lab/gates.yaml"))
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("twlab runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("expectation failed"), "{stderr}");
+    let summary = read_json(&tmp.path().join("run/summary.json"));
+    let passed: Vec<bool> = summary["expectations"]
+        .as_array()
+        .expect("expectations")
+        .iter()
+        .map(|e| e["passed"].as_bool().expect("passed"))
+        .collect();
+    assert_eq!(passed, [true, false]);
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""), "{xml}");
+    assert_clean_machine(&before);
+}
+
+/// TIME_WAIT of a run of `variant` on `side`, at the final snapshot.
+fn final_tw(summary: &Value, variant: &str, side: &str) -> u64 {
+    let v = summary["variants"]
+        .as_array()
+        .expect("variants")
+        .iter()
+        .find(|v| v["name"] == variant)
+        .expect("variant present");
+    tw(&v["runs"][0], &["sockets", side, "final", "TIME_WAIT"])
+}
+
+#[test]
+fn time_wait_follows_the_active_closer_and_rst_leaves_none() {
+    if !require_root("time_wait_follows_the_active_closer_and_rst_leaves_none") {
+        return;
+    }
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = twlab()
+        .arg("run")
+        .arg(manifest_dir().join("tests/fixtures/scenarios/lab/closers.yaml"))
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .output()
+        .expect("twlab runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = read_json(&tmp.path().join("run/summary.json"));
+    // The server closes: the server carries TIME_WAIT.
+    assert!(final_tw(&s, "server-closes", "server") > 10 * final_tw(&s, "server-closes", "client"));
+    // The client closes: the client carries it, the server has (almost) none.
+    assert!(final_tw(&s, "client-closes", "client") > 10 * final_tw(&s, "client-closes", "server").max(1));
+    // RST closes leave no TIME_WAIT on the closer.
+    assert_eq!(final_tw(&s, "server-rst", "server"), 0);
+    assert_eq!(final_tw(&s, "client-rst", "client"), 0);
+    assert!(final_tw(&s, "server-closes", "server") > 0);
+    assert_clean_machine(&before);
+}
