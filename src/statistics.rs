@@ -54,7 +54,7 @@ pub fn describe(values: &[f64]) -> Stats {
 
 /// The two-sided Student's t quantile for `confidence` with `df` degrees of freedom.
 fn t_quantile(confidence: f64, df: f64) -> Option<f64> {
-    if !(0.0..1.0).contains(&confidence) || !(df > 0.0) {
+    if !(0.0..1.0).contains(&confidence) || df.is_nan() || df <= 0.0 {
         return None;
     }
     let t = StudentsT::new(0.0, 1.0, df).ok()?;
