@@ -22,7 +22,7 @@ use crate::scenario::{Allowance, ClientTool, Order, Scenario, Variant};
 use crate::shutdown::{Level, Shutdown};
 use crate::stats::ClientStats;
 use crate::sysctl::{Journal, SysctlChange};
-use crate::{conntrack, expect, report, server};
+use crate::{charts, conntrack, expect, report, server};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -345,7 +345,7 @@ fn write_results(
         comparisons: results::compare(variants),
         variants: variants.to_vec(),
         expectations: Vec::new(),
-        charts: Vec::new(), // WIRE: charts::write_charts(dir, samples, &scenario.collect.states)?
+        charts: charts::write_charts(dir, &baseline_first(scenario, samples), &scenario.collect.states)?,
     };
     summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
     results::write_json(&dir.join(results::ENV_FILE), env)?;
@@ -355,6 +355,22 @@ fn write_results(
         &report::render_markdown(&summary),
     )?;
     Ok(summary)
+}
+
+/// The samples in the scenario's variant order (charts give colours in
+/// order of appearance, so the baseline keeps the first colour even when
+/// the runs were randomized).
+fn baseline_first(scenario: &Scenario, samples: &[Sample]) -> Vec<Sample> {
+    let rank = |name: &str| {
+        scenario
+            .variants
+            .iter()
+            .position(|v| v.name.as_str() == name)
+            .unwrap_or(usize::MAX)
+    };
+    let mut sorted = samples.to_vec();
+    sorted.sort_by_key(|s| rank(&s.variant));
+    sorted
 }
 
 /// One variant, one repeat, in a fresh lab. Always tears the lab down

@@ -133,8 +133,9 @@ fn dispatch(command: Command) -> Result<i32> {
             results::write_text(&path, &report::render_markdown(&summary))?;
             println!("{}", path.display());
             if html {
-                // WIRE: html::render_html(&summary, &dir)
-                return Err(Error::invalid("--html is not wired yet"));
+                let page = dir.join("report.html");
+                results::write_text(&page, &html::render_html(&summary, &dir)?)?;
+                println!("{}", page.display());
             }
             Ok(exit_code::OK)
         }

@@ -10,15 +10,24 @@
 //! The report answers the seed's question first: how much each variant
 //! changes the TIME_WAIT (and ESTABLISHED) counts for the server endpoint,
 //! in sockets and conntrack, on both sides, against the baseline (the first
-//! variant), in absolute terms and in percent. Then come what the client saw,
-//! the runs that failed or repeated, and the command to reproduce it all.
+//! variant), in absolute terms and in percent, and whether the change is
+//! real. A single pair of runs cannot say that, so with repeats each change
+//! carries its 95% interval and a verdict (better, worse, no clear change);
+//! without them the report says once that verdicts need repeats instead of
+//! filling every cell with it. What can make the figures wrong comes before
+//! them (runs flagged invalid, at the top) or right after the headline
+//! (expectations that failed); then the charts, every state, what the
+//! client saw, the runs one by one, and the command to reproduce it all.
 //!
 //! Values are those of [`results::variant_metrics`] (means over a variant's
-//! completed runs); changes come from [`Summary::comparisons`], computed at
-//! the end of the run, so report and `summary.json` always agree.
+//! completed runs); changes, intervals and verdicts come from
+//! [`Summary::comparisons`], computed at the end of the run, so report and
+//! `summary.json` always agree. Metric names are only ever split by
+//! [`results::state_metric`].
 
 use crate::endpoint::Side;
-use crate::results::{self, Comparison, RunSummary, Summary, VariantSummary};
+use crate::results::{self, Comparison, RunSummary, Source, Summary, VariantSummary};
+use crate::statistics::{self, Stats, Verdict};
 use crate::stats::Counts;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -27,8 +36,8 @@ use tabled::settings::object::Columns;
 use tabled::settings::{Alignment, Style};
 
 /// The sources of state counts, in report order.
-const SOURCES: [&str; 2] = ["sockets", "conntrack"];
-/// The statistics of a state count, in column order: (metric suffix, label).
+const SOURCES: [Source; 2] = [Source::Sockets, Source::Conntrack];
+/// The statistics of a state count, in row order: (metric suffix, label).
 const STATS: [(&str, &str); 3] = [
     ("steady_mean", "steady mean"),
     ("peak", "peak"),
@@ -37,18 +46,25 @@ const STATS: [(&str, &str); 3] = [
 /// States shown for every side that was sampled, even when zero everywhere:
 /// a zero here is part of the answer (e.g. no TIME_WAIT on the client).
 const ALWAYS_SHOWN: [&str; 2] = ["TIME_WAIT", "ESTABLISHED"];
+/// Said once, instead of in every verdict cell, when no change has an interval.
+const NEEDS_REPEATS: &str = "needs repeats (repeat ≥ 2 gives verdicts)";
 
 /// The markdown report (report.md), from summary.json alone.
 pub fn render_markdown(summary: &Summary) -> String {
     let view = View::new(summary);
     let mut out = String::new();
     let _ = writeln!(out, "# TIME_WAIT lab: {}\n", inline(&summary.scenario));
+    invalid_warning(&mut out, &view);
     what_ran(&mut out, &view);
     variants_table(&mut out, &view);
     if view.variants.is_empty() {
         out.push_str("No variant ran, so there is nothing to compare.\n\n");
     } else {
         at_a_glance(&mut out, &view);
+    }
+    expectations(&mut out, summary);
+    charts(&mut out, summary);
+    if !view.variants.is_empty() {
         state_tables(&mut out, &view);
         client_tables(&mut out, &view);
         runs_section(&mut out, &view);
@@ -63,6 +79,7 @@ pub fn render_terminal(summary: &Summary) -> String {
     let mut out = String::new();
     let Some(baseline) = view.variants.first() else {
         let _ = writeln!(out, "{}: no variant ran.", summary.scenario);
+        expectation_lines(&mut out, summary);
         return out;
     };
     let _ = writeln!(
@@ -78,20 +95,35 @@ pub fn render_terminal(summary: &Summary) -> String {
             " (INCOMPLETE: not every run completed)"
         }
     );
+    for (v, r) in view.invalid_runs() {
+        let _ = writeln!(
+            out,
+            "INVALID: {} repeat {}: {}",
+            v.name,
+            r.repeat,
+            reasons(r)
+        );
+    }
 
-    let (header, rows) = glance(&view);
+    let (header, rows) = glance(&view, false);
     if !rows.is_empty() {
         let mut builder = Builder::new();
-        builder.push_record(header);
+        builder.push_record(header.clone());
         for row in &rows {
             builder.push_record(row.clone());
         }
         let mut table = builder.build();
-        table
-            .with(Style::psql())
-            .modify(Columns::new(1..), Alignment::right());
+        table.with(Style::psql());
+        for (c, h) in header.iter().enumerate().skip(1) {
+            if h != "verdict" {
+                table.modify(Columns::new(c..=c), Alignment::right());
+            }
+        }
         for line in table.to_string().lines() {
             let _ = writeln!(out, "{}", line.trim_end());
+        }
+        if view.needs_repeats_note() {
+            let _ = writeln!(out, "verdicts: {NEEDS_REPEATS}");
         }
     }
     let failed = view.runs().filter(|(_, r)| r.error.is_some()).count();
@@ -120,29 +152,59 @@ pub fn render_terminal(summary: &Summary) -> String {
     if rows.is_empty() {
         out.push_str("No completed run reported any figure.\n");
     }
+    expectation_lines(&mut out, summary);
     out
 }
 
+/// The expectations on the terminal: a count, then a line per failed one.
+fn expectation_lines(out: &mut String, summary: &Summary) {
+    let all = &summary.expectations;
+    if all.is_empty() {
+        return;
+    }
+    let failed: Vec<_> = all.iter().filter(|e| !e.passed).collect();
+    if failed.is_empty() {
+        let _ = writeln!(out, "expectations: all {} held", all.len());
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "expectations: {} of {} failed",
+        failed.len(),
+        all.len()
+    );
+    for e in failed {
+        let _ = writeln!(out, "FAILED: {} — {}", inline(&e.text), inline(&e.detail));
+    }
+}
+
 /// The headline comparison, shared by the terminal and "At a glance": one
-/// row per key metric, a value column per variant and a change column per
-/// variant after the baseline.
-fn glance(view: &View) -> (Vec<String>, Vec<Vec<String>>) {
+/// row per key metric, a value column per variant, and a change column per
+/// variant after the baseline (with its 95% interval when `with_ci`) and
+/// its verdict when some comparison has one.
+fn glance(view: &View, with_ci: bool) -> (Vec<String>, Vec<Vec<String>>) {
     let mut metrics: Vec<(String, String)> = Vec::new();
     for source in SOURCES {
         for side in Side::BOTH {
-            let stats: &[&str] = if source == "sockets" {
+            let stats: &[&str] = if source == Source::Sockets {
                 &["steady_mean", "peak"]
             } else {
                 &["steady_mean"]
             };
             for state in ALWAYS_SHOWN {
                 for stat in stats {
-                    let metric = format!("{source}.{side}.{state}.{stat}");
-                    let label = format!("{source} {side} {state} ({})", stat.replace('_', " "));
+                    let metric = format!("{side}.{}.{state}.{stat}", source.as_str());
+                    let label = format!(
+                        "{side} {} {state} ({})",
+                        source.as_str(),
+                        stat.replace('_', " ")
+                    );
                     let shown = if state == "TIME_WAIT" {
                         view.any_value(&metric)
                     } else {
-                        *stat == "steady_mean" && source == "sockets" && view.any_nonzero(&metric)
+                        *stat == "steady_mean"
+                            && source == Source::Sockets
+                            && view.any_nonzero(&metric)
                     };
                     if shown {
                         metrics.push((label, metric));
@@ -160,11 +222,15 @@ fn glance(view: &View) -> (Vec<String>, Vec<Vec<String>>) {
             metrics.push((label.to_string(), metric.to_string()));
         }
     }
+    let verdicts = view.any_verdict();
     let baseline = view.baseline_name();
     let mut header = vec!["metric".to_string(), format!("{baseline} (baseline)")];
     for v in view.variants.iter().skip(1) {
         header.push(v.name.clone());
         header.push(format!("vs {baseline}"));
+        if verdicts {
+            header.push("verdict".into());
+        }
     }
     let rows = metrics
         .iter()
@@ -173,7 +239,10 @@ fn glance(view: &View) -> (Vec<String>, Vec<Vec<String>>) {
             for i in 0..view.variants.len() {
                 row.push(view.value_cell(i, metric));
                 if i > 0 {
-                    row.push(view.change_cell(i, metric));
+                    row.push(view.change_cell(i, metric, with_ci));
+                    if verdicts {
+                        row.push(view.verdict_cell(i, metric));
+                    }
                 }
             }
             row
@@ -188,6 +257,8 @@ struct View<'a> {
     variants: &'a [VariantSummary],
     /// [`results::variant_metrics`] of each variant.
     metrics: Vec<BTreeMap<String, f64>>,
+    /// [`results::variant_values`] of each variant.
+    values: Vec<BTreeMap<String, Vec<f64>>>,
     /// Whether each variant has at least one completed run.
     completed: Vec<bool>,
 }
@@ -199,6 +270,7 @@ impl<'a> View<'a> {
             summary,
             variants,
             metrics: variants.iter().map(results::variant_metrics).collect(),
+            values: variants.iter().map(results::variant_values).collect(),
             completed: variants
                 .iter()
                 .map(|v| v.runs.iter().any(|r| r.error.is_none()))
@@ -217,6 +289,11 @@ impl<'a> View<'a> {
             .flat_map(|v| v.runs.iter().map(move |r| (v, r)))
     }
 
+    /// The runs whose figures cannot be trusted.
+    fn invalid_runs(&self) -> impl Iterator<Item = (&'a VariantSummary, &'a RunSummary)> {
+        self.runs().filter(|(_, r)| !r.invalid.is_empty())
+    }
+
     /// The value of a metric for variant `i`. A state count that a variant's
     /// completed runs sampled but never saw counts as zero (as in
     /// [`results::compare`]); a variant without completed runs has none.
@@ -228,10 +305,11 @@ impl<'a> View<'a> {
         if let Some(v) = metrics.get(metric) {
             return Some(*v);
         }
-        let (prefix, stat) = state_metric_parts(metric)?;
+        let (side, source, _, stat) = results::state_metric(metric)?;
         metrics
             .keys()
-            .any(|k| state_metric_parts(k) == Some((prefix, stat)))
+            .filter_map(|k| results::state_metric(k))
+            .any(|(sd, so, _, st)| (sd, so, st) == (side, source, stat))
             .then_some(0.0)
     }
 
@@ -243,17 +321,63 @@ impl<'a> View<'a> {
         (0..self.variants.len()).any(|i| self.value(i, metric).is_some_and(|v| v != 0.0))
     }
 
-    /// The change of variant `i` against the baseline, as (absolute, percent).
-    fn change(&self, i: usize, metric: &str) -> Option<(f64, Option<f64>)> {
+    /// The stored comparison of variant `i` (not the baseline) for a metric.
+    fn comparison(&self, i: usize, metric: &str) -> Option<&'a Comparison> {
+        if i == 0 {
+            return None;
+        }
         let variant = self.variants.get(i)?;
-        let base = self.value(0, metric)?;
-        let value = self.value(i, metric)?;
-        let stored = self
-            .summary
+        self.summary
             .comparisons
             .iter()
-            .find(|c: &&Comparison| c.metric == metric && c.variant == variant.name);
-        Some(match stored {
+            .find(|c| c.metric == metric && c.variant == variant.name)
+    }
+
+    /// Does any comparison have an interval, hence a real verdict?
+    fn any_verdict(&self) -> bool {
+        self.summary
+            .comparisons
+            .iter()
+            .any(|c| c.verdict != Verdict::NeedsRepeats)
+    }
+
+    /// Whether to say once that verdicts need repeats: there are
+    /// comparisons, and none of them has an interval.
+    fn needs_repeats_note(&self) -> bool {
+        !self.summary.comparisons.is_empty() && !self.any_verdict()
+    }
+
+    /// Statistics of a metric over variant `i`'s completed runs, as the
+    /// comparisons computed them (so a state missing from some runs counts
+    /// as zero there), else from the run values.
+    fn stats(&self, i: usize, metric: &str) -> Option<Stats> {
+        if !self.completed.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let stored = if i == 0 {
+            let name = self.baseline_name();
+            self.summary
+                .comparisons
+                .iter()
+                .find(|c| c.metric == metric && c.baseline == name)
+                .map(|c| c.baseline_stats)
+        } else {
+            self.comparison(i, metric).map(|c| c.stats)
+        };
+        stored.or_else(|| {
+            self.values
+                .get(i)?
+                .get(metric)
+                .filter(|v| !v.is_empty())
+                .map(|v| statistics::describe(v))
+        })
+    }
+
+    /// The change of variant `i` against the baseline, as (absolute, percent).
+    fn change(&self, i: usize, metric: &str) -> Option<(f64, Option<f64>)> {
+        let base = self.value(0, metric)?;
+        let value = self.value(i, metric)?;
+        Some(match self.comparison(i, metric) {
             Some(c) => (c.change, c.change_pct),
             None => (
                 value - base,
@@ -266,34 +390,84 @@ impl<'a> View<'a> {
         self.value(i, metric).map(num).unwrap_or_else(|| "—".into())
     }
 
-    fn change_cell(&self, i: usize, metric: &str) -> String {
+    /// `-4848 (-40.4%)`; with `with_ci` and an interval,
+    /// `-4848 (-40.4% [-45.1%, -35.7%])`, or the interval in absolute terms
+    /// when the baseline is zero: `+4011.5 (n/a) [+3900, +4123]`.
+    fn change_cell(&self, i: usize, metric: &str, with_ci: bool) -> String {
         if i == 0 {
             return "baseline".into();
         }
-        match self.change(i, metric) {
-            Some((abs, pct)) => format!("{} ({})", signed(abs), percent(pct)),
-            None => "—".into(),
+        let Some((abs, pct)) = self.change(i, metric) else {
+            return "—".into();
+        };
+        // An interval of a single point (every run gave the same figure)
+        // says nothing the change does not.
+        let c = self
+            .comparison(i, metric)
+            .filter(|c| with_ci && c.ci95.is_some_and(|[lo, hi]| lo != hi));
+        match (c.and_then(|c| c.ci95_pct), c.and_then(|c| c.ci95)) {
+            (Some([lo, hi]), _) => format!(
+                "{} ({} [{}, {}])",
+                signed(abs),
+                percent(pct),
+                percent(Some(lo)),
+                percent(Some(hi))
+            ),
+            (None, Some([lo, hi])) => format!(
+                "{} ({}) [{}, {}]",
+                signed(abs),
+                percent(pct),
+                signed(lo),
+                signed(hi)
+            ),
+            _ => format!("{} ({})", signed(abs), percent(pct)),
         }
     }
 
-    /// The (source, side) pairs sampled by some completed run.
-    fn sampled(&self, source: &str, side: Side) -> bool {
-        let prefix = format!("{source}.{side}.");
-        self.metrics
-            .iter()
-            .any(|m| m.keys().any(|k| k.starts_with(&prefix)))
+    fn verdict_cell(&self, i: usize, metric: &str) -> String {
+        if i == 0 {
+            return String::new();
+        }
+        self.comparison(i, metric)
+            .filter(|_| self.value(i, metric).is_some())
+            .map(|c| c.verdict.as_str().to_string())
+            .unwrap_or_else(|| "—".into())
+    }
+
+    /// Median, min, max and standard deviation of variant `i`, when it has
+    /// two runs or more; dashes otherwise.
+    fn spread_cells(&self, i: usize, metric: &str) -> [String; 4] {
+        match self.stats(i, metric) {
+            Some(s) if s.n >= 2 => [num(s.median), num(s.min), num(s.max), num(s.stddev)],
+            _ => ["—".into(), "—".into(), "—".into(), "—".into()],
+        }
+    }
+
+    /// Whether some variant has two or more runs of any of these metrics.
+    fn any_spread(&self, metrics: &[String]) -> bool {
+        (0..self.variants.len()).any(|i| {
+            metrics
+                .iter()
+                .any(|m| self.stats(i, m).is_some_and(|s| s.n >= 2))
+        })
+    }
+
+    /// Whether some completed run sampled this source on this side.
+    fn sampled(&self, source: Source, side: Side) -> bool {
+        self.metrics.iter().any(|m| {
+            m.keys()
+                .filter_map(|k| results::state_metric(k))
+                .any(|(sd, so, _, _)| (sd, so) == (side, source))
+        })
     }
 
     /// The states recorded for a source and side, TIME_WAIT and ESTABLISHED
     /// first, the rest in name order.
-    fn states(&self, source: &str, side: Side) -> Vec<String> {
-        let prefix = format!("{source}.{side}.");
+    fn states(&self, source: Source, side: Side) -> Vec<String> {
         let mut rest = BTreeSet::new();
         for m in &self.metrics {
-            for k in m.keys() {
-                if let Some((state, _)) = k.strip_prefix(&prefix).and_then(|s| s.rsplit_once('.'))
-                    && !ALWAYS_SHOWN.contains(&state)
-                {
+            for (sd, so, state, _) in m.keys().filter_map(|k| results::state_metric(k)) {
+                if (sd, so) == (side, source) && !ALWAYS_SHOWN.contains(&state) {
                     rest.insert(state.to_string());
                 }
             }
@@ -306,25 +480,42 @@ impl<'a> View<'a> {
     }
 }
 
-/// `sockets.server.TIME_WAIT.peak` → (`sockets.server.`, `peak`).
-fn state_metric_parts(metric: &str) -> Option<(&str, &str)> {
-    let source = SOURCES.iter().find(|s| {
-        metric
-            .strip_prefix(**s)
-            .is_some_and(|rest| rest.starts_with('.'))
-    })?;
-    let rest = &metric[source.len() + 1..];
-    let side_len = Side::BOTH
+/// Why a run is invalid, on one line.
+fn reasons(r: &RunSummary) -> String {
+    r.invalid
         .iter()
-        .map(|s| s.as_str())
-        .find(|s| rest.strip_prefix(s).is_some_and(|r| r.starts_with('.')))?
-        .len();
-    let prefix_len = source.len() + 1 + side_len + 1;
-    let (_, stat) = metric.rsplit_once('.')?;
-    STATS
-        .iter()
-        .any(|(s, _)| *s == stat)
-        .then(|| (&metric[..prefix_len], stat))
+        .map(|s| inline(s))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The runs flagged invalid, in a warning at the very top: every figure
+/// below that includes them is suspect.
+fn invalid_warning(out: &mut String, view: &View) {
+    let runs: Vec<_> = view.invalid_runs().collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "> [!WARNING]\n> **{} invalid**: {} figures cannot be trusted, nor the means below that include them.\n>",
+        match runs.len() {
+            1 => "1 run is".to_string(),
+            n => format!("{n} runs are"),
+        },
+        if runs.len() == 1 { "its" } else { "their" }
+    );
+    for (v, r) in runs {
+        let _ = writeln!(
+            out,
+            "> - {} repeat {} ({}): {}",
+            code(&v.name),
+            r.repeat,
+            code(&r.run_id),
+            reasons(r)
+        );
+    }
+    out.push('\n');
 }
 
 fn what_ran(out: &mut String, view: &View) {
@@ -341,7 +532,7 @@ fn what_ran(out: &mut String, view: &View) {
         (1, Some(n)) => format!("{n} run{} each", if *n == 1 { "" } else { "s" }),
         _ => "runs per variant differ, see Runs".to_string(),
     };
-    let fields = [
+    let mut fields = vec![
         ("Scenario file", code(&info.scenario_file)),
         ("Started", inline(&info.started_at)),
         ("Finished", inline(&info.finished_at)),
@@ -359,15 +550,40 @@ fn what_ran(out: &mut String, view: &View) {
                 code(view.baseline_name())
             ),
         ),
-        (
-            "Complete",
-            if info.complete {
-                "yes".to_string()
-            } else {
-                "**no**: not every planned run completed (see Runs)".to_string()
-            },
-        ),
     ];
+    if !info.order.trim().is_empty() {
+        fields.push(("Order", inline(&info.order)));
+    }
+    fields.push((
+        "Complete",
+        if info.complete {
+            "yes".to_string()
+        } else {
+            "**no**: not every planned run completed (see Runs)".to_string()
+        },
+    ));
+    let invalid = view.invalid_runs().count();
+    if invalid > 0 {
+        fields.push((
+            "Invalid runs",
+            format!("**{invalid}** (see the warning above)"),
+        ));
+    }
+    let expectations = &view.summary.expectations;
+    if !expectations.is_empty() {
+        let failed = expectations.iter().filter(|e| !e.passed).count();
+        fields.push((
+            "Expectations",
+            if failed == 0 {
+                format!("all {} held", expectations.len())
+            } else {
+                format!(
+                    "**{failed} of {} failed** (see Expectations)",
+                    expectations.len()
+                )
+            },
+        ));
+    }
     for (name, value) in fields {
         let _ = writeln!(out, "- **{name}:** {value}");
     }
@@ -410,7 +626,7 @@ fn variants_table(out: &mut String, view: &View) {
     out.push_str(&md_table(
         &["variant", "role", "sysctl", "value"],
         rows,
-        usize::MAX,
+        &[0, 1, 2, 3],
     ));
 }
 
@@ -423,19 +639,102 @@ fn variant_label(v: &VariantSummary, i: usize) -> String {
 }
 
 fn at_a_glance(out: &mut String, view: &View) {
-    let (header, rows) = glance(view);
+    let (header, rows) = glance(view, true);
     if rows.is_empty() {
         return;
     }
     let _ = write!(
         out,
         "## At a glance\n\n\
-         The key figures of each variant and their change against the baseline {}; \
-         the tables below give every state and statistic.\n\n",
+         The key figures of each variant and their change against the baseline {} \
+         (absolute, then percent); the tables below give every state and statistic.",
         code(view.baseline_name())
     );
+    if view.any_verdict() {
+        out.push_str(
+            " In brackets, the 95% interval of the percent change (Welch, over the runs). \
+             *verdict*: better or worse when that interval leaves out zero, higher or lower \
+             for counts that are neither good nor bad (ESTABLISHED), no clear change when \
+             it spans zero, needs repeats when a side has a single run.",
+        );
+    }
+    out.push_str("\n\n");
+    if view.needs_repeats_note() {
+        let _ = writeln!(
+            out,
+            "Verdicts: {NEEDS_REPEATS}. With a single run of a variant there is no interval \
+             to tell a real change from run-to-run noise.\n"
+        );
+    }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    out.push_str(&md_table(&header, rows, 1));
+    let left: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| *i == 0 || **h == "verdict")
+        .map(|(i, _)| i)
+        .collect();
+    out.push_str(&md_table(&header, rows, &left));
+}
+
+fn expectations(out: &mut String, summary: &Summary) {
+    let all = &summary.expectations;
+    if all.is_empty() {
+        return;
+    }
+    let failed = all.iter().filter(|e| !e.passed).count();
+    out.push_str("## Expectations\n\n");
+    if failed == 0 {
+        let _ = writeln!(out, "All {} held.\n", all.len());
+    } else {
+        let _ = writeln!(out, "**{failed} of {} failed.**\n", all.len());
+    }
+    for e in all {
+        let mark = if e.passed { "✅" } else { "❌" };
+        let detail = inline(&e.detail);
+        if detail.is_empty() {
+            let _ = writeln!(out, "- {mark} {}", code(&e.text));
+        } else {
+            let _ = writeln!(out, "- {mark} {}: {detail}", code(&e.text));
+        }
+    }
+    out.push('\n');
+}
+
+fn charts(out: &mut String, summary: &Summary) {
+    if summary.charts.is_empty() {
+        return;
+    }
+    out.push_str(
+        "## Charts\n\nCounts over time for the server endpoint, one line per run; \
+         the repeats of a variant share its colour.\n\n",
+    );
+    for c in &summary.charts {
+        let _ = writeln!(out, "![{}]({})\n", alt_text(&c.title), link_target(&c.path));
+    }
+}
+
+/// Image alt text: one line, brackets escaped.
+fn alt_text(s: &str) -> String {
+    let mut out = String::new();
+    for c in inline(s).chars() {
+        if matches!(c, '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A link target; in angle brackets when it holds spaces or parentheses.
+fn link_target(path: &str) -> String {
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || "()<>".contains(c))
+    {
+        format!("<{}>", path.replace('<', "%3C").replace('>', "%3E"))
+    } else {
+        path.to_string()
+    }
 }
 
 fn state_tables(out: &mut String, view: &View) {
@@ -453,20 +752,38 @@ fn state_tables(out: &mut String, view: &View) {
         "## TCP states for the server endpoint\n\n\
          TCP sockets (sock_diag) and conntrack entries whose endpoint is the server's, \
          per side and state. *steady mean* is the mean count {steady}, *peak* the highest \
-         sample, *final* the snapshot taken right after the client stopped. *change* is \
-         against the baseline {} (absolute, then percent of the baseline). A variant's \
-         value is the mean over its completed runs.\n\n",
+         sample, *final* the snapshot taken right after the client stopped. A variant's \
+         value is the mean over its completed runs. *change* is against the baseline {} \
+         (absolute, then percent of the baseline",
         code(view.baseline_name())
     );
+    if view.any_verdict() {
+        out.push_str(", with the 95% interval of the percent change in brackets");
+    }
+    out.push_str(").");
+    let all_metrics: Vec<String> = view
+        .metrics
+        .iter()
+        .flat_map(|m| m.keys().cloned())
+        .filter(|k| results::state_metric(k).is_some())
+        .collect();
+    if view.any_spread(&all_metrics) {
+        out.push_str(
+            " With two or more runs, *median*, *min*, *max* and *sd* (sample standard \
+             deviation) describe the spread of a variant's runs.",
+        );
+    }
+    out.push_str("\n\n");
+    let verdicts = view.any_verdict();
     let mut missing = Vec::new();
     for source in SOURCES {
         for side in Side::BOTH {
             if !view.sampled(source, side) {
-                missing.push(format!("{source} on the {side}"));
+                missing.push(format!("{} on the {side}", source.as_str()));
                 continue;
             }
             for state in view.states(source, side) {
-                let base = format!("{source}.{side}.{state}");
+                let base = format!("{side}.{}.{state}", source.as_str());
                 let metrics: Vec<String> =
                     STATS.iter().map(|(s, _)| format!("{base}.{s}")).collect();
                 let shown = ALWAYS_SHOWN.contains(&state.as_str())
@@ -475,22 +792,37 @@ fn state_tables(out: &mut String, view: &View) {
                     continue;
                 }
                 let _ = writeln!(out, "### {} on the {side}: {state}\n", source_title(source));
-                let mut header = vec!["variant"];
-                for (_, label) in STATS {
-                    header.push(label);
-                    header.push("change");
+                let spread = view.any_spread(&metrics);
+                let mut header = vec!["statistic", "variant"];
+                header.push(if spread { "mean" } else { "value" });
+                if spread {
+                    header.extend(["median", "min", "max", "sd"]);
                 }
-                let rows = (0..view.variants.len())
-                    .map(|i| {
-                        let mut row = vec![variant_label(&view.variants[i], i)];
-                        for m in &metrics {
-                            row.push(view.value_cell(i, m));
-                            row.push(view.change_cell(i, m));
+                header.push("change");
+                if verdicts {
+                    header.push("verdict");
+                }
+                let mut rows = Vec::new();
+                for ((_, label), metric) in STATS.iter().zip(&metrics) {
+                    for (i, v) in view.variants.iter().enumerate() {
+                        let mut row = vec![label.to_string(), variant_label(v, i)];
+                        row.push(view.value_cell(i, metric));
+                        if spread {
+                            row.extend(view.spread_cells(i, metric));
                         }
-                        row
-                    })
-                    .collect();
-                out.push_str(&md_table(&header, rows, 1));
+                        row.push(view.change_cell(i, metric, true));
+                        if verdicts {
+                            row.push(view.verdict_cell(i, metric));
+                        }
+                        rows.push(row);
+                    }
+                }
+                let left = if verdicts {
+                    vec![0, 1, header.len() - 1]
+                } else {
+                    vec![0, 1]
+                };
+                out.push_str(&md_table(&header, rows, &left));
             }
         }
     }
@@ -503,10 +835,10 @@ fn state_tables(out: &mut String, view: &View) {
     }
 }
 
-fn source_title(source: &str) -> &'static str {
+fn source_title(source: Source) -> &'static str {
     match source {
-        "sockets" => "Sockets",
-        _ => "conntrack",
+        Source::Sockets => "Sockets",
+        Source::Conntrack => "conntrack",
     }
 }
 
@@ -527,6 +859,7 @@ struct ClientAgg {
     timeout: f64,
     non_2xx_3xx: f64,
     connections_opened: Option<f64>,
+    cpu_secs: Option<f64>,
     by_errno: Option<BTreeMap<String, f64>>,
 }
 
@@ -577,6 +910,10 @@ impl ClientAgg {
         if !opened.is_empty() && opened.len() == clients.len() {
             a.connections_opened = Some(opened.iter().sum::<u64>() as f64 / n);
         }
+        let cpu: Vec<f64> = clients.iter().filter_map(|c| c.cpu_secs).collect();
+        if !cpu.is_empty() {
+            a.cpu_secs = Some(cpu.iter().sum::<f64>() / cpu.len() as f64);
+        }
         let errnos: Vec<&Counts> = clients
             .iter()
             .filter_map(|c| c.errors.connect_by_errno.as_ref())
@@ -602,14 +939,26 @@ fn client_tables(out: &mut String, view: &View) {
         return;
     }
     out.push_str(
-        "Means over each variant's completed runs; latency in milliseconds, of completed requests.\n\n",
+        "Means over each variant's completed runs; latency in milliseconds, of completed requests",
     );
+    let show_cpu = aggs.iter().any(|a| a.cpu_secs.is_some());
+    if show_cpu {
+        out.push_str("; *CPU s* is the CPU time the load generator used (user + system)");
+    }
+    out.push_str(".\n\n");
+    let verdicts = view.any_verdict();
     let show_opened = aggs.iter().any(|a| a.connections_opened.is_some());
     let mut header = vec!["variant", "tool", "requests", "req/s", "change"];
+    if verdicts {
+        header.push("verdict");
+    }
     if show_opened {
         header.push("connections opened");
     }
     header.extend(["p50 ms", "p90 ms", "p99 ms", "max ms"]);
+    if show_cpu {
+        header.push("CPU s");
+    }
     let rows = aggs
         .iter()
         .enumerate()
@@ -623,15 +972,24 @@ fn client_tables(out: &mut String, view: &View) {
             row.push(a.tools.iter().cloned().collect::<Vec<_>>().join(", "));
             row.push(num(a.requests));
             row.push(num(a.requests_per_sec));
-            row.push(view.change_cell(i, "client.requests_per_sec"));
+            row.push(view.change_cell(i, "client.requests_per_sec", true));
+            if verdicts {
+                row.push(view.verdict_cell(i, "client.requests_per_sec"));
+            }
             if show_opened {
                 row.push(a.connections_opened.map(num).unwrap_or_else(|| "—".into()));
             }
             row.extend([num(a.p50), num(a.p90), num(a.p99), num(a.max)]);
+            if show_cpu {
+                row.push(a.cpu_secs.map(num).unwrap_or_else(|| "—".into()));
+            }
             row
         })
         .collect();
-    out.push_str(&md_table(&header, rows, 2));
+    let left = if verdicts { vec![0, 1, 5] } else { vec![0, 1] };
+    out.push_str(&md_table(&header, rows, &left));
+
+    client_spread(out, view);
 
     let show_errno = aggs
         .iter()
@@ -678,7 +1036,11 @@ fn client_tables(out: &mut String, view: &View) {
         })
         .collect();
     out.push_str("Errors (socket errors as wrk splits them, and responses that were neither 2xx nor 3xx):\n\n");
-    out.push_str(&md_table(&header, rows, 1));
+    let mut left = vec![0];
+    if show_errno {
+        left.push(header.len() - 1);
+    }
+    out.push_str(&md_table(&header, rows, &left));
 
     // The same note on several runs is listed once, with the runs it concerns.
     let mut notes: Vec<(&str, RunsByVariant)> = Vec::new();
@@ -719,12 +1081,58 @@ fn client_tables(out: &mut String, view: &View) {
     }
 }
 
+/// How the client's key figures spread over the runs of each variant that
+/// has two or more.
+fn client_spread(out: &mut String, view: &View) {
+    let metrics: Vec<(&str, &str)> = [
+        ("req/s", "client.requests_per_sec"),
+        ("latency p50 (ms)", "client.latency.p50_ms"),
+        ("latency p99 (ms)", "client.latency.p99_ms"),
+        ("client errors", "client.errors"),
+        ("connections opened", "client.connections_opened"),
+    ]
+    .into_iter()
+    .filter(|(_, m)| view.any_value(m))
+    .collect();
+    let mut rows = Vec::new();
+    for (label, metric) in &metrics {
+        for (i, v) in view.variants.iter().enumerate() {
+            let Some(s) = view.stats(i, metric).filter(|s| s.n >= 2) else {
+                continue;
+            };
+            rows.push(vec![
+                label.to_string(),
+                variant_label(v, i),
+                s.n.to_string(),
+                num(s.mean),
+                num(s.median),
+                num(s.min),
+                num(s.max),
+                num(s.stddev),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("Spread over the runs of each variant with two or more:\n\n");
+    out.push_str(&md_table(
+        &[
+            "metric", "variant", "runs", "mean", "median", "min", "max", "sd",
+        ],
+        rows,
+        &[0, 1],
+    ));
+}
+
 /// Repeat numbers by variant name, in run order.
 type RunsByVariant<'a> = Vec<(&'a str, Vec<u32>)>;
 
 fn runs_section(out: &mut String, view: &View) {
     let repeated = view.variants.iter().any(|v| v.runs.len() > 1);
-    let troubled = view.runs().any(|(_, r)| r.error.is_some() || r.interrupted);
+    let troubled = view
+        .runs()
+        .any(|(_, r)| r.error.is_some() || r.interrupted || !r.invalid.is_empty());
     let not_run: Vec<&VariantSummary> =
         view.variants.iter().filter(|v| v.runs.is_empty()).collect();
     if !repeated && !troubled && not_run.is_empty() && view.summary.info.complete {
@@ -734,6 +1142,9 @@ fn runs_section(out: &mut String, view: &View) {
         "## Runs\n\nEvery run on its own. Failed runs are left out of the figures above; \
          interrupted runs are in, with figures covering only the time they ran.\n\n",
     );
+    let show_cpu = view
+        .runs()
+        .any(|(_, r)| r.client.as_ref().is_some_and(|c| c.cpu_secs.is_some()));
     let metric_of = |r: &RunSummary, side: Side| {
         r.sockets
             .get(side)
@@ -745,17 +1156,25 @@ fn runs_section(out: &mut String, view: &View) {
     let rows = view
         .runs()
         .map(|(v, r)| {
-            let status = match (&r.error, r.interrupted) {
-                (Some(_), _) => "**failed**",
-                (None, true) => "interrupted",
-                (None, false) => "ok",
-            };
+            let mut status = Vec::new();
+            if r.error.is_some() {
+                status.push("**failed**");
+            }
+            if r.interrupted {
+                status.push("interrupted");
+            }
+            if !r.invalid.is_empty() {
+                status.push("**invalid**");
+            }
+            if status.is_empty() {
+                status.push("ok");
+            }
             let client = r.client.as_ref();
-            vec![
+            let mut row = vec![
                 code(&v.name),
                 r.repeat.to_string(),
                 code(&r.run_id),
-                status.to_string(),
+                status.join(", "),
                 client
                     .map(|c| num(c.requests as f64))
                     .unwrap_or_else(|| "—".into()),
@@ -765,26 +1184,37 @@ fn runs_section(out: &mut String, view: &View) {
                 client
                     .map(|c| num(c.errors.total() as f64))
                     .unwrap_or_else(|| "—".into()),
-                metric_of(r, Side::Server),
-                metric_of(r, Side::Client),
-            ]
+            ];
+            if show_cpu {
+                row.push(
+                    client
+                        .and_then(|c| c.cpu_secs)
+                        .map(num)
+                        .unwrap_or_else(|| "—".into()),
+                );
+            }
+            row.push(metric_of(r, Side::Server));
+            row.push(metric_of(r, Side::Client));
+            row
         })
         .collect();
-    out.push_str(&md_table(
-        &[
-            "variant",
-            "repeat",
-            "run",
-            "status",
-            "requests",
-            "req/s",
-            "client errors",
-            "server TIME_WAIT (steady mean)",
-            "client TIME_WAIT (steady mean)",
-        ],
-        rows,
-        4,
-    ));
+    let mut header = vec![
+        "variant",
+        "repeat",
+        "run",
+        "status",
+        "requests",
+        "req/s",
+        "client errors",
+    ];
+    if show_cpu {
+        header.push("client CPU s");
+    }
+    header.extend([
+        "server TIME_WAIT (steady mean)",
+        "client TIME_WAIT (steady mean)",
+    ]);
+    out.push_str(&md_table(&header, rows, &[0, 1, 2, 3]));
     for v in not_run {
         let _ = writeln!(out, "- {} did not run.\n", code(&v.name));
     }
@@ -811,9 +1241,10 @@ fn reproduce(out: &mut String, command: &str) {
     }
 }
 
-/// A markdown table (GitHub flavour): columns from `right_from` on are
-/// right-aligned, in the text and with `---:` markers.
-fn md_table(header: &[&str], rows: Vec<Vec<String>>, right_from: usize) -> String {
+/// A markdown table (GitHub flavour): the columns in `left` are
+/// left-aligned, the others right-aligned, in the text and with `---:`
+/// markers.
+fn md_table(header: &[&str], rows: Vec<Vec<String>>, left: &[usize]) -> String {
     let mut builder = Builder::new();
     builder.push_record(header.iter().map(|h| cell(h)));
     for row in rows {
@@ -821,19 +1252,19 @@ fn md_table(header: &[&str], rows: Vec<Vec<String>>, right_from: usize) -> Strin
     }
     let mut table = builder.build();
     table.with(Style::markdown());
-    if right_from < header.len() {
-        table.modify(Columns::new(right_from..), Alignment::right());
+    for c in (0..header.len()).filter(|c| !left.contains(c)) {
+        table.modify(Columns::new(c..=c), Alignment::right());
     }
     let text = table.to_string();
     let mut out = String::new();
     for (i, line) in text.lines().enumerate() {
         if i == 1 {
-            // The separator line: `|-----|-----|`.
+            // The separator line: `|-----|-----|`; part j is column j - 1.
             let parts: Vec<String> = line
                 .split('|')
                 .enumerate()
                 .map(|(j, p)| {
-                    if j >= 1 && j > right_from && p.len() > 1 {
+                    if j >= 1 && !left.contains(&(j - 1)) && p.len() > 1 {
                         format!("{}:", &p[..p.len() - 1])
                     } else {
                         p.to_string()
@@ -990,6 +1421,7 @@ mod tests {
                 p99_ms: p99,
                 max_ms: p99 * 4.0,
             },
+            cpu_secs: None,
             notes: vec![],
         }
     }
@@ -1013,6 +1445,7 @@ mod tests {
             endpoint: "10.77.0.1:8080".into(),
             command: "sudo twlab run scenarios/tw_reuse.yaml --out runs".into(),
             complete,
+            order: "interleaved".into(),
             notes: vec![
                 "conntrack keeps TCP TIME_WAIT entries for 120 s (nf_conntrack_tcp_timeout_time_wait), twice the socket TIME_WAIT.".into(),
             ],
@@ -1058,6 +1491,7 @@ mod tests {
             steady_from_secs: 60.0,
             interrupted: false,
             error: None,
+            invalid: vec![],
         }
     }
 
@@ -1107,6 +1541,7 @@ mod tests {
             comparisons: results::compare(&variants),
             variants,
             expectations: vec![],
+            charts: vec![],
         }
     }
 
@@ -1127,7 +1562,11 @@ mod tests {
 
     #[test]
     fn markdown_table_escapes_pipes_and_marks_right_alignment() {
-        let t = md_table(&["name", "n"], vec![vec!["a|b\nc".into(), "12".into()]], 1);
+        let t = md_table(
+            &["name", "n"],
+            vec![vec!["a|b\nc".into(), "12".into()]],
+            &[0],
+        );
         assert_eq!(t, "| name   |  n |\n|--------|---:|\n| a\\|b c | 12 |\n\n");
     }
 
@@ -1183,6 +1622,7 @@ mod tests {
                 p99_ms: 14.05,
                 max_ms: 210.33,
             },
+            cpu_secs: None,
             notes: vec!["wrk reported 37 connect errors. wrk drops a connection slot for good when connect() fails, so under local port exhaustion (EADDRNOTAVAIL) the run stalls with fewer live connections (up to 37 of its 100 connections lost) — unlike twlab's builtin client, which retries; its throughput is not comparable with a run without connect errors.".into()],
         };
         for v in &mut s.variants {
@@ -1262,9 +1702,7 @@ mod tests {
         let md = render_markdown(&s);
         assert!(
             // Server TIME_WAIT of `reuse-on`: no value, no change.
-            md.contains(
-                "| `reuse-on`             |           — |        — |     — |        — |     — |        — |"
-            ),
+            md.contains("| steady mean | `reuse-on`             |        — |        — |"),
             "{md}"
         );
         assert!(
@@ -1277,6 +1715,194 @@ mod tests {
         );
         let term = render_terminal(&s);
         assert!(term.contains("1 run failed"), "{term}");
+    }
+
+    #[test]
+    fn one_run_each_says_needs_repeats_once() {
+        let md = render_markdown(&two_variants());
+        assert_eq!(md.matches("needs repeats").count(), 1, "{md}");
+        assert!(!md.contains("verdict |"), "{md}");
+        assert!(!md.contains('['), "no interval without repeats: {md}");
+        let term = render_terminal(&two_variants());
+        assert_eq!(term.matches("needs repeats").count(), 1, "{term}");
+    }
+
+    /// Three runs of each variant: reuse-on clearly lowers the server's
+    /// TIME_WAIT, conntrack barely moves, throughput is noise.
+    fn repeat_three() -> Summary {
+        let mut s = two_variants();
+        let off = [
+            (12000, 12110, 11873.42, 23811, 20005.69, 12.4),
+            (12410, 12530, 12281.0, 23650, 19870.12, 12.9),
+            (11790, 11905, 11702.5, 23920, 20110.4, 12.1),
+        ];
+        let on = [
+            (7152, 7160, 7025.4, 23900, 20606.0, 11.9),
+            (7388, 7420, 7301.25, 23710, 19790.55, 12.6),
+            (6990, 7012, 6911.0, 23805, 20230.1, 12.2),
+        ];
+        for (v, figures) in s.variants.iter_mut().zip([off, on]) {
+            v.runs = figures
+                .iter()
+                .enumerate()
+                .map(|(k, (fin, peak, mean, ct, rps, p99))| {
+                    let repeat = k as u32 + 1;
+                    run(
+                        &format!("{}-{repeat}", v.name),
+                        repeat,
+                        Some(builtin_client((rps * 90.0) as u64, *rps, 4.5, *p99)),
+                        (*fin, *peak, *mean),
+                        (0, 0, 0.0),
+                        (*ct, ct + 91, *ct as f64 - 22.5),
+                    )
+                })
+                .collect();
+        }
+        s.comparisons = results::compare(&s.variants);
+        s
+    }
+
+    #[test]
+    fn repeats_give_intervals_verdicts_and_spread() {
+        let md = render_markdown(&repeat_three());
+        assert!(!md.contains("repeat ≥ 2 gives verdicts"), "{md}");
+        let glance = md
+            .lines()
+            .find(|l| l.starts_with("| server sockets TIME_WAIT (steady mean)"))
+            .unwrap_or_default();
+        assert!(glance.contains("(-40.8% ["), "{glance}");
+        assert!(glance.contains("| better"), "{glance}");
+        let rps = md
+            .lines()
+            .find(|l| l.starts_with("| requests/s"))
+            .unwrap_or_default();
+        assert!(rps.contains("no clear change"), "{rps}");
+        assert!(md.contains("| statistic   | variant"), "{md}");
+        assert!(md.contains("| median |"), "{md}");
+        assert!(md.contains("Spread over the runs"), "{md}");
+        let term = render_terminal(&repeat_three());
+        assert!(term.contains("verdict"), "{term}");
+        assert!(
+            !term.contains('['),
+            "the terminal keeps changes short: {term}"
+        );
+    }
+
+    #[test]
+    fn repeat_three_markdown() {
+        insta::assert_snapshot!(render_markdown(&repeat_three()));
+    }
+
+    #[test]
+    fn repeat_three_terminal() {
+        insta::assert_snapshot!(render_terminal(&repeat_three()));
+    }
+
+    /// Repeats with two failed expectations, an invalid run, charts, client
+    /// CPU time and a randomized order.
+    fn flagged() -> Summary {
+        let mut s = repeat_three();
+        s.info.order = "randomized (seed 42)".into();
+        for (k, r) in s.variants[1].runs.iter_mut().enumerate() {
+            if let Some(c) = r.client.as_mut() {
+                c.cpu_secs = Some(61.5 + k as f64);
+            }
+        }
+        for (k, r) in s.variants[0].runs.iter_mut().enumerate() {
+            if let Some(c) = r.client.as_mut() {
+                c.cpu_secs = Some(58.25 + k as f64);
+            }
+        }
+        s.variants[1].runs[1].invalid = vec![
+            "the load generator was CPU-bound (1.97 of 2 cores busy): the server was not the bottleneck".into(),
+            "the client ran out of local ports (EADDRNOTAVAIL on 1204 connects)".into(),
+        ];
+        s.expectations = vec![
+            results::Expectation {
+                text: "server.sockets.TIME_WAIT steady_mean of reuse-on: change <= -20% (95% confidence)".into(),
+                passed: true,
+                detail: "change -40.5%, 95% CI [-44.1%, -36.9%] over 3 run(s)".into(),
+            },
+            results::Expectation {
+                text: "server.conntrack.TIME_WAIT steady_mean of reuse-on: change <= -20%".into(),
+                passed: false,
+                detail: "change +0.1% (mean of 3 run(s))".into(),
+            },
+            results::Expectation {
+                text: "client.requests_per_sec of reuse-on: value >= 25000".into(),
+                passed: false,
+                detail: "value +20208.9 (mean of 3 run(s))".into(),
+            },
+        ];
+        s.charts = vec![
+            results::Chart {
+                title: "TIME_WAIT sockets on the server".into(),
+                path: "charts/server-sockets-TIME_WAIT.svg".into(),
+            },
+            results::Chart {
+                title: "TIME_WAIT conntrack entries on the server".into(),
+                path: "charts/server-conntrack-TIME_WAIT.svg".into(),
+            },
+        ];
+        s.comparisons = results::compare(&s.variants);
+        s
+    }
+
+    #[test]
+    fn flags_come_first_and_charts_are_embedded() {
+        let md = render_markdown(&flagged());
+        let at = |needle: &str| {
+            md.find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in\n{md}"))
+        };
+        assert!(at("> [!WARNING]") < at("## What ran"), "{md}");
+        assert!(md.contains("**1 run is invalid**"), "{md}");
+        assert!(md.contains("- **Expectations:** **2 of 3 failed**"), "{md}");
+        assert!(md.contains("- **Order:** randomized (seed 42)"), "{md}");
+        assert!(at("## At a glance") < at("## Expectations"), "{md}");
+        assert!(at("## Expectations") < at("## Charts"), "{md}");
+        assert!(at("## Charts") < at("## TCP states"), "{md}");
+        assert!(
+            md.contains(
+                "- ❌ `client.requests_per_sec of reuse-on: value >= 25000`: value +20208.9"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- ✅ `server.sockets.TIME_WAIT"), "{md}");
+        assert!(
+            md.contains(
+                "![TIME_WAIT sockets on the server](charts/server-sockets-TIME_WAIT.svg)\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `reuse-on`  | 2      | `reuse-on-2`  | **invalid** |"),
+            "{md}"
+        );
+        let term = render_terminal(&flagged());
+        assert!(
+            term.contains("INVALID: reuse-on repeat 2: the load generator was CPU-bound"),
+            "{term}"
+        );
+        assert!(term.contains("expectations: 2 of 3 failed"), "{term}");
+        assert_eq!(term.matches("FAILED: ").count(), 2, "{term}");
+    }
+
+    #[test]
+    fn flagged_markdown() {
+        insta::assert_snapshot!(render_markdown(&flagged()));
+    }
+
+    #[test]
+    fn flagged_terminal() {
+        insta::assert_snapshot!(render_terminal(&flagged()));
+    }
+
+    #[test]
+    fn chart_links_survive_odd_paths_and_titles() {
+        assert_eq!(link_target("charts/a b.svg"), "<charts/a b.svg>");
+        assert_eq!(link_target("charts/x.svg"), "charts/x.svg");
+        assert_eq!(alt_text("a [b]\nc"), "a \\[b\\] c");
     }
 
     #[test]
