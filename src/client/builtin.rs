@@ -13,7 +13,8 @@
 //!   only a `Host` header.
 //! * When a response says `Connection: close` (Tomcat does so on the
 //!   `maxKeepAliveRequests`-th request) or the server closes, the socket is
-//!   closed **at once** and a new connection is opened immediately. Closing
+//!   closed **at once** and a new connection is opened immediately. (The
+//!   client can also close first: [`LoadOptions::close_after`].) Closing
 //!   before or while the server's FIN arrives makes the close simultaneous,
 //!   which is how the client also ends up with TIME_WAIT sockets.
 //! * Failures are counted the way wrk splits them: `connect`, `read`
@@ -33,6 +34,43 @@
 //!   wrk only counts the timeout and keeps waiting. The timeout covers writing
 //!   the request and reading the whole response (and, separately, connecting:
 //!   a connect that takes longer counts as an `ETIMEDOUT` connect error).
+//!
+//! # Who closes: [`LoadOptions::close_after`] and [`LoadOptions::linger_zero`]
+//!
+//! The side that sends the first FIN (the *active closer*) keeps the
+//! connection's TIME_WAIT socket (60 s on Linux); the other side passes
+//! through CLOSE_WAIT and LAST_ACK and keeps nothing. Against Tomcat with
+//! `maxKeepAliveRequests` that is the server. `close_after = N` makes the
+//! client the active closer instead: after the Nth response of a connection
+//! it closes the socket itself while the server (with
+//! `max_keepalive_requests` 0 or larger than N) is idle waiting for the next
+//! request, so the client's FIN is first and the TIME_WAIT moves to the
+//! client, on its own ephemeral ports (which is what makes a busy client run
+//! out of them).
+//!
+//! It deliberately does **not** announce the close with `Connection: close`
+//! on the Nth request: a server honours that header by closing right after
+//! writing the response (Tomcat does, twlab's server does, RFC 9112 §9.6
+//! says it must), and its FIN then reaches the client before the client has
+//! even read the response, so the server stays the active closer. Measured
+//! on loopback with the builtin server (`max_keepalive_requests` 0, 20
+//! connections, 3 s, close after 100): with the header 1617 TIME_WAIT
+//! sockets on the server and 50 on the client; without it 0 and 971. Closing
+//! an idle keep-alive connection unannounced is ordinary HTTP (RFC 9112
+//! §9.3: either side may close at any time); connection pools do it.
+//!
+//! `linger_zero` sets `SO_LINGER {on, 0}` on every client socket (before it
+//! connects), so every close of the client (after `close_after`, on the
+//! server's `Connection: close`, on a timeout or error, when the run stops)
+//! sends RST instead of FIN and frees the socket at once: the client keeps
+//! no TIME_WAIT. The RST also resets the server's socket, so when the server
+//! had closed first (its FIN already sent, its socket waiting in FIN_WAIT2)
+//! the server's TIME_WAIT disappears as well. The price is TCP's orderly
+//! close: an RST discards whatever the closer has not had acknowledged, and
+//! the peer sees `ECONNRESET` instead of EOF. The client closes between
+//! requests (a timeout or the end of the run aside), when nothing of its own
+//! is in flight, so here the loss is TIME_WAIT's protection of a reused
+//! 4-tuple against the old connection's delayed segments.
 //!
 //! # Why a hand-written HTTP/1.1 client rather than hyper's
 //!
@@ -63,7 +101,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BytesMut};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::stats::{ClientStats, Counts, ErrorCounts, Latency};
@@ -87,6 +125,21 @@ pub struct LoadOptions {
     /// Per-request timeout (wrk `--timeout`, default [`DEFAULT_TIMEOUT`]),
     /// also used as the connect timeout.
     pub timeout: Duration,
+    /// Close each connection from the client side after this many completed
+    /// requests: once the Nth response is read the client closes the socket
+    /// first (its FIN goes out while the server waits for the next request)
+    /// and reconnects, counted in `connections_opened` like any reconnect.
+    /// The request stays wrk's, without `Connection: close` (that would make
+    /// the server close first; see the module docs, "Who closes"). `0` =
+    /// never. Whichever comes first ends the connection: this limit or the
+    /// server's `Connection: close` (e.g. a smaller server
+    /// `max_keepalive_requests`).
+    pub close_after: u64,
+    /// Close connections with `SO_LINGER {on, 0}`: every close of the client
+    /// (after [`close_after`](Self::close_after), on the server's
+    /// `Connection: close`, on a timeout or an error, at the end of the run)
+    /// sends RST instead of FIN, so the client keeps no TIME_WAIT socket.
+    pub linger_zero: bool,
 }
 
 /// wrk's default request timeout.
@@ -143,6 +196,10 @@ struct Shared {
     target: SocketAddr,
     request: Vec<u8>,
     timeout: Duration,
+    /// [`LoadOptions::close_after`].
+    close_after: u64,
+    /// [`LoadOptions::linger_zero`].
+    linger_zero: bool,
 }
 
 /// One connection slot's counters; merged into [`ClientStats`] at the end.
@@ -420,27 +477,46 @@ fn errno_name(e: &std::io::Error) -> String {
     }
 }
 
+/// Connects to the target. With [`LoadOptions::linger_zero`] the socket gets
+/// `SO_LINGER {on, 0}` before it connects, so that every `close()` of it
+/// sends RST and frees it at once, even the close of a connect abandoned
+/// half-way (the run stopped, or the connect timed out) after the kernel had
+/// completed the handshake.
+async fn connect(shared: &Shared) -> std::io::Result<TcpStream> {
+    let socket = if shared.target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if shared.linger_zero {
+        socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
+    }
+    socket.connect(shared.target).await
+}
+
 /// One connection's life: connect, keep-alive loop, close at once when the
-/// server says so or anything fails. Returns when the socket is closed.
+/// server says so, after `close_after` requests, or when anything fails.
+/// Returns when the socket is closed (also when the future is dropped
+/// mid-request at the end of the run).
 async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
     buf.clear();
-    let mut stream =
-        match tokio::time::timeout(shared.timeout, TcpStream::connect(shared.target)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                st.connect_error(errno_name(&e));
-                tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
-                return;
-            }
-            Err(_) => {
-                st.connect_error(format!("{:?}", nix::errno::Errno::ETIMEDOUT));
-                tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
-                return;
-            }
-        };
+    let mut stream = match tokio::time::timeout(shared.timeout, connect(shared)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            st.connect_error(errno_name(&e));
+            tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            return;
+        }
+        Err(_) => {
+            st.connect_error(format!("{:?}", nix::errno::Errno::ETIMEDOUT));
+            tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            return;
+        }
+    };
     st.connections_opened += 1;
     // Not fatal: requests are written in one piece anyway.
     let _ = stream.set_nodelay(true);
+    let mut completed = 0u64;
     loop {
         let start = Instant::now();
         let outcome =
@@ -448,8 +524,13 @@ async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
         match outcome {
             Ok(Ok(done)) => {
                 st.record(done.status, start.elapsed());
-                if done.close {
-                    // Dropping the stream closes the socket right now.
+                completed += 1;
+                // The server's `Connection: close` or our own limit, whichever
+                // comes first. Under our limit the server has not closed and
+                // is waiting for the next request: our FIN is the first one.
+                if done.close || completed == shared.close_after {
+                    // Dropping the stream closes the socket right now (with
+                    // RST under linger zero).
                     return;
                 }
             }
@@ -512,6 +593,8 @@ pub async fn run_load(opts: LoadOptions, stop: impl Future<Output = ()>) -> Clie
         target: opts.target,
         request: request_bytes(&opts),
         timeout: opts.timeout,
+        close_after: opts.close_after,
+        linger_zero: opts.linger_zero,
     });
     let started = Instant::now();
     let (stops, tasks): (Vec<_>, Vec<_>) = (0..opts.connections)
@@ -637,6 +720,7 @@ fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientS
         connections_opened: Some(opened),
         errors,
         latency,
+        cpu_secs: process_cpu_secs(),
         notes,
     }
 }
@@ -677,10 +761,20 @@ pub fn run_load_blocking(opts: LoadOptions) -> std::io::Result<ClientStats> {
     })
 }
 
+/// CPU time (user + system) this process has used so far, in seconds: the
+/// load generator's own cost, used to tell when it was the bottleneck.
+fn process_cpu_secs() -> Option<f64> {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(secs(usage.user_time()) + secs(usage.system_time()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::builtin::{bind, serve_on};
+    use crate::server::builtin::test_support::{Entry, Sides, TimeWait};
+    use crate::server::builtin::{bind, serve_on, serve_on_with};
     use std::net::Ipv4Addr;
     use tokio::io::AsyncBufReadExt;
 
@@ -693,6 +787,8 @@ mod tests {
             threads: 2,
             duration,
             timeout: DEFAULT_TIMEOUT,
+            close_after: 0,
+            linger_zero: false,
         }
     }
 
@@ -860,6 +956,180 @@ mod tests {
             "interim responses are not counted"
         );
         assert_eq!(stats.non_2xx_3xx, classes["5xx"]);
+    }
+
+    /// What [`load_and_count`] saw.
+    struct Counted {
+        stats: ClientStats,
+        /// New TIME_WAIT sockets on each side of the server port.
+        tw: Sides,
+        /// Sockets of the port still closing when the counts were taken.
+        busy: Vec<Entry>,
+    }
+
+    /// Runs `load` for 300 ms against a builtin server on 127.0.0.1 that
+    /// closes after `server_n` requests (`0` = never); then counts the new
+    /// TIME_WAIT sockets of the server port, waiting (at most 5 s) for the
+    /// closes to finish and for `enough`, before stopping the server.
+    async fn load_and_count(
+        server_n: u64,
+        load: impl FnOnce(SocketAddr) -> LoadOptions,
+        enough: fn(&ClientStats, Sides) -> bool,
+    ) -> Counted {
+        let listener = bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let watch = TimeWait::new(addr.port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on(listener, server_n, async move {
+            let _ = rx.await;
+        }));
+        let stats = tokio::time::timeout(
+            Duration::from_secs(10),
+            run_load(load(addr), std::future::pending()),
+        )
+        .await
+        .expect("run ends after its duration");
+        let (stats, tw, busy) = tokio::task::spawn_blocking(move || {
+            let tw = watch.wait_for(Duration::from_secs(5), |s| enough(&stats, s));
+            (stats, tw, watch.settle(Duration::ZERO))
+        })
+        .await
+        .expect("join");
+        let _ = tx.send(());
+        server.await.expect("join").expect("serve");
+        Counted { stats, tw, busy }
+    }
+
+    /// Load options for the close tests: 2 connections for 300 ms.
+    fn close_opts(target: SocketAddr, close_after: u64, linger_zero: bool) -> LoadOptions {
+        LoadOptions {
+            close_after,
+            linger_zero,
+            ..opts(target, 2, Duration::from_millis(300))
+        }
+    }
+
+    /// Each connection carried exactly `n` requests, except those still open
+    /// (or mid-request) when the run stopped.
+    fn assert_reconnects_every(stats: &ClientStats, n: u64) {
+        let opened = stats.connections_opened.expect("opened");
+        let connections = 2;
+        assert!(stats.requests > 0, "{stats:?}");
+        assert!(
+            opened >= stats.requests / n && opened <= stats.requests / n + connections,
+            "{opened} connections for {} requests at {n} per connection",
+            stats.requests
+        );
+        assert_eq!(stats.errors.total(), 0, "{:?}", stats.errors);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_after_makes_the_client_the_active_closer() {
+        const N: u64 = 10;
+        // The server never closes: every connection ends by the client's
+        // close after N, so each leaves one TIME_WAIT on the client once the
+        // server's FIN has come back. (The 2 still open when the run stops
+        // are dropped mid-request, with a response arriving: closing a
+        // socket with unread data sends RST, no TIME_WAIT.)
+        let c = load_and_count(
+            0,
+            |addr| close_opts(addr, N, false),
+            |stats, s| s.client as u64 + 2 >= stats.connections_opened.unwrap_or(0),
+        )
+        .await;
+        assert_reconnects_every(&c.stats, N);
+        let opened = c.stats.connections_opened.expect("opened");
+        assert!(
+            c.tw.client as u64 >= opened.saturating_sub(2).div_ceil(2).max(1),
+            "TIME_WAIT on the client for most of its {opened} closes: {:?}, still closing: {:?}",
+            c.tw,
+            c.busy
+        );
+        assert_eq!(
+            c.tw.server, 0,
+            "the server closed second, it has no TIME_WAIT ({:?}, still closing: {:?})",
+            c.tw, c.busy
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn close_after_or_server_close_whichever_comes_first() {
+        // The server closes after 3, before the client's 5: the server's
+        // Connection: close wins, and the server is the active closer.
+        let c = load_and_count(3, |addr| close_opts(addr, 5, false), |_, s| s.server > 0).await;
+        assert_reconnects_every(&c.stats, 3);
+        assert!(c.tw.server > 0, "{:?} {:?}", c.tw, c.busy);
+        // And the other way round: the client's 2 comes before the server's 5.
+        let c = load_and_count(5, |addr| close_opts(addr, 2, false), |_, _| true).await;
+        assert_reconnects_every(&c.stats, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn linger_zero_client_leaves_no_time_wait() {
+        const N: u64 = 10;
+        // Its own close after N: RST instead of FIN, nothing on either side.
+        let c = load_and_count(0, |addr| close_opts(addr, N, true), |_, _| true).await;
+        assert_reconnects_every(&c.stats, N);
+        assert_eq!(
+            c.tw,
+            Sides {
+                server: 0,
+                client: 0
+            },
+            "still closing: {:?}",
+            c.busy
+        );
+        // On the server's Connection: close the client's RST also resets
+        // the server's socket waiting in FIN_WAIT2: no TIME_WAIT anywhere.
+        let c = load_and_count(N, |addr| close_opts(addr, 0, true), |_, _| true).await;
+        assert_reconnects_every(&c.stats, N);
+        assert_eq!(
+            c.tw,
+            Sides {
+                server: 0,
+                client: 0
+            },
+            "still closing: {:?}",
+            c.busy
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn linger_zero_server_resets_a_client_that_closed_first() {
+        // The client closes first; the server's close after the client's
+        // FIN is an RST, which also resets the client's FIN_WAIT2 socket.
+        let listener = bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let watch = TimeWait::new(addr.port());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on_with(listener, 0, true, async move {
+            let _ = rx.await;
+        }));
+        let stats = tokio::time::timeout(
+            Duration::from_secs(10),
+            run_load(close_opts(addr, 10, false), std::future::pending()),
+        )
+        .await
+        .expect("run ends");
+        let (tw, busy) = tokio::task::spawn_blocking(move || {
+            (
+                watch.wait_for(Duration::from_secs(5), |_| true),
+                watch.settle(Duration::ZERO),
+            )
+        })
+        .await
+        .expect("join");
+        let _ = tx.send(());
+        server.await.expect("join").expect("serve");
+        assert_reconnects_every(&stats, 10);
+        assert_eq!(
+            tw,
+            Sides {
+                server: 0,
+                client: 0
+            },
+            "still closing: {busy:?}"
+        );
     }
 
     #[test]
