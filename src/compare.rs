@@ -25,17 +25,15 @@
 
 use crate::endpoint::Side;
 use crate::error::{Error, Result};
+use crate::experiment::Env;
+use crate::markdown::{self, code, inline, num, percent, signed};
 use crate::results::{self, Comparison, RunInfo, Summary, VariantSummary};
 use crate::scenario::normalize_sysctl;
 use crate::statistics::Verdict;
-use crate::sysctl::SysctlChange;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use tabled::builder::Builder;
-use tabled::settings::object::Columns;
-use tabled::settings::{Alignment, Style};
 
 /// How much a difference between the two runs matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -108,38 +106,14 @@ pub struct RunCompare {
     pub notes: Vec<String>,
 }
 
-/// `env.json` as read back: the fields compare needs, each optional so an
-/// older or newer twlab's file still reads.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RecordedEnv {
-    pub twlab_version: String,
-    pub kernel: String,
-    pub os: String,
-    pub tools: BTreeMap<String, String>,
-    pub lab: String,
-    pub machine_sysctls: BTreeMap<String, String>,
-    pub runs: Vec<RecordedRunEnv>,
-}
-
-/// One run of `env.json`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct RecordedRunEnv {
-    pub run_id: String,
-    pub variant: String,
-    pub repeat: u32,
-    pub sysctls: Vec<SysctlChange>,
-    pub conntrack_timeouts: BTreeMap<String, BTreeMap<String, String>>,
-}
-
 /// A run directory as compare reads it.
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub dir: PathBuf,
     pub summary: Summary,
-    /// `env.json`, when present.
-    pub env: Option<RecordedEnv>,
+    /// `env.json`, when present; a field it lacks (an older or newer
+    /// twlab's file) reads as empty.
+    pub env: Option<Env>,
     /// The text of `scenario.yaml`, when present.
     pub scenario_yaml: Option<String>,
 }
@@ -296,10 +270,11 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
         }
         (ea, eb) => {
             if ea.is_some() != eb.is_some() {
-                let state = |e: &Option<RecordedEnv>| {
-                    if e.is_some() { "present" } else { "(missing)" }.to_string()
-                };
-                warn(results::ENV_FILE.into(), state(ea), state(eb));
+                warn(
+                    results::ENV_FILE.into(),
+                    presence(ea.is_some()),
+                    presence(eb.is_some()),
+                );
             }
         }
     }
@@ -376,12 +351,10 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
             }
         }
         (Some(_), None) | (None, Some(_)) => {
-            let state =
-                |y: &Option<String>| if y.is_some() { "present" } else { "(missing)" }.to_string();
             warn(
                 results::SCENARIO_FILE.into(),
-                state(&a.scenario_yaml),
-                state(&b.scenario_yaml),
+                presence(a.scenario_yaml.is_some()),
+                presence(b.scenario_yaml.is_some()),
             );
         }
         _ => {}
@@ -389,27 +362,16 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
 
     // Variants in one run only.
     let completed = |v: &VariantSummary| v.runs.iter().filter(|r| r.error.is_none()).count();
-    for v in sa
-        .variants
-        .iter()
-        .filter(|v| !names_b.contains(v.name.as_str()))
-    {
-        warn(
-            format!("variant {}", v.name),
-            runs_text(completed(v)),
-            "(absent)".into(),
-        );
-    }
-    for v in sb
-        .variants
-        .iter()
-        .filter(|v| !names_a.contains(v.name.as_str()))
-    {
-        warn(
-            format!("variant {}", v.name),
-            "(absent)".into(),
-            runs_text(completed(v)),
-        );
+    for (s, others, in_a) in [(sa, &names_b, true), (sb, &names_a, false)] {
+        for v in s
+            .variants
+            .iter()
+            .filter(|v| !others.contains(v.name.as_str()))
+        {
+            let (here, absent) = (runs_text(completed(v)), "(absent)".to_string());
+            let (va, vb) = if in_a { (here, absent) } else { (absent, here) };
+            warn(format!("variant {}", v.name), va, vb);
+        }
     }
 
     // The figures.
@@ -516,6 +478,11 @@ fn runs_text(n: usize) -> String {
     format!("{n} completed run{}", if n == 1 { "" } else { "s" })
 }
 
+/// Whether a file of a run directory is there.
+fn presence(present: bool) -> String {
+    if present { "present" } else { "(missing)" }.to_string()
+}
+
 fn or_unknown(s: &str) -> String {
     if s.trim().is_empty() {
         "(unknown)".into()
@@ -547,14 +514,14 @@ fn map_diff<K: Ord + Clone>(
         .collect()
 }
 
-fn has_runs(env: &RecordedEnv, variant: &str) -> bool {
+fn has_runs(env: &Env, variant: &str) -> bool {
     env.runs.iter().any(|r| r.variant == variant)
 }
 
 /// The sysctls a variant applied over its runs, by (side, name): the value
 /// read back with the value it replaced, e.g. `1 (before 2)`; the values of
 /// runs that disagree are joined with ` / `.
-fn applied(env: &RecordedEnv, variant: &str) -> BTreeMap<(Side, String), String> {
+fn applied(env: &Env, variant: &str) -> BTreeMap<(Side, String), String> {
     let mut seen: BTreeMap<(Side, String), Vec<String>> = BTreeMap::new();
     for run in env.runs.iter().filter(|r| r.variant == variant) {
         for c in &run.sysctls {
@@ -579,7 +546,7 @@ fn applied(env: &RecordedEnv, variant: &str) -> BTreeMap<(Side, String), String>
 
 /// The conntrack timeouts over all runs, by `side name`; values of runs that
 /// disagree are joined with ` / `.
-fn conntrack_timeouts(env: &RecordedEnv) -> BTreeMap<String, String> {
+fn conntrack_timeouts(env: &Env) -> BTreeMap<String, String> {
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for run in &env.runs {
         for (side, timeouts) in &run.conntrack_timeouts {
@@ -747,7 +714,7 @@ pub fn render_markdown(c: &RunCompare) -> String {
                 vec![what, code(&d.a), code(&d.b)]
             })
             .collect();
-        out.push_str(&md_table(&["what", "A", "B"], rows, usize::MAX));
+        out.push_str(&markdown::table(&["what", "A", "B"], rows, &[0, 1, 2]));
     }
 
     if !c.notes.is_empty() {
@@ -775,11 +742,7 @@ pub fn render_markdown(c: &RunCompare) -> String {
             out.push_str("No figure to compare.\n\n");
         } else {
             let rows = shown.into_iter().map(|x| row(x, true)).collect();
-            out.push_str(&md_table(
-                &["metric", "A", "B", "change", "95% CI", "verdict"],
-                rows,
-                1,
-            ));
+            out.push_str(&markdown::table(&COLUMNS, rows, &[0]));
         }
         if !hidden.is_empty() {
             let _ = writeln!(
@@ -865,25 +828,16 @@ pub fn render_terminal(c: &RunCompare) -> String {
             out.push_str("no figure to compare\n");
             continue;
         }
-        let mut builder = Builder::new();
-        builder.push_record(["metric", "A", "B", "change", "95% CI", "verdict"]);
-        for r in rows {
-            builder.push_record(r);
-        }
-        let mut table = builder.build();
-        table
-            .with(Style::psql())
-            .modify(Columns::new(1..5), Alignment::right());
-        for line in table.to_string().lines() {
-            let _ = writeln!(out, "{}", line.trim_end());
-        }
+        out.push_str(&markdown::terminal_table(&COLUMNS, rows, &[0, 5]));
     }
     out
 }
 
+/// The columns of a variant's table, in markdown and on the terminal.
+const COLUMNS: [&str; 6] = ["metric", "A", "B", "change", "95% CI", "verdict"];
+
 /// A comparison as a table row: metric, A, B, change, 95% CI, verdict.
-fn row(x: &Comparison, markdown: bool) -> Vec<String> {
-    let change = format!("{} ({})", signed(x.change), percent(x.change_pct));
+fn row(x: &Comparison, for_markdown: bool) -> Vec<String> {
     let ci = match (x.ci95_pct, x.ci95) {
         (Some([lo, hi]), _) => format!("{} .. {}", percent(Some(lo)), percent(Some(hi))),
         (None, Some([lo, hi])) => format!("{} .. {}", signed(lo), signed(hi)),
@@ -893,9 +847,9 @@ fn row(x: &Comparison, markdown: bool) -> Vec<String> {
         metric_label(&x.metric),
         num(x.baseline_value),
         num(x.value),
-        change,
+        markdown::change(x.change, x.change_pct),
         ci,
-        verdict_text(x.verdict, markdown),
+        verdict_text(x.verdict, for_markdown),
     ]
 }
 
@@ -969,105 +923,5 @@ fn metric_label(metric: &str) -> String {
         "client.latency.max_ms" => "latency max (ms)".into(),
         "client.connections_opened" => "connections opened".into(),
         other => other.to_string(),
-    }
-}
-
-/// A markdown table (GitHub flavour): columns from `right_from` on are
-/// right-aligned, in the text and with `---:` markers.
-fn md_table(header: &[&str], rows: Vec<Vec<String>>, right_from: usize) -> String {
-    let mut builder = Builder::new();
-    builder.push_record(header.iter().map(|h| cell(h)));
-    for row in rows {
-        builder.push_record(row.iter().map(|c| cell(c)));
-    }
-    let mut table = builder.build();
-    table.with(Style::markdown());
-    if right_from < header.len() {
-        table.modify(Columns::new(right_from..), Alignment::right());
-    }
-    let text = table.to_string();
-    let mut out = String::new();
-    for (i, line) in text.lines().enumerate() {
-        if i == 1 {
-            let parts: Vec<String> = line
-                .split('|')
-                .enumerate()
-                .map(|(j, p)| {
-                    if j > right_from && p.len() > 1 {
-                        format!("{}:", &p[..p.len() - 1])
-                    } else {
-                        p.to_string()
-                    }
-                })
-                .collect();
-            out.push_str(&parts.join("|"));
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out.push('\n');
-    out
-}
-
-/// Table cell text: one line, pipes escaped.
-fn cell(s: &str) -> String {
-    inline(s).replace('|', "\\|")
-}
-
-/// Text on one line.
-fn inline(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Inline code, with a fence longer than any backtick run inside.
-fn code(s: &str) -> String {
-    let s = inline(s);
-    if s.is_empty() {
-        return "—".into();
-    }
-    let longest = s.split(|x| x != '`').map(str::len).max().unwrap_or(0);
-    let ticks = "`".repeat(longest + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') {
-        " "
-    } else {
-        ""
-    };
-    format!("{ticks}{pad}{s}{pad}{ticks}")
-}
-
-/// A figure: whole numbers without decimals, others with up to two.
-fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".into();
-    }
-    let rounded = (v * 100.0).round() / 100.0;
-    let text = if rounded.fract() == 0.0 {
-        format!("{rounded:.0}")
-    } else {
-        format!("{rounded:.2}").trim_end_matches('0').to_string()
-    };
-    if text == "-0" { "0".into() } else { text }
-}
-
-/// A change with its sign: `+12`, `-4848`, `0`.
-fn signed(v: f64) -> String {
-    let text = num(v);
-    if text != "0" && !text.starts_with('-') && v.is_finite() {
-        format!("+{text}")
-    } else {
-        text
-    }
-}
-
-/// A percent with one decimal and its sign; `n/a` when there is none.
-fn percent(p: Option<f64>) -> String {
-    match p {
-        Some(p) if p.is_finite() => {
-            let p = (p * 10.0).round() / 10.0;
-            let p = if p == 0.0 { 0.0 } else { p };
-            format!("{p:+.1}%")
-        }
-        _ => "n/a".into(),
     }
 }

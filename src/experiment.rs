@@ -41,7 +41,8 @@ pub struct RunOptions {
 }
 
 /// `env.json`: what the machine and the lab were.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Env {
     pub twlab_version: String,
     pub kernel: String,
@@ -55,7 +56,8 @@ pub struct Env {
 }
 
 /// One run's lab and settings in `env.json`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunEnv {
     pub run_id: String,
     pub variant: String,

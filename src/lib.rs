@@ -23,6 +23,7 @@ pub mod experiment;
 pub mod html;
 pub mod junit;
 pub mod lab;
+pub(crate) mod markdown;
 pub mod process;
 pub mod report;
 pub mod results;

@@ -8,6 +8,9 @@
 //! they follow the run directory contract; `fixtures_read_with_the_current_structs`
 //! fails when a change of that contract makes them unreadable.
 
+mod common;
+
+use common::{manifest_dir, run_expecting, twlab};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use twlab::compare::{self, Severity};
@@ -19,10 +22,6 @@ use twlab::scenario::Scenario;
 use twlab::statistics::Verdict;
 use twlab::stats::{ClientStats, Counts, ErrorCounts, Latency};
 use twlab::sysctl::SysctlChange;
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn fixtures() -> PathBuf {
     manifest_dir().join("tests/fixtures/compare")
@@ -300,15 +299,8 @@ fn a_run_compared_with_itself_has_no_difference_and_no_change() {
 /// Needs the CLI wiring of `twlab compare` (src/cli.rs and src/lib.rs).
 #[test]
 fn the_cli_compares_two_run_directories() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twlab"))
-        .arg("compare")
-        .arg(run_a())
-        .arg(run_b())
-        .output()
-        .expect("twlab runs");
+    let out = run_expecting(twlab().arg("compare").arg(run_a()).arg(run_b()), 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("kernel: 6.1.0-27-amd64 vs 6.18.44"),
         "{stdout}"
@@ -316,31 +308,26 @@ fn the_cli_compares_two_run_directories() {
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let md = tmp.path().join("compare.md");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twlab"))
-        .arg("compare")
-        .arg(run_a())
-        .arg(run_b())
-        .arg("--out")
-        .arg(&md)
-        .output()
-        .expect("twlab runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_expecting(
+        twlab()
+            .arg("compare")
+            .arg(run_a())
+            .arg(run_b())
+            .arg("--out")
+            .arg(&md),
+        0,
     );
     let text = std::fs::read_to_string(&md).expect("--out file written");
     assert!(text.contains("# twlab compare: tw_reuse"), "{text}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twlab"))
-        .arg("compare")
-        .arg(run_a())
-        .arg(fixtures().join("other-scenario"))
-        .output()
-        .expect("twlab runs");
+    let out = run_expecting(
+        twlab()
+            .arg("compare")
+            .arg(run_a())
+            .arg(fixtures().join("other-scenario")),
+        2,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("different scenarios"), "{stderr}");
 }
 

@@ -12,8 +12,17 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn short_scenario() -> std::path::PathBuf {
-    manifest_dir().join("tests/fixtures/scenarios/lab/short.yaml")
+/// `twlab run` of a scenario of tests/fixtures/scenarios/lab with `args`,
+/// into `out`.
+fn twlab_run(scenario: &str, args: &[&str], out: &Path) -> Command {
+    let path = manifest_dir().join("tests/fixtures/scenarios/lab");
+    let mut cmd = twlab();
+    cmd.arg("run")
+        .arg(path.join(scenario))
+        .args(args)
+        .arg("--out")
+        .arg(out);
+    cmd
 }
 
 fn tw(v: &Value, path: &[&str]) -> u64 {
@@ -47,20 +56,9 @@ fn two_variant_run(tool: &str) {
     let before = machine_sysctls();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let out = twlab()
-        .arg("run")
-        .arg(short_scenario())
-        .args(["--set", &format!("client.tool={tool}"), "--out"])
-        .arg(&dir)
-        .output()
-        .expect("twlab runs");
+    let tool_set = format!("client.tool={tool}");
+    let out = run_expecting(&mut twlab_run("short.yaml", &["--set", &tool_set], &dir), 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
 
     let summary = read_json(&dir.join("summary.json"));
     let variants = summary["variants"].as_array().expect("variants");
@@ -149,11 +147,7 @@ fn interrupted_run(signals: usize, signal: nix::sys::signal::Signal) {
     let before = machine_sysctls();
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("run");
-    let mut child = twlab()
-        .arg("run")
-        .arg(short_scenario())
-        .args(["--set", "client.duration=60s", "--out"])
-        .arg(&dir)
+    let mut child = twlab_run("short.yaml", &["--set", "client.duration=60s"], &dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -231,25 +225,16 @@ fn keep_leaves_the_lab_and_clean_removes_it() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = twlab()
-        .arg("run")
-        .arg(short_scenario())
-        .args([
-            "--set",
-            "client.duration=1s",
-            "--set",
-            "collect.conntrack=false",
-            "--keep",
-            "--out",
-        ])
-        .arg(tmp.path().join("run"))
-        .output()
-        .expect("twlab runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let args = [
+        "--set",
+        "client.duration=1s",
+        "--set",
+        "collect.conntrack=false",
+        "--keep",
+    ];
+    run_expecting(
+        &mut twlab_run("short.yaml", &args, &tmp.path().join("run")),
+        0,
     );
     let kept = twlab_namespaces();
     assert_eq!(
@@ -257,8 +242,7 @@ fn keep_leaves_the_lab_and_clean_removes_it() {
         2,
         "the last run's two namespaces stay: {kept:?}"
     );
-    let clean = twlab().arg("clean").output().expect("twlab clean");
-    assert_eq!(clean.status.code(), Some(0));
+    let clean = run_expecting(twlab().arg("clean"), 0);
     let text = String::from_utf8_lossy(&clean.stdout);
     for ns in &kept {
         assert!(
@@ -267,10 +251,7 @@ fn keep_leaves_the_lab_and_clean_removes_it() {
         );
     }
     assert_eq!(twlab_namespaces(), Vec::<String>::new());
-    let again = Command::new(env!("CARGO_BIN_EXE_twlab"))
-        .arg("clean")
-        .output()
-        .expect("clean");
+    let again = twlab().arg("clean").output().expect("clean");
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to clean"));
 }
 
@@ -282,17 +263,9 @@ fn failed_expectations_exit_1_with_a_junit_file() {
     let before = machine_sysctls();
     let tmp = tempfile::tempdir().expect("tempdir");
     let junit = tmp.path().join("junit.xml");
-    let out = twlab()
-        .arg("run")
-        .arg(manifest_dir().join("tests/fixtures/scenarios/lab/gates.yaml"))
-        .arg("--out")
-        .arg(tmp.path().join("run"))
-        .arg("--junit")
-        .arg(&junit)
-        .output()
-        .expect("twlab runs");
+    let mut run = twlab_run("gates.yaml", &[], &tmp.path().join("run"));
+    let out = run_expecting(run.arg("--junit").arg(&junit), 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("expectation failed"), "{stderr}");
     let summary = read_json(&tmp.path().join("run/summary.json"));
     let passed: Vec<bool> = summary["expectations"]
@@ -303,7 +276,10 @@ fn failed_expectations_exit_1_with_a_junit_file() {
         .collect();
     assert_eq!(passed, [true, false]);
     let xml = std::fs::read_to_string(&junit).expect("junit written");
-    assert!(xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("tests=\"2\"") && xml.contains("failures=\"1\""),
+        "{xml}"
+    );
     assert_clean_machine(&before);
 }
 
@@ -325,19 +301,18 @@ fn time_wait_follows_the_active_closer_and_rst_leaves_none() {
     }
     let before = machine_sysctls();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let out = twlab()
-        .arg("run")
-        .arg(manifest_dir().join("tests/fixtures/scenarios/lab/closers.yaml"))
-        .arg("--out")
-        .arg(tmp.path().join("run"))
-        .output()
-        .expect("twlab runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    run_expecting(
+        &mut twlab_run("closers.yaml", &[], &tmp.path().join("run")),
+        0,
+    );
     let s = read_json(&tmp.path().join("run/summary.json"));
     // The server closes: the server carries TIME_WAIT.
     assert!(final_tw(&s, "server-closes", "server") > 10 * final_tw(&s, "server-closes", "client"));
     // The client closes: the client carries it, the server has (almost) none.
-    assert!(final_tw(&s, "client-closes", "client") > 10 * final_tw(&s, "client-closes", "server").max(1));
+    assert!(
+        final_tw(&s, "client-closes", "client")
+            > 10 * final_tw(&s, "client-closes", "server").max(1)
+    );
     // RST closes leave no TIME_WAIT on the closer.
     assert_eq!(final_tw(&s, "server-rst", "server"), 0);
     assert_eq!(final_tw(&s, "client-rst", "client"), 0);

@@ -1,8 +1,8 @@
-//! Helpers shared by the tests that build real labs.
+//! Helpers shared by the tests that run twlab's binary or build real labs.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// Tests that build labs need root. On a user's machine without it they say
 /// so and pass; in CI (CI=true, which runs as root) missing root is a failure,
@@ -20,6 +20,20 @@ pub fn require_root(test: &str) -> bool {
 
 pub fn twlab() -> Command {
     Command::new(env!("CARGO_BIN_EXE_twlab"))
+}
+
+/// Run `cmd` to the end and check that it exits with `code`; when it does
+/// not, the failure shows what it printed.
+pub fn run_expecting(cmd: &mut Command, code: i32) -> Output {
+    let out = cmd.output().expect("twlab runs");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 pub fn manifest_dir() -> PathBuf {
