@@ -347,7 +347,11 @@ fn write_results(
         comparisons: results::compare(variants),
         variants: variants.to_vec(),
         expectations: Vec::new(),
-        charts: charts::write_charts(dir, &baseline_first(scenario, samples), &scenario.collect.states)?,
+        charts: charts::write_charts(
+            dir,
+            &baseline_first(scenario, samples),
+            &scenario.collect.states,
+        )?,
     };
     summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
     results::write_json(&dir.join(results::ENV_FILE), env)?;
