@@ -69,7 +69,11 @@ pub enum Command {
     /// Say what this machine can and cannot do, and how to fix it.
     Doctor,
     /// Remove every leftover of twlab (namespaces, their veth and processes).
-    Clean,
+    Clean {
+        /// Also remove the labs of twlab runs that are still going.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run twlab's Tomcat-like HTTP server.
     Serve {
         #[arg(long, default_value = "[::]:8080")]

@@ -275,14 +275,7 @@ impl ExpectSpec {
         else {
             return fail(format!("variant `{}` has no results", self.variant));
         };
-        let values = results::variant_values(variant)
-            .remove(&metric)
-            .or_else(|| {
-                // A state never seen in any run is zero.
-                let runs = variant.runs.iter().filter(|r| r.error.is_none()).count();
-                (self.metric.is_state() && runs > 0).then(|| vec![0.0; runs])
-            })
-            .unwrap_or_default();
+        let values = results::metric_values(variant, &metric);
         if values.is_empty() {
             return fail(format!(
                 "no completed run of `{}` measured {metric}",
@@ -294,9 +287,7 @@ impl ExpectSpec {
             let Some(baseline) = summary.variants.first() else {
                 return fail("no baseline".into());
             };
-            let base = results::variant_values(baseline)
-                .remove(&metric)
-                .unwrap_or_default();
+            let base = results::metric_values(baseline, &metric);
             let bm = statistics::describe(&base).mean;
             if base.is_empty() || bm == 0.0 {
                 return fail(format!(

@@ -95,8 +95,17 @@ pub struct Outcome {
 
 /// Run a scenario; returns the summary (also written to the run directory).
 pub async fn run(opts: &RunOptions) -> Result<Outcome> {
-    let scenario = Scenario::load(&opts.scenario_path, &opts.overrides)?;
-    preflight(&scenario, &opts.scenario_path)?;
+    let mut scenario = Scenario::load(&opts.scenario_path, &opts.overrides)?;
+    preflight(&scenario)?;
+    // A drawn seed is written into the resolved scenario and the reproduce
+    // command, so a randomized order can be run again.
+    let mut opts = opts.clone();
+    if scenario.order == Order::Randomized && scenario.seed.is_none() {
+        let seed = fastrand::u64(..);
+        scenario.seed = Some(seed);
+        opts.overrides.push(format!("seed={seed}"));
+    }
+    let opts = &opts;
     let dir = prepare_dir(opts, &scenario)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::env(format!("cannot find twlab's own executable: {e}")))?;
@@ -157,7 +166,10 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     if interrupted {
         info.complete = false;
         info.notes.push(match &failure {
-            Some(e) => format!("Stopped at once by a second signal: {e}"),
+            Some(e) if ctx.shutdown.level() >= Level::Immediate => {
+                format!("Stopped at once by a second signal: {e}")
+            }
+            Some(e) => format!("Stopped by a signal; the run in progress did not complete: {e}"),
             None => "Stopped early by a signal: the last run's figures cover only the time it ran."
                 .to_string(),
         });
@@ -173,29 +185,9 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     }
 }
 
-/// Checks of the plan against the lab that need no machine access (shared
-/// by `twlab validate`).
-pub fn check_plan(scenario: &Scenario, origin: &Path) -> Result<()> {
-    for v in &scenario.variants {
-        for side in Side::BOTH {
-            for name in v.sysctls.for_side(side).keys() {
-                if !name.as_str().starts_with("net.") {
-                    return Err(Error::invalid(format!(
-                        "{}: variant `{}`: sysctl {name} is not a network sysctl; the embedded lab only sets per-namespace net.* sysctls and never changes the machine's own",
-                        origin.display(),
-                        v.name
-                    )));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Refuse before anything is created when the plan is wrong or the machine
 /// cannot run it.
-fn preflight(scenario: &Scenario, origin: &Path) -> Result<()> {
-    check_plan(scenario, origin)?;
+fn preflight(scenario: &Scenario) -> Result<()> {
     lab::require_privileges()?;
     lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
     lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
@@ -207,7 +199,12 @@ fn preflight(scenario: &Scenario, origin: &Path) -> Result<()> {
         )?;
         lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
     }
-    if scenario.client.tool == ClientTool::Wrk {
+    let uses_wrk = scenario.variants.iter().any(|v| {
+        scenario
+            .effective(v)
+            .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk)
+    });
+    if uses_wrk {
         lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
     }
     Ok(())
@@ -395,7 +392,14 @@ async fn run_one(
         repeat,
         steady_from_secs: match ctx.scenario.collect.steady_after {
             Some(d) => d.0.as_secs_f64(),
-            None => results::steady_from(ctx.scenario.client.duration.0.as_secs_f64()),
+            None => {
+                // The variant's own duration: `set` may change it.
+                let duration = ctx
+                    .scenario
+                    .effective(variant)
+                    .map_or(ctx.scenario.client.duration, |(_, c)| c.duration);
+                results::steady_from(duration.0.as_secs_f64())
+            }
         },
         ..Default::default()
     };
@@ -430,17 +434,23 @@ async fn run_one(
     )
     .await;
     env.sysctls = journal.changes.clone();
-    let hosts: [&dyn Host; 2] = [&lab.server, &lab.client];
-    let restore_errors = journal.restore(&hosts).await;
-    if keep && outcome.is_ok() {
+    // A kept lab keeps the variant's sysctls, for inspection; it was asked
+    // for only when the run completed (not after an error or a signal).
+    let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
+    let restore_errors = if keep {
         eprintln!(
             "twlab: lab kept for inspection: `ip netns exec {} bash` (or {}); `twlab clean` removes it",
             lab.client.name(),
             lab.server.name()
         );
+        lab.keep();
+        Vec::new()
     } else {
+        let hosts: [&dyn Host; 2] = [&lab.server, &lab.client];
+        let errors = journal.restore(&hosts).await;
         lab.destroy().await;
-    }
+        errors
+    };
 
     let series = |side: Side, source: Source| -> Vec<&Sample> {
         samples
@@ -457,6 +467,22 @@ async fn run_one(
         server: StateStats::from_samples(series(Side::Server, Source::Conntrack), steady),
         client: StateStats::from_samples(series(Side::Client, Source::Conntrack), steady),
     };
+    summary.collected = Some(
+        [
+            (ctx.scenario.collect.sockets, Source::Sockets),
+            (ctx.scenario.collect.conntrack, Source::Conntrack),
+        ]
+        .into_iter()
+        .filter_map(|(on, source)| on.then_some(source))
+        .collect(),
+    );
+    summary.steady_samples = Some(
+        samples
+            .iter()
+            .filter(|s| !s.is_final && s.t >= steady && s.host == Side::Server)
+            .filter(|s| Some(&s.source) == summary.collected.as_ref().and_then(|c| c.first()))
+            .count() as u64,
+    );
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
     if let Some(client) = &summary.client {
         summary.invalid = validity_problems(ctx.scenario, variant, client);
@@ -485,7 +511,8 @@ async fn run_in_lab(
     env: &mut RunEnv,
 ) -> Result<()> {
     let scenario = ctx.scenario;
-    let endpoint = lab.endpoint(scenario.server.port.0);
+    let (server_spec, client_spec) = scenario.effective(variant).map_err(Error::invalid)?;
+    let endpoint = lab.endpoint(server_spec.port.0);
     if scenario.collect.conntrack {
         for host in [&lab.server, &lab.client] {
             for argv in conntrack::enable_argvs() {
@@ -510,7 +537,6 @@ async fn run_in_lab(
         ctx.dir
             .join(format!("{}-r{repeat}-{name}.log", variant.name))
     };
-    let (server_spec, client_spec) = scenario.effective(variant).map_err(Error::invalid)?;
     let mut server = server::start(&server_spec, &lab.server, &ctx.exe, &log("server")).await?;
     let collector = Collector {
         hosts: vec![&lab.server, &lab.client],
@@ -523,6 +549,10 @@ async fn run_in_lab(
     };
     let duration = client_spec.duration.0;
     let progress = progress_bar(&variant.name.to_string(), repeat, duration);
+    if ctx.shutdown.level() >= Level::Graceful {
+        server.kill().await;
+        return Err(Error::env("stopped by a signal before the load started"));
+    }
     let mut client = RunningClient::start(
         &client_spec,
         &lab.client,
@@ -595,7 +625,7 @@ fn plan_runs(scenario: &Scenario) -> (Vec<(usize, u32)>, String) {
     match scenario.order {
         Order::Interleaved => (plan, "interleaved".into()),
         Order::Randomized => {
-            let seed = scenario.seed.unwrap_or_else(|| fastrand::u64(..));
+            let seed = scenario.seed.unwrap_or_default();
             fastrand::Rng::with_seed(seed).shuffle(&mut plan);
             (plan, format!("randomized (seed {seed})"))
         }

@@ -116,7 +116,6 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Validate { scenario, set } => {
             let s = scenario::Scenario::load(&scenario, &set)?;
-            experiment::check_plan(&s, &scenario)?;
             println!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run",
                 scenario.display(),
@@ -158,13 +157,16 @@ fn dispatch(command: Command) -> Result<i32> {
                 exit_code::ENVIRONMENT
             })
         }
-        Command::Clean => {
-            let removed = runtime()?.block_on(clean::clean())?;
-            if removed.is_empty() {
+        Command::Clean { force } => {
+            let done = runtime()?.block_on(clean::clean(force))?;
+            if done.removed.is_empty() && done.in_use.is_empty() {
                 println!("nothing to clean");
             }
-            for r in removed {
+            for r in &done.removed {
                 println!("removed {r}");
+            }
+            for r in &done.in_use {
+                println!("left {r}; `twlab clean --force` removes it too");
             }
             Ok(exit_code::OK)
         }

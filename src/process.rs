@@ -111,8 +111,14 @@ impl Supervised {
         // Whatever the group leader left behind goes too.
         self.signal(Signal::SIGKILL);
         self.pgid = None;
-        let out = match self.stdout.take() {
-            Some(h) => h.await.unwrap_or_default(),
+        // Await the reader in place and take it only once it is done, so a
+        // caller that cancels this future (a select! loop) loses nothing.
+        let out = match self.stdout.as_mut() {
+            Some(h) => {
+                let out = h.await.unwrap_or_default();
+                self.stdout = None;
+                out
+            }
             None => Vec::new(),
         };
         Ok((status, out))
@@ -179,7 +185,10 @@ pub fn tail(path: &Path, lines: usize) -> String {
 /// carries the command line and its stderr.
 pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<String> {
     let command = display_argv(argv_for_display);
-    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    // Its own process group, like every child: a Ctrl-C in the terminal goes
+    // to twlab alone, which decides what stops (a `conntrack -L` or an
+    // `ip netns del` cut short by SIGINT would lose a sample or a cleanup).
+    cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
     let out = cmd.output().await.map_err(|e| CommandError {
         command: command.clone(),
         status: None,

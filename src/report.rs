@@ -1368,6 +1368,8 @@ mod tests {
             },
             samples: 91,
             steady_from_secs: 60.0,
+            collected: None,
+            steady_samples: None,
             interrupted: false,
             error: None,
             invalid: vec![],

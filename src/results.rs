@@ -205,6 +205,15 @@ pub struct RunSummary {
     pub samples: u64,
     /// Offset (s) from which `steady_mean` is computed.
     pub steady_from_secs: f64,
+    /// The sources sampled in this run (`sockets`, `conntrack`). A state
+    /// missing from a sampled source counts as zero; from an unsampled one it
+    /// is unknown. Absent in files of older versions (then: zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collected: Option<Vec<Source>>,
+    /// Periodic samples per side and source inside the steady window; with
+    /// none, `steady_mean` is unknown rather than zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_samples: Option<u64>,
     /// Set when the run was stopped early by a signal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
@@ -393,30 +402,45 @@ pub fn direction(metric: &str) -> Direction {
     }
 }
 
-/// Each metric's values over a variant's completed runs. A state seen in
-/// some runs and not in others counts as zero where it was not seen.
+/// The value a run gives a state metric it has no entry for: zero when
+/// that source was sampled (and, for `steady_mean`, the steady window had
+/// samples), otherwise unknown.
+fn absent_state_value(run: &RunSummary, name: &str) -> Option<f64> {
+    let (_, source, _, stat) = state_metric(name)?;
+    let sampled = run.collected.as_ref().is_none_or(|c| c.contains(&source));
+    let steady_known = stat != "steady_mean" || run.steady_samples.is_none_or(|n| n > 0);
+    (sampled && steady_known).then_some(0.0)
+}
+
+/// One metric's values over a variant's completed runs (see
+/// [`absent_state_value`] for runs without an entry).
+pub fn metric_values(v: &VariantSummary, name: &str) -> Vec<f64> {
+    v.runs
+        .iter()
+        .filter(|r| r.error.is_none())
+        .filter_map(|run| {
+            run_metrics(run)
+                .into_iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .or_else(|| absent_state_value(run, name))
+        })
+        .collect()
+}
+
+/// Each metric's values over a variant's completed runs.
 pub fn variant_values(v: &VariantSummary) -> BTreeMap<String, Vec<f64>> {
-    let runs: Vec<Vec<(String, f64)>> = v
+    let names: BTreeSet<String> = v
         .runs
         .iter()
         .filter(|r| r.error.is_none())
-        .map(run_metrics)
+        .flat_map(run_metrics)
+        .map(|(k, _)| k)
         .collect();
-    let names: BTreeSet<String> = runs.iter().flatten().map(|(k, _)| k.clone()).collect();
     names
         .into_iter()
         .map(|name| {
-            let values = runs
-                .iter()
-                .filter_map(|run| {
-                    let found = run.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-                    match found {
-                        Some(v) => Some(v),
-                        None if state_metric(&name).is_some() => Some(0.0),
-                        None => None,
-                    }
-                })
-                .collect();
+            let values = metric_values(v, &name);
             (name, values)
         })
         .collect()
@@ -443,21 +467,17 @@ pub fn compare(variants: &[VariantSummary]) -> Vec<Comparison> {
         return Vec::new();
     }
     let base = variant_values(baseline);
-    let base_runs = baseline.runs.iter().filter(|r| r.error.is_none()).count();
     let mut out = Vec::new();
     for v in rest.iter().filter(|v| completed(v)) {
         let m = variant_values(v);
-        let runs = v.runs.iter().filter(|r| r.error.is_none()).count();
         let names: BTreeSet<&String> = base.keys().chain(m.keys()).collect();
         for name in names {
-            let zeros = |n| vec![0.0; n];
-            // Load metrics exist only when both ran a client.
-            let (b, x) = match (base.get(name), m.get(name)) {
-                (Some(b), Some(x)) => (b.clone(), x.clone()),
-                (None, Some(x)) if state_metric(name).is_some() => (zeros(base_runs), x.clone()),
-                (Some(b), None) if state_metric(name).is_some() => (b.clone(), zeros(runs)),
-                _ => continue,
-            };
+            // A state one side never saw is zero there if it was sampled;
+            // load metrics exist only when both ran a client.
+            let (b, x) = (metric_values(baseline, name), metric_values(v, name));
+            if b.is_empty() || x.is_empty() {
+                continue;
+            }
             out.push(comparison(name, &baseline.name, &v.name, &b, &x));
         }
     }

@@ -531,6 +531,10 @@ impl JsonSchema for SysctlValue {
     }
 }
 
+/// The longest duration a scenario may name (a typo like `90d` is refused
+/// before a lab is built, not discovered a day later).
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
 /// A duration written the human way: `500ms`, `10s`, `5m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct HumanDuration(pub Duration);
@@ -551,9 +555,14 @@ impl std::str::FromStr for HumanDuration {
                 "duration `{s}` has no unit: write e.g. 500ms, 10s or 5m"
             ));
         }
-        humantime::parse_duration(t)
-            .map(HumanDuration)
-            .map_err(|e| format!("invalid duration `{s}` ({e}): write e.g. 500ms, 10s or 5m"))
+        let d = humantime::parse_duration(t)
+            .map_err(|e| format!("invalid duration `{s}` ({e}): write e.g. 500ms, 10s or 5m"))?;
+        if d > MAX_DURATION {
+            return Err(format!(
+                "duration `{s}` is longer than the 24h twlab allows"
+            ));
+        }
+        Ok(HumanDuration(d))
     }
 }
 
@@ -785,8 +794,40 @@ impl Scenario {
                     e.variant
                 )));
             }
+            if e.stat.is_some() && !e.metric.is_state() {
+                return Err(Error::invalid(format!(
+                    "{}expect[{i}]: `stat` applies to state counts (side.source.STATE), not to {}",
+                    at("stat:"),
+                    e.metric.0
+                )));
+            }
+            let source = e.metric.0.split('.').nth(1);
+            let collected = match source {
+                Some("sockets") => self.collect.sockets,
+                Some("conntrack") => self.collect.conntrack,
+                _ => true,
+            };
+            if e.metric.is_state() && !collected {
+                return Err(Error::invalid(format!(
+                    "{}expect[{i}]: {} is not collected (collect.{} is false)",
+                    at(&e.metric.0),
+                    e.metric.0,
+                    source.unwrap_or_default()
+                )));
+            }
         }
         for v in &self.variants {
+            for side in [crate::endpoint::Side::Server, crate::endpoint::Side::Client] {
+                for name in v.sysctls.for_side(side).keys() {
+                    if !name.as_str().starts_with("net.") {
+                        return Err(Error::invalid(format!(
+                            "{}variant `{}`: sysctl {name} is not a network sysctl; the embedded lab only sets per-namespace net.* sysctls and never changes the machine's own",
+                            at(name.as_str()),
+                            v.name
+                        )));
+                    }
+                }
+            }
             for key in v.set.keys() {
                 if !(key.starts_with("server.") || key.starts_with("client.")) {
                     return Err(Error::invalid(format!(
@@ -805,8 +846,19 @@ impl Scenario {
                 self.effective(&single)
                     .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at(key), v.name)))?;
             }
-            self.effective(v)
+            let (_, client) = self
+                .effective(v)
                 .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at("set"), v.name)))?;
+            if let Some(after) = self.collect.steady_after
+                && after >= client.duration
+            {
+                return Err(Error::invalid(format!(
+                    "{}collect.steady_after ({after}) must be shorter than the load of variant `{}` ({})",
+                    at("steady_after"),
+                    v.name,
+                    client.duration
+                )));
+            }
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM: first a graceful stop, then an immediate one.
+//! Ctrl-C, SIGTERM and SIGHUP: first a graceful stop, then an immediate one.
 //!
 //! The first signal asks the current load to stop early: the client is told
 //! to finish (it still reports what it measured), the final snapshot is
@@ -30,11 +30,14 @@ impl Shutdown {
         let (tx, rx) = watch::channel(Level::Running);
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;
+        // A closed terminal or SSH session must not leave the lab behind.
+        let mut hup = signal(SignalKind::hangup())?;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = int.recv() => {},
                     _ = term.recv() => {},
+                    _ = hup.recv() => {},
                 }
                 let next = match *tx.borrow() {
                     Level::Running => Level::Graceful,

@@ -13,7 +13,6 @@ fn invalid_fixtures() -> Vec<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .collect();
-    v.push(manifest_dir().join("tests/fixtures/scenarios/lab_invalid_global_sysctl.yaml"));
     v.sort();
     v
 }
@@ -135,4 +134,36 @@ fn help_documents_the_exit_codes() {
     ] {
         assert!(text.contains(line), "--help lacks `{line}`:\n{text}");
     }
+}
+
+#[test]
+fn doctor_reports_every_check_and_leaves_nothing() {
+    if !common::require_root("doctor_reports_every_check_and_leaves_nothing") {
+        return;
+    }
+    let before = twlab_namespaces();
+    let out = twlab().arg("doctor").output().expect("twlab doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "root",
+        "kernel",
+        "ip",
+        "nft",
+        "conntrack",
+        "wrk",
+        "namespaces",
+        "nf_conntrack",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(check)),
+            "no `{check}` line:\n{text}"
+        );
+    }
+    // CI installs everything the lab needs, so every check passes there.
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        assert!(!text.contains("FAIL"), "{text}");
+    }
+    assert_eq!(twlab_namespaces(), before, "doctor left a namespace behind");
 }

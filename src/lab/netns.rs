@@ -112,6 +112,35 @@ pub struct NetnsLab {
     pub run_id: String,
     pub server: NetnsHost,
     pub client: NetnsHost,
+    /// Set once the lab is destroyed or deliberately kept; until then,
+    /// dropping the lab (a panic, an early return) removes it.
+    settled: std::sync::atomic::AtomicBool,
+}
+
+/// Where a running twlab notes that a lab is its own (`<runid>.pid` holds
+/// its PID), so `twlab clean` leaves the labs of live runs alone.
+pub const OWNER_DIR: &str = "/run/twlab";
+
+fn owner_file(run_id: &str) -> PathBuf {
+    PathBuf::from(OWNER_DIR).join(format!("{run_id}.pid"))
+}
+
+/// The PID of the live twlab that owns the lab of `run_id`, if any.
+pub fn live_owner(run_id: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(owner_file(run_id))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+    (alive && pid != std::process::id() as i32).then_some(pid)
+}
+
+/// The run id inside a lab namespace name (`twlab-<runid>-server`).
+pub fn run_id_of(netns: &str) -> Option<&str> {
+    let rest = netns.strip_prefix(LABEL_PREFIX)?;
+    rest.strip_suffix("-server")
+        .or_else(|| rest.strip_suffix("-client"))
 }
 
 impl NetnsLab {
@@ -122,7 +151,12 @@ impl NetnsLab {
             run_id: run_id.to_string(),
             server: NetnsHost::new(Side::Server, netns_name(run_id, Side::Server)),
             client: NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
+            settled: std::sync::atomic::AtomicBool::new(false),
         };
+        let owner = owner_file(run_id);
+        std::fs::create_dir_all(OWNER_DIR)
+            .and_then(|_| std::fs::write(&owner, std::process::id().to_string()))
+            .map_err(|e| Error::io(owner.display(), e))?;
         if let Err(e) = lab.build().await {
             lab.destroy().await;
             return Err(e);
@@ -168,6 +202,48 @@ impl NetnsLab {
             }
             remove_netns(host.name()).await;
         }
+        self.settle();
+    }
+
+    /// Leave the lab up for inspection; `twlab clean` removes it later.
+    pub fn keep(&self) {
+        self.settle();
+    }
+
+    fn settle(&self) {
+        self.settled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::fs::remove_file(owner_file(&self.run_id));
+    }
+}
+
+impl Drop for NetnsLab {
+    /// The safety net behind `destroy`: a lab dropped without being
+    /// destroyed or kept (a panic unwinding, an early return) is removed
+    /// here, synchronously, with the same SIGKILL-then-delete as `clean`.
+    fn drop(&mut self) {
+        if self.settled.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        for host in [&self.client, &self.server] {
+            if let Ok(out) = std::process::Command::new("ip")
+                .args(["netns", "pids", host.name()])
+                .output()
+            {
+                for pid in String::from_utf8_lossy(&out.stdout).lines() {
+                    if let Ok(pid) = pid.trim().parse() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", host.name()])
+                .status();
+        }
+        let _ = std::fs::remove_file(owner_file(&self.run_id));
     }
 }
 
