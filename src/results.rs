@@ -601,4 +601,36 @@ mod tests {
         assert_eq!(c.change, -4848.0);
         assert_eq!(c.change_pct, Some(-40.4));
     }
+
+    #[test]
+    fn an_absent_state_is_zero_only_where_it_was_sampled() {
+        let run = |tw: Option<u64>, collected: Vec<Source>, steady: u64| RunSummary {
+            sockets: BySide {
+                server: StateStats {
+                    final_: tw
+                        .map(|n| [("TIME_WAIT".to_string(), n)].into_iter().collect())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+                client: StateStats::default(),
+            },
+            collected: Some(collected),
+            steady_samples: Some(steady),
+            ..Default::default()
+        };
+        let v = VariantSummary {
+            name: "v".into(),
+            sysctls: RoleSysctls::default(),
+            runs: vec![
+                run(Some(40), vec![Source::Sockets], 5),
+                run(None, vec![Source::Sockets], 0),
+            ],
+        };
+        // Sampled but not seen: zero.
+        assert_eq!(metric_values(&v, "server.sockets.TIME_WAIT.final"), [40.0, 0.0]);
+        // Not sampled at all: unknown, not zero.
+        assert!(metric_values(&v, "server.conntrack.TIME_WAIT.final").is_empty());
+        // No sample in the steady window: unknown for the second run.
+        assert_eq!(metric_values(&v, "server.sockets.TIME_WAIT.steady_mean"), [0.0]);
+    }
 }

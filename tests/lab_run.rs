@@ -165,6 +165,13 @@ fn interrupted_run(signals: usize, signal: nix::sys::signal::Signal) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // `twlab clean` leaves the lab of a live run alone.
+    let live = twlab_namespaces();
+    assert_eq!(live.len(), 2, "{live:?}");
+    let clean = twlab().arg("clean").output().expect("twlab clean");
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(text.contains("in use by twlab PID"), "{text}");
+    assert_eq!(twlab_namespaces(), live, "clean removed a live run's lab");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     for _ in 0..signals {
         nix::sys::signal::kill(pid, signal).expect("signal twlab");

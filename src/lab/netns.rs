@@ -315,3 +315,22 @@ pub fn new_run_id() -> String {
     let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
     format!("{:08x}", (mixed ^ (mixed >> 29)) as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_come_back_out_of_namespace_names() {
+        assert_eq!(run_id_of(&netns_name("ab12cd34", Side::Server)), Some("ab12cd34"));
+        assert_eq!(run_id_of(&netns_name("ab12cd34", Side::Client)), Some("ab12cd34"));
+        assert_eq!(run_id_of("twlab-doctor-77"), None);
+        assert_eq!(run_id_of("other-ab12-server"), None);
+    }
+
+    #[test]
+    fn a_run_without_an_owner_file_has_no_live_owner() {
+        // No owner file: not live.
+        assert_eq!(live_owner("no-such-run-id"), None);
+    }
+}
