@@ -627,10 +627,16 @@ mod tests {
             ],
         };
         // Sampled but not seen: zero.
-        assert_eq!(metric_values(&v, "server.sockets.TIME_WAIT.final"), [40.0, 0.0]);
+        assert_eq!(
+            metric_values(&v, "server.sockets.TIME_WAIT.final"),
+            [40.0, 0.0]
+        );
         // Not sampled at all: unknown, not zero.
         assert!(metric_values(&v, "server.conntrack.TIME_WAIT.final").is_empty());
         // No sample in the steady window: unknown for the second run.
-        assert_eq!(metric_values(&v, "server.sockets.TIME_WAIT.steady_mean"), [0.0]);
+        assert_eq!(
+            metric_values(&v, "server.sockets.TIME_WAIT.steady_mean"),
+            [0.0]
+        );
     }
 }

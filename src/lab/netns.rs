@@ -322,8 +322,14 @@ mod tests {
 
     #[test]
     fn run_ids_come_back_out_of_namespace_names() {
-        assert_eq!(run_id_of(&netns_name("ab12cd34", Side::Server)), Some("ab12cd34"));
-        assert_eq!(run_id_of(&netns_name("ab12cd34", Side::Client)), Some("ab12cd34"));
+        assert_eq!(
+            run_id_of(&netns_name("ab12cd34", Side::Server)),
+            Some("ab12cd34")
+        );
+        assert_eq!(
+            run_id_of(&netns_name("ab12cd34", Side::Client)),
+            Some("ab12cd34")
+        );
         assert_eq!(run_id_of("twlab-doctor-77"), None);
         assert_eq!(run_id_of("other-ab12-server"), None);
     }
