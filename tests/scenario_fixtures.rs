@@ -59,3 +59,19 @@ fn invalid_fixtures_are_refused_with_their_message() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            n += 1;
+            if let Err(e) = Scenario::load(&path, &[]) {
+                panic!("{} should be valid: {e}", path.display());
+            }
+        }
+    }
+    assert!(n >= 7, "the scenario library has {n} files");
+}
