@@ -18,7 +18,7 @@ use crate::results::{
     self, BySide, RunInfo, RunSummary, Sample, SampleWriter, Source, StateStats, Summary,
     VariantSummary,
 };
-use crate::scenario::{Allowance, ClientTool, Order, Scenario, Variant};
+use crate::scenario::{Allowance, ClientTool, Order, Scenario, ServerKind, Variant};
 use crate::shutdown::{Level, Shutdown};
 use crate::stats::ClientStats;
 use crate::sysctl::{Journal, SysctlChange};
@@ -199,6 +199,23 @@ fn preflight(scenario: &Scenario) -> Result<()> {
         )?;
         lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
     }
+    for v in &scenario.variants {
+        if let Ok((server, _)) = scenario.effective(v)
+            && server.kind == ServerKind::Command
+            && let Some(program) = server.command.first()
+        {
+            let found = if program.contains('/') {
+                Path::new(program).is_file()
+            } else {
+                lab::which(program).is_some()
+            };
+            if !found {
+                return Err(Error::env(format!(
+                    "the server command `{program}` (server.command) is not installed or not on PATH"
+                )));
+            }
+        }
+    }
     let uses_wrk = scenario.variants.iter().any(|v| {
         scenario
             .effective(v)
@@ -252,10 +269,17 @@ fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
         kernel: kernel_release(),
         twlab_version: env!("CARGO_PKG_VERSION").to_string(),
         lab: "embedded: two network namespaces joined by a veth pair".into(),
-        server: format!(
-            "builtin (Tomcat-like; closes a connection after {} requests) on port {}",
-            scenario.server.max_keepalive_requests, scenario.server.port.0
-        ),
+        server: match scenario.server.kind {
+            ServerKind::Builtin => format!(
+                "builtin (Tomcat-like; closes a connection after {} requests) on port {}",
+                scenario.server.max_keepalive_requests, scenario.server.port.0
+            ),
+            ServerKind::Command => format!(
+                "command `{}` on port {}",
+                crate::error::display_argv(&scenario.server.command),
+                scenario.server.port.0
+            ),
+        },
         client: format!(
             "{}: {} connections, {} threads, {}, GET {}",
             scenario.client.tool.as_str(),

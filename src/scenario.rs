@@ -97,6 +97,10 @@ pub struct ServerSpec {
     /// Close with RST (SO_LINGER 0) instead of FIN: no TIME_WAIT on the server.
     #[serde(default)]
     pub linger_zero: bool,
+    /// For `kind: command`: the program and its arguments (no shell), e.g.
+    /// `[nginx, -g, "daemon off;"]`. It must listen on `port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 impl Default for ServerSpec {
@@ -106,6 +110,7 @@ impl Default for ServerSpec {
             port: default_port(),
             max_keepalive_requests: default_keepalive(),
             linger_zero: false,
+            command: Vec::new(),
         }
     }
 }
@@ -118,13 +123,16 @@ fn default_keepalive() -> u64 {
     100
 }
 
-/// Which server runs. Docker and arbitrary commands come with real-host labs.
+/// Which server runs. Docker comes with real-host labs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
     /// twlab's own Tomcat-like HTTP/1.1 server.
     #[default]
     Builtin,
+    /// Any program (`server.command`), e.g. nginx, started on the server
+    /// host; ready once something listens on `server.port`.
+    Command,
 }
 
 /// The load generator.
@@ -786,6 +794,21 @@ impl Scenario {
             })
             .unwrap_or_else(|| format!("{origin}: "))
         };
+        match (self.server.kind, self.server.command.is_empty()) {
+            (ServerKind::Command, true) => {
+                return Err(Error::invalid(format!(
+                    "{}server.kind: command needs server.command, the program and its arguments",
+                    at("kind: command")
+                )));
+            }
+            (ServerKind::Builtin, false) => {
+                return Err(Error::invalid(format!(
+                    "{}server.command is only for server.kind: command",
+                    at("command:")
+                )));
+            }
+            _ => {}
+        }
         for (i, e) in self.expect.iter().enumerate() {
             if !self.variants.iter().any(|v| v.name == e.variant) {
                 return Err(Error::invalid(format!(

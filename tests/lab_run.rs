@@ -326,3 +326,40 @@ fn time_wait_follows_the_active_closer_and_rst_leaves_none() {
     assert!(final_tw(&s, "server-closes", "server") > 0);
     assert_clean_machine(&before);
 }
+
+#[test]
+fn any_program_can_be_the_server() {
+    if !require_root("any_program_can_be_the_server") {
+        return;
+    }
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let out = twlab_run("python_server.yaml", &[], &dir)
+        .output()
+        .expect("twlab runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = read_json(&dir.join("summary.json"));
+    let run = &s["variants"][0]["runs"][0];
+    assert!(tw(run, &["client", "requests"]) > 0, "{run}");
+    assert!(
+        tw(run, &["client", "responses_by_class", "4xx"]) > 0,
+        "{run}"
+    );
+    // Python closes every connection: TIME_WAIT on its (v4-mapped) sockets.
+    assert!(
+        tw(run, &["sockets", "server", "final", "TIME_WAIT"]) > 0,
+        "{run}"
+    );
+    assert!(
+        s["info"]["server"]
+            .as_str()
+            .is_some_and(|d| d.contains("http.server"))
+    );
+    assert_clean_machine(&before);
+}

@@ -1,10 +1,12 @@
 //! The endpoint under load.
 //!
-//! A server kind knows how to start on a [`Host`] and how to stop. Only
-//! `builtin` exists today: twlab's own Tomcat-like server, run as
-//! `twlab serve` on the server host so it lives in that host's network
-//! namespace and process group. `docker` and `command` servers slot in here
-//! behind [`start`] and [`RunningServer`].
+//! A server kind knows how to start on a [`Host`] and how to stop:
+//! `builtin` is twlab's own Tomcat-like server, run as `twlab serve` on the
+//! server host so it lives in that host's network namespace and process
+//! group; `command` is any program given as an argv (nginx, Debian's
+//! Tomcat, ...), started and supervised the same way and ready once
+//! something listens on the port. `docker` slots in here behind [`start`]
+//! and [`RunningServer`].
 
 pub mod builtin;
 
@@ -74,6 +76,7 @@ pub async fn start(
 ) -> Result<RunningServer> {
     let argv = match spec.kind {
         ServerKind::Builtin => builtin_argv(exe, spec),
+        ServerKind::Command => spec.command.clone(),
     };
     let (cmd, shown) = host.command(&argv);
     let mut process = Supervised::spawn(cmd, &shown, log, false)?;
@@ -100,12 +103,16 @@ pub async fn start(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     debug_assert_eq!(host.side(), Side::Server);
-    Ok(RunningServer {
-        description: format!(
+    let description = match spec.kind {
+        ServerKind::Builtin => format!(
             "twlab builtin (Tomcat-like, closes after {} requests) on {}",
             spec.max_keepalive_requests,
             host.describe()
         ),
+        ServerKind::Command => format!("`{}` on {}", process.command(), host.describe()),
+    };
+    Ok(RunningServer {
+        description,
         process,
     })
 }
