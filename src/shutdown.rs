@@ -73,3 +73,43 @@ impl Shutdown {
         let _ = rx.wait_for(|l| *l >= level).await;
     }
 }
+
+/// For the standalone `twlab serve` / `twlab load` processes: a tokio
+/// runtime with `threads` workers (0 = one per CPU) and a future that
+/// resolves on SIGINT or SIGTERM — the signals `twlab run` stops them with.
+pub fn runtime_until_stopped(
+    threads: usize,
+) -> std::io::Result<(tokio::runtime::Runtime, StopSignal)> {
+    let workers = if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()?;
+    // Signal streams must be made inside the runtime.
+    let (int, term) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    Ok((runtime, StopSignal { int, term }))
+}
+
+/// SIGINT or SIGTERM, whichever comes first.
+pub struct StopSignal {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}

@@ -726,14 +726,6 @@ fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientS
 }
 
 /// Number of worker threads to use for `threads` (`0` = number of CPUs).
-fn worker_threads(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-}
-
 /// Blocking entry for `twlab load`: builds a multi-thread tokio runtime with
 /// `opts.threads` workers (`0` = number of CPUs) and runs [`run_load`];
 /// SIGINT or SIGTERM stop the run early and the statistics counted so far
@@ -743,22 +735,8 @@ fn worker_threads(threads: usize) -> usize {
 /// the runtime or the signal handlers cannot be set up.
 pub fn run_load_blocking(opts: LoadOptions) -> std::io::Result<ClientStats> {
     validate(&opts).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads(opts.threads))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let stop = async move {
-            tokio::select! {
-                _ = sigint.recv() => {}
-                _ = sigterm.recv() => {}
-            }
-        };
-        Ok(run_load(opts, stop).await)
-    })
+    let (runtime, stop) = crate::shutdown::runtime_until_stopped(opts.threads)?;
+    Ok(runtime.block_on(run_load(opts, stop.recv())))
 }
 
 /// CPU time (user + system) this process has used so far, in seconds: the

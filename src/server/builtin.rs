@@ -467,34 +467,12 @@ fn respond(req: &Request<Incoming>, last: bool) -> Response<Full<Bytes>> {
 }
 
 /// Number of worker threads to use for `threads` (`0` = number of CPUs).
-fn worker_threads(threads: usize) -> usize {
-    if threads > 0 {
-        threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-}
-
 /// Blocking entry for `twlab serve`: builds a multi-thread tokio runtime with
 /// `opts.threads` workers (`0` = number of CPUs), serves until SIGINT or
 /// SIGTERM, then returns.
 pub fn serve_blocking(opts: ServeOptions) -> std::io::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads(opts.threads))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut sigint = signal(SignalKind::interrupt())?;
-        let mut sigterm = signal(SignalKind::terminate())?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = sigint.recv() => {}
-                _ = sigterm.recv() => {}
-            }
-        };
-        serve(opts, shutdown).await
-    })
+    let (runtime, stop) = crate::shutdown::runtime_until_stopped(opts.threads)?;
+    runtime.block_on(serve(opts, stop.recv()))
 }
 
 /// Counting TIME_WAIT sockets of one port for the tests of this module and
