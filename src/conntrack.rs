@@ -20,52 +20,29 @@ pub const NFT_TABLE: &str = "twlab_ct";
 /// Commands that make conntrack active in a namespace: a table with one
 /// output and one prerouting chain, each with a rule that uses `ct state`.
 pub fn enable_argvs() -> Vec<Vec<String>> {
-    let v = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    vec![
-        v(&["nft", "add", "table", "inet", NFT_TABLE]),
-        v(&[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            NFT_TABLE,
-            "pre",
-            "{ type filter hook prerouting priority -150; }",
-        ]),
-        v(&[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            NFT_TABLE,
-            "out",
-            "{ type filter hook output priority -150; }",
-        ]),
-        v(&[
-            "nft",
+    let nft = |args: &[&str]| {
+        std::iter::once("nft")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    let mut argvs = vec![nft(&["add", "table", "inet", NFT_TABLE])];
+    for (chain, hook) in [("pre", "prerouting"), ("out", "output")] {
+        let spec = format!("{{ type filter hook {hook} priority -150; }}");
+        argvs.push(nft(&["add", "chain", "inet", NFT_TABLE, chain, &spec]));
+        argvs.push(nft(&[
             "add",
             "rule",
             "inet",
             NFT_TABLE,
-            "pre",
+            chain,
             "ct",
             "state",
             "established,related,new,invalid",
             "counter",
-        ]),
-        v(&[
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            NFT_TABLE,
-            "out",
-            "ct",
-            "state",
-            "established,related,new,invalid",
-            "counter",
-        ]),
-    ]
+        ]));
+    }
+    argvs
 }
 
 /// `conntrack -L` for TCP entries whose original destination is the endpoint.
@@ -165,6 +142,21 @@ mod tests {
         assert_eq!(
             argv,
             "conntrack -L -f ipv4 -p tcp --orig-dst 198.18.0.1 --orig-port-dst 8080"
+        );
+    }
+
+    #[test]
+    fn the_ct_rule_covers_both_directions() {
+        let lines: Vec<String> = enable_argvs().iter().map(|a| a.join(" ")).collect();
+        assert_eq!(
+            lines,
+            [
+                "nft add table inet twlab_ct",
+                "nft add chain inet twlab_ct pre { type filter hook prerouting priority -150; }",
+                "nft add rule inet twlab_ct pre ct state established,related,new,invalid counter",
+                "nft add chain inet twlab_ct out { type filter hook output priority -150; }",
+                "nft add rule inet twlab_ct out ct state established,related,new,invalid counter",
+            ]
         );
     }
 }
