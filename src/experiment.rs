@@ -279,6 +279,11 @@ fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
                 crate::error::display_argv(&scenario.server.command),
                 scenario.server.port.0
             ),
+            ServerKind::Docker => format!(
+                "container `{}` (host network) on port {}",
+                scenario.server.image(),
+                scenario.server.port.0
+            ),
         },
         client: format!(
             "{}: {} connections, {} threads, {}, GET {}",
@@ -561,7 +566,14 @@ async fn run_in_lab(
         ctx.dir
             .join(format!("{}-r{repeat}-{name}.log", variant.name))
     };
-    let mut server = server::start(&server_spec, &lab.server, &ctx.exe, &log("server")).await?;
+    let server_log = log("server");
+    let server_ctx = server::ServerContext {
+        exe: &ctx.exe,
+        log: &server_log,
+        run_id: &lab.run_id,
+        engine: None,
+    };
+    let mut server = server::start(&server_spec, &lab.server, &server_ctx).await?;
     let collector = Collector {
         hosts: vec![&lab.server, &lab.client],
         endpoint,
@@ -628,7 +640,7 @@ async fn run_in_lab(
     if immediate {
         server.kill().await;
     } else {
-        let alive = server.check_alive();
+        let alive = server.check_alive().await;
         server.stop().await?;
         alive?;
     }
@@ -734,7 +746,7 @@ async fn drive(
                 if let Some(pid) = client.process.pid() {
                     cpu = crate::process::cpu_secs(pid).or(cpu);
                 }
-                if let Err(e) = server.check_alive() {
+                if let Err(e) = server.check_alive().await {
                     client.process.signal(nix::sys::signal::Signal::SIGKILL);
                     let _ = client.finish().await;
                     return Err(e);

@@ -20,6 +20,11 @@ use tokio::process::{Child, Command};
 /// How long a child gets to stop after the polite signal.
 pub const GRACE: Duration = Duration::from_secs(3);
 
+/// Delivers a signal to a process that is not a local child's group: the
+/// program an `ssh` child runs on a remote host (signalling the local `ssh`
+/// would not reach it). Called with every signal [`Supervised`] sends.
+pub type Signaller = std::sync::Arc<dyn Fn(Signal) + Send + Sync>;
+
 /// A running child in its own process group.
 pub struct Supervised {
     child: Child,
@@ -27,6 +32,7 @@ pub struct Supervised {
     command: String,
     stderr_log: PathBuf,
     stdout: Option<tokio::task::JoinHandle<Vec<u8>>>,
+    remote: Option<Signaller>,
 }
 
 impl Supervised {
@@ -77,7 +83,16 @@ impl Supervised {
             command,
             stderr_log: stderr_log.to_path_buf(),
             stdout,
+            remote: None,
         })
+    }
+
+    /// Also deliver every signal through `signaller` (the remote program of
+    /// an `ssh` child). The local group still gets SIGKILL, so the `ssh`
+    /// process itself never outlives a stop.
+    pub fn with_signaller(mut self, signaller: Signaller) -> Self {
+        self.remote = Some(signaller);
+        self
     }
 
     pub fn command(&self) -> &str {
@@ -93,8 +108,17 @@ impl Supervised {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Send a signal to the whole group.
+    /// Send a signal to the whole group (for a remote program: to it,
+    /// through its signaller; the local `ssh` gets SIGKILL only).
     pub fn signal(&self, sig: Signal) {
+        if let Some(remote) = &self.remote {
+            if self.pgid.is_some() {
+                remote(sig);
+            }
+            if sig != Signal::SIGKILL {
+                return;
+            }
+        }
         if let Some(pgid) = self.pgid {
             // ESRCH (already gone) is fine.
             let _ = killpg(pgid, sig);
@@ -108,9 +132,11 @@ impl Supervised {
             .wait()
             .await
             .map_err(|e| Error::env(format!("waiting for `{}`: {e}", self.command)))?;
-        // Whatever the group leader left behind goes too.
-        self.signal(Signal::SIGKILL);
-        self.pgid = None;
+        // Whatever the group leader left behind goes too (locally: a remote
+        // program has ended when its ssh has).
+        if let Some(pgid) = self.pgid.take() {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
         // Await the reader in place and take it only once it is done, so a
         // caller that cancels this future (a select! loop) loses nothing.
         let out = match self.stdout.as_mut() {
@@ -156,6 +182,9 @@ impl Supervised {
 impl Drop for Supervised {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid {
+            if let Some(remote) = &self.remote {
+                remote(Signal::SIGKILL);
+            }
             let _ = killpg(pgid, Signal::SIGKILL);
         }
     }

@@ -57,6 +57,10 @@ pub struct Scenario {
     /// What the results must show (CI gates): a failed expectation exits 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<crate::expect::ExpectSpec>,
+    /// Real hosts to run on instead of the embedded namespaces (the same
+    /// keys as a `--lab` file, which takes precedence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab: Option<crate::labfile::LabSpec>,
 }
 
 /// Order of the runs.
@@ -101,6 +105,52 @@ pub struct ServerSpec {
     /// `[nginx, -g, "daemon off;"]`. It must listen on `port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// For `kind: docker`: the image (default `tomcat:8.5-alpine`, as in the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// For `kind: docker`: the container's network; only `host` (the
+    /// server host's own namespace, no NAT, as in the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<DockerNetwork>,
+    /// For `kind: docker`: environment variables of the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// For `kind: docker`: the container's command (replaces the image's CMD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// For `kind: docker`: `missing` (default: pull when the engine lacks
+    /// the image), `never`, or `always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
+}
+
+/// The network of a server container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerNetwork {
+    /// `--network=host`: the container shares the server host's namespace.
+    #[default]
+    Host,
+}
+
+/// When to pull a server image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    #[default]
+    Missing,
+    Never,
+    Always,
+}
+
+/// The seed's image.
+pub const DEFAULT_SERVER_IMAGE: &str = "tomcat:8.5-alpine";
+
+impl ServerSpec {
+    /// The image of a docker server.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(DEFAULT_SERVER_IMAGE)
+    }
 }
 
 impl Default for ServerSpec {
@@ -111,6 +161,11 @@ impl Default for ServerSpec {
             max_keepalive_requests: default_keepalive(),
             linger_zero: false,
             command: Vec::new(),
+            image: None,
+            network: None,
+            env: BTreeMap::new(),
+            args: Vec::new(),
+            pull: None,
         }
     }
 }
@@ -123,7 +178,7 @@ fn default_keepalive() -> u64 {
     100
 }
 
-/// Which server runs. Docker comes with real-host labs.
+/// Which server runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ServerKind {
@@ -133,6 +188,9 @@ pub enum ServerKind {
     /// Any program (`server.command`), e.g. nginx, started on the server
     /// host; ready once something listens on `server.port`.
     Command,
+    /// A container (`server.image`) on the server host's Docker engine,
+    /// with host networking; needs a lab whose server host has `docker: true`.
+    Docker,
 }
 
 /// The load generator.
@@ -801,13 +859,41 @@ impl Scenario {
                     at("kind: command")
                 )));
             }
-            (ServerKind::Builtin, false) => {
+            (ServerKind::Builtin | ServerKind::Docker, false) => {
                 return Err(Error::invalid(format!(
-                    "{}server.command is only for server.kind: command",
-                    at("command:")
+                    "{}server.command is only for server.kind: command{}",
+                    at("command:"),
+                    if self.server.kind == ServerKind::Docker {
+                        " (a container's command is server.args)"
+                    } else {
+                        ""
+                    }
                 )));
             }
             _ => {}
+        }
+        if self.server.kind != ServerKind::Docker {
+            let docker_keys = [
+                ("image", self.server.image.is_some()),
+                ("network", self.server.network.is_some()),
+                ("env", !self.server.env.is_empty()),
+                ("args", !self.server.args.is_empty()),
+                ("pull", self.server.pull.is_some()),
+            ];
+            if let Some((key, _)) = docker_keys.iter().find(|(_, set)| *set) {
+                return Err(Error::invalid(format!(
+                    "{}server.{key} is only for server.kind: docker",
+                    at(&format!("{key}:"))
+                )));
+            }
+        }
+        if let Some(image) = &self.server.image
+            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+        {
+            return Err(Error::invalid(format!(
+                "{}server.image `{image}` is not an image reference",
+                at("image:")
+            )));
         }
         for (i, e) in self.expect.iter().enumerate() {
             if !self.variants.iter().any(|v| v.name == e.variant) {
@@ -923,7 +1009,32 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
-fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
+/// `origin:LINE: ` for the first line holding `path[last]:` below the
+/// lines holding each earlier `path[i]:` in turn (a cheap locator for
+/// cross-field errors found after parsing), or `origin: ` when not found.
+pub fn line_of(text: &str, origin: &str, path: &[&str]) -> String {
+    let mut from = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for key in path {
+        let needle = format!("{key}:");
+        match lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| {
+                let t = l.trim_start();
+                !t.starts_with('#') && t.trim_start_matches("- ").starts_with(&needle)
+            })
+            .map(|(i, _)| i)
+        {
+            Some(i) => from = i,
+            None => return format!("{origin}: "),
+        }
+    }
+    format!("{origin}:{}: ", from + 1)
+}
+
+pub fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
     let msg = e.to_string();
     match e.location() {
         Some(loc) => {

@@ -72,9 +72,8 @@ impl RunningClient {
         exe: &Path,
         log: &Path,
     ) -> Result<Self> {
-        let (cmd, shown) = host.command(&argv(spec, endpoint, exe));
         Ok(RunningClient {
-            process: Supervised::spawn(cmd, &shown, log, true)?,
+            process: host.spawn(&argv(spec, endpoint, exe), log, true)?,
             tool: spec.tool,
         })
     }

@@ -10,12 +10,15 @@
 //! Commands are always built from argument vectors, never by pasting user
 //! text into a shell line.
 
+pub mod local;
 pub mod netns;
+pub mod ssh;
 
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
-use crate::process;
+use crate::process::{self, Supervised};
 use crate::scenario::SysctlName;
+use std::path::{Path, PathBuf};
 use crate::stats::Counts;
 use async_trait::async_trait;
 use tokio::process::Command;
@@ -36,6 +39,29 @@ pub trait Host: Send + Sync {
     /// A command that runs `argv` on this host, and the argv to show in
     /// messages (including any wrapper such as `ip netns exec`).
     fn command(&self, argv: &[String]) -> (Command, Vec<String>);
+
+    /// Start a long-running program (server, load client) on this host in
+    /// its own process group, stderr appended to `log`, stdout captured
+    /// when `capture_stdout`. Stopping it reaches the program itself, also
+    /// where it runs on another machine.
+    fn spawn(&self, argv: &[String], log: &Path, capture_stdout: bool) -> Result<Supervised> {
+        let (cmd, shown) = self.command(argv);
+        Supervised::spawn(cmd, &shown, log, capture_stdout)
+    }
+
+    /// The path of twlab's own binary on this host, for `twlab serve` and
+    /// `twlab load`: this machine's `local` for hosts that share its
+    /// filesystem; an SSH host gets a copy (or the path its lab file names).
+    async fn twlab_exe(&self, local: &Path) -> Result<PathBuf> {
+        Ok(local.to_path_buf())
+    }
+
+    /// Where this host's sysctls live, for the report: the embedded lab's
+    /// namespaces vanish with the run; a real host's are its own and are
+    /// restored by twlab.
+    fn sysctl_scope(&self) -> &'static str {
+        "per network namespace: the lab's own, deleted after the run"
+    }
 
     /// Run a short command to completion; its stdout, or an error with the
     /// command line and its stderr.

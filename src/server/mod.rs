@@ -23,15 +23,29 @@ use std::time::{Duration, Instant};
 /// How long a server may take to listen.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What starting a server needs besides its spec and host.
+pub struct ServerContext<'a> {
+    /// twlab's binary on the server host (for `kind: builtin`).
+    pub exe: &'a Path,
+    /// The server's log file in the run directory.
+    pub log: &'a Path,
+    /// The run id, which labels whatever is created (containers).
+    pub run_id: &'a str,
+    /// The server host's Docker engine, when the lab has one.
+    pub engine: Option<&'a crate::docker::Engine>,
+}
+
 /// A server that is up and listening.
 pub struct RunningServer {
     process: Supervised,
     pub description: String,
+    /// The image id of a docker server, for env.json.
+    pub image_id: Option<String>,
 }
 
 impl RunningServer {
     /// Has the server died? An error with its stderr if so.
-    pub fn check_alive(&mut self) -> Result<()> {
+    pub async fn check_alive(&mut self) -> Result<()> {
         match self.process.try_status() {
             Some(status) => Err(self.process.died(status)),
             None => Ok(()),
@@ -71,15 +85,16 @@ pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
 pub async fn start(
     spec: &ServerSpec,
     host: &dyn Host,
-    exe: &Path,
-    log: &Path,
+    ctx: &ServerContext<'_>,
 ) -> Result<RunningServer> {
     let argv = match spec.kind {
-        ServerKind::Builtin => builtin_argv(exe, spec),
+        ServerKind::Builtin => builtin_argv(ctx.exe, spec),
         ServerKind::Command => spec.command.clone(),
+        ServerKind::Docker => {
+            return Err(Error::env("server.kind: docker is not implemented yet"));
+        }
     };
-    let (cmd, shown) = host.command(&argv);
-    let mut process = Supervised::spawn(cmd, &shown, log, false)?;
+    let mut process = host.spawn(&argv, ctx.log, false)?;
     let listening = Endpoint::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port.0);
     let started = Instant::now();
     loop {
@@ -109,10 +124,13 @@ pub async fn start(
             spec.max_keepalive_requests,
             host.describe()
         ),
-        ServerKind::Command => format!("`{}` on {}", process.command(), host.describe()),
+        ServerKind::Command | ServerKind::Docker => {
+            format!("`{}` on {}", process.command(), host.describe())
+        }
     };
     Ok(RunningServer {
         description,
         process,
+        image_id: None,
     })
 }

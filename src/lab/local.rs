@@ -1,0 +1,83 @@
+//! A real host that is this machine, in its own network namespace.
+//!
+//! Commands run directly (through `sudo -n` when the lab file asks for it
+//! and twlab is not root), sockets are counted in-process over sock_diag
+//! like in the embedded lab, conntrack with the `conntrack` tool. Unlike a
+//! lab namespace, this namespace is the machine's own: a sysctl written here
+//! changes the machine, so every change goes through the on-disk restore
+//! journal first (see [`crate::restore`]).
+
+use super::Host;
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::sockdiag::SockDiag;
+use crate::stats::Counts;
+use async_trait::async_trait;
+use std::sync::{Arc, Mutex};
+use tokio::process::Command;
+
+/// This machine as a lab host.
+pub struct LocalHost {
+    side: Side,
+    sudo: bool,
+    diag: Arc<Mutex<Option<SockDiag>>>,
+}
+
+impl LocalHost {
+    /// `sudo` is honoured only when twlab is not root already.
+    pub fn new(side: Side, sudo: bool) -> Self {
+        LocalHost {
+            side,
+            sudo: sudo && !nix::unistd::geteuid().is_root(),
+            diag: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+#[async_trait]
+impl Host for LocalHost {
+    fn side(&self) -> Side {
+        self.side
+    }
+
+    fn describe(&self) -> String {
+        "local (this machine)".into()
+    }
+
+    fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
+        let mut shown: Vec<String> = Vec::new();
+        if self.sudo {
+            shown.extend(["sudo".to_string(), "-n".into(), "--".into()]);
+        }
+        shown.extend(argv.iter().cloned());
+        let mut cmd = Command::new(&shown[0]);
+        cmd.args(&shown[1..]);
+        (cmd, shown)
+    }
+
+    fn sysctl_scope(&self) -> &'static str {
+        "this machine's own network namespace (machine-wide for its programs); restored by twlab"
+    }
+
+    async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        let diag = Arc::clone(&self.diag);
+        let side = self.side;
+        tokio::task::spawn_blocking(move || {
+            let mut guard = diag
+                .lock()
+                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
+            if guard.is_none() {
+                *guard = Some(
+                    SockDiag::open().map_err(|e| Error::env(format!("sock_diag socket: {e}")))?,
+                );
+            }
+            let sd = guard
+                .as_mut()
+                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
+            sd.count(&endpoint, side)
+                .map_err(|e| Error::env(format!("sock_diag dump: {e}")))
+        })
+        .await
+        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
+    }
+}
