@@ -6,9 +6,23 @@
 //! are stopped before the namespace is deleted; the veth ends go with it.
 //! A lab whose owner file (`/run/twlab/<runid>.pid`) names a live twlab
 //! belongs to a run in progress and is left alone unless `--force`.
+//!
+//! Real hosts leave a restore journal instead ([`crate::restore`]): for
+//! each journal whose owner is dead, `clean` ends the processes it lists
+//! (checking their start time, so a recycled PID is never hit), reconnects
+//! to the hosts and puts every sysctl back, removes the containers labelled
+//! with the journal's runs, and deletes the journal once nothing is left.
+//! Containers labelled `twlab.run` on this machine's engine whose run is not
+//! live are removed too.
 
+use crate::docker::Engine;
+use crate::endpoint::Side;
 use crate::error::Result;
+use crate::lab::real::RealHost;
 use crate::lab::{self, netns};
+use crate::restore::{self, RestoreState};
+use crate::scenario::SysctlName;
+use std::path::Path;
 
 /// What `clean` did.
 #[derive(Debug, Default)]
@@ -16,6 +30,8 @@ pub struct Cleaned {
     pub removed: Vec<String>,
     /// Labs of a twlab run that is still alive, left alone (without --force).
     pub in_use: Vec<String>,
+    /// What could not be undone (kept in the journal for another try).
+    pub failed: Vec<String>,
 }
 
 /// Remove every labelled leftover. The lab of a live run (its owner file
@@ -32,5 +48,151 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
         netns::remove_netns(&name).await;
         done.removed.push(format!("netns {name}"));
     }
+    for (path, state) in restore::list() {
+        if !force && restore::owner_alive(&state) {
+            done.in_use.push(format!(
+                "real lab {} (in use by twlab PID {})",
+                state.lab_id, state.owner_pid
+            ));
+            continue;
+        }
+        undo_journal(&path, state, &mut done).await;
+    }
+    if let Ok(engine) = Engine::local().await {
+        match engine.labelled_runs().await {
+            Ok(runs) => {
+                for run in runs {
+                    if !force && netns::live_owner(&run).is_some() {
+                        continue;
+                    }
+                    remove_containers(&engine, &run, &mut done).await;
+                }
+            }
+            Err(e) => done.failed.push(format!("listing containers: {e}")),
+        }
+    }
     Ok(done)
+}
+
+async fn remove_containers(engine: &Engine, run: &str, done: &mut Cleaned) {
+    match engine.remove_labelled(Some(run)).await {
+        Ok(names) => done.removed.extend(
+            names
+                .into_iter()
+                .map(|n| format!("container {n} ({})", engine.describe)),
+        ),
+        Err(e) => done.failed.push(format!("containers of run {run}: {e}")),
+    }
+}
+
+/// Undo what one journal lists; rewrite it with what is left.
+async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) {
+    // Local children first: the server, the client, the ssh of a remote one.
+    state.processes.retain(|p| {
+        if restore::start_ticks(p.pid) == Some(p.start_ticks) {
+            let pid = nix::unistd::Pid::from_raw(p.pid as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            done.removed
+                .push(format!("process {} `{}`", p.pid, p.command));
+        }
+        p.remote_pidfile.is_some()
+    });
+    let control_dir = match tempfile::Builder::new().prefix("twlab-ssh-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            done.failed.push(format!("{}: {e}", path.display()));
+            return;
+        }
+    };
+    for side in Side::BOTH {
+        let spec = state.lab.hosts.get(side).clone();
+        let needs_host = state.sysctls.iter().any(|s| s.side == side)
+            || state.processes.iter().any(|p| p.side == side)
+            || (side == Side::Server && spec.docker);
+        if !needs_host {
+            continue;
+        }
+        let host = match RealHost::connect(&spec, side, control_dir.path()).await {
+            Ok(h) => h,
+            Err(e) => {
+                done.failed
+                    .push(format!("{side} host {}: {e}", spec.describe()));
+                continue;
+            }
+        };
+        let h = host.as_host();
+        let mut kept = Vec::new();
+        for p in std::mem::take(&mut state.processes) {
+            let Some(pidfile) = p.remote_pidfile.as_deref().filter(|_| p.side == side) else {
+                kept.push(p);
+                continue;
+            };
+            let argv: Vec<String> = [
+                "sh",
+                "-c",
+                "test -f \"$1\" || exit 0; kill -s KILL \"$(cat \"$1\")\" 2>/dev/null; rm -f \"$1\"",
+                "sh",
+                pidfile,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            match h.run(&argv).await {
+                Ok(_) => done
+                    .removed
+                    .push(format!("process `{}` on {}", p.command, h.describe())),
+                Err(e) => {
+                    done.failed.push(format!("{}: {e}", p.command));
+                    kept.push(p);
+                }
+            }
+        }
+        state.processes = kept;
+        let mut kept = Vec::new();
+        for s in std::mem::take(&mut state.sysctls) {
+            if s.side != side {
+                kept.push(s);
+                continue;
+            }
+            let written = match SysctlName::parse(&s.name) {
+                Ok(name) => h.write_sysctl(&name, &s.before).await,
+                Err(e) => Err(crate::error::Error::env(e)),
+            };
+            match written {
+                Ok(()) => done.removed.push(format!(
+                    "sysctl {} on {} restored to `{}`",
+                    s.name,
+                    h.describe(),
+                    s.before
+                )),
+                Err(e) => {
+                    done.failed
+                        .push(format!("sysctl {} on {}: {e}", s.name, h.describe()));
+                    kept.push(s);
+                }
+            }
+        }
+        state.sysctls = kept;
+        if side == Side::Server && spec.docker {
+            match host.docker_engine(control_dir.path()).await {
+                Ok(engine) => {
+                    for run in &state.runs {
+                        remove_containers(&engine, run, done).await;
+                    }
+                }
+                Err(e) => done.failed.push(format!("docker on {}: {e}", h.describe())),
+            }
+        }
+        if let RealHost::Ssh(ssh) = host {
+            ssh.close().await;
+        }
+    }
+    match restore::save_or_remove(path, &state) {
+        Ok(()) if state.sysctls.is_empty() && state.processes.is_empty() => done
+            .removed
+            .push(format!("restore journal {}", path.display())),
+        Ok(()) => {}
+        Err(e) => done.failed.push(e.to_string()),
+    }
 }

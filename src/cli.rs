@@ -41,12 +41,19 @@ pub enum Command {
         /// Also write the expectations as JUnit XML (one test case each) to FILE.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Run on the real hosts of a lab file (overrides the scenario's `lab:`);
+        /// without one, twlab builds its embedded namespaces.
+        #[arg(long, value_name = "FILE")]
+        lab: Option<PathBuf>,
     },
     /// Check a scenario without touching the machine.
     Validate {
         scenario: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Check it against this lab file too.
+        #[arg(long, value_name = "FILE")]
+        lab: Option<PathBuf>,
     },
     /// Re-render report.md from a run directory's summary.json.
     Report {

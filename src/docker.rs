@@ -24,6 +24,16 @@ impl Engine {
         Err(Error::env("not implemented yet"))
     }
 
+    /// The engine's server version.
+    pub async fn version(&self) -> Result<String> {
+        Err(Error::env("not implemented yet"))
+    }
+
+    /// The run ids of the containers labelled by twlab.
+    pub async fn labelled_runs(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Remove every container labelled by twlab (of `run_id`, or of any run); their names.
     pub async fn remove_labelled(&self, _run_id: Option<&str>) -> Result<Vec<String>> {
         Ok(Vec::new())

@@ -10,10 +10,13 @@
 
 use crate::client::RunningClient;
 use crate::collect::Collector;
+use crate::endpoint::Endpoint;
 use crate::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab::netns::{self, NetnsLab};
+use crate::lab::real::RealLab;
 use crate::lab::{self, Host};
+use crate::labfile::LabSpec;
 use crate::results::{
     self, BySide, RunInfo, RunSummary, Sample, SampleWriter, Source, StateStats, Summary,
     VariantSummary,
@@ -38,6 +41,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Leave the last run's lab up for inspection.
     pub keep: bool,
+    /// A lab file of real hosts (`--lab`); overrides the scenario's `lab:`.
+    pub lab: Option<PathBuf>,
 }
 
 /// `env.json`: what the machine and the lab were.
@@ -52,7 +57,26 @@ pub struct Env {
     /// The machine's own values of the sysctls the scenario touches, read
     /// (never written) for reference: the lab runs in its own namespaces.
     pub machine_sysctls: BTreeMap<String, String>,
+    /// Real labs: each host as described, with its kernel, the tool that
+    /// counts its sockets, where its sysctls live, and the values of the
+    /// scenario's sysctls on it before the first run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts: BTreeMap<String, HostEnv>,
+    /// The server host's Docker engine version, when one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_engine: Option<String>,
     pub runs: Vec<RunEnv>,
+}
+
+/// One real host in `env.json`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct HostEnv {
+    pub host: String,
+    pub kernel: String,
+    pub sysctl_scope: String,
+    /// The host's own values of the scenario's sysctls before the run.
+    pub sysctls_before: BTreeMap<String, String>,
 }
 
 /// One run's lab and settings in `env.json`.
@@ -69,6 +93,9 @@ pub struct RunEnv {
     pub sysctls: Vec<SysctlChange>,
     /// conntrack timeouts (seconds) per side, by TCP state.
     pub conntrack_timeouts: BTreeMap<String, BTreeMap<String, String>>,
+    /// The server's image id, for a docker server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_image_id: Option<String>,
 }
 
 const CONNTRACK_TIMEOUTS: [&str; 3] = [
@@ -83,6 +110,53 @@ struct Context<'a> {
     dir: PathBuf,
     exe: PathBuf,
     shutdown: Shutdown,
+    /// The connected real lab, when the scenario runs on real hosts.
+    real: Option<&'a RealLab>,
+}
+
+/// The lab of one run: a fresh pair of namespaces, or the real lab.
+enum RunLab<'a> {
+    Netns(NetnsLab),
+    Real { lab: &'a RealLab, run_id: String },
+}
+
+impl RunLab<'_> {
+    fn host(&self, side: Side) -> &dyn Host {
+        match self {
+            RunLab::Netns(l) => l.host(side),
+            RunLab::Real { lab, .. } => lab.host(side),
+        }
+    }
+
+    fn run_id(&self) -> &str {
+        match self {
+            RunLab::Netns(l) => &l.run_id,
+            RunLab::Real { run_id, .. } => run_id,
+        }
+    }
+
+    fn endpoint(&self, port: u16) -> Endpoint {
+        match self {
+            RunLab::Netns(l) => l.endpoint(port),
+            RunLab::Real { lab, .. } => lab.endpoint(port),
+        }
+    }
+
+    fn engine(&self) -> Option<&crate::docker::Engine> {
+        match self {
+            RunLab::Netns(_) => None,
+            RunLab::Real { lab, .. } => lab.engine.as_ref(),
+        }
+    }
+}
+
+/// The lab a scenario runs on: `--lab FILE`, else the scenario's `lab:`,
+/// else none (the embedded namespaces).
+pub fn resolve_lab(scenario: &Scenario, lab_file: Option<&Path>) -> Result<Option<LabSpec>> {
+    match lab_file {
+        Some(path) => LabSpec::load(path).map(Some),
+        None => Ok(scenario.lab.clone()),
+    }
 }
 
 /// What a finished `twlab run` produced.
@@ -96,7 +170,14 @@ pub struct Outcome {
 /// Run a scenario; returns the summary (also written to the run directory).
 pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     let mut scenario = Scenario::load(&opts.scenario_path, &opts.overrides)?;
-    preflight(&scenario)?;
+    let lab_spec = resolve_lab(&scenario, opts.lab.as_deref())?;
+    scenario.check_lab(&opts.scenario_path, lab_spec.as_ref())?;
+    preflight(&scenario, lab_spec.as_ref())?;
+    if opts.keep && lab_spec.is_some() {
+        return Err(Error::invalid(
+            "--keep is for the embedded lab; on real hosts twlab always restores what it changed",
+        ));
+    }
     // A drawn seed is written into the resolved scenario and the reproduce
     // command, so a randomized order can be run again.
     let mut opts = opts.clone();
@@ -110,15 +191,40 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::env(format!("cannot find twlab's own executable: {e}")))?;
     let shutdown = Shutdown::install().map_err(|e| Error::env(format!("signal handlers: {e}")))?;
+    let real = match &lab_spec {
+        Some(spec) => Some(RealLab::connect(spec, &netns::new_run_id()).await?),
+        None => None,
+    };
+    let result = run_plan(opts, &scenario, dir, exe, shutdown, real.as_ref()).await;
+    if let Some(real) = real
+        && let Err(e) = real.close().await
+    {
+        eprintln!("twlab: {e}");
+    }
+    result
+}
+
+async fn run_plan(
+    opts: &RunOptions,
+    scenario: &Scenario,
+    dir: PathBuf,
+    exe: PathBuf,
+    shutdown: Shutdown,
+    real: Option<&RealLab>,
+) -> Result<Outcome> {
     let ctx = Context {
-        scenario: &scenario,
+        scenario,
         dir: dir.clone(),
         exe,
         shutdown,
+        real,
     };
 
-    let mut env = machine_env(&scenario).await;
-    let mut info = run_info(opts, &scenario);
+    let mut env = machine_env(scenario).await;
+    let mut info = run_info(opts, scenario);
+    if let Some(real) = real {
+        real_lab_env(scenario, real, &mut env, &mut info).await;
+    }
     let mut variants: Vec<VariantSummary> = scenario
         .variants
         .iter()
@@ -130,7 +236,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         .collect();
     let mut writer = SampleWriter::create(&dir)?;
 
-    let (plan, order) = plan_runs(&scenario);
+    let (plan, order) = plan_runs(scenario);
     info.order = order;
     let mut all_samples: Vec<Sample> = Vec::new();
     let total = plan.len();
@@ -156,7 +262,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         env.runs.push(run_env);
         info.finished_at = now();
         info.complete = i + 1 == total && outcome.is_ok();
-        write_results(&dir, &scenario, &info, &variants, &env, &all_samples)?;
+        write_results(&dir, scenario, &info, &variants, &env, &all_samples)?;
         if let Err(e) = outcome {
             failure = Some(e);
             break;
@@ -174,7 +280,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
                 .to_string(),
         });
     }
-    let summary = write_results(&dir, &scenario, &info, &variants, &env, &all_samples)?;
+    let summary = write_results(&dir, scenario, &info, &variants, &env, &all_samples)?;
     match failure {
         Some(e) if !interrupted => Err(e),
         _ => Ok(Outcome {
@@ -187,7 +293,10 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
 
 /// Refuse before anything is created when the plan is wrong or the machine
 /// cannot run it.
-fn preflight(scenario: &Scenario) -> Result<()> {
+fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Result<()> {
+    if let Some(spec) = lab_spec {
+        return preflight_real(scenario, spec);
+    }
     lab::require_privileges()?;
     lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
     lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
@@ -225,6 +334,88 @@ fn preflight(scenario: &Scenario) -> Result<()> {
         lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
     }
     Ok(())
+}
+
+/// A real lab: this machine needs what its local hosts run (the SSH hosts
+/// are checked when twlab connects to them).
+fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
+    let hosts = [&spec.hosts.server, &spec.hosts.client];
+    if hosts.iter().any(|h| !h.is_local()) {
+        lab::require_tool("ssh", "to reach the lab's SSH hosts", "openssh-client")?;
+    }
+    let local_needs_root = hosts.iter().any(|h| h.is_local() && !h.sudo);
+    if local_needs_root && !nix::unistd::geteuid().is_root() {
+        return Err(Error::env(
+            "a local host of the lab changes sysctls and reads conntrack: run twlab as root, or set `sudo: true` for it in the lab file",
+        ));
+    }
+    for (side, h) in [
+        (Side::Server, &spec.hosts.server),
+        (Side::Client, &spec.hosts.client),
+    ] {
+        if !h.is_local() {
+            continue;
+        }
+        lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
+        if scenario.collect.conntrack {
+            lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
+        }
+        let uses_wrk = side == Side::Client
+            && scenario.variants.iter().any(|v| {
+                scenario
+                    .effective(v)
+                    .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk)
+            });
+        if uses_wrk {
+            lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
+        }
+    }
+    Ok(())
+}
+
+/// Record each real host in env.json and the report: where its sysctls
+/// live, its kernel, its own values of the scenario's sysctls.
+async fn real_lab_env(scenario: &Scenario, real: &RealLab, env: &mut Env, info: &mut RunInfo) {
+    env.lab = "real".into();
+    info.lab = real.describe();
+    info.endpoint = real.endpoint(scenario.server.port.0).to_string();
+    if let Some(engine) = &real.engine {
+        env.docker_engine = engine.version().await.ok();
+    }
+    for side in Side::BOTH {
+        let host = real.host(side);
+        let mut before = BTreeMap::new();
+        for v in &scenario.variants {
+            for name in v.sysctls.for_side(side).keys() {
+                if let Ok(value) = host.read_sysctl(name).await {
+                    before.insert(name.to_string(), value);
+                }
+            }
+        }
+        let kernel = host
+            .run(&["uname".into(), "-r".into()])
+            .await
+            .map(|k| k.trim().to_string())
+            .unwrap_or_default();
+        info.notes.push(format!(
+            "Sysctls on the {side} ({}) live in {}.",
+            host.describe(),
+            host.sysctl_scope()
+        ));
+        env.hosts.insert(
+            side.to_string(),
+            HostEnv {
+                host: host.describe(),
+                kernel,
+                sysctl_scope: host.sysctl_scope().to_string(),
+                sysctls_before: before,
+            },
+        );
+    }
+    info.notes.push(format!(
+        "Real hosts are not made fresh per run: before each run twlab waited (at most {}) for the endpoint's sockets and conntrack entries of the previous run to drain.",
+        humantime::format_duration(real.spec.cooldown())
+    ));
 }
 
 fn prepare_dir(opts: &RunOptions, scenario: &Scenario) -> Result<PathBuf> {
@@ -353,6 +544,8 @@ async fn machine_env(scenario: &Scenario) -> Env {
         tools,
         lab: "netns".into(),
         machine_sysctls,
+        hosts: BTreeMap::new(),
+        docker_engine: None,
         runs: Vec::new(),
     }
 }
@@ -440,15 +633,40 @@ async fn run_one(
         client_address: netns::CLIENT_ADDR.to_string(),
         ..Default::default()
     };
-    let lab = match NetnsLab::create(&run_id).await {
-        Ok(lab) => lab,
-        Err(e) => {
-            summary.error = Some(e.to_string());
-            return (summary, env, Err(e));
-        }
-    };
-    env.namespaces = vec![lab.server.name().to_string(), lab.client.name().to_string()];
     let mut journal = Journal::default();
+    let lab = match ctx.real {
+        Some(real) => match prepare_real_run(ctx, real, variant, &run_id).await {
+            Ok(()) => {
+                env.server_address = real.spec.server_address().to_string();
+                env.client_address = real
+                    .spec
+                    .hosts
+                    .client
+                    .address
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                journal.disk = Some(real.restore.clone());
+                RunLab::Real {
+                    lab: real,
+                    run_id: run_id.clone(),
+                }
+            }
+            Err(e) => {
+                summary.error = Some(e.to_string());
+                return (summary, env, Err(e));
+            }
+        },
+        None => match NetnsLab::create(&run_id).await {
+            Ok(lab) => {
+                env.namespaces = vec![lab.server.name().to_string(), lab.client.name().to_string()];
+                RunLab::Netns(lab)
+            }
+            Err(e) => {
+                summary.error = Some(e.to_string());
+                return (summary, env, Err(e));
+            }
+        },
+    };
     let mut samples = Vec::new();
     let outcome = run_in_lab(
         ctx,
@@ -466,19 +684,27 @@ async fn run_one(
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
-    let restore_errors = if keep {
-        eprintln!(
-            "twlab: lab kept for inspection: `ip netns exec {} bash` (or {}); `twlab clean` removes it",
-            lab.client.name(),
-            lab.server.name()
-        );
-        lab.keep();
-        Vec::new()
-    } else {
-        let hosts: [&dyn Host; 2] = [&lab.server, &lab.client];
-        let errors = journal.restore(&hosts).await;
-        lab.destroy().await;
-        errors
+    let hosts: [&dyn Host; 2] = [lab.host(Side::Server), lab.host(Side::Client)];
+    let restore_errors = match &lab {
+        RunLab::Netns(netns_lab) if keep => {
+            eprintln!(
+                "twlab: lab kept for inspection: `ip netns exec {} bash` (or {}); `twlab clean` removes it",
+                netns_lab.client.name(),
+                netns_lab.server.name()
+            );
+            netns_lab.keep();
+            Vec::new()
+        }
+        RunLab::Netns(netns_lab) => {
+            let errors = journal.restore(&hosts).await;
+            netns_lab.destroy().await;
+            errors
+        }
+        RunLab::Real { run_id, .. } => {
+            let errors = journal.restore(&hosts).await;
+            let _ = std::fs::remove_file(netns::owner_file(run_id));
+            errors
+        }
     };
 
     let series = |side: Side, source: Source| -> Vec<&Sample> {
@@ -527,10 +753,33 @@ async fn run_one(
     (summary, env, outcome)
 }
 
+/// Before a run on real hosts: wait for the previous run's sockets and
+/// conntrack entries to drain, and note the run as twlab's (owner file,
+/// restore journal) so `twlab clean` can tell live runs from leftovers.
+async fn prepare_real_run(
+    ctx: &Context<'_>,
+    real: &RealLab,
+    variant: &Variant,
+    run_id: &str,
+) -> Result<()> {
+    let (server_spec, _) = ctx.scenario.effective(variant).map_err(Error::invalid)?;
+    let endpoint = real.endpoint(server_spec.port.0);
+    let left = real.drain(endpoint, ctx.scenario.collect.conntrack).await?;
+    if !left.is_empty() {
+        eprintln!(
+            "twlab: the endpoint {endpoint} did not drain within {}: {} left; the run starts anyway",
+            humantime::format_duration(real.spec.cooldown()),
+            left.join(", ")
+        );
+    }
+    netns::write_owner_file(run_id)?;
+    real.restore.record_run(run_id)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_in_lab(
     ctx: &Context<'_>,
-    lab: &NetnsLab,
+    lab: &RunLab<'_>,
     variant: &Variant,
     repeat: u32,
     writer: &mut SampleWriter,
@@ -542,10 +791,15 @@ async fn run_in_lab(
     let scenario = ctx.scenario;
     let (server_spec, client_spec) = scenario.effective(variant).map_err(Error::invalid)?;
     let endpoint = lab.endpoint(server_spec.port.0);
+    let (server_host, client_host) = (lab.host(Side::Server), lab.host(Side::Client));
     if scenario.collect.conntrack {
-        for host in [&lab.server, &lab.client] {
-            for argv in conntrack::enable_argvs() {
-                host.run(&argv).await?;
+        for host in [server_host, client_host] {
+            // A lab namespace tracks nothing until a rule uses conntrack; a
+            // real host is counted as it is (twlab adds no rule there).
+            if matches!(lab, RunLab::Netns(_)) {
+                for argv in conntrack::enable_argvs() {
+                    host.run(&argv).await?;
+                }
             }
             let mut timeouts = BTreeMap::new();
             for key in CONNTRACK_TIMEOUTS {
@@ -559,29 +813,44 @@ async fn run_in_lab(
                 .insert(host.side().to_string(), timeouts);
         }
     }
-    journal.apply(&lab.server, &variant.sysctls.server).await?;
-    journal.apply(&lab.client, &variant.sysctls.client).await?;
+    journal.apply(server_host, &variant.sysctls.server).await?;
+    journal.apply(client_host, &variant.sysctls.client).await?;
 
     let log = |name: &str| {
         ctx.dir
             .join(format!("{}-r{repeat}-{name}.log", variant.name))
     };
     let server_log = log("server");
-    let server_ctx = server::ServerContext {
-        exe: &ctx.exe,
-        log: &server_log,
-        run_id: &lab.run_id,
-        engine: None,
+    let server_exe = if server_spec.kind == ServerKind::Builtin {
+        server_host.twlab_exe(&ctx.exe).await?
+    } else {
+        ctx.exe.clone()
     };
-    let mut server = server::start(&server_spec, &lab.server, &server_ctx).await?;
+    let client_exe = if client_spec.tool == ClientTool::Builtin {
+        client_host.twlab_exe(&ctx.exe).await?
+    } else {
+        ctx.exe.clone()
+    };
+    let server_ctx = server::ServerContext {
+        exe: &server_exe,
+        log: &server_log,
+        run_id: lab.run_id(),
+        engine: lab.engine(),
+    };
+    let mut server = server::start(&server_spec, server_host, &server_ctx).await?;
+    env.server_image_id = server.image_id.clone();
+    let server_note = match server.process() {
+        Some(p) => note_process(lab, Side::Server, p)?,
+        None => None,
+    };
     let collector = Collector {
-        hosts: vec![&lab.server, &lab.client],
+        hosts: vec![server_host, client_host],
         endpoint,
         sockets: scenario.collect.sockets,
         conntrack: scenario.collect.conntrack,
         variant: variant.name.to_string(),
         repeat,
-        run_id: lab.run_id.clone(),
+        run_id: lab.run_id().to_string(),
     };
     let duration = client_spec.duration.0;
     let progress = progress_bar(&variant.name.to_string(), repeat, duration);
@@ -591,11 +860,12 @@ async fn run_in_lab(
     }
     let mut client = RunningClient::start(
         &client_spec,
-        &lab.client,
+        client_host,
         endpoint,
-        &ctx.exe,
+        &client_exe,
         &log("client"),
     )?;
+    let client_note = note_process(lab, Side::Client, &client.process)?;
     let start = Instant::now();
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -644,12 +914,43 @@ async fn run_in_lab(
         server.stop().await?;
         alive?;
     }
+    forget_process(lab, server_note);
+    forget_process(lab, client_note);
     let (mut stats, cpu) = client_stats?;
     if stats.cpu_secs.is_none() {
         stats.cpu_secs = cpu;
     }
     summary.client = Some(stats);
     sample_result
+}
+
+/// On a real host, note a process in the restore journal so `twlab clean`
+/// can end it after a `kill -9` of twlab (processes in a lab namespace die
+/// with it). Returns the PID to forget once the process is reaped.
+fn note_process(
+    lab: &RunLab<'_>,
+    side: Side,
+    process: &crate::process::Supervised,
+) -> Result<Option<u32>> {
+    let (RunLab::Real { lab, .. }, Some(pid)) = (lab, process.pid()) else {
+        return Ok(None);
+    };
+    lab.restore.record_process(crate::restore::PendingProcess {
+        side,
+        pid,
+        start_ticks: crate::restore::start_ticks(pid).unwrap_or_default(),
+        remote_pidfile: process.remote_pidfile().map(String::from),
+        command: process.command().to_string(),
+    })?;
+    Ok(Some(pid))
+}
+
+fn forget_process(lab: &RunLab<'_>, pid: Option<u32>) {
+    if let (RunLab::Real { lab, .. }, Some(pid)) = (lab, pid)
+        && let Err(e) = lab.restore.forget_process(pid)
+    {
+        eprintln!("twlab: {e}");
+    }
 }
 
 /// The order of the runs: every (variant index, repeat), interleaved

@@ -141,11 +141,12 @@ impl LabSpec {
     /// Read and check a lab file. Errors are [`Error::Invalid`] with
     /// `file:line:column`.
     pub fn load(path: &Path) -> Result<LabSpec> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::invalid(format!("{}: cannot read lab file: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(format!("{}: cannot read lab file: {e}", path.display()))
+        })?;
         let origin = path.display().to_string();
-        let spec: LabSpec = serde_yaml_ng::from_str(&text)
-            .map_err(|e| crate::scenario::yaml_error(&origin, &e))?;
+        let spec: LabSpec =
+            serde_yaml_ng::from_str(&text).map_err(|e| crate::scenario::yaml_error(&origin, &e))?;
         spec.check(&origin, &text)?;
         Ok(spec)
     }
@@ -210,8 +211,8 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<LabSpec> {
-        let spec: LabSpec =
-            serde_yaml_ng::from_str(text).map_err(|e| crate::scenario::yaml_error("lab.yaml", &e))?;
+        let spec: LabSpec = serde_yaml_ng::from_str(text)
+            .map_err(|e| crate::scenario::yaml_error("lab.yaml", &e))?;
         spec.check("lab.yaml", text)?;
         Ok(spec)
     }
@@ -222,7 +223,10 @@ mod tests {
             "hosts:\n  server:\n    ssh: admin@192.168.100.12\n    sudo: true\n    address: 192.168.100.12\n    docker: true\n  client:\n    ssh: admin@192.168.100.21\n    sudo: true\n",
         )
         .unwrap();
-        assert_eq!(lab.hosts.server.ssh.as_ref().unwrap().0, "admin@192.168.100.12");
+        assert_eq!(
+            lab.hosts.server.ssh.as_ref().unwrap().0,
+            "admin@192.168.100.12"
+        );
         assert!(lab.hosts.server.docker && lab.hosts.client.sudo);
         assert_eq!(lab.server_address().to_string(), "192.168.100.12");
     }
@@ -232,7 +236,10 @@ mod tests {
         let e = parse("hosts:\n  server:\n    ssh: admin@h1\n  client: {}\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("lab.yaml:3: hosts.server.address is needed"), "{e}");
+        assert!(
+            e.starts_with("lab.yaml:3: hosts.server.address is needed"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -249,7 +256,10 @@ mod tests {
         let e = parse("hosts:\n  server:\n    identity: /k\n  client: {}\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("lab.yaml:3: hosts.server.identity is only for an SSH host"), "{e}");
+        assert!(
+            e.starts_with("lab.yaml:3: hosts.server.identity is only for an SSH host"),
+            "{e}"
+        );
     }
 
     #[test]

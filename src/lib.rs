@@ -28,6 +28,7 @@ pub mod labfile;
 pub(crate) mod markdown;
 pub mod process;
 pub mod report;
+pub mod restore;
 pub mod results;
 pub mod scenario;
 pub mod server;
@@ -82,12 +83,14 @@ fn dispatch(command: Command) -> Result<i32> {
             set,
             keep,
             junit,
+            lab,
         } => {
             let opts = experiment::RunOptions {
                 scenario_path: scenario,
                 overrides: set,
                 out,
                 keep,
+                lab,
             };
             let outcome = runtime()?.block_on(experiment::run(&opts))?;
             let summary = &outcome.summary;
@@ -117,8 +120,10 @@ fn dispatch(command: Command) -> Result<i32> {
             println!("{}", scenario::json_schema());
             Ok(exit_code::OK)
         }
-        Command::Validate { scenario, set } => {
+        Command::Validate { scenario, set, lab } => {
             let s = scenario::Scenario::load(&scenario, &set)?;
+            let lab_spec = experiment::resolve_lab(&s, lab.as_deref())?;
+            s.check_lab(&scenario, lab_spec.as_ref())?;
             println!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run",
                 scenario.display(),
@@ -162,7 +167,7 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Clean { force } => {
             let done = runtime()?.block_on(clean::clean(force))?;
-            if done.removed.is_empty() && done.in_use.is_empty() {
+            if done.removed.is_empty() && done.in_use.is_empty() && done.failed.is_empty() {
                 println!("nothing to clean");
             }
             for r in &done.removed {
@@ -171,7 +176,14 @@ fn dispatch(command: Command) -> Result<i32> {
             for r in &done.in_use {
                 println!("left {r}; `twlab clean --force` removes it too");
             }
-            Ok(exit_code::OK)
+            for r in &done.failed {
+                eprintln!("twlab: could not undo: {r}");
+            }
+            Ok(if done.failed.is_empty() {
+                exit_code::OK
+            } else {
+                exit_code::ENVIRONMENT
+            })
         }
         Command::Serve {
             listen,

@@ -33,6 +33,7 @@ pub struct Supervised {
     stderr_log: PathBuf,
     stdout: Option<tokio::task::JoinHandle<Vec<u8>>>,
     remote: Option<Signaller>,
+    remote_pidfile: Option<String>,
 }
 
 impl Supervised {
@@ -84,6 +85,7 @@ impl Supervised {
             stderr_log: stderr_log.to_path_buf(),
             stdout,
             remote: None,
+            remote_pidfile: None,
         })
     }
 
@@ -93,6 +95,18 @@ impl Supervised {
     pub fn with_signaller(mut self, signaller: Signaller) -> Self {
         self.remote = Some(signaller);
         self
+    }
+
+    /// Note the remote file holding the remote program's PID (for
+    /// `twlab clean` after a crash).
+    pub fn with_remote_pidfile(mut self, path: String) -> Self {
+        self.remote_pidfile = Some(path);
+        self
+    }
+
+    /// The remote file holding the remote program's PID, if remote.
+    pub fn remote_pidfile(&self) -> Option<&str> {
+        self.remote_pidfile.as_deref()
     }
 
     pub fn command(&self) -> &str {

@@ -972,6 +972,27 @@ impl Scenario {
         Ok(())
     }
 
+    /// Checks that need the lab: a docker server needs a lab whose server
+    /// host has a Docker engine. Errors name the scenario file and the line.
+    pub fn check_lab(&self, path: &Path, lab: Option<&crate::labfile::LabSpec>) -> Result<()> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let docker_variant = self.variants.iter().find(|v| {
+            self.effective(v)
+                .is_ok_and(|(s, _)| s.kind == ServerKind::Docker)
+        });
+        if let Some(v) = docker_variant
+            && !lab.is_some_and(|l| l.hosts.server.docker)
+        {
+            return Err(Error::invalid(format!(
+                "{}server.kind: docker (variant `{}`) needs a lab whose server host has a Docker engine: run with --lab FILE (or a `lab:` key) whose hosts.server has `docker: true`; the embedded lab's namespaces cannot host a container",
+                line_of(&text, &origin, &["server", "kind"]),
+                v.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The server and client of a variant: the scenario's, with the
     /// variant's `set` applied.
     pub fn effective(

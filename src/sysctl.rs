@@ -6,10 +6,14 @@
 //! Ctrl-C. In the embedded lab the sysctls live in the run's own namespaces,
 //! which are deleted afterwards, but the journal is kept the same way for
 //! every host so the record in env.json says what each value was before.
+//! On real hosts the journal also writes each old value to the on-disk
+//! [`RestoreFile`] before the new value is written, so `twlab clean` can put
+//! it back after a `kill -9`.
 
 use crate::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab::Host;
+use crate::restore::{PendingSysctl, RestoreFile};
 use crate::scenario::{SysctlName, SysctlValue, normalize_sysctl};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -29,9 +33,11 @@ pub struct SysctlChange {
 }
 
 /// What was changed, in order, so it can be undone in reverse.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Journal {
     pub changes: Vec<SysctlChange>,
+    /// Real hosts: the on-disk journal each old value goes to first.
+    pub disk: Option<RestoreFile>,
 }
 
 impl Journal {
@@ -49,6 +55,14 @@ impl Journal {
                     host.describe()
                 ))
             })?;
+            if let Some(disk) = &self.disk {
+                disk.record_sysctl(PendingSysctl {
+                    side: host.side(),
+                    host: host.describe(),
+                    name: name.to_string(),
+                    before: before.clone(),
+                })?;
+            }
             host.write_sysctl(name, &value.0).await?;
             let after = host.read_sysctl(name).await?;
             self.changes.push(SysctlChange {
@@ -80,10 +94,21 @@ impl Journal {
             let Ok(name) = SysctlName::parse(&change.name) else {
                 continue;
             };
-            if normalize_sysctl(&change.after) == normalize_sysctl(&change.before) {
+            let unchanged = normalize_sysctl(&change.after) == normalize_sysctl(&change.before);
+            if !unchanged && let Err(e) = host.write_sysctl(&name, &change.before).await {
+                errors.push(e);
                 continue;
             }
-            if let Err(e) = host.write_sysctl(&name, &change.before).await {
+            // Only once the oldest change of a key is undone is it back to
+            // the machine's own value (changes are undone newest first).
+            let older = self
+                .changes
+                .iter()
+                .any(|c| c.side == change.side && c.name == change.name);
+            if !older
+                && let Some(disk) = &self.disk
+                && let Err(e) = disk.forget_sysctl(change.side, &change.name)
+            {
                 errors.push(e);
             }
         }

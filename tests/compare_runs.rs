@@ -565,6 +565,7 @@ fn write_fixture(dir: &Path, scenario: &Scenario, m: &Machine) {
                 ]
                 .into_iter()
                 .collect(),
+                ..Default::default()
             });
         }
         variants.push(VariantSummary {
@@ -652,6 +653,7 @@ fn write_fixture(dir: &Path, scenario: &Scenario, m: &Machine) {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
         runs: env_runs,
+        ..Default::default()
     };
     results::write_json(&dir.join(results::ENV_FILE), &env).expect("env.json");
     results::write_text(&dir.join(results::SCENARIO_FILE), &scenario.to_yaml())

@@ -12,15 +12,16 @@
 
 pub mod local;
 pub mod netns;
+pub mod real;
 pub mod ssh;
 
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::process::{self, Supervised};
 use crate::scenario::SysctlName;
-use std::path::{Path, PathBuf};
 use crate::stats::Counts;
 use async_trait::async_trait;
+use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 /// Every resource twlab creates carries this prefix, so `twlab clean` can

@@ -121,8 +121,17 @@ pub struct NetnsLab {
 /// its PID), so `twlab clean` leaves the labs of live runs alone.
 pub const OWNER_DIR: &str = "/run/twlab";
 
-fn owner_file(run_id: &str) -> PathBuf {
+/// The owner file of a run.
+pub fn owner_file(run_id: &str) -> PathBuf {
     PathBuf::from(OWNER_DIR).join(format!("{run_id}.pid"))
+}
+
+/// Note that this twlab owns the run `run_id` (its lab, its containers).
+pub fn write_owner_file(run_id: &str) -> Result<()> {
+    let owner = owner_file(run_id);
+    std::fs::create_dir_all(OWNER_DIR)
+        .and_then(|_| std::fs::write(&owner, std::process::id().to_string()))
+        .map_err(|e| Error::io(owner.display(), e))
 }
 
 /// The PID of the live twlab that owns the lab of `run_id`, if any.
@@ -153,10 +162,7 @@ impl NetnsLab {
             client: NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
             settled: std::sync::atomic::AtomicBool::new(false),
         };
-        let owner = owner_file(run_id);
-        std::fs::create_dir_all(OWNER_DIR)
-            .and_then(|_| std::fs::write(&owner, std::process::id().to_string()))
-            .map_err(|e| Error::io(owner.display(), e))?;
+        write_owner_file(run_id)?;
         if let Err(e) = lab.build().await {
             lab.destroy().await;
             return Err(e);

@@ -18,7 +18,9 @@ impl SshHost {
     /// Connect (BatchMode, strict host key check) with a control socket in `control_dir`.
     pub async fn connect(spec: &HostSpec, side: Side, _control_dir: &Path) -> Result<SshHost> {
         let destination = spec.ssh.as_ref().map(|d| d.0.clone()).unwrap_or_default();
-        Err(Error::env(format!("ssh host {destination} ({side}): not implemented yet")))
+        Err(Error::env(format!(
+            "ssh host {destination} ({side}): not implemented yet"
+        )))
     }
 
     /// Forward the host's Docker socket to the local unix socket `local`.

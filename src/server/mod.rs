@@ -44,6 +44,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// The server's process, when it is one (not a container).
+    pub fn process(&self) -> Option<&Supervised> {
+        Some(&self.process)
+    }
+
     /// Has the server died? An error with its stderr if so.
     pub async fn check_alive(&mut self) -> Result<()> {
         match self.process.try_status() {

@@ -1,0 +1,179 @@
+//! A lab of real hosts, from a lab file: this machine and/or SSH hosts.
+//!
+//! Unlike the embedded lab, a real lab is connected once for the whole
+//! scenario (one SSH control master per host) and is not made fresh per
+//! run: the machines are what they are. So between runs twlab waits for the
+//! endpoint's sockets and conntrack entries of the previous run to drain
+//! (at most `lab.cooldown`), every change goes through the on-disk
+//! [`RestoreFile`] first, and a Docker engine of the server host is reached
+//! either through this machine's socket or through the remote socket
+//! forwarded over twlab's own SSH connection (strict host keys).
+
+use super::Host;
+use super::local::LocalHost;
+use super::ssh::SshHost;
+use crate::docker::Engine;
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::labfile::{HostSpec, LabSpec};
+use crate::restore::RestoreFile;
+use std::time::{Duration, Instant};
+
+/// One host of a real lab.
+pub enum RealHost {
+    Local(LocalHost),
+    Ssh(Box<SshHost>),
+}
+
+impl RealHost {
+    pub fn as_host(&self) -> &dyn Host {
+        match self {
+            RealHost::Local(h) => h,
+            RealHost::Ssh(h) => h.as_ref(),
+        }
+    }
+
+    /// The host's Docker engine: this machine's socket, or the remote one
+    /// forwarded to `control_dir/docker.sock` over the host's SSH connection.
+    pub async fn docker_engine(&self, control_dir: &std::path::Path) -> Result<Engine> {
+        match self {
+            RealHost::Local(_) => Engine::local().await,
+            RealHost::Ssh(h) => {
+                let sock = control_dir.join("docker.sock");
+                h.forward_docker_socket(&sock).await?;
+                Engine::at_socket(&sock, format!("engine of {}", h.describe())).await
+            }
+        }
+    }
+
+    /// Connect to the host a lab file describes.
+    pub async fn connect(
+        spec: &HostSpec,
+        side: Side,
+        control_dir: &std::path::Path,
+    ) -> Result<Self> {
+        Ok(match spec.ssh {
+            None => RealHost::Local(LocalHost::new(side, spec.sudo)),
+            Some(_) => RealHost::Ssh(Box::new(SshHost::connect(spec, side, control_dir).await?)),
+        })
+    }
+}
+
+/// The connected hosts of a real lab.
+pub struct RealLab {
+    pub spec: LabSpec,
+    /// The lab's id: names its restore journal and owner file.
+    pub id: String,
+    pub server: RealHost,
+    pub client: RealHost,
+    /// The server host's Docker engine, when `docker: true`.
+    pub engine: Option<Engine>,
+    pub restore: RestoreFile,
+    /// SSH control sockets and forwarded sockets live here.
+    _control_dir: tempfile::TempDir,
+}
+
+impl RealLab {
+    /// Write the restore journal, then connect to both hosts (and the
+    /// server's Docker engine). Nothing is changed on the hosts yet.
+    pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
+        let restore = RestoreFile::create(id, spec)?;
+        let result = Self::connect_hosts(spec, id, restore.clone()).await;
+        if result.is_err() {
+            let _ = restore.finish();
+        }
+        result
+    }
+
+    async fn connect_hosts(spec: &LabSpec, id: &str, restore: RestoreFile) -> Result<RealLab> {
+        let control_dir = tempfile::Builder::new()
+            .prefix("twlab-ssh-")
+            .tempdir()
+            .map_err(|e| {
+                Error::env(format!(
+                    "cannot make a directory for SSH control sockets: {e}"
+                ))
+            })?;
+        let server =
+            RealHost::connect(&spec.hosts.server, Side::Server, control_dir.path()).await?;
+        let client =
+            RealHost::connect(&spec.hosts.client, Side::Client, control_dir.path()).await?;
+        let engine = if spec.hosts.server.docker {
+            Some(server.docker_engine(control_dir.path()).await?)
+        } else {
+            None
+        };
+        Ok(RealLab {
+            spec: spec.clone(),
+            id: id.to_string(),
+            server,
+            client,
+            engine,
+            restore,
+            _control_dir: control_dir,
+        })
+    }
+
+    pub fn host(&self, side: Side) -> &dyn Host {
+        match side {
+            Side::Server => self.server.as_host(),
+            Side::Client => self.client.as_host(),
+        }
+    }
+
+    pub fn endpoint(&self, port: u16) -> Endpoint {
+        Endpoint::new(self.spec.server_address(), port)
+    }
+
+    /// "server local (this machine), client ssh root@h".
+    pub fn describe(&self) -> String {
+        format!(
+            "real hosts: server {}, client {}",
+            self.server.as_host().describe(),
+            self.client.as_host().describe()
+        )
+    }
+
+    /// Wait until no socket (but LISTEN) and no conntrack entry of the
+    /// endpoint is left on either host, at most `cooldown`. Returns what was
+    /// still there when the wait ended (empty when drained).
+    pub async fn drain(&self, endpoint: Endpoint, conntrack: bool) -> Result<Vec<String>> {
+        let deadline = Instant::now() + self.spec.cooldown();
+        loop {
+            let mut left = Vec::new();
+            for side in Side::BOTH {
+                let host = self.host(side);
+                let sockets = host.socket_counts(endpoint).await?;
+                let n: u64 = sockets
+                    .iter()
+                    .filter(|(state, _)| state.as_str() != "LISTEN")
+                    .map(|(_, n)| n)
+                    .sum();
+                if n > 0 {
+                    left.push(format!("{n} sockets on the {side}"));
+                }
+                if conntrack {
+                    let n: u64 = host.conntrack_counts(endpoint).await?.values().sum();
+                    if n > 0 {
+                        left.push(format!("{n} conntrack entries on the {side}"));
+                    }
+                }
+            }
+            if left.is_empty() || Instant::now() >= deadline {
+                return Ok(left);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Close the SSH connections; the restore journal is removed when
+    /// nothing is left to undo.
+    pub async fn close(self) -> Result<()> {
+        for host in [self.server, self.client] {
+            if let RealHost::Ssh(h) = host {
+                h.close().await;
+            }
+        }
+        self.restore.finish()
+    }
+}

@@ -1,0 +1,196 @@
+//! Real labs on this machine's own namespace (`local` hosts): the sysctls a
+//! variant sets are this machine's, so these tests check that twlab puts
+//! them back — after a clean run, and after a `kill -9` through
+//! `twlab clean` and the on-disk restore journal. Traffic goes to loopback
+//! only. Root is needed (CI is root); nextest runs these one at a time.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 18181;
+
+fn tw_reuse() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
+        .expect("tcp_tw_reuse")
+        .trim()
+        .to_string()
+}
+
+/// A value of tcp_tw_reuse other than this machine's, so a change shows.
+fn other_than(current: &str) -> &'static str {
+    if current == "0" { "1" } else { "0" }
+}
+
+fn write_local_lab(dir: &Path) -> std::path::PathBuf {
+    let lab = dir.join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 3s\n",
+    )
+    .expect("lab file");
+    lab
+}
+
+fn write_scenario(dir: &Path, duration: &str, value: &str) -> std::path::PathBuf {
+    let path = dir.join("local.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: local\nserver:\n  kind: builtin\n  port: {PORT}\n  max_keepalive_requests: 100\nclient:\n  tool: builtin\n  connections: 10\n  threads: 1\n  duration: {duration}\ncollect:\n  interval: 500ms\n  conntrack: false\nvariants:\n  - name: base\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {value} }}\n      client: {{ net.ipv4.tcp_tw_reuse: {value} }}\n"
+        ),
+    )
+    .expect("scenario");
+    path
+}
+
+fn port_is_free() -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", PORT)).is_ok()
+}
+
+#[test]
+fn a_local_lab_runs_both_variants_and_restores_the_machines_sysctls() {
+    if !require_root("a_local_lab_runs_both_variants_and_restores_the_machines_sysctls") {
+        return;
+    }
+    assert!(port_is_free(), "port {PORT} is in use on this machine");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let lab = write_local_lab(tmp.path());
+    let scenario = write_scenario(tmp.path(), "3s", other_than(&before));
+    let out = tmp.path().join("run");
+    run_expecting(
+        twlab()
+            .env("TWLAB_STATE_DIR", &state)
+            .arg("run")
+            .arg(&scenario)
+            .arg("--lab")
+            .arg(&lab)
+            .arg("--out")
+            .arg(&out),
+        0,
+    );
+    assert_eq!(
+        tw_reuse(),
+        before,
+        "this machine's tcp_tw_reuse was not restored"
+    );
+    let summary = read_json(&out.join("summary.json"));
+    for v in summary["variants"].as_array().expect("variants") {
+        let run = &v["runs"][0];
+        assert!(run["error"].is_null(), "{run}");
+        let server_tw = run["sockets"]["server"]["final"]["TIME_WAIT"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(server_tw > 0, "no server TIME_WAIT on loopback: {run}");
+    }
+    let env = read_json(&out.join("env.json"));
+    assert_eq!(env["lab"], "real");
+    assert_eq!(
+        env["hosts"]["server"]["sysctls_before"]["net.ipv4.tcp_tw_reuse"],
+        before.as_str()
+    );
+    let change = &env["runs"][1]["sysctls"][0];
+    assert_eq!(change["before"], before.as_str(), "{change}");
+    assert_eq!(change["after"], other_than(&before), "{change}");
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report");
+    assert!(
+        report.contains("this machine's own network namespace"),
+        "{report}"
+    );
+    // Everything undone: no journal left.
+    let left: Vec<_> = std::fs::read_dir(state.join("restore"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "restore journal left: {left:?}");
+    assert_eq!(lab_processes(), Vec::<String>::new());
+}
+
+#[test]
+fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
+    if !require_root("after_kill_9_clean_restores_the_sysctls_and_ends_the_processes") {
+        return;
+    }
+    assert!(port_is_free(), "port {PORT} is in use on this machine");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let wanted = other_than(&before);
+    let lab = write_local_lab(tmp.path());
+    // One variant that changes the sysctl, long enough to be killed mid-run.
+    let scenario = tmp.path().join("kill.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: kill\nserver:\n  port: {PORT}\nclient:\n  connections: 4\n  threads: 1\n  duration: 60s\ncollect:\n  interval: 200ms\n  conntrack: false\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"
+        ),
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    let mut child = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("twlab run starts");
+    // Wait for samples on disk: the server and client are running then.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(out.join("samples.jsonl"))
+        .map(|s| s.lines().count() < 4)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "no samples within 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        tw_reuse(),
+        wanted,
+        "the variant's sysctl is in force mid-run"
+    );
+    let journal: Vec<_> = std::fs::read_dir(state.join("restore"))
+        .expect("a restore journal exists during the run")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    let text = std::fs::read_to_string(&journal[0]).expect("journal");
+    assert!(text.contains("net.ipv4.tcp_tw_reuse"), "{text}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let _ = child.wait();
+    // twlab is gone; what it started is not, and the sysctl is still changed.
+    assert_eq!(tw_reuse(), wanted);
+    assert!(
+        !lab_processes().is_empty(),
+        "server and client outlive a kill -9"
+    );
+
+    let out = run_expecting(
+        Command::new(env!("CARGO_BIN_EXE_twlab"))
+            .env("TWLAB_STATE_DIR", &state)
+            .arg("clean"),
+        0,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("sysctl net.ipv4.tcp_tw_reuse"), "{said}");
+    assert_eq!(tw_reuse(), before, "clean did not restore tcp_tw_reuse");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab_processes().is_empty() {
+        assert!(Instant::now() < deadline, "left: {:?}", lab_processes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!journal[0].exists(), "the journal is removed once undone");
+}
