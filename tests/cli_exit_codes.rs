@@ -7,7 +7,11 @@ use common::{manifest_dir, twlab, twlab_namespaces};
 use std::path::{Path, PathBuf};
 
 fn invalid_fixtures() -> Vec<PathBuf> {
-    let dir = manifest_dir().join("tests/fixtures/scenarios/invalid");
+    fixtures_in("tests/fixtures/scenarios/invalid")
+}
+
+fn fixtures_in(rel: &str) -> Vec<PathBuf> {
+    let dir = manifest_dir().join(rel);
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("fixtures")
         .flatten()
@@ -166,4 +170,113 @@ fn doctor_reports_every_check_and_leaves_nothing() {
         assert!(!text.contains("FAIL"), "{text}");
     }
     assert_eq!(twlab_namespaces(), before, "doctor left a namespace behind");
+}
+
+#[test]
+fn every_bad_lab_file_exits_2_naming_its_line_before_anything_is_connected() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let scenario = manifest_dir().join("scenarios/tw_reuse.yaml");
+    let fixtures = fixtures_in("tests/fixtures/labs/invalid");
+    assert!(fixtures.len() >= 5, "{fixtures:?}");
+    for fixture in fixtures {
+        let out_dir = tmp.path().join("run");
+        let out = twlab()
+            .env("TWLAB_STATE_DIR", &state)
+            .arg("run")
+            .arg(&scenario)
+            .arg("--lab")
+            .arg(&fixture)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .expect("twlab runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}: {stderr}",
+            fixture.display()
+        );
+        let wanted = format!("{}{}", fixture.display(), expected(&fixture));
+        assert!(
+            stderr.contains(&wanted),
+            "{}: wanted `{wanted}` in {stderr}",
+            fixture.display()
+        );
+        assert!(
+            !out_dir.exists(),
+            "{}: created {}",
+            fixture.display(),
+            out_dir.display()
+        );
+        assert!(
+            !state.exists(),
+            "{}: a restore journal was started",
+            fixture.display()
+        );
+    }
+}
+
+#[test]
+fn a_docker_server_without_a_docker_lab_exits_2_at_its_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = manifest_dir().join("scenarios/tw_reuse_tomcat.yaml");
+    let out = twlab()
+        .arg("validate")
+        .arg(&scenario)
+        .output()
+        .expect("twlab runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = std::fs::read_to_string(&scenario)
+        .expect("scenario")
+        .lines()
+        .position(|l| l.trim() == "kind: docker")
+        .expect("kind: docker line")
+        + 1;
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}: server.kind: docker",
+            scenario.display()
+        )),
+        "{stderr}"
+    );
+    // A lab whose server host has no Docker engine is refused the same way.
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\n",
+    )
+    .expect("lab");
+    let out = twlab()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .output()
+        .expect("twlab runs");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!tmp.path().join("run").exists());
+    // With a Docker lab the scenario is valid.
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\n",
+    )
+    .expect("lab");
+    common::run_expecting(
+        twlab()
+            .arg("validate")
+            .arg(&scenario)
+            .arg("--lab")
+            .arg(&lab),
+        0,
+    );
 }
