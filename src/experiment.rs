@@ -412,6 +412,15 @@ async fn real_lab_env(scenario: &Scenario, real: &RealLab, env: &mut Env, info: 
             },
         );
     }
+    // The kernels that matter are the hosts', not this machine's.
+    let kernel = |side: Side| env.hosts.get(side.as_str()).map(|h| h.kernel.clone());
+    if let (Some(s), Some(c)) = (kernel(Side::Server), kernel(Side::Client)) {
+        info.kernel = if s == c {
+            s
+        } else {
+            format!("{s} (server), {c} (client)")
+        };
+    }
     info.notes.push(format!(
         "Real hosts are not made fresh per run: before each run twlab waited (at most {}) for the endpoint's sockets and conntrack entries of the previous run to drain.",
         humantime::format_duration(real.spec.cooldown())
@@ -1044,7 +1053,9 @@ async fn drive(
             }
             _ = tick.tick() => {
                 progress.set_position(start.elapsed().as_secs().min(duration.as_secs()));
-                if let Some(pid) = client.process.pid() {
+                // A remote client's CPU is not this machine's to read (the
+                // local pid is its ssh); the saturation check then has none.
+                if let Some(pid) = client.process.pid().filter(|_| !client.process.is_remote()) {
                     cpu = crate::process::cpu_secs(pid).or(cpu);
                 }
                 if let Err(e) = server.check_alive().await {

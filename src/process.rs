@@ -104,6 +104,12 @@ impl Supervised {
         self
     }
 
+    /// Does the program run on another machine (through `ssh`)? Its CPU
+    /// time is then not this machine's to read.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// The remote file holding the remote program's PID, if remote.
     pub fn remote_pidfile(&self) -> Option<&str> {
         self.remote_pidfile.as_deref()
