@@ -5,10 +5,13 @@
 //! server host so it lives in that host's network namespace and process
 //! group; `command` is any program given as an argv (nginx, Debian's
 //! Tomcat, ...), started and supervised the same way and ready once
-//! something listens on the port. `docker` slots in here behind [`start`]
-//! and [`RunningServer`].
+//! something listens on the port; `docker` is a container on the server
+//! host's Docker engine with host networking ([`docker`]), ready the same
+//! way. [`RunningServer`] holds either a supervised process or a container
+//! and stops each its own way.
 
 pub mod builtin;
+pub mod docker;
 
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
@@ -37,34 +40,58 @@ pub struct ServerContext<'a> {
 
 /// A server that is up and listening.
 pub struct RunningServer {
-    process: Supervised,
+    inner: Inner,
     pub description: String,
-    /// The image id of a docker server, for env.json.
+    /// The image id (`sha256:...`) of a docker server, for env.json.
     pub image_id: Option<String>,
+}
+
+/// What runs the server.
+enum Inner {
+    /// A program on the server host (`builtin`, `command`).
+    Process(Supervised),
+    /// A container on the server host's engine (`docker`).
+    Container(docker::Container),
 }
 
 impl RunningServer {
     /// The server's process, when it is one (not a container).
     pub fn process(&self) -> Option<&Supervised> {
-        Some(&self.process)
-    }
-
-    /// Has the server died? An error with its stderr if so.
-    pub async fn check_alive(&mut self) -> Result<()> {
-        match self.process.try_status() {
-            Some(status) => Err(self.process.died(status)),
-            None => Ok(()),
+        match &self.inner {
+            Inner::Process(p) => Some(p),
+            Inner::Container(_) => None,
         }
     }
 
-    /// Stop it (SIGTERM, grace, SIGKILL) and reap it.
-    pub async fn stop(mut self) -> Result<()> {
-        self.process.stop(Signal::SIGTERM, GRACE).await.map(|_| ())
+    /// Has the server died? An error with its stderr (a container: its
+    /// exit code and last log lines) if so.
+    pub async fn check_alive(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Inner::Process(process) => match process.try_status() {
+                Some(status) => Err(process.died(status)),
+                None => Ok(()),
+            },
+            Inner::Container(container) => container.failure("while the load ran").await,
+        }
     }
 
-    /// Kill it at once.
-    pub async fn kill(mut self) {
-        let _ = self.process.stop(Signal::SIGKILL, Duration::ZERO).await;
+    /// Stop it (SIGTERM, grace, SIGKILL) and reap it; a container's log is
+    /// written and the container removed.
+    pub async fn stop(self) -> Result<()> {
+        match self.inner {
+            Inner::Process(mut process) => process.stop(Signal::SIGTERM, GRACE).await.map(|_| ()),
+            Inner::Container(container) => container.stop().await,
+        }
+    }
+
+    /// Kill it at once (a container: and remove it).
+    pub async fn kill(self) {
+        match self.inner {
+            Inner::Process(mut process) => {
+                let _ = process.stop(Signal::SIGKILL, Duration::ZERO).await;
+            }
+            Inner::Container(container) => container.kill().await,
+        }
     }
 }
 
@@ -86,7 +113,7 @@ pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
 }
 
 /// Start the server of `spec` on `host` and wait until it listens.
-/// Its stderr goes to `log`.
+/// Its stderr (a container: its stdout and stderr) goes to `ctx.log`.
 pub async fn start(
     spec: &ServerSpec,
     host: &dyn Host,
@@ -96,7 +123,12 @@ pub async fn start(
         ServerKind::Builtin => builtin_argv(ctx.exe, spec),
         ServerKind::Command => spec.command.clone(),
         ServerKind::Docker => {
-            return Err(Error::env("server.kind: docker is not implemented yet"));
+            let (container, image_id, description) = docker::start(spec, host, ctx).await?;
+            return Ok(RunningServer {
+                inner: Inner::Container(container),
+                description,
+                image_id: Some(image_id),
+            });
         }
     };
     let mut process = host.spawn(&argv, ctx.log, false)?;
@@ -135,7 +167,7 @@ pub async fn start(
     };
     Ok(RunningServer {
         description,
-        process,
+        inner: Inner::Process(process),
         image_id: None,
     })
 }
