@@ -477,6 +477,23 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_missing_socket_is_an_environment_error_naming_it_and_the_fix() {
+        let err =
+            match Engine::at_socket(Path::new("/nonexistent/docker.sock"), "test engine".into())
+                .await
+            {
+                Ok(_) => panic!("no engine there"),
+                Err(e) => e,
+            };
+        let text = err.to_string();
+        assert!(matches!(err, Error::Environment(_)), "{err:?}");
+        assert!(
+            text.contains("/nonexistent/docker.sock") && text.contains("DOCKER_HOST"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn exit_text_names_code_and_engine_error() {
         let s = ContainerStatus {
