@@ -158,15 +158,20 @@ pub fn pull_reference(image: &str) -> (String, String) {
 }
 
 impl Engine {
-    /// This machine's engine: `DOCKER_HOST` when set (`unix://` or
-    /// `tcp://`), else [`DEFAULT_SOCKET`]; version negotiated and pinged.
+    /// This machine's engine: `DOCKER_HOST` when set (see
+    /// [`Engine::at_host`]), else [`DEFAULT_SOCKET`]; version negotiated
+    /// and pinged.
     pub async fn local() -> Result<Engine> {
-        let host = std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|h| !h.trim().is_empty());
-        let Some(host) = host else {
-            return Engine::at_socket(Path::new(DEFAULT_SOCKET), "local engine".into()).await;
-        };
+        match std::env::var("DOCKER_HOST") {
+            Ok(host) if !host.trim().is_empty() => Engine::at_host(&host).await,
+            _ => Engine::at_socket(Path::new(DEFAULT_SOCKET), "local engine".into()).await,
+        }
+    }
+
+    /// The engine at a `DOCKER_HOST`-style address: `unix:///path` or
+    /// `tcp://host:port`. `ssh://` is refused (see the module doc), with
+    /// the two ways twlab does reach a remote engine.
+    pub async fn at_host(host: &str) -> Result<Engine> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Engine::at_socket(Path::new(path), format!("local engine ({host})")).await;
         }
@@ -177,12 +182,12 @@ impl Engine {
                  or forward the socket yourself (ssh -L /tmp/docker.sock:/var/run/docker.sock HOST) and set DOCKER_HOST=unix:///tmp/docker.sock"
             )));
         }
-        let docker = Docker::connect_with_host(&host).map_err(|e| {
+        let docker = Docker::connect_with_host(host).map_err(|e| {
             Error::env(format!(
                 "DOCKER_HOST={host}: cannot use this engine address: {e}; use unix:///path/to/docker.sock or tcp://HOST:PORT"
             ))
         })?;
-        Engine::negotiate(docker, format!("engine at {host}"), &host).await
+        Engine::negotiate(docker, format!("engine at {host}"), host).await
     }
 
     /// The engine behind a unix socket (e.g. one forwarded over SSH);
@@ -490,6 +495,41 @@ mod tests {
         assert!(matches!(err, Error::Environment(_)), "{err:?}");
         assert!(
             text.contains("/nonexistent/docker.sock") && text.contains("DOCKER_HOST"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_without_a_daemon_is_an_environment_error_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        // The file stays after the listener is gone: connecting is refused.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let err = match Engine::at_socket(&path, "test engine".into()).await {
+            Ok(_) => panic!("nobody listens there"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(matches!(err, Error::Environment(_)), "{err:?}");
+        assert!(
+            text.contains(&path.display().to_string())
+                && text.contains("not reachable")
+                && text.contains("systemctl start docker"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_ssh_docker_host_is_refused_with_the_ways_that_work() {
+        let err = match Engine::at_host("ssh://admin@example.invalid").await {
+            Ok(_) => panic!("ssh:// is refused"),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("accepts unknown host keys")
+                && text.contains("docker: true")
+                && text.contains("DOCKER_HOST=unix://"),
             "{text}"
         );
     }

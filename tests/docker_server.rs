@@ -374,6 +374,34 @@ async fn docker_server_killed_behind_twlab_is_caught_by_check_alive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_server_dropped_without_a_stop_is_removed_all_the_same() {
+    let test = "docker_server_dropped_without_a_stop_is_removed_all_the_same";
+    let Some(engine) = require_docker(test).await else {
+        return;
+    };
+    let _port = TOMCAT_PORT.lock().await;
+    let host = LocalHost::new(Side::Server, false);
+    assert_eq!(
+        listeners(&host, 8080).await,
+        0,
+        "port 8080 is in use on this machine (see `ss -ltnp sport = :8080`); this test runs Tomcat there with host networking"
+    );
+    let id = run_id("f");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let spec = docker_spec(8080, &[], PullPolicy::Never, IMAGE);
+    let running = server::start(&spec, &host, &context(&log, &id, &engine))
+        .await
+        .unwrap_or_else(|e| panic!("the Tomcat container starts: {e}"));
+    assert_eq!(labelled(&id).len(), 1);
+    // An error path between start and stop: the server goes out of scope.
+    let dropping = Instant::now();
+    drop(running);
+    eprintln!("removed on drop in {:.2?}", dropping.elapsed());
+    assert!(labelled(&id).is_empty(), "the container is removed on drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_pull_never_with_a_missing_image_creates_nothing() {
     let test = "docker_pull_never_with_a_missing_image_creates_nothing";
     let Some(engine) = require_docker(test).await else {
@@ -406,6 +434,34 @@ async fn docker_pull_never_with_a_missing_image_creates_nothing() {
         None,
         "nothing pulled"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_pull_missing_of_an_image_no_registry_has_fails_with_the_engines_reason() {
+    let test = "docker_pull_missing_of_an_image_no_registry_has_fails_with_the_engines_reason";
+    let Some(engine) = require_docker(test).await else {
+        return;
+    };
+    let host = LocalHost::new(Side::Server, false);
+    let id = run_id("c2");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    // No registry has it: unreachable here, "not found" or "denied" where one is.
+    let image = "twlab/no-such-image:missing";
+    let spec = docker_spec(18098, &[], PullPolicy::Missing, image);
+    let err = match server::start(&spec, &host, &context(&log, &id, &engine)).await {
+        Ok(_) => panic!("nothing to pull"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(matches!(err, Error::Environment(_)), "{err:?}");
+    assert!(
+        text.contains(&format!("pulling image `{image}` failed"))
+            && text.contains("docker/tomcat/build.sh"),
+        "{text}"
+    );
+    assert!(labelled(&id).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
