@@ -252,6 +252,11 @@ async fn docker_tomcat_serves_and_leaves_time_wait_on_the_server() {
         text.contains("Starting ProtocolHandler") && text.contains("Server startup"),
         "Tomcat's startup lines are in the log:\n{text}"
     );
+    assert_eq!(
+        text.matches("Server startup in").count(),
+        1,
+        "the log is written once, not followed and fetched twice:\n{text}"
+    );
     assert!(
         text.contains("Stopping ProtocolHandler") || text.contains("Pausing ProtocolHandler"),
         "the log also holds the shutdown that followed the stop:\n{text}"
