@@ -404,6 +404,28 @@ impl Engine {
         }
     }
 
+    /// The run ids of the containers labelled by twlab, running or not
+    /// (each once), so `twlab clean` can leave those of live runs alone.
+    pub async fn labelled_runs(&self) -> Result<Vec<String>> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL_RUN.to_string()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.fail(&format!("listing containers labelled {LABEL_RUN}"), e))?;
+        let mut runs: Vec<String> = containers
+            .into_iter()
+            .filter_map(|c| c.labels?.get(LABEL_RUN).cloned())
+            .collect();
+        runs.sort();
+        runs.dedup();
+        Ok(runs)
+    }
+
     /// Remove every container labelled by twlab (of `run_id`, or of any
     /// run), running or not (force); their names. Tries them all, then
     /// reports the ones that could not be removed.

@@ -194,3 +194,95 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
     }
     assert!(!journal[0].exists(), "the journal is removed once undone");
 }
+
+#[test]
+fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
+    let test = "after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls";
+    if !require_docker(test) {
+        return;
+    }
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok(),
+        "port 8080 (Tomcat's) is in use on this machine"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let wanted = other_than(&before);
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\n",
+    )
+    .expect("lab file");
+    let scenario = tmp.path().join("tomcat.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: tomcat-kill\nserver:\n  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\nclient:\n  connections: 4\n  threads: 1\n  duration: 60s\ncollect:\n  interval: 200ms\n  conntrack: false\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"
+        ),
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    let mut child = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("twlab run starts");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while std::fs::read_to_string(out.join("samples.jsonl"))
+        .map(|s| s.lines().count() < 4)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "no samples within 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let containers = twlab_containers();
+    assert_eq!(
+        containers.len(),
+        1,
+        "the Tomcat container runs: {containers:?}"
+    );
+    assert_eq!(tw_reuse(), wanted);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9");
+    let _ = child.wait();
+    assert_eq!(
+        twlab_containers(),
+        containers,
+        "the container outlives a kill -9"
+    );
+
+    let out = run_expecting(
+        Command::new(env!("CARGO_BIN_EXE_twlab"))
+            .env("TWLAB_STATE_DIR", &state)
+            .arg("clean"),
+        0,
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("container {}", containers[0])),
+        "{said}"
+    );
+    assert_eq!(twlab_containers(), Vec::<String>::new(), "{said}");
+    assert_eq!(
+        tw_reuse(),
+        before,
+        "clean did not restore tcp_tw_reuse: {said}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !lab_processes().is_empty() {
+        assert!(Instant::now() < deadline, "left: {:?}", lab_processes());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -104,3 +104,63 @@ pub fn read_json(path: &std::path::Path) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// The Tomcat image the real-lab tests run (docker/tomcat/build.sh).
+pub const TOMCAT_IMAGE: &str = "twlab/tomcat:10.1";
+
+/// Tests that need root, this machine's Docker engine and the Tomcat image.
+/// The image is built when missing (no registry is needed). Without Docker
+/// on a user's machine they say so and pass; in CI (CI=true) that fails.
+pub fn require_docker(test: &str) -> bool {
+    if !require_root(test) {
+        return false;
+    }
+    let engine = Command::new("docker").arg("info").output();
+    if !engine.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = match engine {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+            Err(e) => e.to_string(),
+        };
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: CI=true but no Docker engine: {why}");
+        }
+        eprintln!("SKIPPED {test}: needs a Docker engine ({why})");
+        return false;
+    }
+    let present = Command::new("docker")
+        .args(["image", "inspect", TOMCAT_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        let built = Command::new("bash")
+            .arg(manifest_dir().join("docker/tomcat/build.sh"))
+            .arg(TOMCAT_IMAGE)
+            .output()
+            .expect("docker/tomcat/build.sh runs");
+        assert!(
+            built.status.success(),
+            "{test}: building {TOMCAT_IMAGE} failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    true
+}
+
+/// Containers on this machine's engine labelled by twlab.
+pub fn twlab_containers() -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=twlab.run",
+            "--format",
+            "{{.Names}}",
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
