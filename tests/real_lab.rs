@@ -212,7 +212,7 @@ fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
     let lab = tmp.path().join("lab.yaml");
     std::fs::write(
         &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\n",
+        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
     )
     .expect("lab file");
     let scenario = tmp.path().join("tomcat.yaml");
