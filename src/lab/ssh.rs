@@ -565,7 +565,9 @@ impl Host for SshHost {
         if let Ok(mut p) = self.pidfiles.lock() {
             p.push(pidfile.clone());
         }
-        Ok(child.with_signaller(self.signaller(pidfile, log.to_path_buf())))
+        Ok(child
+            .with_signaller(self.signaller(pidfile.clone(), log.to_path_buf()))
+            .with_remote_pidfile(pidfile))
     }
 
     async fn twlab_exe(&self, local: &Path) -> Result<PathBuf> {
