@@ -106,6 +106,69 @@ enum Progress {
     Done,
 }
 
+/// A host's sock_diag socket: opened on first use (in a named namespace, or
+/// in twlab's own), kept for every later sample, used off the async
+/// runtime's threads. Cheap to clone; clones share the socket.
+#[derive(Clone, Default)]
+pub struct LazySockDiag {
+    /// `/run/netns/NAME`, or `None` for the namespace twlab runs in.
+    netns: Option<std::path::PathBuf>,
+    cell: std::sync::Arc<std::sync::Mutex<Option<SockDiag>>>,
+}
+
+impl LazySockDiag {
+    /// For the namespace twlab runs in (a `local` host).
+    pub fn here() -> Self {
+        Self::default()
+    }
+
+    /// For the named namespace at `path` (a lab host).
+    pub fn in_netns(path: std::path::PathBuf) -> Self {
+        LazySockDiag {
+            netns: Some(path),
+            ..Self::default()
+        }
+    }
+
+    /// Count the endpoint's sockets by state as seen from `side`.
+    pub async fn count(&self, endpoint: Endpoint, side: Side) -> crate::error::Result<Counts> {
+        use crate::error::Error;
+        let this = self.clone();
+        let place = match &self.netns {
+            Some(p) => format!(" in {}", p.display()),
+            None => String::new(),
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut guard = this
+                .cell
+                .lock()
+                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
+            if guard.is_none() {
+                let opened = match &this.netns {
+                    Some(path) => SockDiag::open_in_netns(path),
+                    None => SockDiag::open(),
+                };
+                *guard =
+                    Some(opened.map_err(|e| Error::env(format!("sock_diag socket{place}: {e}")))?);
+            }
+            let sd = guard
+                .as_mut()
+                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
+            sd.count(&endpoint, side)
+                .map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
+        })
+        .await
+        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
+    }
+
+    /// Close the socket (a namespace about to be deleted must not be held).
+    pub fn close(&self) {
+        if let Ok(mut guard) = self.cell.lock() {
+            *guard = None;
+        }
+    }
+}
+
 impl SockDiag {
     /// A sock_diag socket in this thread's current network namespace.
     pub fn open() -> io::Result<SockDiag> {

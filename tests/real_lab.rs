@@ -8,7 +8,8 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 18181;
@@ -110,46 +111,30 @@ fn a_local_lab_runs_both_variants_and_restores_the_machines_sysctls() {
     assert_eq!(lab_processes(), Vec::<String>::new());
 }
 
-#[test]
-fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
-    if !require_root("after_kill_9_clean_restores_the_sysctls_and_ends_the_processes") {
-        return;
-    }
-    assert!(port_is_free(), "port {PORT} is in use on this machine");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let state = tmp.path().join("state");
-    let before = tw_reuse();
-    let wanted = other_than(&before);
-    let lab = write_local_lab(tmp.path());
-    // One variant that changes the sysctl, long enough to be killed mid-run.
-    let scenario = tmp.path().join("kill.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: kill\nserver:\n  port: {PORT}\nclient:\n  connections: 4\n  threads: 1\n  duration: 60s\ncollect:\n  interval: 200ms\n  conntrack: false\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"
-        ),
-    )
-    .expect("scenario");
-    let out = tmp.path().join("run");
+/// `twlab run SCENARIO --lab LAB` with its own state directory, killed
+/// with SIGKILL once samples are on disk (server and client are up then),
+/// after checking that the variant's `tcp_tw_reuse` is in force and that
+/// the restore journal names it. Returns the journal's path.
+fn run_and_kill_9(state: &Path, scenario: &Path, lab: &Path, wanted: &str) -> PathBuf {
+    let out = state.with_file_name("run");
     let mut child = twlab()
-        .env("TWLAB_STATE_DIR", &state)
+        .env("TWLAB_STATE_DIR", state)
         .arg("run")
-        .arg(&scenario)
+        .arg(scenario)
         .arg("--lab")
-        .arg(&lab)
+        .arg(lab)
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("twlab run starts");
-    // Wait for samples on disk: the server and client are running then.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while std::fs::read_to_string(out.join("samples.jsonl"))
         .map(|s| s.lines().count() < 4)
         .unwrap_or(true)
     {
-        assert!(Instant::now() < deadline, "no samples within 30 s");
+        assert!(Instant::now() < deadline, "no samples within 90 s");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
@@ -171,28 +156,61 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
     )
     .expect("kill -9");
     let _ = child.wait();
-    // twlab is gone; what it started is not, and the sysctl is still changed.
+    // twlab is gone; the sysctl it set is still in force.
     assert_eq!(tw_reuse(), wanted);
-    assert!(
-        !lab_processes().is_empty(),
-        "server and client outlive a kill -9"
-    );
+    journal[0].clone()
+}
 
-    let out = run_expecting(
-        Command::new(env!("CARGO_BIN_EXE_twlab"))
-            .env("TWLAB_STATE_DIR", &state)
-            .arg("clean"),
-        0,
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("sysctl net.ipv4.tcp_tw_reuse"), "{said}");
-    assert_eq!(tw_reuse(), before, "clean did not restore tcp_tw_reuse");
+/// `twlab clean` with `state` as state directory; what it printed.
+fn clean(state: &Path) -> String {
+    let out = run_expecting(twlab().env("TWLAB_STATE_DIR", state).arg("clean"), 0);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn assert_no_lab_processes_soon() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !lab_processes().is_empty() {
         assert!(Instant::now() < deadline, "left: {:?}", lab_processes());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!journal[0].exists(), "the journal is removed once undone");
+}
+
+/// A one-variant scenario that sets the server's tcp_tw_reuse to `wanted`
+/// and loads for a minute (it is killed long before), with `server` keys.
+fn write_kill_scenario(dir: &Path, server: &str, wanted: &str) -> PathBuf {
+    let path = dir.join("kill.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: kill\nserver:\n{server}client:\n  connections: 4\n  threads: 1\n  duration: 60s\ncollect:\n  interval: 200ms\n  conntrack: false\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"
+        ),
+    )
+    .expect("scenario");
+    path
+}
+
+#[test]
+fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
+    if !require_root("after_kill_9_clean_restores_the_sysctls_and_ends_the_processes") {
+        return;
+    }
+    assert!(port_is_free(), "port {PORT} is in use on this machine");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let wanted = other_than(&before);
+    let lab = write_local_lab(tmp.path());
+    let scenario = write_kill_scenario(tmp.path(), &format!("  port: {PORT}\n"), wanted);
+    let journal = run_and_kill_9(&state, &scenario, &lab, wanted);
+    assert!(
+        !lab_processes().is_empty(),
+        "server and client outlive a kill -9"
+    );
+    let said = clean(&state);
+    assert!(said.contains("sysctl net.ipv4.tcp_tw_reuse"), "{said}");
+    assert_eq!(tw_reuse(), before, "clean did not restore tcp_tw_reuse");
+    assert_no_lab_processes_soon();
+    assert!(!journal.exists(), "the journal is removed once undone");
 }
 
 #[test]
@@ -215,61 +233,16 @@ fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
         "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
     )
     .expect("lab file");
-    let scenario = tmp.path().join("tomcat.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: tomcat-kill\nserver:\n  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\nclient:\n  connections: 4\n  threads: 1\n  duration: 60s\ncollect:\n  interval: 200ms\n  conntrack: false\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"
-        ),
-    )
-    .expect("scenario");
-    let out = tmp.path().join("run");
-    let mut child = twlab()
-        .env("TWLAB_STATE_DIR", &state)
-        .arg("run")
-        .arg(&scenario)
-        .arg("--lab")
-        .arg(&lab)
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("twlab run starts");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while std::fs::read_to_string(out.join("samples.jsonl"))
-        .map(|s| s.lines().count() < 4)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "no samples within 90 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
+    let scenario = write_kill_scenario(tmp.path(), &server, wanted);
+    let journal = run_and_kill_9(&state, &scenario, &lab, wanted);
     let containers = twlab_containers();
     assert_eq!(
         containers.len(),
         1,
-        "the Tomcat container runs: {containers:?}"
+        "the container outlives a kill -9: {containers:?}"
     );
-    assert_eq!(tw_reuse(), wanted);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-    let _ = child.wait();
-    assert_eq!(
-        twlab_containers(),
-        containers,
-        "the container outlives a kill -9"
-    );
-
-    let out = run_expecting(
-        Command::new(env!("CARGO_BIN_EXE_twlab"))
-            .env("TWLAB_STATE_DIR", &state)
-            .arg("clean"),
-        0,
-    );
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = clean(&state);
     assert!(
         said.contains(&format!("container {}", containers[0])),
         "{said}"
@@ -280,9 +253,6 @@ fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
         before,
         "clean did not restore tcp_tw_reuse: {said}"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !lab_processes().is_empty() {
-        assert!(Instant::now() < deadline, "left: {:?}", lab_processes());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_no_lab_processes_soon();
+    assert!(!journal.exists(), "the journal is removed once undone");
 }

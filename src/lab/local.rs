@@ -9,18 +9,17 @@
 
 use super::Host;
 use crate::endpoint::{Endpoint, Side};
-use crate::error::{Error, Result};
-use crate::sockdiag::SockDiag;
+use crate::error::Result;
+use crate::sockdiag::LazySockDiag;
 use crate::stats::Counts;
 use async_trait::async_trait;
-use std::sync::{Arc, Mutex};
 use tokio::process::Command;
 
 /// This machine as a lab host.
 pub struct LocalHost {
     side: Side,
     sudo: bool,
-    diag: Arc<Mutex<Option<SockDiag>>>,
+    diag: LazySockDiag,
 }
 
 impl LocalHost {
@@ -29,7 +28,7 @@ impl LocalHost {
         LocalHost {
             side,
             sudo: sudo && !nix::unistd::geteuid().is_root(),
-            diag: Arc::new(Mutex::new(None)),
+            diag: LazySockDiag::here(),
         }
     }
 }
@@ -60,24 +59,6 @@ impl Host for LocalHost {
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        let diag = Arc::clone(&self.diag);
-        let side = self.side;
-        tokio::task::spawn_blocking(move || {
-            let mut guard = diag
-                .lock()
-                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
-            if guard.is_none() {
-                *guard = Some(
-                    SockDiag::open().map_err(|e| Error::env(format!("sock_diag socket: {e}")))?,
-                );
-            }
-            let sd = guard
-                .as_mut()
-                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
-            sd.count(&endpoint, side)
-                .map_err(|e| Error::env(format!("sock_diag dump: {e}")))
-        })
-        .await
-        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
+        self.diag.count(endpoint, self.side).await
     }
 }

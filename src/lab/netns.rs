@@ -14,12 +14,11 @@ use super::{Host, LABEL_PREFIX};
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::process;
-use crate::sockdiag::SockDiag;
+use crate::sockdiag::LazySockDiag;
 use crate::stats::Counts;
 use async_trait::async_trait;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use tokio::process::Command;
 
 /// The server's lab address.
@@ -39,16 +38,13 @@ pub fn netns_name(run_id: &str, side: Side) -> String {
 pub struct NetnsHost {
     side: Side,
     name: String,
-    diag: Arc<Mutex<Option<SockDiag>>>,
+    diag: LazySockDiag,
 }
 
 impl NetnsHost {
     fn new(side: Side, name: String) -> Self {
-        NetnsHost {
-            side,
-            name,
-            diag: Arc::new(Mutex::new(None)),
-        }
+        let diag = LazySockDiag::in_netns(PathBuf::from("/run/netns").join(&name));
+        NetnsHost { side, name, diag }
     }
 
     pub fn name(&self) -> &str {
@@ -84,26 +80,7 @@ impl Host for NetnsHost {
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        let diag = Arc::clone(&self.diag);
-        let path = self.path();
-        let side = self.side;
-        tokio::task::spawn_blocking(move || {
-            let mut guard = diag
-                .lock()
-                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
-            if guard.is_none() {
-                *guard = Some(SockDiag::open_in_netns(&path).map_err(|e| {
-                    Error::env(format!("sock_diag socket in {}: {e}", path.display()))
-                })?);
-            }
-            let sd = guard
-                .as_mut()
-                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
-            sd.count(&endpoint, side)
-                .map_err(|e| Error::env(format!("sock_diag dump in {}: {e}", path.display())))
-        })
-        .await
-        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
+        self.diag.count(endpoint, self.side).await
     }
 }
 
@@ -203,9 +180,7 @@ impl NetnsLab {
     /// fails: what cannot be removed is reported on stderr for `twlab clean`.
     pub async fn destroy(&self) {
         for host in [&self.client, &self.server] {
-            if let Ok(mut guard) = host.diag.lock() {
-                *guard = None;
-            }
+            host.diag.close();
             remove_netns(host.name()).await;
         }
         self.settle();
