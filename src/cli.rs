@@ -74,7 +74,11 @@ pub enum Command {
     /// Print the JSON Schema of scenario files (for editor completion).
     Schema,
     /// Say what this machine can and cannot do, and how to fix it.
-    Doctor,
+    Doctor {
+        /// Also check each host of this lab file for real (changing nothing).
+        #[arg(long, value_name = "FILE")]
+        lab: Option<PathBuf>,
+    },
     /// Remove every leftover of twlab (namespaces, their veth and processes).
     Clean {
         /// Also remove the labs of twlab runs that are still going.

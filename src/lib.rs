@@ -156,8 +156,8 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(exit_code::OK)
         }
-        Command::Doctor => {
-            let checks = runtime()?.block_on(doctor::checks());
+        Command::Doctor { lab } => {
+            let checks = runtime()?.block_on(doctor::run(lab.as_deref()))?;
             print!("{}", doctor::render(&checks));
             Ok(if checks.iter().all(|c| c.ok) {
                 exit_code::OK
