@@ -111,11 +111,18 @@ fn a_local_lab_runs_both_variants_and_restores_the_machines_sysctls() {
     assert_eq!(lab_processes(), Vec::<String>::new());
 }
 
-/// `twlab run SCENARIO --lab LAB` with its own state directory, killed
-/// with SIGKILL once samples are on disk (server and client are up then),
-/// after checking that the variant's `tcp_tw_reuse` is in force and that
-/// the restore journal names it. Returns the journal's path.
-fn run_and_kill_9(state: &Path, scenario: &Path, lab: &Path, wanted: &str) -> PathBuf {
+/// `twlab run SCENARIO --lab LAB` with its own state directory, sent
+/// `signal` once samples are on disk (server and client are up then), after
+/// checking that the variant's `tcp_tw_reuse` is in force and that the
+/// restore journal names it. Returns the journal's path and twlab's exit
+/// status.
+fn run_and_signal(
+    state: &Path,
+    scenario: &Path,
+    lab: &Path,
+    wanted: &str,
+    signal: nix::sys::signal::Signal,
+) -> (PathBuf, std::process::ExitStatus) {
     let out = state.with_file_name("run");
     let mut child = twlab()
         .env("TWLAB_STATE_DIR", state)
@@ -150,15 +157,24 @@ fn run_and_kill_9(state: &Path, scenario: &Path, lab: &Path, wanted: &str) -> Pa
     assert_eq!(journal.len(), 1, "{journal:?}");
     let text = std::fs::read_to_string(&journal[0]).expect("journal");
     assert!(text.contains("net.ipv4.tcp_tw_reuse"), "{text}");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+        .expect("signal twlab");
+    let status = child.wait().expect("twlab ends");
+    (journal[0].clone(), status)
+}
+
+/// As [`run_and_signal`] with SIGKILL: the sysctl twlab set is still in
+/// force afterwards.
+fn run_and_kill_9(state: &Path, scenario: &Path, lab: &Path, wanted: &str) -> PathBuf {
+    let (journal, _) = run_and_signal(
+        state,
+        scenario,
+        lab,
+        wanted,
         nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9");
-    let _ = child.wait();
-    // twlab is gone; the sysctl it set is still in force.
+    );
     assert_eq!(tw_reuse(), wanted);
-    journal[0].clone()
+    journal
 }
 
 /// `twlab clean` with `state` as state directory; what it printed.
@@ -255,4 +271,51 @@ fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
     );
     assert_no_lab_processes_soon();
     assert!(!journal.exists(), "the journal is removed once undone");
+}
+
+#[test]
+fn ctrl_c_on_a_real_lab_restores_and_removes_everything_itself() {
+    let test = "ctrl_c_on_a_real_lab_restores_and_removes_everything_itself";
+    if !require_docker(test) {
+        return;
+    }
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok(),
+        "port 8080 (Tomcat's) is in use on this machine"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let wanted = other_than(&before);
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
+    )
+    .expect("lab file");
+    let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
+    let scenario = write_kill_scenario(tmp.path(), &server, wanted);
+    let (journal, status) = run_and_signal(
+        &state,
+        &scenario,
+        &lab,
+        wanted,
+        nix::sys::signal::Signal::SIGINT,
+    );
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits 130");
+    assert_eq!(tw_reuse(), before, "tcp_tw_reuse restored by twlab itself");
+    assert_eq!(
+        twlab_containers(),
+        Vec::<String>::new(),
+        "container removed"
+    );
+    assert_no_lab_processes_soon();
+    assert!(
+        !journal.exists(),
+        "nothing left to undo: the journal is gone"
+    );
+    let summary = read_json(&state.with_file_name("run").join("summary.json"));
+    let run = &summary["variants"][0]["runs"][0];
+    assert!(run["interrupted"].as_bool().unwrap_or(false), "{run}");
+    assert!(run["samples"].as_u64().unwrap_or(0) > 0, "{run}");
 }
