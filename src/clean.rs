@@ -74,6 +74,33 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
     Ok(done)
 }
 
+/// Tell every SSH control master whose socket is in `dir` to exit (a
+/// killed twlab leaves them running until their idle timeout).
+fn stop_ssh_masters(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        // Control sockets may sit one level down (one directory per master).
+        if kind.is_dir() {
+            stop_ssh_masters(&path);
+        } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&path)
+                .args(["-O", "exit", "twlab-lab"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 async fn remove_containers(engine: &Engine, run: &str, done: &mut Cleaned) {
     match engine.remove_labelled(Some(run)).await {
         Ok(names) => done.removed.extend(
@@ -186,6 +213,13 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         }
         if let RealHost::Ssh(ssh) = host {
             ssh.close().await;
+        }
+    }
+    if let Some(dir) = state.control_dir.take() {
+        stop_ssh_masters(&dir);
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            done.removed
+                .push(format!("SSH control directory {}", dir.display()));
         }
     }
     match restore::save_or_remove(path, &state) {

@@ -72,6 +72,10 @@ pub struct RestoreState {
     pub processes: Vec<PendingProcess>,
     /// Run ids whose containers carry the `twlab.run` label.
     pub runs: Vec<String>,
+    /// The directory of the lab's SSH control sockets: after a crash its
+    /// masters are told to exit and it is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_dir: Option<PathBuf>,
 }
 
 /// A journal file being kept up to date by a live run. Cheap to clone.
@@ -94,6 +98,7 @@ impl RestoreFile {
             sysctls: Vec::new(),
             processes: Vec::new(),
             runs: Vec::new(),
+            control_dir: None,
         };
         write_state(&path, &state)?;
         Ok(RestoreFile {
@@ -143,6 +148,11 @@ impl RestoreFile {
     /// Note a run id (its containers carry it as a label).
     pub fn record_run(&self, run_id: &str) -> Result<()> {
         self.update(|s| s.runs.push(run_id.to_string()))
+    }
+
+    /// Note the directory of the lab's SSH control sockets.
+    pub fn record_control_dir(&self, dir: &Path) -> Result<()> {
+        self.update(|s| s.control_dir = Some(dir.to_path_buf()))
     }
 
     /// The run is over: local processes that are gone are dropped, and

@@ -94,6 +94,7 @@ impl RealLab {
                     "cannot make a directory for SSH control sockets: {e}"
                 ))
             })?;
+        restore.record_control_dir(control_dir.path())?;
         let server =
             RealHost::connect(&spec.hosts.server, Side::Server, control_dir.path()).await?;
         let client =
