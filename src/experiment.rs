@@ -98,6 +98,11 @@ pub struct RunEnv {
     pub server_image_id: Option<String>,
 }
 
+/// How long before the end of the load the steady window closes: a sample
+/// taken while the client is exiting counts its teardown, and a remote
+/// client's clock starts a little before twlab's.
+const LOAD_END_GUARD_SECS: f64 = 0.25;
+
 const CONNTRACK_TIMEOUTS: [&str; 3] = [
     "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
     "net.netfilter.nf_conntrack_tcp_timeout_established",
@@ -461,6 +466,10 @@ fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
         command.push("--set".into());
         command.push(o.clone());
     }
+    if let Some(lab) = &opts.lab {
+        command.push("--lab".into());
+        command.push(lab.display().to_string());
+    }
     RunInfo {
         scenario_file: opts.scenario_path.display().to_string(),
         description: scenario.description.clone(),
@@ -722,14 +731,22 @@ async fn run_one(
             .filter(|s| s.host == side && s.source == source)
             .collect()
     };
-    let steady = summary.steady_from_secs;
+    // Up to the end of the load, less a guard for the skew between the
+    // client's clock and twlab's (a remote client starts through ssh).
+    let load_secs = ctx
+        .scenario
+        .effective(variant)
+        .map_or(ctx.scenario.client.duration, |(_, c)| c.duration)
+        .0
+        .as_secs_f64();
+    let steady = summary.steady_from_secs..(load_secs - LOAD_END_GUARD_SECS);
     summary.sockets = BySide {
-        server: StateStats::from_samples(series(Side::Server, Source::Sockets), steady),
-        client: StateStats::from_samples(series(Side::Client, Source::Sockets), steady),
+        server: StateStats::from_samples(series(Side::Server, Source::Sockets), steady.clone()),
+        client: StateStats::from_samples(series(Side::Client, Source::Sockets), steady.clone()),
     };
     summary.conntrack = BySide {
-        server: StateStats::from_samples(series(Side::Server, Source::Conntrack), steady),
-        client: StateStats::from_samples(series(Side::Client, Source::Conntrack), steady),
+        server: StateStats::from_samples(series(Side::Server, Source::Conntrack), steady.clone()),
+        client: StateStats::from_samples(series(Side::Client, Source::Conntrack), steady.clone()),
     };
     summary.collected = Some(
         [
@@ -743,7 +760,7 @@ async fn run_one(
     summary.steady_samples = Some(
         samples
             .iter()
-            .filter(|s| !s.is_final && s.t >= steady && s.host == Side::Server)
+            .filter(|s| !s.is_final && steady.contains(&s.t) && s.host == Side::Server)
             .filter(|s| Some(&s.source) == summary.collected.as_ref().and_then(|c| c.first()))
             .count() as u64,
     );
@@ -874,8 +891,9 @@ async fn run_in_lab(
         &client_exe,
         &log("client"),
     )?;
-    let client_note = note_process(lab, Side::Client, &client.process)?;
+    // The load's clock starts with the client, before the journal's fsync.
     let start = Instant::now();
+    let client_note = note_process(lab, Side::Client, &client.process)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = collector.run(

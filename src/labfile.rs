@@ -102,6 +102,19 @@ impl HostSpec {
         self.ssh.is_none()
     }
 
+    /// Which machine this is, for the lock that keeps two twlab runs off
+    /// one host: `local`, or the SSH destination and port.
+    pub fn machine_key(&self) -> String {
+        match &self.ssh {
+            Some(d) => format!(
+                "ssh-{}-{}",
+                d.0,
+                self.port.map_or("default".to_string(), |p| p.0.to_string())
+            ),
+            None => "local".into(),
+        }
+    }
+
     /// "ssh admin@host" or "local".
     pub fn describe(&self) -> String {
         match &self.ssh {

@@ -125,13 +125,21 @@ fn dispatch(command: Command) -> Result<i32> {
             let lab_spec = experiment::resolve_lab(&s, lab.as_deref())?;
             s.check_lab(&scenario, lab_spec.as_ref())?;
             println!(
-                "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run",
+                "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run, on {}",
                 scenario.display(),
                 s.name,
                 s.variants.len(),
                 s.repeat,
                 s.client.tool.as_str(),
-                s.client.duration
+                s.client.duration,
+                match &lab_spec {
+                    Some(l) => format!(
+                        "real hosts (server {}, client {})",
+                        l.hosts.server.describe(),
+                        l.hosts.client.describe()
+                    ),
+                    None => "the embedded lab".to_string(),
+                }
             );
             Ok(exit_code::OK)
         }

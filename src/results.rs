@@ -138,11 +138,13 @@ pub struct StateStats {
 }
 
 impl StateStats {
-    /// Summarize one series of samples (in time order). `steady_from` is the
-    /// offset in seconds from which the count is taken as steady.
+    /// Summarize one series of samples (in time order). `steady` is the
+    /// window of offsets (seconds) over which the count is taken as steady:
+    /// from when TIME_WAIT has filled up to the end of the load (a tick that
+    /// lands while the client is exiting would count its teardown).
     pub fn from_samples<'a>(
         samples: impl IntoIterator<Item = &'a Sample>,
-        steady_from: f64,
+        steady: std::ops::Range<f64>,
     ) -> Self {
         let mut stats = StateStats::default();
         let mut steady_sum: BTreeMap<String, f64> = BTreeMap::new();
@@ -157,7 +159,7 @@ impl StateStats {
             }
             if s.is_final {
                 stats.final_ = s.counts.clone();
-            } else if s.t >= steady_from {
+            } else if steady.contains(&s.t) {
                 steady_samples.push(s);
             }
         }
@@ -564,10 +566,13 @@ mod tests {
             sample(4.0, 40, false),
             sample(4.1, 20, true),
         ];
-        let st = StateStats::from_samples(&samples, 2.5);
+        let st = StateStats::from_samples(&samples, 2.5..f64::INFINITY);
         assert_eq!(st.final_["TIME_WAIT"], 20);
         assert_eq!(st.peak["TIME_WAIT"], 50);
         assert_eq!(st.steady_mean["TIME_WAIT"], 45.0);
+        // A tick after the load ended is not steady.
+        let st = StateStats::from_samples(&samples, 2.5..3.5);
+        assert_eq!(st.steady_mean["TIME_WAIT"], 50.0);
     }
 
     #[test]

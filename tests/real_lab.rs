@@ -319,3 +319,58 @@ fn ctrl_c_on_a_real_lab_restores_and_removes_everything_itself() {
     assert!(run["interrupted"].as_bool().unwrap_or(false), "{run}");
     assert!(run["samples"].as_u64().unwrap_or(0) > 0, "{run}");
 }
+
+#[test]
+fn a_second_run_on_a_host_in_use_is_refused_before_it_changes_anything() {
+    if !require_root("a_second_run_on_a_host_in_use_is_refused_before_it_changes_anything") {
+        return;
+    }
+    assert!(port_is_free(), "port {PORT} is in use on this machine");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let before = tw_reuse();
+    let wanted = other_than(&before);
+    let lab = write_local_lab(tmp.path());
+    let scenario = write_kill_scenario(tmp.path(), &format!("  port: {PORT}\n"), wanted);
+    let first_out = tmp.path().join("first");
+    let mut first = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .args(["run", "--lab"])
+        .arg(&lab)
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&first_out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("first run starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !first_out.join("samples.jsonl").exists() {
+        assert!(Instant::now() < deadline, "first run has no samples");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The second run would read the first's value as "before" and put it
+    // back after the first has restored the machine's own.
+    let second = run_expecting(
+        twlab()
+            .env("TWLAB_STATE_DIR", &state)
+            .args(["run", "--lab"])
+            .arg(&lab)
+            .arg(&scenario)
+            .arg("--out")
+            .arg(tmp.path().join("second")),
+        3,
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another twlab run is using local"),
+        "{stderr}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("stop the first run");
+    assert_eq!(first.wait().expect("first ends").code(), Some(130));
+    assert_eq!(tw_reuse(), before, "the machine's own value is back");
+}

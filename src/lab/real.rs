@@ -71,21 +71,74 @@ pub struct RealLab {
     pub restore: RestoreFile,
     /// SSH control sockets and forwarded sockets live here.
     _control_dir: tempfile::TempDir,
+    /// One lock per machine, held while the lab is connected.
+    _locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+}
+
+/// Take the lock of each machine of the lab: two twlab runs on one host
+/// would each restore "their" old sysctl values and leave the second
+/// run's changes in place. The kernel drops a lock when its holder dies,
+/// even by `kill -9`, so a crash never leaves a host locked.
+fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let dir = std::path::Path::new(super::netns::OWNER_DIR);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let mut keys: Vec<String> = Side::BOTH
+        .iter()
+        .map(|s| spec.hosts.get(*s).machine_key())
+        .collect();
+    keys.dedup();
+    let mut locks = Vec::new();
+    for key in keys {
+        let safe: String = key
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("host-{safe}.lock"));
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => locks.push(lock),
+            Err((_, errno)) => {
+                return Err(Error::env(format!(
+                    "another twlab run is using {key} ({}: {errno}); two runs on one host would undo each other's sysctls: wait for it to end",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(locks)
 }
 
 impl RealLab {
     /// Write the restore journal, then connect to both hosts (and the
     /// server's Docker engine). Nothing is changed on the hosts yet.
     pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
+        let locks = lock_machines(spec)?;
         let restore = RestoreFile::create(id, spec)?;
-        let result = Self::connect_hosts(spec, id, restore.clone()).await;
+        let result = Self::connect_hosts(spec, id, restore.clone(), locks).await;
         if result.is_err() {
             let _ = restore.finish();
         }
         result
     }
 
-    async fn connect_hosts(spec: &LabSpec, id: &str, restore: RestoreFile) -> Result<RealLab> {
+    async fn connect_hosts(
+        spec: &LabSpec,
+        id: &str,
+        restore: RestoreFile,
+        locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+    ) -> Result<RealLab> {
         let control_dir = tempfile::Builder::new()
             .prefix("twlab-ssh-")
             .tempdir()
@@ -112,6 +165,7 @@ impl RealLab {
             engine,
             restore,
             _control_dir: control_dir,
+            _locks: locks,
         })
     }
 
