@@ -211,6 +211,44 @@ pub struct ClientSpec {
     /// The client closes with RST (SO_LINGER 0): no TIME_WAIT on the client.
     /// Builtin client only.
     pub linger_zero: bool,
+    /// Where wrk runs on the client host: the host's own `wrk`, or a
+    /// container of `image` (wrk only). Not written when `host`, so the
+    /// resolved scenario of a host client is what it was before `via` existed
+    /// (`twlab compare` of runs from either side of that sees no change).
+    #[serde(skip_serializing_if = "ClientVia::is_host")]
+    pub via: ClientVia,
+    /// For `via: docker`: the image; its entrypoint must be wrk (twlab
+    /// passes wrk's arguments only). Default [`DEFAULT_CLIENT_IMAGE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// Where the load client runs on the client host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientVia {
+    /// A program on the client host (`wrk` on its PATH, or `twlab load`).
+    #[default]
+    Host,
+    /// A container on the client host's Docker engine, with host
+    /// networking; needs a lab whose client host has `docker: true`.
+    Docker,
+}
+
+impl ClientVia {
+    fn is_host(&self) -> bool {
+        *self == ClientVia::Host
+    }
+}
+
+/// The image of a containerized wrk (docker/wrk/build.sh builds it).
+pub const DEFAULT_CLIENT_IMAGE: &str = "twlab/wrk:4.1";
+
+impl ClientSpec {
+    /// The image of a `via: docker` client.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(DEFAULT_CLIENT_IMAGE)
+    }
 }
 
 impl Default for ClientSpec {
@@ -224,6 +262,8 @@ impl Default for ClientSpec {
             timeout: HumanDuration(Duration::from_secs(2)),
             close_after: 0,
             linger_zero: false,
+            via: ClientVia::Host,
+            image: None,
         }
     }
 }
@@ -256,6 +296,15 @@ struct RawClientSpec {
     /// Close with RST instead of FIN (default false).
     #[serde(default)]
     linger_zero: Option<bool>,
+    /// `host` (default: the client host's own wrk or twlab) or `docker`
+    /// (wrk in a container of `image` on the client host's engine, host
+    /// network; needs `tool: wrk` and a lab whose client host has `docker: true`).
+    #[serde(default)]
+    via: Option<ClientVia>,
+    /// For `via: docker`: the wrk image (default twlab/wrk:4.1, built by
+    /// docker/wrk/build.sh); its entrypoint must be wrk.
+    #[serde(default)]
+    image: Option<String>,
 }
 
 impl TryFrom<RawClientSpec> for ClientSpec {
@@ -272,7 +321,23 @@ impl TryFrom<RawClientSpec> for ClientSpec {
             timeout: raw.timeout.unwrap_or(d.timeout),
             close_after: raw.close_after.unwrap_or(d.close_after),
             linger_zero: raw.linger_zero.unwrap_or(d.linger_zero),
+            via: raw.via.unwrap_or(d.via),
+            image: raw.image,
         };
+        if spec.via == ClientVia::Docker && spec.tool != ClientTool::Wrk {
+            return Err(format!(
+                "client.via: docker runs wrk in a container and needs client.tool: wrk (the {} client runs on the host only; drop `via` or set `tool: wrk`)",
+                spec.tool.as_str()
+            ));
+        }
+        if spec.image.is_some() && spec.via != ClientVia::Docker {
+            return Err("client.image is only for client.via: docker".into());
+        }
+        if let Some(image) = &spec.image
+            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+        {
+            return Err(format!("client.image `{image}` is not an image reference"));
+        }
         if spec.tool == ClientTool::Wrk && (spec.close_after > 0 || spec.linger_zero) {
             return Err(
                 "client.close_after and client.linger_zero need client.tool: builtin (wrk cannot do them)"
@@ -820,8 +885,9 @@ impl Scenario {
 
     /// Parse scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
-        let scenario: Scenario =
-            serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+            client_check_error(text, origin, &e).unwrap_or_else(|| yaml_error(origin, &e))
+        })?;
         scenario.check(origin, Some(text))?;
         if overrides.is_empty() {
             return Ok(scenario);
@@ -973,7 +1039,8 @@ impl Scenario {
     }
 
     /// Checks that need the lab: a docker server needs a lab whose server
-    /// host has a Docker engine. Errors name the scenario file and the line.
+    /// host has a Docker engine, a docker client one whose client host has
+    /// one. Errors name the scenario file and the line.
     pub fn check_lab(&self, path: &Path, lab: Option<&crate::labfile::LabSpec>) -> Result<()> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -987,6 +1054,28 @@ impl Scenario {
             return Err(Error::invalid(format!(
                 "{}server.kind: docker (variant `{}`) needs a lab whose server host has a Docker engine: run with --lab FILE (or a `lab:` key) whose hosts.server has `docker: true`; the embedded lab's namespaces cannot host a container",
                 line_of(&text, &origin, &["server", "kind"]),
+                v.name
+            )));
+        }
+        let docker_client = self.variants.iter().find(|v| {
+            self.effective(v)
+                .is_ok_and(|(_, c)| c.via == ClientVia::Docker)
+        });
+        if let Some(v) = docker_client
+            && !lab.is_some_and(|l| l.hosts.client.docker)
+        {
+            // The `via:` of the client block, else the variant's `set` line.
+            let line = client_key_line(&text, "via").or_else(|| {
+                text.lines()
+                    .position(|l| !l.trim_start().starts_with('#') && l.contains("client.via"))
+                    .map(|i| i + 1)
+            });
+            let at = match line {
+                Some(line) => format!("{origin}:{line}: "),
+                None => format!("{origin}: "),
+            };
+            return Err(Error::invalid(format!(
+                "{at}client.via: docker (variant `{}`) needs a lab whose client host has a Docker engine: run with --lab FILE (or a `lab:` key) whose hosts.client has `docker: true`; the embedded lab's namespaces cannot host a container",
                 v.name
             )));
         }
@@ -1053,6 +1142,52 @@ pub fn line_of(text: &str, origin: &str, path: &[&str]) -> String {
         }
     }
     format!("{origin}:{}: ", from + 1)
+}
+
+/// The line of `key:` inside the top-level `client:` block of `text`
+/// (block style), 1-based.
+fn client_key_line(text: &str, key: &str) -> Option<usize> {
+    let needle = format!("{key}:");
+    let mut inside = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let top = t.len() == line.len();
+        if top {
+            inside = t.starts_with("client:");
+        } else if inside && t.starts_with(&needle) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// serde reports a refusal of [`ClientSpec`]'s cross-field checks (its
+/// `try_from`) at the enclosing mapping, not at the value. Such a message
+/// starts with the `client.KEY` it is about: point at the line of the first
+/// key it names that the `client:` block holds. `None` (keep serde's position) when the key is not
+/// written there in block style or serde's position is that line already.
+fn client_check_error(text: &str, origin: &str, e: &serde_yaml_ng::Error) -> Option<Error> {
+    let loc = e.location()?;
+    let msg = e.to_string();
+    let core = msg.replacen(
+        &format!(" at line {} column {}", loc.line(), loc.column()),
+        "",
+        1,
+    );
+    if !core.starts_with("client.") {
+        return None;
+    }
+    // The first key the message names that the block holds.
+    let line = core.split("client.").skip(1).find_map(|rest| {
+        let key = rest
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()?;
+        client_key_line(text, key)
+    })?;
+    (line != loc.line()).then(|| Error::invalid(format!("{origin}:{line}: {core}")))
 }
 
 pub fn yaml_error(origin: &str, e: &serde_yaml_ng::Error) -> Error {
@@ -1202,6 +1337,85 @@ mod tests {
         assert!(err.to_string().contains("not a scalar"), "{err}");
         let err = Scenario::parse(SEED, "seed.yaml", &["nonsense".into()]).unwrap_err();
         assert!(err.to_string().contains("key.path=value"), "{err}");
+    }
+
+    #[test]
+    fn client_via_docker_needs_wrk_and_is_refused_at_the_via_line() {
+        let text = "name: x\nclient:\n  connections: 10\n  via: docker\nvariants:\n  - name: a\n";
+        let err = Scenario::parse(text, "s.yaml", &[]).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("s.yaml:4: client.via: docker") && msg.contains("client.tool: wrk"),
+            "{msg}"
+        );
+        assert_eq!(err.exit_code(), 2);
+        let ok = Scenario::parse(
+            "name: x\nclient: { tool: wrk, via: docker }\nvariants:\n  - name: a\n",
+            "s.yaml",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.client.via, ClientVia::Docker);
+        assert_eq!(ok.client.image(), DEFAULT_CLIENT_IMAGE);
+        let again = Scenario::parse(&ok.to_yaml(), "resolved", &[]).unwrap();
+        assert_eq!(again, ok);
+        let err = Scenario::parse(
+            "name: x\nclient:\n  tool: wrk\n  via: docker\n  image: 'a b'\nvariants:\n  - name: a\n",
+            "s.yaml",
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("s.yaml:5: client.image `a b` is not an image reference"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_client_check_points_at_the_first_key_the_block_holds() {
+        let text = "name: x\nclient:\n  tool: wrk\n  linger_zero: true\nserver:\n  image: x\nvariants:\n  - name: a\n";
+        let msg = Scenario::parse(text, "s.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("s.yaml:4: client.close_after and client.linger_zero"),
+            "{msg}"
+        );
+        // Errors serde places itself keep their line and column.
+        let text = "name: x\nclient:\n  duration: 5\nvariants:\n  - name: a\n";
+        let msg = Scenario::parse(text, "s.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("s.yaml:3:13: client.duration:"), "{msg}");
+    }
+
+    #[test]
+    fn check_lab_refuses_a_docker_client_without_a_client_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.yaml");
+        let text = "name: x\nclient:\n  tool: wrk\n  via: docker\nvariants:\n  - name: a\n";
+        std::fs::write(&path, text).unwrap();
+        let s = Scenario::load(&path, &[]).unwrap();
+        let lab = |server: bool, client: bool| {
+            let mut l: crate::labfile::LabSpec =
+                serde_yaml_ng::from_str("hosts:\n  server: { address: 127.0.0.1 }\n  client: {}\n")
+                    .unwrap();
+            l.hosts.server.docker = server;
+            l.hosts.client.docker = client;
+            l
+        };
+        for l in [None, Some(lab(true, false))] {
+            let err = s.check_lab(&path, l.as_ref()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("{}:4: client.via: docker", path.display()))
+                    && msg.contains("hosts.client has `docker: true`"),
+                "{msg}"
+            );
+            assert_eq!(err.exit_code(), 2);
+        }
+        s.check_lab(&path, Some(&lab(false, true))).unwrap();
     }
 
     #[test]
