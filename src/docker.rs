@@ -1,7 +1,8 @@
 //! A Docker engine, through bollard: images, labelled containers, logs.
 //!
 //! `server.kind: docker` runs the server as a container on the server
-//! host's engine. Three choices shape this module:
+//! host's engine, `client.via: docker` runs wrk as one on the client host's.
+//! Three choices shape this module:
 //!
 //! * **Labels, like containerlab.** Every container twlab creates carries
 //!   [`LABEL_RUN`]`=<run id>` (and [`LABEL_ROLE`]), and its name starts with
@@ -24,11 +25,12 @@
 
 use crate::error::{Error, Result};
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, ContainerState, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -38,7 +40,7 @@ use std::time::Duration;
 /// The label every container twlab creates carries, with the run id as value.
 pub const LABEL_RUN: &str = "twlab.run";
 
-/// The label naming what a container is for in the run (`server`).
+/// The label naming what a container is for in the run (`server`, `client`).
 pub const LABEL_ROLE: &str = "twlab.role";
 
 /// The engine's socket when `DOCKER_HOST` is not set.
@@ -265,8 +267,9 @@ impl Engine {
     }
 
     /// Pull `image` from its registry, draining the progress stream; an
-    /// error carries the engine's message (e.g. the registry is unreachable).
-    pub async fn pull(&self, image: &str) -> Result<()> {
+    /// error carries the engine's message (e.g. the registry is unreachable)
+    /// and `hint`: how to get the image without a registry.
+    pub async fn pull(&self, image: &str, hint: &str) -> Result<()> {
         let (from_image, tag) = pull_reference(image);
         let mut options = CreateImageOptionsBuilder::new().from_image(&from_image);
         if !tag.is_empty() {
@@ -276,9 +279,7 @@ impl Engine {
         while let Some(item) = progress.next().await {
             if let Err(e) = item {
                 return Err(Error::env(format!(
-                    "{}: pulling image `{image}` failed: {e}; without a reachable registry, build or load the image on this engine \
-                     (docker/tomcat/build.sh builds twlab/tomcat:10.1 from Debian packages; `docker load -i FILE` loads a saved image) \
-                     and set server.image and server.pull: never",
+                    "{}: pulling image `{image}` failed: {e}; without a reachable registry, build or load the image on this engine {hint}",
                     self.describe
                 )));
             }
@@ -352,11 +353,40 @@ impl Engine {
 
     /// SIGKILL a container; one that is not running (or gone) is fine.
     pub async fn kill_container(&self, name: &str) -> Result<()> {
-        let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+        self.signal_container(name, "SIGKILL").await
+    }
+
+    /// Send `signal` (`SIGINT`, `SIGKILL`, ...) to a container's main
+    /// process; one that is not running (or gone) is fine.
+    pub async fn signal_container(&self, name: &str, signal: &str) -> Result<()> {
+        let options = KillContainerOptionsBuilder::new().signal(signal).build();
         match self.docker.kill_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
-            Err(e) => Err(self.fail(&format!("killing container {name}"), e)),
+            Err(e) => Err(self.fail(&format!("sending {signal} to container {name}"), e)),
+        }
+    }
+
+    /// CPU time (seconds, user + system, every process of the container)
+    /// a running container has used, from the engine's one-shot stats
+    /// (its cgroup); `None` when it is not running.
+    pub async fn cpu_secs(&self, name: &str) -> Result<Option<f64>> {
+        let options = StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(name, Some(options));
+        match stream.next().await {
+            Some(Ok(stats)) => Ok(stats
+                .cpu_stats
+                .and_then(|c| c.cpu_usage)
+                .and_then(|u| u.total_usage)
+                // An exited container reports zeros.
+                .filter(|ns| *ns > 0)
+                .map(|ns| ns as f64 / 1e9)),
+            Some(Err(e)) if is_not_found(&e) || is_conflict(&e) => Ok(None),
+            Some(Err(e)) => Err(self.fail(&format!("reading the stats of {name}"), e)),
+            None => Ok(None),
         }
     }
 
@@ -391,6 +421,43 @@ impl Engine {
             out.extend_from_slice(chunk.as_ref());
         }
         Ok(out)
+    }
+
+    /// The container's stdout and stderr, all of it, apart.
+    pub async fn output(&self, name: &str) -> Result<(Vec<u8>, Vec<u8>)> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .follow(false)
+            .build();
+        let mut stream = self.docker.logs(name, Some(options));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        while let Some(item) = stream.next().await {
+            match item.map_err(|e| self.fail(&format!("reading the logs of {name}"), e))? {
+                LogOutput::StdErr { message } => err.extend_from_slice(&message),
+                other => out.extend_from_slice(other.as_ref()),
+            }
+        }
+        Ok((out, err))
+    }
+
+    /// Remove a container from a helper thread with a runtime of its own,
+    /// waiting for it: for `Drop`, which cannot await, and where a task
+    /// spawned on the caller's runtime might never run (it may be shutting
+    /// down). Errors are ignored.
+    pub fn remove_blocking(&self, name: &str) {
+        let engine = self.clone();
+        let name = name.to_string();
+        let helper = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let _ = rt.block_on(engine.remove_container(&name));
+        });
+        let _ = helper.join();
     }
 
     /// The last `lines` log lines of a container as text, for error

@@ -79,7 +79,13 @@ pub async fn resolve_image(engine: &Engine, image: &str, policy: PullPolicy) -> 
             engine.describe
         )));
     }
-    engine.pull(image).await?;
+    engine
+        .pull(
+            image,
+            "(docker/tomcat/build.sh builds twlab/tomcat:10.1 from Debian packages; `docker load -i FILE` loads a saved image) \
+             and set server.image and server.pull: never",
+        )
+        .await?;
     engine.image_id(image).await?.ok_or_else(|| {
         Error::env(format!(
             "{}: image `{image}` was pulled but the engine does not know it",
@@ -356,20 +362,8 @@ impl Drop for Container {
         if let Some(f) = self.follower.take() {
             f.task.abort();
         }
-        if self.removed {
-            return;
+        if !self.removed {
+            self.engine.remove_blocking(&self.name);
         }
-        let engine = self.engine.clone();
-        let name = self.name.clone();
-        let helper = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            let _ = rt.block_on(engine.remove_container(&name));
-        });
-        let _ = helper.join();
     }
 }
