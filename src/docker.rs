@@ -36,6 +36,8 @@ use futures::StreamExt;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// The label every container twlab creates carries, with the run id as value.
 pub const LABEL_RUN: &str = "twlab.run";
@@ -367,27 +369,32 @@ impl Engine {
         }
     }
 
-    /// CPU time (seconds, user + system, every process of the container)
-    /// a running container has used, from the engine's one-shot stats
-    /// (its cgroup); `None` when it is not running.
-    pub async fn cpu_secs(&self, name: &str) -> Result<Option<f64>> {
-        let options = StatsOptionsBuilder::new()
-            .stream(false)
-            .one_shot(true)
-            .build();
-        let mut stream = self.docker.stats(name, Some(options));
-        match stream.next().await {
-            Some(Ok(stats)) => Ok(stats
-                .cpu_stats
-                .and_then(|c| c.cpu_usage)
-                .and_then(|u| u.total_usage)
-                // An exited container reports zeros.
-                .filter(|ns| *ns > 0)
-                .map(|ns| ns as f64 / 1e9)),
-            Some(Err(e)) if is_not_found(&e) || is_conflict(&e) => Ok(None),
-            Some(Err(e)) => Err(self.fail(&format!("reading the stats of {name}"), e)),
-            None => Ok(None),
-        }
+    /// Follow the CPU time (seconds, user + system, every process of the
+    /// container: its cgroup) a container uses, from the engine's stats
+    /// stream: the receiver holds the latest figure, `None` before the
+    /// first. The engine samples about once a second, so the figure lags
+    /// by up to a second; it keeps the last one seen while the container
+    /// ran (an exited container reports zeros). The task ends with the
+    /// stream; abort it when done.
+    pub fn cpu_sampler(&self, name: &str) -> (watch::Receiver<Option<f64>>, JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let docker = self.docker.clone();
+        let name = name.to_string();
+        let task = tokio::spawn(async move {
+            let options = StatsOptionsBuilder::new().stream(true).build();
+            let mut stream = docker.stats(&name, Some(options));
+            while let Some(Ok(stats)) = stream.next().await {
+                let used = stats
+                    .cpu_stats
+                    .and_then(|c| c.cpu_usage)
+                    .and_then(|u| u.total_usage)
+                    .filter(|ns| *ns > 0);
+                if let Some(ns) = used {
+                    let _ = tx.send(Some(ns as f64 / 1e9));
+                }
+            }
+        });
+        (rx, task)
     }
 
     /// Remove a container, killing it if it runs (`docker rm -f`); one
