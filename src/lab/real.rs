@@ -5,9 +5,10 @@
 //! run: the machines are what they are. So between runs twlab waits for the
 //! endpoint's sockets and conntrack entries of the previous run to drain
 //! (at most `lab.cooldown`), every change goes through the on-disk
-//! [`RestoreFile`] first, and a Docker engine of the server host is reached
-//! either through this machine's socket or through the remote socket
-//! forwarded over twlab's own SSH connection (strict host keys).
+//! [`RestoreFile`] first, and the Docker engine of a host with `docker:
+//! true` (the server's, the client's) is reached either through this
+//! machine's socket or through the remote socket forwarded over twlab's own
+//! SSH connection to that host (strict host keys).
 
 use super::Host;
 use super::local::LocalHost;
@@ -68,6 +69,10 @@ pub struct RealLab {
     pub client: RealHost,
     /// The server host's Docker engine, when `docker: true`.
     pub engine: Option<Engine>,
+    /// The client host's Docker engine, when `docker: true` (for
+    /// `client.via: docker`). Connected on its own also when both hosts
+    /// are the same machine.
+    pub client_engine: Option<Engine>,
     pub restore: RestoreFile,
     /// SSH control sockets and forwarded sockets live here.
     _control_dir: tempfile::TempDir,
@@ -121,8 +126,8 @@ fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>
 }
 
 impl RealLab {
-    /// Write the restore journal, then connect to both hosts (and the
-    /// server's Docker engine). Nothing is changed on the hosts yet.
+    /// Write the restore journal, then connect to both hosts (and their
+    /// Docker engines). Nothing is changed on the hosts yet.
     pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
         let locks = lock_machines(spec)?;
         let restore = RestoreFile::create(id, spec)?;
@@ -157,12 +162,22 @@ impl RealLab {
         } else {
             None
         };
+        let client_engine = if spec.hosts.client.docker {
+            // Its own forwarded socket: the server's may be forwarded to
+            // `control_dir/docker.sock` already.
+            let dir = control_dir.path().join("client");
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+            Some(client.docker_engine(&dir).await?)
+        } else {
+            None
+        };
         Ok(RealLab {
             spec: spec.clone(),
             id: id.to_string(),
             server,
             client,
             engine,
+            client_engine,
             restore,
             _control_dir: control_dir,
             _locks: locks,
