@@ -11,7 +11,8 @@
 //! each journal whose owner is dead, `clean` ends the processes it lists
 //! (checking their start time, so a recycled PID is never hit), reconnects
 //! to the hosts and puts every sysctl back, removes the containers labelled
-//! with the journal's runs, and deletes the journal once nothing is left.
+//! with the journal's runs on each host's engine (server and client), and
+//! deletes the journal once nothing is left.
 //! Containers labelled `twlab.run` on this machine's engine whose run is not
 //! live are removed too.
 
@@ -136,7 +137,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         let spec = state.lab.hosts.get(side).clone();
         let needs_host = state.sysctls.iter().any(|s| s.side == side)
             || state.processes.iter().any(|p| p.side == side)
-            || (side == Side::Server && spec.docker);
+            || spec.docker;
         if !needs_host {
             continue;
         }
@@ -201,7 +202,8 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
             }
         }
         state.sysctls = kept;
-        if side == Side::Server && spec.docker {
+        // The server container, a client container (`client.via: docker`).
+        if spec.docker {
             match host.docker_engine(control_dir.path()).await {
                 Ok(engine) => {
                     for run in &state.runs {

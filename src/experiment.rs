@@ -8,7 +8,7 @@
 //! `summary.json`, `env.json` and `report.md` are rewritten after every run,
 //! so an interrupted scenario still leaves a readable result.
 
-use crate::client::RunningClient;
+use crate::client::{ClientContext, RunningClient};
 use crate::collect::Collector;
 use crate::endpoint::Endpoint;
 use crate::endpoint::Side;
@@ -21,7 +21,7 @@ use crate::results::{
     self, BySide, RunInfo, RunSummary, Sample, SampleWriter, Source, StateStats, Summary,
     VariantSummary,
 };
-use crate::scenario::{Allowance, ClientTool, Order, Scenario, ServerKind, Variant};
+use crate::scenario::{Allowance, ClientTool, ClientVia, Order, Scenario, ServerKind, Variant};
 use crate::shutdown::{Level, Shutdown};
 use crate::stats::ClientStats;
 use crate::sysctl::{Journal, SysctlChange};
@@ -65,6 +65,9 @@ pub struct Env {
     /// The server host's Docker engine version, when one is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_engine: Option<String>,
+    /// The client host's Docker engine version, when one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_docker_engine: Option<String>,
     pub runs: Vec<RunEnv>,
 }
 
@@ -96,6 +99,9 @@ pub struct RunEnv {
     /// The server's image id, for a docker server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_image_id: Option<String>,
+    /// The client's image id, for a client in a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_image_id: Option<String>,
 }
 
 /// How long before the end of the load the steady window closes: a sample
@@ -151,6 +157,13 @@ impl RunLab<'_> {
         match self {
             RunLab::Netns(_) => None,
             RunLab::Real { lab, .. } => lab.engine.as_ref(),
+        }
+    }
+
+    fn client_engine(&self) -> Option<&crate::docker::Engine> {
+        match self {
+            RunLab::Netns(_) => None,
+            RunLab::Real { lab, .. } => lab.client_engine.as_ref(),
         }
     }
 }
@@ -333,7 +346,7 @@ fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Result<()> {
     let uses_wrk = scenario.variants.iter().any(|v| {
         scenario
             .effective(v)
-            .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk)
+            .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
     });
     if uses_wrk {
         lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
@@ -365,11 +378,12 @@ fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
         if scenario.collect.conntrack {
             lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
         }
+        // A wrk in a container needs none on the host.
         let uses_wrk = side == Side::Client
             && scenario.variants.iter().any(|v| {
                 scenario
                     .effective(v)
-                    .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk)
+                    .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
             });
         if uses_wrk {
             lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
@@ -386,6 +400,9 @@ async fn real_lab_env(scenario: &Scenario, real: &RealLab, env: &mut Env, info: 
     info.endpoint = real.endpoint(scenario.server.port.0).to_string();
     if let Some(engine) = &real.engine {
         env.docker_engine = engine.version().await.ok();
+    }
+    if let Some(engine) = &real.client_engine {
+        env.client_docker_engine = engine.version().await.ok();
     }
     for side in Side::BOTH {
         let host = real.host(side);
@@ -495,8 +512,13 @@ fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
             ),
         },
         client: format!(
-            "{}: {} connections, {} threads, {}, GET {}",
+            "{}{}: {} connections, {} threads, {}, GET {}",
             scenario.client.tool.as_str(),
+            match scenario.client.via {
+                ClientVia::Host => String::new(),
+                ClientVia::Docker =>
+                    format!(" in container `{}` (host network)", scenario.client.image()),
+            },
             scenario.client.connections,
             scenario.client.threads,
             scenario.client.duration,
@@ -564,6 +586,7 @@ async fn machine_env(scenario: &Scenario) -> Env {
         machine_sysctls,
         hosts: BTreeMap::new(),
         docker_engine: None,
+        client_docker_engine: None,
         runs: Vec::new(),
     }
 }
@@ -884,16 +907,29 @@ async fn run_in_lab(
         server.kill().await;
         return Err(Error::env("stopped by a signal before the load started"));
     }
-    let mut client = RunningClient::start(
-        &client_spec,
-        client_host,
-        endpoint,
-        &client_exe,
-        &log("client"),
-    )?;
+    let client_log = log("client");
+    let client_ctx = ClientContext {
+        exe: &client_exe,
+        log: &client_log,
+        run_id: lab.run_id(),
+        engine: lab.client_engine(),
+    };
+    let mut client =
+        match RunningClient::start(&client_spec, client_host, endpoint, &client_ctx).await {
+            Ok(c) => c,
+            Err(e) => {
+                server.kill().await;
+                forget_process(lab, server_note);
+                return Err(e);
+            }
+        };
     // The load's clock starts with the client, before the journal's fsync.
     let start = Instant::now();
-    let client_note = note_process(lab, Side::Client, &client.process)?;
+    env.client_image_id = client.image_id.clone();
+    let client_note = match client.process() {
+        Some(p) => note_process(lab, Side::Client, p)?,
+        None => None,
+    };
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let sampler = collector.run(
@@ -1062,31 +1098,28 @@ async fn drive(
                 return stats.map(|s| (s, cpu));
             }
             _ = shutdown.reached(Level::Graceful), if !stop_sent => {
-                client.request_stop();
+                client.request_stop().await;
                 stop_sent = true;
             }
             _ = shutdown.reached(Level::Immediate), if !killed => {
-                client.process.signal(nix::sys::signal::Signal::SIGKILL);
+                client.signal_kill().await;
                 killed = true;
             }
             _ = tick.tick() => {
                 progress.set_position(start.elapsed().as_secs().min(duration.as_secs()));
-                // A remote client's CPU is not this machine's to read (the
-                // local pid is its ssh); the saturation check then has none.
-                if let Some(pid) = client.process.pid().filter(|_| !client.process.is_remote()) {
-                    cpu = crate::process::cpu_secs(pid).or(cpu);
-                }
+                // None for a client on an SSH host: the saturation check then has none.
+                cpu = client.cpu_secs().or(cpu);
                 if let Err(e) = server.check_alive().await {
-                    client.process.signal(nix::sys::signal::Signal::SIGKILL);
+                    client.signal_kill().await;
                     let _ = client.finish().await;
                     return Err(e);
                 }
                 if start.elapsed() > deadline {
-                    client.process.signal(nix::sys::signal::Signal::SIGKILL);
+                    client.signal_kill().await;
                     let _ = client.finish().await;
                     return Err(Error::env(format!(
                         "the client `{}` ran {}s past its duration and was killed",
-                        client.process.command(),
+                        client.command(),
                         (deadline - duration).as_secs()
                     )));
                 }
