@@ -3,14 +3,14 @@
 //! Each check says ok or not and, when not, the one command that fixes it,
 //! so a new user gets from a fresh machine to a first report without
 //! reading the source. Optional things (wrk, Docker, ssh, debootstrap, the
-//! Tomcat image) never make doctor fail: when they are missing their line
+//! Tomcat and wrk images) never make doctor fail: when they are missing their line
 //! starts with `--` and says what needs them.
 //!
 //! `twlab doctor --lab FILE` also checks each host of a lab file for real,
 //! changing nothing: it connects (SSH hosts with the strict host key check
 //! of a run), reads the kernel release and a sysctl, finds the socket
-//! listing tool and `conntrack`, looks for wrk on the client and asks the
-//! server's Docker engine for its version when the host has `docker: true`.
+//! listing tool and `conntrack`, looks for wrk on the client and asks a
+//! host's Docker engine for its version when the host has `docker: true`.
 
 use crate::docker::Engine;
 use crate::endpoint::{Endpoint, Side};
@@ -24,6 +24,23 @@ use std::time::Duration;
 
 /// The Tomcat image of the shipped Docker scenarios (docker/tomcat/build.sh).
 pub const TOMCAT_IMAGE: &str = "twlab/tomcat:10.1";
+
+/// The images doctor looks for in the local engine: check name, image,
+/// what it is for, how to build it.
+const IMAGES: [(&str, &str, &str, &str); 2] = [
+    (
+        "tomcat-image",
+        TOMCAT_IMAGE,
+        "optional: the image of scenarios/tw_reuse_tomcat.yaml",
+        "docker/tomcat/build.sh (from Debian packages, no registry needed)",
+    ),
+    (
+        "wrk-image",
+        crate::scenario::DEFAULT_CLIENT_IMAGE,
+        "optional: the image of client.via: docker",
+        "docker/wrk/build.sh (from Debian packages, no registry needed)",
+    ),
+];
 
 /// The sysctl read on every lab host: one that every scenario can touch.
 const PROBE_SYSCTL: &str = "net.ipv4.tcp_tw_reuse";
@@ -122,7 +139,7 @@ pub async fn checks() -> Vec<Check> {
         ),
         (
             "debootstrap",
-            "optional: builds the Tomcat image without a registry (docker/tomcat/build.sh)",
+            "optional: builds the Tomcat and wrk images without a registry (docker/*/build.sh)",
             "debootstrap",
             false,
         ),
@@ -191,9 +208,9 @@ pub async fn checks() -> Vec<Check> {
     out
 }
 
-/// This machine's Docker engine and the Tomcat image in it; both optional.
+/// This machine's Docker engine and the Tomcat and wrk images in it; all optional.
 async fn docker_checks() -> Vec<Check> {
-    const WHY: &str = "optional: runs server.kind: docker on this machine";
+    const WHY: &str = "optional: runs server.kind: docker and client.via: docker on this machine";
     let engine = match within(async {
         let engine = Engine::local().await?;
         let version = engine.version().await?;
@@ -203,18 +220,19 @@ async fn docker_checks() -> Vec<Check> {
     {
         Ok(found) => found,
         Err(e) => {
-            return vec![
-                Check::absent(
-                    "docker",
-                    format!("no engine answers — {WHY}:\n{e}"),
-                    "apt-get install docker.io && systemctl start docker",
-                ),
-                Check::absent(
-                    "tomcat-image",
-                    format!("{TOMCAT_IMAGE}: no local engine to look in"),
-                    "once Docker runs: docker/tomcat/build.sh",
-                ),
-            ];
+            let mut out = vec![Check::absent(
+                "docker",
+                format!("no engine answers — {WHY}:\n{e}"),
+                "apt-get install docker.io && systemctl start docker",
+            )];
+            for (name, image, _, fix) in IMAGES {
+                out.push(Check::absent(
+                    name,
+                    format!("{image}: no local engine to look in"),
+                    format!("once Docker runs: {}", fix.split(' ').next().unwrap_or(fix)),
+                ));
+            }
+            return out;
         }
     };
     let (engine, version) = engine;
@@ -222,23 +240,19 @@ async fn docker_checks() -> Vec<Check> {
         "docker",
         format!("{}: Docker {version} — {WHY}", engine.describe),
     )];
-    const IMAGE_WHY: &str = "optional: the image of scenarios/tw_reuse_tomcat.yaml";
-    out.push(match within(engine.image_id(TOMCAT_IMAGE)).await {
-        Ok(Some(id)) => Check::pass(
-            "tomcat-image",
-            format!("{TOMCAT_IMAGE} present ({}) — {IMAGE_WHY}", short_id(&id)),
-        ),
-        Ok(None) => Check::absent(
-            "tomcat-image",
-            format!("{TOMCAT_IMAGE} is not in the local engine — {IMAGE_WHY}"),
-            "docker/tomcat/build.sh (from Debian packages, no registry needed)",
-        ),
-        Err(e) => Check::absent(
-            "tomcat-image",
-            format!("{TOMCAT_IMAGE}: cannot look: {e}"),
-            "docker/tomcat/build.sh (from Debian packages, no registry needed)",
-        ),
-    });
+    for (name, image, why, fix) in IMAGES {
+        out.push(match within(engine.image_id(image)).await {
+            Ok(Some(id)) => {
+                Check::pass(name, format!("{image} present ({}) — {why}", short_id(&id)))
+            }
+            Ok(None) => Check::absent(
+                name,
+                format!("{image} is not in the local engine — {why}"),
+                fix,
+            ),
+            Err(e) => Check::absent(name, format!("{image}: cannot look: {e}"), fix),
+        });
+    }
     out
 }
 
@@ -362,7 +376,7 @@ async fn host_checks(spec: &LabSpec, side: Side, control_dir: &Path, out: &mut V
     out.push(conntrack_check(hh, &name("conntrack"), &on, side).await);
 
     if side == Side::Client {
-        const WHY: &str = "optional: needed for client.tool: wrk";
+        const WHY: &str = "optional: needed for client.tool: wrk (not with client.via: docker)";
         out.push(match within(hh.run(&which_argv("wrk"))).await {
             Ok(path) => Check::pass(name("wrk"), format!("{} — {WHY}", path.trim())),
             Err(_) => Check::absent(
