@@ -146,6 +146,36 @@ pub fn require_docker(test: &str) -> bool {
     true
 }
 
+/// The wrk image of `client.via: docker` (docker/wrk/build.sh).
+pub const WRK_IMAGE: &str = "twlab/wrk:4.1";
+
+/// What [`require_docker`] needs, and the wrk image too, built with
+/// docker/wrk/build.sh when missing (no registry is needed). Without Docker
+/// on a user's machine the test says so and passes; in CI (CI=true) that fails.
+pub fn require_docker_wrk(test: &str) -> bool {
+    if !require_docker(test) {
+        return false;
+    }
+    let present = Command::new("docker")
+        .args(["image", "inspect", WRK_IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
+        eprintln!("{WRK_IMAGE} is missing: building it with docker/wrk/build.sh");
+        let built = Command::new("bash")
+            .arg(manifest_dir().join("docker/wrk/build.sh"))
+            .arg(WRK_IMAGE)
+            .output()
+            .expect("docker/wrk/build.sh runs");
+        assert!(
+            built.status.success(),
+            "{test}: building {WRK_IMAGE} failed:\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+    }
+    true
+}
+
 /// Containers on this machine's engine labelled by twlab.
 pub fn twlab_containers() -> Vec<String> {
     let out = Command::new("docker")
