@@ -281,3 +281,109 @@ fn via_docker_is_refused_with_the_builtin_client_and_without_a_client_engine() {
     }
     assert!(!out.exists(), "nothing is started for an invalid scenario");
 }
+
+#[test]
+fn ctrl_c_stops_the_wrk_container_with_sigint_and_keeps_what_it_measured() {
+    let test = "ctrl_c_stops_the_wrk_container_with_sigint_and_keeps_what_it_measured";
+    if !require_docker_wrk(test) {
+        return;
+    }
+    assert!(
+        std::net::TcpListener::bind(("127.0.0.1", PORT)).is_ok(),
+        "port {PORT} (Tomcat's) is in use on this machine (find the listener with `ss -ltnp sport = :{PORT}`)"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = tmp.path().join("state");
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts: {server: {address: 127.0.0.1, docker: true}, client: {docker: true}}\ncooldown: 2s\n",
+    )
+    .expect("lab file");
+    let scenario = tmp.path().join("long.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: client-container-ctrl-c\n\
+             server: {{ kind: docker, image: {TOMCAT_IMAGE}, pull: never }}\n\
+             client: {{ tool: wrk, via: docker, connections: 4, threads: 1, duration: 60s }}\n\
+             collect: {{ interval: 200ms, conntrack: false }}\n\
+             variants:\n  - name: long\n"
+        ),
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    let _cleanup = RemoveRunContainers(out.clone());
+    let mut child = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("twlab run starts");
+    // The load runs once samples are on disk and the client container is up.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let client = loop {
+        let sampled = std::fs::read_to_string(out.join("samples.jsonl"))
+            .is_ok_and(|s| s.lines().count() >= 10);
+        let running = docker_ps("label=twlab.role=client", "{{.Names}} {{.Status}}");
+        if let Some(c) = running
+            .iter()
+            .find(|c| c.contains(" Up "))
+            .filter(|_| sampled)
+        {
+            break c.split(' ').next().unwrap_or_default().to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sampled load with a running client container within 90 s: {running:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT to twlab");
+    let status = child.wait().expect("twlab ends");
+    eprintln!("twlab ended {:.1?} after SIGINT", signalled.elapsed());
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits 130");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "wrk stopped on SIGINT instead of running its 60 s"
+    );
+    assert_eq!(
+        docker_ps(&format!("name={client}"), "{{.Names}}"),
+        Vec::<String>::new(),
+        "the client container is removed"
+    );
+    for id in run_ids(&out) {
+        assert_eq!(
+            docker_ps(&format!("label=twlab.run={id}"), "{{.Names}}"),
+            Vec::<String>::new(),
+            "a container of run {id} is left"
+        );
+    }
+    let summary = read_json(&out.join("summary.json"));
+    let run = &summary["variants"][0]["runs"][0];
+    assert!(run["interrupted"].as_bool().unwrap_or(false), "{run}");
+    let client = &run["client"];
+    eprintln!(
+        "after SIGINT: {} requests in {} s, {} req/s",
+        client["requests"], client["duration_secs"], client["requests_per_sec"]
+    );
+    assert!(
+        client["requests"].as_u64().unwrap_or(0) > 0,
+        "wrk printed what it measured on SIGINT: {run}"
+    );
+    assert!(
+        client["duration_secs"].as_f64().unwrap_or(60.0) < 30.0,
+        "{run}"
+    );
+}
