@@ -481,23 +481,29 @@ impl Engine {
     /// The run ids of the containers labelled by twlab, running or not
     /// (each once), so `twlab clean` can leave those of live runs alone.
     pub async fn labelled_runs(&self) -> Result<Vec<String>> {
-        let filters = HashMap::from([("label".to_string(), vec![LABEL_RUN.to_string()])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.fail(&format!("listing containers labelled {LABEL_RUN}"), e))?;
-        let mut runs: Vec<String> = containers
+        let mut runs: Vec<String> = self
+            .list_labelled(LABEL_RUN)
+            .await?
             .into_iter()
             .filter_map(|c| c.labels?.get(LABEL_RUN).cloned())
             .collect();
         runs.sort();
         runs.dedup();
         Ok(runs)
+    }
+
+    /// The containers, running or not, whose labels match `label`
+    /// (`KEY` or `KEY=VALUE`).
+    async fn list_labelled(&self, label: &str) -> Result<Vec<bollard::models::ContainerSummary>> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.fail(&format!("listing containers labelled {label}"), e))
     }
 
     /// Remove every container labelled by twlab (of `run_id`, or of any
@@ -508,16 +514,7 @@ impl Engine {
             Some(id) => format!("{LABEL_RUN}={id}"),
             None => LABEL_RUN.to_string(),
         };
-        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.fail(&format!("listing containers labelled {label}"), e))?;
+        let containers = self.list_labelled(&label).await?;
         let mut removed = Vec::new();
         let mut failed = Vec::new();
         for c in containers {

@@ -213,13 +213,38 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         Some(spec) => Some(RealLab::connect(spec, &netns::new_run_id()).await?),
         None => None,
     };
-    let result = run_plan(opts, &scenario, dir, exe, shutdown, real.as_ref()).await;
+    let checked = match &real {
+        Some(real) => require_remote_wrk(&scenario, real).await,
+        None => Ok(()),
+    };
+    let result = match checked {
+        Ok(()) => run_plan(opts, &scenario, dir, exe, shutdown, real.as_ref()).await,
+        Err(e) => Err(e),
+    };
     if let Some(real) = real
         && let Err(e) = real.close().await
     {
         eprintln!("twlab: {e}");
     }
     result
+}
+
+/// An SSH client host must have wrk (unless it runs in a container) before
+/// anything is changed there.
+async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> Result<()> {
+    if !scenario.runs_wrk_on_host() || real.spec.hosts.client.is_local() {
+        return Ok(());
+    }
+    let client = real.host(Side::Client);
+    let found = client
+        .run(&["sh".into(), "-c".into(), "command -v wrk".into()])
+        .await;
+    found.map(|_| ()).map_err(|_| {
+        Error::env(format!(
+            "wrk is not installed on the client host {} (client.tool: wrk); install it there (apt-get install wrk) or use client.via: docker",
+            client.describe()
+        ))
+    })
 }
 
 async fn run_plan(
@@ -343,12 +368,7 @@ fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Result<()> {
             }
         }
     }
-    let uses_wrk = scenario.variants.iter().any(|v| {
-        scenario
-            .effective(v)
-            .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
-    });
-    if uses_wrk {
+    if scenario.runs_wrk_on_host() {
         lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
     }
     Ok(())
@@ -379,13 +399,7 @@ fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
             lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
         }
         // A wrk in a container needs none on the host.
-        let uses_wrk = side == Side::Client
-            && scenario.variants.iter().any(|v| {
-                scenario
-                    .effective(v)
-                    .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
-            });
-        if uses_wrk {
+        if side == Side::Client && scenario.runs_wrk_on_host() {
             lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
         }
     }

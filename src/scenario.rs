@@ -1082,6 +1082,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// Does some variant run wrk as a program on the client host (not in a
+    /// container)? Then the host needs wrk installed.
+    pub fn runs_wrk_on_host(&self) -> bool {
+        self.variants.iter().any(|v| {
+            self.effective(v)
+                .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
+        })
+    }
+
     /// The server and client of a variant: the scenario's, with the
     /// variant's `set` applied.
     pub fn effective(
