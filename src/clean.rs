@@ -57,6 +57,15 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             ));
             continue;
         }
+        // A live run on the same machines would have its own changes
+        // undone by this journal's old values: wait until it ends.
+        let _locks = match crate::lab::real::lock_machines(&state.lab) {
+            Ok(locks) => locks,
+            Err(e) => {
+                done.in_use.push(format!("real lab {}: {e}", state.lab_id));
+                continue;
+            }
+        };
         undo_journal(&path, state, &mut done).await;
     }
     if let Ok(engine) = Engine::local().await {

@@ -434,7 +434,7 @@ async fn real_lab_env(scenario: &Scenario, real: &RealLab, env: &mut Env, info: 
             .map(|k| k.trim().to_string())
             .unwrap_or_default();
         info.notes.push(format!(
-            "Sysctls on the {side} ({}) live in {}.",
+            "The {side} host, {}, keeps its sysctls in {}.",
             host.describe(),
             host.sysctl_scope()
         ));

@@ -745,7 +745,7 @@ fn state_tables(out: &mut String, view: &View) {
     let _ = write!(
         out,
         "## TCP states for the server endpoint\n\n\
-         TCP sockets (sock_diag) and conntrack entries whose endpoint is the server's, \
+         TCP sockets and conntrack entries whose endpoint is the server's, \
          per side and state. *steady mean* is the mean count {steady}, *peak* the highest \
          sample, *final* the snapshot taken right after the client stopped. A variant's \
          value is the mean over its completed runs. *change* is against the baseline {} \

@@ -84,7 +84,7 @@ pub struct RealLab {
 /// would each restore "their" old sysctl values and leave the second
 /// run's changes in place. The kernel drops a lock when its holder dies,
 /// even by `kill -9`, so a crash never leaves a host locked.
-fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>> {
+pub fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>> {
     use nix::fcntl::{Flock, FlockArg};
     let dir = std::path::Path::new(super::netns::OWNER_DIR);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
