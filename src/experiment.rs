@@ -206,6 +206,12 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     }
     let opts = &opts;
     let dir = prepare_dir(opts, &scenario)?;
+    if let Some(spec) = &lab_spec {
+        // The lab as resolved, next to the scenario, so the run can be redone.
+        let text = serde_yaml_ng::to_string(spec)
+            .map_err(|e| Error::env(format!("cannot render the lab file: {e}")))?;
+        results::write_text(&dir.join(results::LAB_FILE), &text)?;
+    }
     let exe = std::env::current_exe()
         .map_err(|e| Error::env(format!("cannot find twlab's own executable: {e}")))?;
     let shutdown = Shutdown::install().map_err(|e| Error::env(format!("signal handlers: {e}")))?;

@@ -24,6 +24,8 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const ENV_FILE: &str = "env.json";
 pub const REPORT_FILE: &str = "report.md";
 pub const SCENARIO_FILE: &str = "scenario.yaml";
+/// The lab file of a run on real hosts, as resolved.
+pub const LAB_FILE: &str = "lab.yaml";
 
 /// Where a count comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -19,18 +19,6 @@ use std::time::{Duration, Instant};
 /// Tomcat's port (its server.xml); the container shares this machine's network.
 const PORT: u16 = 8080;
 
-fn tw_reuse() -> String {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
-        .expect("tcp_tw_reuse")
-        .trim()
-        .to_string()
-}
-
-/// A value of tcp_tw_reuse other than this machine's, so a change shows.
-fn other_than(current: &str) -> &'static str {
-    if current == "0" { "1" } else { "0" }
-}
-
 /// `docker ps -a` names (and a Go template) of the containers matching `filter`.
 fn docker_ps(filter: &str, format: &str) -> Vec<String> {
     let out = Command::new("docker")

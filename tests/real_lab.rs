@@ -14,18 +14,6 @@ use std::time::{Duration, Instant};
 
 const PORT: u16 = 18181;
 
-fn tw_reuse() -> String {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
-        .expect("tcp_tw_reuse")
-        .trim()
-        .to_string()
-}
-
-/// A value of tcp_tw_reuse other than this machine's, so a change shows.
-fn other_than(current: &str) -> &'static str {
-    if current == "0" { "1" } else { "0" }
-}
-
 fn write_local_lab(dir: &Path) -> std::path::PathBuf {
     let lab = dir.join("lab.yaml");
     std::fs::write(
@@ -89,6 +77,9 @@ fn a_local_lab_runs_both_variants_and_restores_the_machines_sysctls() {
             .unwrap_or(0);
         assert!(server_tw > 0, "no server TIME_WAIT on loopback: {run}");
     }
+    let saved =
+        std::fs::read_to_string(out.join("lab.yaml")).expect("lab.yaml in the run directory");
+    assert!(saved.contains("127.0.0.1"), "{saved}");
     let env = read_json(&out.join("env.json"));
     assert_eq!(env["lab"], "real");
     assert_eq!(
@@ -229,28 +220,59 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
     assert!(!journal.exists(), "the journal is removed once undone");
 }
 
+/// A lab of this machine with Docker, and a one-variant scenario with the
+/// Tomcat container that sets the server's tcp_tw_reuse to `wanted`.
+struct TomcatLab {
+    tmp: tempfile::TempDir,
+    state: PathBuf,
+    before: String,
+    wanted: &'static str,
+    lab: PathBuf,
+    scenario: PathBuf,
+}
+
+impl TomcatLab {
+    fn new() -> TomcatLab {
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok(),
+            "port 8080 (Tomcat's) is in use on this machine"
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let before = tw_reuse();
+        let wanted = other_than(&before);
+        let lab = tmp.path().join("lab.yaml");
+        std::fs::write(
+            &lab,
+            "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
+        )
+        .expect("lab file");
+        let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
+        let scenario = write_kill_scenario(tmp.path(), &server, wanted);
+        TomcatLab {
+            state: tmp.path().join("state"),
+            tmp,
+            before,
+            wanted,
+            lab,
+            scenario,
+        }
+    }
+}
+
 #[test]
 fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
     let test = "after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls";
     if !require_docker(test) {
         return;
     }
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok(),
-        "port 8080 (Tomcat's) is in use on this machine"
-    );
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let state = tmp.path().join("state");
-    let before = tw_reuse();
-    let wanted = other_than(&before);
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
-    let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
-    let scenario = write_kill_scenario(tmp.path(), &server, wanted);
+    let TomcatLab {
+        tmp: _tmp,
+        state,
+        before,
+        wanted,
+        lab,
+        scenario,
+    } = TomcatLab::new();
     let journal = run_and_kill_9(&state, &scenario, &lab, wanted);
     let containers = twlab_containers();
     assert_eq!(
@@ -279,22 +301,14 @@ fn ctrl_c_on_a_real_lab_restores_and_removes_everything_itself() {
     if !require_docker(test) {
         return;
     }
-    assert!(
-        std::net::TcpListener::bind(("127.0.0.1", 8080)).is_ok(),
-        "port 8080 (Tomcat's) is in use on this machine"
-    );
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let state = tmp.path().join("state");
-    let before = tw_reuse();
-    let wanted = other_than(&before);
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
-    let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
-    let scenario = write_kill_scenario(tmp.path(), &server, wanted);
+    let TomcatLab {
+        tmp: _tmp,
+        state,
+        before,
+        wanted,
+        lab,
+        scenario,
+    } = TomcatLab::new();
     let (journal, status) = run_and_signal(
         &state,
         &scenario,

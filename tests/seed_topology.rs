@@ -15,13 +15,6 @@ use common::*;
 use sshd::SshdHost;
 use std::path::Path;
 
-fn tw_reuse_here() -> String {
-    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
-        .expect("tcp_tw_reuse")
-        .trim()
-        .to_string()
-}
-
 fn count(run: &serde_json::Value, path: &[&str]) -> u64 {
     let mut cur = run;
     for p in path {
@@ -66,7 +59,7 @@ fn tomcat_in_docker_with_wrk_over_ssh_counts_both_sides_and_restores_both_hosts(
         sshd.exec(&args);
     }
     let client_before = sshd.exec(&["sysctl", "-n", "net.ipv4.tcp_tw_reuse"]);
-    let server_before = tw_reuse_here();
+    let server_before = tw_reuse();
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
     let lab = write_lab(tmp.path(), &sshd);
@@ -91,11 +84,7 @@ fn tomcat_in_docker_with_wrk_over_ssh_counts_both_sides_and_restores_both_hosts(
     let stdout = String::from_utf8_lossy(&ran.stdout);
 
     // Both hosts are back as they were.
-    assert_eq!(
-        tw_reuse_here(),
-        server_before,
-        "this machine's tcp_tw_reuse"
-    );
+    assert_eq!(tw_reuse(), server_before, "this machine's tcp_tw_reuse");
     assert_eq!(
         sshd.exec(&["sysctl", "-n", "net.ipv4.tcp_tw_reuse"]),
         client_before,

@@ -12,29 +12,8 @@
 # `twlab.image=wrk`; an existing image with the tag is kept (delete it with
 # `docker rmi TAG` to rebuild).
 set -euo pipefail
-tag=${1:-twlab/wrk:4.1}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-suite=${DEBIAN_SUITE:-bookworm}
-
-if docker image inspect "$tag" >/dev/null 2>&1; then
-  echo "image $tag exists: kept"
-  exit 0
-fi
-command -v debootstrap >/dev/null || { echo "needs debootstrap: apt-get install debootstrap" >&2; exit 3; }
-
-work=$(mktemp -d /var/tmp/twlab-wrk-rootfs.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-rootfs=$work/rootfs
-# minbase plus wrk (and its LuaJIT and OpenSSL); no recommends.
-debootstrap --variant=minbase --include=wrk \
-  "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
-  tail -40 "$work/debootstrap.log" >&2; exit 3; }
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-test -x "$rootfs/usr/bin/wrk" || { echo "debootstrap did not install /usr/bin/wrk" >&2; exit 3; }
-
-tar -C "$rootfs" -c . | docker import \
-  -c 'LABEL twlab.image=wrk' \
-  -c 'ENTRYPOINT ["/usr/bin/wrk"]' \
-  -c 'CMD ["--version"]' \
-  - "$tag" >/dev/null
-echo "built $tag"
+here=$(dirname "$0")
+exec "$here/../debootstrap-image.sh" "${1:-twlab/wrk:4.1}" wrk /usr/bin/wrk \
+  'LABEL twlab.image=wrk' \
+  'ENTRYPOINT ["/usr/bin/wrk"]' \
+  'CMD ["--version"]'

@@ -194,3 +194,16 @@ pub fn twlab_containers() -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// This machine's own `net.ipv4.tcp_tw_reuse`.
+pub fn tw_reuse() -> String {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_tw_reuse")
+        .expect("tcp_tw_reuse")
+        .trim()
+        .to_string()
+}
+
+/// A value of tcp_tw_reuse other than `current`, so a change shows.
+pub fn other_than(current: &str) -> &'static str {
+    if current == "0" { "1" } else { "0" }
+}
