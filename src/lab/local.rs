@@ -54,6 +54,10 @@ impl Host for LocalHost {
         (cmd, shown)
     }
 
+    fn is_this_machine(&self) -> bool {
+        true
+    }
+
     fn sysctl_scope(&self) -> &'static str {
         "this machine's own network namespace (machine-wide for its programs); restored by twlab"
     }

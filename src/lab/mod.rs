@@ -57,6 +57,12 @@ pub trait Host: Send + Sync {
         Ok(local.to_path_buf())
     }
 
+    /// Is this host this machine's own namespace (so twlab can connect to
+    /// its loopback itself, e.g. to see that a server answers)?
+    fn is_this_machine(&self) -> bool {
+        false
+    }
+
     /// Where this host's sysctls live, for the report: the embedded lab's
     /// namespaces vanish with the run; a real host's are its own and are
     /// restored by twlab.

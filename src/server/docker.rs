@@ -184,6 +184,25 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A JVM server such as Tomcat binds its port a few seconds before it
+    // serves; connections made then wait in the backlog and the first
+    // seconds of the load measure the server's start. Where twlab can reach
+    // the server itself (this machine), it waits for a real answer too.
+    if host.is_this_machine() {
+        let deadline = started + CONTAINER_READY_TIMEOUT;
+        if let Err(why) = answers_http(spec.port.0, deadline).await {
+            let tail = engine.log_tail(&container.name, TAIL_LINES).await;
+            let message = format!(
+                "server container {} ({}) listens on port {} but did not answer HTTP within {}s ({why}); its last log lines:\n{tail}",
+                container.name,
+                container.image,
+                spec.port.0,
+                CONTAINER_READY_TIMEOUT.as_secs()
+            );
+            container.discard().await;
+            return Err(Error::env(message));
+        }
+    }
     let description = format!(
         "container {} ({}, host network) on {}",
         container.name,
@@ -191,6 +210,43 @@ pub async fn start(
         host.describe()
     );
     Ok((container, image_id, description))
+}
+
+/// Wait until `GET /` on 127.0.0.1:`port` gets an HTTP status line (any
+/// status), trying until `deadline`. The probe closes with RST (SO_LINGER
+/// 0), so it leaves no TIME_WAIT to be counted on either side.
+async fn answers_http(port: u16, deadline: Instant) -> std::result::Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    let mut last = String::from("no attempt");
+    while Instant::now() < deadline {
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: twlab-ready-probe\r\n\r\n")
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            let mut buf = [0u8; 5];
+            stream
+                .read_exact(&mut buf)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            if &buf == b"HTTP/" {
+                Ok(())
+            } else {
+                Err("the answer is not HTTP".to_string())
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = "no answer within 2 s".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last)
 }
 
 /// Follow the container's stdout and stderr into `log` until told to stop
