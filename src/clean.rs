@@ -81,6 +81,22 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             Err(e) => done.failed.push(format!("listing containers: {e}")),
         }
     }
+    // Owner files of runs that died (their labs and containers are gone by
+    // now); a live run's stays.
+    if let Ok(entries) = std::fs::read_dir(netns::OWNER_DIR) {
+        for path in entries.flatten().map(|e| e.path()) {
+            let Some(run) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            if netns::live_owner(run).is_none() && std::fs::remove_file(&path).is_ok() {
+                done.removed.push(format!("owner file {}", path.display()));
+            }
+        }
+    }
     Ok(done)
 }
 
