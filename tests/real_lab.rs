@@ -223,7 +223,8 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
 /// A lab of this machine with Docker, and a one-variant scenario with the
 /// Tomcat container that sets the server's tcp_tw_reuse to `wanted`.
 struct TomcatLab {
-    tmp: tempfile::TempDir,
+    /// Holds the files below for the test's lifetime.
+    _tmp: tempfile::TempDir,
     state: PathBuf,
     before: String,
     wanted: &'static str,
@@ -250,7 +251,7 @@ impl TomcatLab {
         let scenario = write_kill_scenario(tmp.path(), &server, wanted);
         TomcatLab {
             state: tmp.path().join("state"),
-            tmp,
+            _tmp: tmp,
             before,
             wanted,
             lab,
@@ -265,22 +266,16 @@ fn after_kill_9_clean_removes_the_tomcat_container_and_restores_the_sysctls() {
     if !require_docker(test) {
         return;
     }
-    let TomcatLab {
-        tmp: _tmp,
-        state,
-        before,
-        wanted,
-        lab,
-        scenario,
-    } = TomcatLab::new();
-    let journal = run_and_kill_9(&state, &scenario, &lab, wanted);
+    let t = TomcatLab::new();
+    let (state, before, wanted) = (&t.state, t.before.as_str(), t.wanted);
+    let journal = run_and_kill_9(state, &t.scenario, &t.lab, wanted);
     let containers = twlab_containers();
     assert_eq!(
         containers.len(),
         1,
         "the container outlives a kill -9: {containers:?}"
     );
-    let said = clean(&state);
+    let said = clean(state);
     assert!(
         said.contains(&format!("container {}", containers[0])),
         "{said}"
@@ -301,18 +296,12 @@ fn ctrl_c_on_a_real_lab_restores_and_removes_everything_itself() {
     if !require_docker(test) {
         return;
     }
-    let TomcatLab {
-        tmp: _tmp,
-        state,
-        before,
-        wanted,
-        lab,
-        scenario,
-    } = TomcatLab::new();
+    let t = TomcatLab::new();
+    let (state, before, wanted) = (&t.state, t.before.as_str(), t.wanted);
     let (journal, status) = run_and_signal(
-        &state,
-        &scenario,
-        &lab,
+        state,
+        &t.scenario,
+        &t.lab,
         wanted,
         nix::sys::signal::Signal::SIGINT,
     );
