@@ -8,40 +8,27 @@
 //!
 //! [`run`] is the whole program; `main` only exits with its code.
 
-pub mod charts;
-pub mod clean;
+pub mod analysis;
 pub mod cli;
-pub mod client;
-pub mod collect;
-pub mod compare;
-pub mod conntrack;
+pub mod common;
 pub mod docker;
-pub mod doctor;
-pub mod endpoint;
 pub mod error;
-pub mod expect;
-pub mod experiment;
-pub mod html;
-pub mod junit;
 pub mod lab;
-pub mod labfile;
-pub(crate) mod markdown;
+pub mod load;
+pub mod measure;
+pub mod ops;
+pub mod output;
 pub mod process;
-pub mod report;
-pub mod restore;
 pub mod results;
+pub mod run;
 pub mod scenario;
-pub mod server;
-pub mod shutdown;
-pub mod sockdiag;
-pub mod sockets_text;
-pub mod statistics;
-pub mod stats;
-pub mod sysctl;
 
 use clap::Parser;
 use cli::{Cli, Command};
 use error::{Error, Result, exit_code};
+use load::{client, server};
+use ops::{clean, doctor};
+use output::{compare, html, junit, report};
 
 /// Parse the command line, do what it says, and return the exit code.
 pub fn run() -> i32 {
@@ -85,14 +72,14 @@ fn dispatch(command: Command) -> Result<i32> {
             junit,
             lab,
         } => {
-            let opts = experiment::RunOptions {
+            let opts = run::RunOptions {
                 scenario_path: scenario,
                 overrides: set,
                 out,
                 keep,
                 lab,
             };
-            let outcome = runtime()?.block_on(experiment::run(&opts))?;
+            let outcome = runtime()?.block_on(run::run(&opts))?;
             let summary = &outcome.summary;
             println!("{}", report::render_terminal(summary));
             println!(
@@ -122,7 +109,7 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Validate { scenario, set, lab } => {
             let s = scenario::Scenario::load(&scenario, &set)?;
-            let lab_spec = experiment::resolve_lab(&s, lab.as_deref())?;
+            let lab_spec = run::resolve_lab(&s, lab.as_deref())?;
             s.check_lab(&scenario, lab_spec.as_ref())?;
             println!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run, on {}",

@@ -13,15 +13,15 @@ mod common;
 use common::{manifest_dir, run_expecting, twlab};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use twlab::compare::{self, Severity};
-use twlab::endpoint::Side;
+use twlab::analysis::statistics::Verdict;
+use twlab::common::counts::{ClientStats, Counts, ErrorCounts, Latency};
+use twlab::common::endpoint::Side;
 use twlab::error::exit_code;
-use twlab::experiment::{Env, RunEnv};
+use twlab::lab::sysctl::SysctlChange;
+use twlab::output::compare::{self, Severity};
 use twlab::results::{self, BySide, RunInfo, RunSummary, StateStats, Summary, VariantSummary};
+use twlab::run::{Env, RunEnv};
 use twlab::scenario::Scenario;
-use twlab::statistics::Verdict;
-use twlab::stats::{ClientStats, Counts, ErrorCounts, Latency};
-use twlab::sysctl::SysctlChange;
 
 fn fixtures() -> PathBuf {
     manifest_dir().join("tests/fixtures/compare")

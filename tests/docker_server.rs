@@ -13,13 +13,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use twlab::common::endpoint::{Endpoint, Side};
 use twlab::docker::{ContainerSpec, Engine, LABEL_ROLE, LABEL_RUN};
-use twlab::endpoint::{Endpoint, Side};
 use twlab::error::Error;
 use twlab::lab::Host;
 use twlab::lab::local::LocalHost;
+use twlab::load::server::{self, ServerContext};
 use twlab::scenario::{Port, PullPolicy, ServerKind, ServerSpec};
-use twlab::server::{self, ServerContext};
 
 const IMAGE: &str = "twlab/tomcat:10.1";
 

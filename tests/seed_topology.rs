@@ -54,7 +54,7 @@ fn tomcat_in_docker_with_wrk_over_ssh_counts_both_sides_and_restores_both_hosts(
     // The client host tracks connections, as a host with a stateful
     // firewall does (a fresh namespace tracks nothing until a rule uses
     // conntrack); this machine's own namespace does already (Docker's NAT).
-    for argv in twlab::conntrack::enable_argvs() {
+    for argv in twlab::measure::conntrack::enable_argvs() {
         let args: Vec<&str> = argv.iter().map(String::as_str).collect();
         sshd.exec(&args);
     }
@@ -199,7 +199,7 @@ fn the_docker_engine_is_reached_through_the_ssh_host() {
         let control = tempfile::tempdir().expect("tempdir");
         let host = twlab::lab::real::RealHost::connect(
             &spec,
-            twlab::endpoint::Side::Server,
+            twlab::common::endpoint::Side::Server,
             control.path(),
         )
         .await

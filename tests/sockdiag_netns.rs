@@ -1,4 +1,4 @@
-//! `twlab::sockdiag` against real sockets, in a throwaway network namespace.
+//! `twlab::measure::sockdiag` against real sockets, in a throwaway network namespace.
 //!
 //! Needs root (to create the namespace). Without root the tests print why and
 //! pass, unless `CI=true`, where they fail: CI runs as root and must not skip.
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use netlink_packet_core::NetlinkBuffer;
 use netlink_packet_sock_diag::SOCK_DIAG_BY_FAMILY;
 use netlink_packet_sock_diag::inet::InetResponseHeader;
-use twlab::endpoint::{Endpoint, Side};
-use twlab::sockdiag::{SockDiag, decode_counts};
-use twlab::stats::Counts;
+use twlab::common::counts::Counts;
+use twlab::common::endpoint::{Endpoint, Side};
+use twlab::measure::sockdiag::{SockDiag, decode_counts};
 
 const AF_INET: u8 = libc::AF_INET as u8;
 const AF_INET6: u8 = libc::AF_INET6 as u8;

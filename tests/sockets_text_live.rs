@@ -1,4 +1,4 @@
-//! `twlab::sockets_text` against live `ss` and `netstat`, compared with
+//! `twlab::measure::sockets_text` against live `ss` and `netstat`, compared with
 //! sock_diag on the same sockets.
 //!
 //! Each test builds a namespace pair joined by a veth (`198.18.10.1/24`
@@ -30,10 +30,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::require_root;
-use twlab::endpoint::{Endpoint, Side};
-use twlab::sockdiag::SockDiag;
-use twlab::sockets_text::{netstat_argv, parse_netstat, parse_ss, ss_argv};
-use twlab::stats::Counts;
+use twlab::common::counts::Counts;
+use twlab::common::endpoint::{Endpoint, Side};
+use twlab::measure::sockdiag::SockDiag;
+use twlab::measure::sockets_text::{netstat_argv, parse_netstat, parse_ss, ss_argv};
 
 const SERVER_ADDR: &str = "198.18.10.1";
 const CLIENT_ADDR: &str = "198.18.10.2";

@@ -17,7 +17,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use twlab::endpoint::{Endpoint, Side};
+use twlab::common::endpoint::{Endpoint, Side};
 use twlab::error::Error;
 use twlab::lab::Host;
 use twlab::lab::ssh::SshHost;
@@ -472,7 +472,7 @@ fn twlab_is_copied_once_and_serves_over_ssh() {
     });
 }
 
-/// NEEDS the real `twlab::sockets_text` (being written in parallel): with
+/// NEEDS the real `twlab::measure::sockets_text` (being written in parallel): with
 /// the stub `parse_ss`, which counts nothing, this test fails.
 #[test]
 fn socket_counts_over_ssh_see_listen_and_time_wait() {
@@ -503,7 +503,7 @@ fn socket_counts_over_ssh_see_listen_and_time_wait() {
         let listen_counts = listen_counts.unwrap();
         assert!(
             listen_counts.get("LISTEN").copied().unwrap_or(0) >= 1,
-            "no LISTEN for [::]:8080 (needs the real twlab::sockets_text): {listen_counts:?}"
+            "no LISTEN for [::]:8080 (needs the real twlab::measure::sockets_text): {listen_counts:?}"
         );
         let counts = counts.unwrap();
         assert!(

@@ -5,13 +5,13 @@
 //! like in the embedded lab, conntrack with the `conntrack` tool. Unlike a
 //! lab namespace, this namespace is the machine's own: a sysctl written here
 //! changes the machine, so every change goes through the on-disk restore
-//! journal first (see [`crate::restore`]).
+//! journal first (see [`crate::lab::restore`]).
 
 use super::Host;
-use crate::endpoint::{Endpoint, Side};
+use crate::common::counts::Counts;
+use crate::common::endpoint::{Endpoint, Side};
 use crate::error::Result;
-use crate::sockdiag::LazySockDiag;
-use crate::stats::Counts;
+use crate::measure::sockdiag::LazySockDiag;
 use async_trait::async_trait;
 use tokio::process::Command;
 

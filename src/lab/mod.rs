@@ -5,7 +5,7 @@
 //! conntrack entries for the server endpoint. The embedded lab ([`netns`])
 //! is two network namespaces joined by a veth pair; local and SSH hosts will
 //! implement the same trait, so the orchestration in
-//! [`experiment`](crate::experiment) does not change with the lab.
+//! [`experiment`](crate::run) does not change with the lab.
 //!
 //! Commands are always built from argument vectors, never by pasting user
 //! text into a shell line.
@@ -13,13 +13,15 @@
 pub mod local;
 pub mod netns;
 pub mod real;
+pub mod restore;
 pub mod ssh;
+pub mod sysctl;
 
-use crate::endpoint::{Endpoint, Side};
+use crate::common::counts::Counts;
+use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::process::{self, Supervised};
 use crate::scenario::SysctlName;
-use crate::stats::Counts;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
@@ -97,8 +99,10 @@ pub trait Host: Send + Sync {
 
     /// conntrack entries towards the endpoint by TCP state.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        let out = self.run(&crate::conntrack::list_argv(endpoint)).await?;
-        Ok(crate::conntrack::count_states(&out, endpoint))
+        let out = self
+            .run(&crate::measure::conntrack::list_argv(endpoint))
+            .await?;
+        Ok(crate::measure::conntrack::count_states(&out, endpoint))
     }
 }
 

@@ -11,11 +11,11 @@
 //! own settings are never touched.
 
 use super::{Host, LABEL_PREFIX};
-use crate::endpoint::{Endpoint, Side};
+use crate::common::counts::Counts;
+use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
+use crate::measure::sockdiag::LazySockDiag;
 use crate::process;
-use crate::sockdiag::LazySockDiag;
-use crate::stats::Counts;
 use async_trait::async_trait;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;

@@ -13,11 +13,11 @@
 use super::Host;
 use super::local::LocalHost;
 use super::ssh::SshHost;
+use crate::common::endpoint::{Endpoint, Side};
 use crate::docker::Engine;
-use crate::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
-use crate::labfile::{HostSpec, LabSpec};
-use crate::restore::RestoreFile;
+use crate::lab::restore::RestoreFile;
+use crate::scenario::labfile::{HostSpec, LabSpec};
 use std::time::{Duration, Instant};
 
 /// One host of a real lab.

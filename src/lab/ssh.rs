@@ -51,12 +51,12 @@
 //! carries the final name.
 
 use super::Host;
-use crate::endpoint::{Endpoint, Side};
+use crate::common::counts::Counts;
+use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{CommandError, Error, Result};
-use crate::labfile::HostSpec;
+use crate::measure::sockets_text;
 use crate::process::{Signaller, Supervised};
-use crate::sockets_text;
-use crate::stats::Counts;
+use crate::scenario::labfile::HostSpec;
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
 use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder, Socket};

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use twlab::labfile::{HostSpec, SshDestination};
+use twlab::scenario::labfile::{HostSpec, SshDestination};
 
 /// Every namespace of these fixtures starts with this (never `twlab-`,
 /// which `twlab clean` owns).

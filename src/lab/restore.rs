@@ -1,0 +1,285 @@
+//! The on-disk restore journal of a run on real hosts.
+//!
+//! In the embedded lab everything twlab changes lives in namespaces that are
+//! deleted after each run. On a real host (this machine's own namespace, or
+//! a machine reached over SSH) a sysctl written by twlab changes that
+//! machine, a process twlab started keeps running if twlab is killed, and a
+//! container stays up. So before twlab changes anything on a real host it
+//! writes down, in a file on this machine, how to undo it: each sysctl's old
+//! value (host and key), each process it started (PID and start time, or the
+//! remote pidfile), the lab to reconnect to. The file is rewritten and
+//! fsynced before every change, entries are dropped as they are undone, and
+//! the file is removed when the run ends cleanly. After a `kill -9`,
+//! `twlab clean` finds the file (its owner PID is dead), reconnects to the
+//! hosts, restores the sysctls, ends the processes, removes the labelled
+//! containers, and deletes the file.
+//!
+//! The directory is `/var/lib/twlab/restore/` (a remote host's sysctls
+//! outlive a reboot of this machine, so not `/run`); `TWLAB_STATE_DIR`
+//! overrides it.
+
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::scenario::labfile::LabSpec;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where restore journals live.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("TWLAB_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/twlab"))
+        .join("restore")
+}
+
+/// A sysctl twlab changed on a real host, with the value to put back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingSysctl {
+    pub side: Side,
+    pub host: String,
+    pub name: String,
+    pub before: String,
+}
+
+/// A process twlab started on a real host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingProcess {
+    pub side: Side,
+    /// The local child (the program itself, or the `ssh` that runs it).
+    pub pid: u32,
+    /// Its start time in clock ticks since boot (`/proc/PID/stat` field
+    /// 22), so a recycled PID is never signalled.
+    pub start_ticks: u64,
+    /// For a program on an SSH host: the remote file holding its PID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_pidfile: Option<String>,
+    pub command: String,
+}
+
+/// The journal's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreState {
+    /// The lab's id (also the `twlab.lab` of its owner file).
+    pub lab_id: String,
+    /// The twlab that owns this journal.
+    pub owner_pid: u32,
+    pub started_at: String,
+    /// How to reach the hosts again.
+    pub lab: LabSpec,
+    pub sysctls: Vec<PendingSysctl>,
+    pub processes: Vec<PendingProcess>,
+    /// Run ids whose containers carry the `twlab.run` label.
+    pub runs: Vec<String>,
+    /// The directory of the lab's SSH control sockets: after a crash its
+    /// masters are told to exit and it is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_dir: Option<PathBuf>,
+}
+
+/// A journal file being kept up to date by a live run. Cheap to clone.
+#[derive(Clone)]
+pub struct RestoreFile {
+    inner: Arc<Mutex<(PathBuf, RestoreState)>>,
+}
+
+impl RestoreFile {
+    /// Create the journal of a new lab (before anything is changed).
+    pub fn create(lab_id: &str, lab: &LabSpec) -> Result<RestoreFile> {
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let path = dir.join(format!("{lab_id}.json"));
+        let state = RestoreState {
+            lab_id: lab_id.to_string(),
+            owner_pid: std::process::id(),
+            started_at: chrono::Local::now().to_rfc3339(),
+            lab: lab.clone(),
+            sysctls: Vec::new(),
+            processes: Vec::new(),
+            runs: Vec::new(),
+            control_dir: None,
+        };
+        write_state(&path, &state)?;
+        Ok(RestoreFile {
+            inner: Arc::new(Mutex::new((path, state))),
+        })
+    }
+
+    fn update(&self, f: impl FnOnce(&mut RestoreState)) -> Result<()> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| Error::env("restore journal lock poisoned"))?;
+        let (path, state) = &mut *guard;
+        f(state);
+        write_state(path, state)
+    }
+
+    /// Note a sysctl's old value; written to disk before the caller changes it.
+    /// The first old value of a key is kept (it is the machine's own).
+    pub fn record_sysctl(&self, entry: PendingSysctl) -> Result<()> {
+        self.update(|s| {
+            if !s
+                .sysctls
+                .iter()
+                .any(|p| p.side == entry.side && p.name == entry.name)
+            {
+                s.sysctls.push(entry);
+            }
+        })
+    }
+
+    /// A sysctl is back to its old value.
+    pub fn forget_sysctl(&self, side: Side, name: &str) -> Result<()> {
+        self.update(|s| s.sysctls.retain(|p| !(p.side == side && p.name == name)))
+    }
+
+    /// Note a process started on a real host.
+    pub fn record_process(&self, entry: PendingProcess) -> Result<()> {
+        self.update(|s| s.processes.push(entry))
+    }
+
+    /// A process has been stopped and reaped.
+    pub fn forget_process(&self, pid: u32) -> Result<()> {
+        self.update(|s| s.processes.retain(|p| p.pid != pid))
+    }
+
+    /// Note a run id (its containers carry it as a label).
+    pub fn record_run(&self, run_id: &str) -> Result<()> {
+        self.update(|s| s.runs.push(run_id.to_string()))
+    }
+
+    /// Note the directory of the lab's SSH control sockets.
+    pub fn record_control_dir(&self, dir: &Path) -> Result<()> {
+        self.update(|s| s.control_dir = Some(dir.to_path_buf()))
+    }
+
+    /// The run is over: local processes that are gone are dropped, and
+    /// the file is removed when nothing is left to undo (else it stays for
+    /// `twlab clean`).
+    pub fn finish(&self) -> Result<()> {
+        let mut guard = self
+            .inner
+            .lock()
+            .map_err(|_| Error::env("restore journal lock poisoned"))?;
+        let (path, state) = &mut *guard;
+        state
+            .processes
+            .retain(|p| p.remote_pidfile.is_some() || start_ticks(p.pid) == Some(p.start_ticks));
+        save_or_remove(path, state)
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.inner.lock().map(|g| g.0.clone()).unwrap_or_default()
+    }
+}
+
+/// Write `state` to `path` atomically (temp file, fsync, rename).
+fn write_state(path: &Path, state: &RestoreState) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(state)
+        .map_err(|e| Error::env(format!("cannot encode the restore journal: {e}")))?;
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(tmp.display(), e))?;
+    f.write_all(&text)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(tmp.display(), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))
+}
+
+/// Journals left on this machine, with their paths.
+pub fn list() -> Vec<(PathBuf, RestoreState)> {
+    let Ok(entries) = std::fs::read_dir(state_dir()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(PathBuf, RestoreState)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            let state = serde_json::from_str(&text).ok()?;
+            Some((p, state))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Rewrite a journal after `clean` undid part of it, or remove it when
+/// nothing is left.
+pub fn save_or_remove(path: &Path, state: &RestoreState) -> Result<()> {
+    if state.sysctls.is_empty() && state.processes.is_empty() {
+        std::fs::remove_file(path).map_err(|e| Error::io(path.display(), e))
+    } else {
+        write_state(path, state)
+    }
+}
+
+/// Is the owner of a journal a live process (other than this one)?
+pub fn owner_alive(state: &RestoreState) -> bool {
+    let pid = state.owner_pid as i32;
+    pid != std::process::id() as i32
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && start_ticks(state.owner_pid).is_some()
+}
+
+/// Start time of a process in clock ticks since boot (`/proc/PID/stat`
+/// field 22), `None` when it is gone.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Field 3 (state) is the first after ") "; field 22 is index 19 here.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_survives_on_disk_until_everything_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY-free: tests in this module are the only users of the variable
+        // in this process and run the whole cycle in one test.
+        unsafe { std::env::set_var("TWLAB_STATE_DIR", dir.path()) };
+        let lab: LabSpec = serde_yaml_ng::from_str("hosts:\n  server: {}\n  client: {}\n").unwrap();
+        let file = RestoreFile::create("abc123", &lab).unwrap();
+        file.record_sysctl(PendingSysctl {
+            side: Side::Server,
+            host: "local".into(),
+            name: "net.ipv4.tcp_tw_reuse".into(),
+            before: "2".into(),
+        })
+        .unwrap();
+        // A second change of the same key keeps the machine's own value.
+        file.record_sysctl(PendingSysctl {
+            side: Side::Server,
+            host: "local".into(),
+            name: "net.ipv4.tcp_tw_reuse".into(),
+            before: "1".into(),
+        })
+        .unwrap();
+        let listed = list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].1.sysctls.len(), 1);
+        assert_eq!(listed[0].1.sysctls[0].before, "2");
+        assert!(
+            !owner_alive(&listed[0].1),
+            "our own journal is not another live owner"
+        );
+        file.finish().unwrap();
+        assert_eq!(list().len(), 1, "kept while a sysctl is not restored");
+        file.forget_sysctl(Side::Server, "net.ipv4.tcp_tw_reuse")
+            .unwrap();
+        file.finish().unwrap();
+        assert!(list().is_empty());
+        unsafe { std::env::remove_var("TWLAB_STATE_DIR") };
+    }
+
+    #[test]
+    fn start_ticks_reads_this_process() {
+        assert!(start_ticks(std::process::id()).is_some());
+        assert!(start_ticks(u32::MAX).is_none());
+    }
+}

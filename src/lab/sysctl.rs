@@ -1,0 +1,117 @@
+//! Applying a variant's sysctls, with a journal of what they were.
+//!
+//! Each value is read before it is written, written, read back and compared
+//! (a kernel may clamp or refuse a value silently), and the journal keeps the
+//! old value so it can be restored at the end, after an error and on
+//! Ctrl-C. In the embedded lab the sysctls live in the run's own namespaces,
+//! which are deleted afterwards, but the journal is kept the same way for
+//! every host so the record in env.json says what each value was before.
+//! On real hosts the journal also writes each old value to the on-disk
+//! [`RestoreFile`] before the new value is written, so `twlab clean` can put
+//! it back after a `kill -9`.
+
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::lab::Host;
+use crate::lab::restore::{PendingSysctl, RestoreFile};
+use crate::scenario::{SysctlName, SysctlValue, normalize_sysctl};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One sysctl as twlab changed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SysctlChange {
+    pub side: Side,
+    pub host: String,
+    pub name: String,
+    /// The value before twlab wrote it.
+    pub before: String,
+    /// The value asked for.
+    pub wanted: String,
+    /// The value read back after writing.
+    pub after: String,
+}
+
+/// What was changed, in order, so it can be undone in reverse.
+#[derive(Default)]
+pub struct Journal {
+    pub changes: Vec<SysctlChange>,
+    /// Real hosts: the on-disk journal each old value goes to first.
+    pub disk: Option<RestoreFile>,
+}
+
+impl Journal {
+    /// Apply `sysctls` on `host`, recording each change. Stops at the first
+    /// failure; what was applied before it stays in the journal for restore.
+    pub async fn apply(
+        &mut self,
+        host: &dyn Host,
+        sysctls: &BTreeMap<SysctlName, SysctlValue>,
+    ) -> Result<()> {
+        for (name, value) in sysctls {
+            let before = host.read_sysctl(name).await.map_err(|e| {
+                Error::env(format!(
+                    "sysctl {name} cannot be read on {} (is it available in a network namespace on this kernel?): {e}",
+                    host.describe()
+                ))
+            })?;
+            if let Some(disk) = &self.disk {
+                disk.record_sysctl(PendingSysctl {
+                    side: host.side(),
+                    host: host.describe(),
+                    name: name.to_string(),
+                    before: before.clone(),
+                })?;
+            }
+            host.write_sysctl(name, &value.0).await?;
+            let after = host.read_sysctl(name).await?;
+            self.changes.push(SysctlChange {
+                side: host.side(),
+                host: host.describe(),
+                name: name.to_string(),
+                before,
+                wanted: value.0.clone(),
+                after: after.clone(),
+            });
+            if normalize_sysctl(&after) != value.normalized() {
+                return Err(Error::env(format!(
+                    "sysctl {name} on {} was set to `{value}` but reads back `{after}`",
+                    host.describe()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Put every recorded value back, newest first. Returns the failures
+    /// (after trying them all).
+    pub async fn restore(&mut self, hosts: &[&dyn Host]) -> Vec<Error> {
+        let mut errors = Vec::new();
+        while let Some(change) = self.changes.pop() {
+            let Some(host) = hosts.iter().find(|h| h.side() == change.side) else {
+                continue;
+            };
+            let Ok(name) = SysctlName::parse(&change.name) else {
+                continue;
+            };
+            let unchanged = normalize_sysctl(&change.after) == normalize_sysctl(&change.before);
+            if !unchanged && let Err(e) = host.write_sysctl(&name, &change.before).await {
+                errors.push(e);
+                continue;
+            }
+            // Only once the oldest change of a key is undone is it back to
+            // the machine's own value (changes are undone newest first).
+            let older = self
+                .changes
+                .iter()
+                .any(|c| c.side == change.side && c.name == change.name);
+            if !older
+                && let Some(disk) = &self.disk
+                && let Err(e) = disk.forget_sysctl(change.side, &change.name)
+            {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}

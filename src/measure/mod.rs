@@ -1,0 +1,14 @@
+//! Counting what TIME_WAIT experiments are about, on one host at a time:
+//! TCP sockets by state for the server endpoint (`sockdiag` in-process,
+//! `sockets_text` from `ss`/`netstat` output on SSH hosts) and conntrack
+//! entries by TCP state (`conntrack`).
+//!
+//! These are the primitives; a host backend ([`crate::lab::Host`]) picks the
+//! one that fits where it runs, and the sampler
+//! ([`crate::run::sampler`]) calls the hosts on an interval. A new way of
+//! counting goes here as one file and is wired into the `Host`
+//! implementations that can use it.
+
+pub mod conntrack;
+pub mod sockdiag;
+pub mod sockets_text;

@@ -1,0 +1,259 @@
+//! `twlab clean`: remove what a killed run left behind.
+//!
+//! Every namespace twlab makes is named `twlab-<runid>-<role>`, like
+//! containerlab's labels, so leftovers are found by name after a crash or a
+//! `kill -9`. The processes inside them are twlab's own (server, client) and
+//! are stopped before the namespace is deleted; the veth ends go with it.
+//! A lab whose owner file (`/run/twlab/<runid>.pid`) names a live twlab
+//! belongs to a run in progress and is left alone unless `--force`.
+//!
+//! Real hosts leave a restore journal instead ([`crate::lab::restore`]): for
+//! each journal whose owner is dead, `clean` ends the processes it lists
+//! (checking their start time, so a recycled PID is never hit), reconnects
+//! to the hosts and puts every sysctl back, removes the containers labelled
+//! with the journal's runs on each host's engine (server and client), and
+//! deletes the journal once nothing is left.
+//! Containers labelled `twlab.run` on this machine's engine whose run is not
+//! live are removed too.
+
+use crate::common::endpoint::Side;
+use crate::docker::Engine;
+use crate::error::Result;
+use crate::lab::real::RealHost;
+use crate::lab::restore::{self, RestoreState};
+use crate::lab::{self, netns};
+use crate::scenario::SysctlName;
+use std::path::Path;
+
+/// What `clean` did.
+#[derive(Debug, Default)]
+pub struct Cleaned {
+    pub removed: Vec<String>,
+    /// Labs of a twlab run that is still alive, left alone (without --force).
+    pub in_use: Vec<String>,
+    /// What could not be undone (kept in the journal for another try).
+    pub failed: Vec<String>,
+}
+
+/// Remove every labelled leftover. The lab of a live run (its owner file
+/// names a running twlab) is left alone unless `force`.
+pub async fn clean(force: bool) -> Result<Cleaned> {
+    lab::require_privileges()?;
+    let mut done = Cleaned::default();
+    for name in netns::labelled_netns().await? {
+        if !force && let Some(pid) = netns::run_id_of(&name).and_then(netns::live_owner) {
+            done.in_use
+                .push(format!("netns {name} (in use by twlab PID {pid})"));
+            continue;
+        }
+        netns::remove_netns(&name).await;
+        done.removed.push(format!("netns {name}"));
+    }
+    for (path, state) in restore::list() {
+        if !force && restore::owner_alive(&state) {
+            done.in_use.push(format!(
+                "real lab {} (in use by twlab PID {})",
+                state.lab_id, state.owner_pid
+            ));
+            continue;
+        }
+        // A live run on the same machines would have its own changes
+        // undone by this journal's old values: wait until it ends.
+        let _locks = match crate::lab::real::lock_machines(&state.lab) {
+            Ok(locks) => locks,
+            Err(e) => {
+                done.in_use.push(format!("real lab {}: {e}", state.lab_id));
+                continue;
+            }
+        };
+        undo_journal(&path, state, &mut done).await;
+    }
+    if let Ok(engine) = Engine::local().await {
+        match engine.labelled_runs().await {
+            Ok(runs) => {
+                for run in runs {
+                    if !force && netns::live_owner(&run).is_some() {
+                        continue;
+                    }
+                    remove_containers(&engine, &run, &mut done).await;
+                }
+            }
+            Err(e) => done.failed.push(format!("listing containers: {e}")),
+        }
+    }
+    // Owner files of runs that died (their labs and containers are gone by
+    // now); a live run's stays.
+    if let Ok(entries) = std::fs::read_dir(netns::OWNER_DIR) {
+        for path in entries.flatten().map(|e| e.path()) {
+            let Some(run) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".pid"))
+            else {
+                continue;
+            };
+            if netns::live_owner(run).is_none() && std::fs::remove_file(&path).is_ok() {
+                done.removed.push(format!("owner file {}", path.display()));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Tell every SSH control master whose socket is in `dir` to exit (a
+/// killed twlab leaves them running until their idle timeout).
+fn stop_ssh_masters(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        // Control sockets may sit one level down (one directory per master).
+        if kind.is_dir() {
+            stop_ssh_masters(&path);
+        } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+            let _ = std::process::Command::new("ssh")
+                .arg("-S")
+                .arg(&path)
+                .args(["-O", "exit", "twlab-lab"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+async fn remove_containers(engine: &Engine, run: &str, done: &mut Cleaned) {
+    match engine.remove_labelled(Some(run)).await {
+        Ok(names) => done.removed.extend(
+            names
+                .into_iter()
+                .map(|n| format!("container {n} ({})", engine.describe)),
+        ),
+        Err(e) => done.failed.push(format!("containers of run {run}: {e}")),
+    }
+}
+
+/// Undo what one journal lists; rewrite it with what is left.
+async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) {
+    // Local children first: the server, the client, the ssh of a remote one.
+    state.processes.retain(|p| {
+        if restore::start_ticks(p.pid) == Some(p.start_ticks) {
+            let pid = nix::unistd::Pid::from_raw(p.pid as i32);
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            done.removed
+                .push(format!("process {} `{}`", p.pid, p.command));
+        }
+        p.remote_pidfile.is_some()
+    });
+    let control_dir = match tempfile::Builder::new().prefix("twlab-ssh-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            done.failed.push(format!("{}: {e}", path.display()));
+            return;
+        }
+    };
+    for side in Side::BOTH {
+        let spec = state.lab.hosts.get(side).clone();
+        let needs_host = state.sysctls.iter().any(|s| s.side == side)
+            || state.processes.iter().any(|p| p.side == side)
+            || spec.docker;
+        if !needs_host {
+            continue;
+        }
+        let host = match RealHost::connect(&spec, side, control_dir.path()).await {
+            Ok(h) => h,
+            Err(e) => {
+                done.failed
+                    .push(format!("{side} host {}: {e}", spec.describe()));
+                continue;
+            }
+        };
+        let h = host.as_host();
+        let mut kept = Vec::new();
+        for p in std::mem::take(&mut state.processes) {
+            let Some(pidfile) = p.remote_pidfile.as_deref().filter(|_| p.side == side) else {
+                kept.push(p);
+                continue;
+            };
+            let argv: Vec<String> = [
+                "sh",
+                "-c",
+                "test -f \"$1\" || exit 0; kill -s KILL \"$(cat \"$1\")\" 2>/dev/null; rm -f \"$1\"",
+                "sh",
+                pidfile,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            match h.run(&argv).await {
+                Ok(_) => done
+                    .removed
+                    .push(format!("process `{}` on {}", p.command, h.describe())),
+                Err(e) => {
+                    done.failed.push(format!("{}: {e}", p.command));
+                    kept.push(p);
+                }
+            }
+        }
+        state.processes = kept;
+        let mut kept = Vec::new();
+        for s in std::mem::take(&mut state.sysctls) {
+            if s.side != side {
+                kept.push(s);
+                continue;
+            }
+            let written = match SysctlName::parse(&s.name) {
+                Ok(name) => h.write_sysctl(&name, &s.before).await,
+                Err(e) => Err(crate::error::Error::env(e)),
+            };
+            match written {
+                Ok(()) => done.removed.push(format!(
+                    "sysctl {} on {} restored to `{}`",
+                    s.name,
+                    h.describe(),
+                    s.before
+                )),
+                Err(e) => {
+                    done.failed
+                        .push(format!("sysctl {} on {}: {e}", s.name, h.describe()));
+                    kept.push(s);
+                }
+            }
+        }
+        state.sysctls = kept;
+        // The server container, a client container (`client.via: docker`).
+        if spec.docker {
+            match host.docker_engine(control_dir.path()).await {
+                Ok(engine) => {
+                    for run in &state.runs {
+                        remove_containers(&engine, run, done).await;
+                    }
+                }
+                Err(e) => done.failed.push(format!("docker on {}: {e}", h.describe())),
+            }
+        }
+        if let RealHost::Ssh(ssh) = host {
+            ssh.close().await;
+        }
+    }
+    if let Some(dir) = state.control_dir.take() {
+        stop_ssh_masters(&dir);
+        if std::fs::remove_dir_all(&dir).is_ok() {
+            done.removed
+                .push(format!("SSH control directory {}", dir.display()));
+        }
+    }
+    match restore::save_or_remove(path, &state) {
+        Ok(()) if state.sysctls.is_empty() && state.processes.is_empty() => done
+            .removed
+            .push(format!("restore journal {}", path.display())),
+        Ok(()) => {}
+        Err(e) => done.failed.push(e.to_string()),
+    }
+}

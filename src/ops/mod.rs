@@ -1,0 +1,6 @@
+//! Commands that look after the machine rather than run an experiment:
+//! [`doctor`] says what this machine (or a lab file's hosts) can do, and
+//! [`clean`] removes what a killed run left behind.
+
+pub mod clean;
+pub mod doctor;

@@ -1,0 +1,622 @@
+//! Time-series charts of a run: how the counts moved while the load ran.
+//!
+//! The report's tables give means, peaks and final counts; they cannot show
+//! *how* TIME_WAIT filled up (the first minute), whether it settled, or
+//! whether one repeat behaved unlike the others. One line per run per
+//! (side, source, state) answers that at a glance, so [`write_charts`] draws
+//! them from `samples.jsonl` into `DIR/charts/` as SVG files, which GitHub
+//! shows inline in `report.md` and `twlab report --html` embeds as they are.
+//!
+//! Charts are SVG because a run directory is read in a browser or on GitHub,
+//! and a vector chart stays sharp at any width. plotters draws them; the one
+//! thing it needs a font for is measuring text (the legend, the label
+//! areas), and its default font support looks fonts up through fontconfig.
+//! A lab machine or a CI container may have no fonts installed at all, so
+//! twlab measures with a copy of DejaVu Sans compiled into the binary (a
+//! 22 KB Latin-1 subset, see `charts/DejaVuSans-LICENSE.txt`) and the SVG
+//! asks the viewer for DejaVu Sans, then Verdana (of similar width), then
+//! any sans-serif. Nothing about writing a chart depends on the machine.
+//!
+//! The snapshot taken after the client stopped (`is_final`) is left out: it
+//! is not on the load's clock, and the last periodic sample is at most one
+//! interval before it. Colours follow the order in which variants first
+//! appear in the samples (the baseline first in an interleaved run); the
+//! repeats of a variant share its colour and its one legend entry.
+
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::results::{self, Chart, Sample, Source};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use std::fmt::Display;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The folder of the run directory that holds the charts.
+pub const CHARTS_DIR: &str = "charts";
+
+/// The font that measures text; see the module documentation.
+const FONT: &[u8] = include_bytes!("DejaVuSans-subset.ttf");
+/// The font family written into the SVG, and the name the font is
+/// registered under in plotters (the two are the same string).
+const FAMILY: &str = "DejaVu Sans, Verdana, sans-serif";
+
+/// Size of a chart in pixels: about the width of a GitHub page, so text
+/// keeps its size when the image is shown there.
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 480;
+
+/// Text sizes in plotters' units (the SVG gets 1/1.24 of each, in px).
+const TITLE_SIZE: f64 = 28.0;
+const AXIS_DESC_SIZE: f64 = 21.0;
+const TICK_SIZE: f64 = 19.0;
+const LEGEND_SIZE: f64 = 20.0;
+
+/// Colours of the variants, in order (Tableau 10, reordered so that the
+/// first few differ most and the pale yellow comes last).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(0x4E, 0x79, 0xA7), // blue
+    RGBColor(0xF2, 0x8E, 0x2B), // orange
+    RGBColor(0x59, 0xA1, 0x4F), // green
+    RGBColor(0xE1, 0x57, 0x59), // red
+    RGBColor(0xB0, 0x7A, 0xA1), // purple
+    RGBColor(0x9C, 0x75, 0x5F), // brown
+    RGBColor(0xFF, 0x9D, 0xA7), // pink
+    RGBColor(0x76, 0xB7, 0xB2), // teal
+    RGBColor(0xBA, 0xB0, 0xAC), // grey
+    RGBColor(0xED, 0xC9, 0x48), // yellow
+];
+const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const AXIS: RGBColor = RGBColor(0x55, 0x55, 0x55);
+
+/// Write the charts of a run directory from its samples into DIR/charts/ and return them.
+///
+/// One chart per state in `states`, source (sockets, conntrack) and side
+/// (server, client), in that order, for each combination whose samples
+/// ever counted that state. Files are `charts/{side}-{source}-{STATE}.svg`;
+/// [`Chart::path`] is relative to `dir`. No sample, no chart (and no folder).
+pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result<Vec<Chart>> {
+    let variants = variant_order(samples);
+    let mut charts = Vec::new();
+    for state in states {
+        for source in [Source::Sockets, Source::Conntrack] {
+            for side in Side::BOTH {
+                let runs = runs_of(samples, side, source, state, &variants);
+                if runs.is_empty() {
+                    continue;
+                }
+                let spec = ChartSpec {
+                    title: title(state, source, side),
+                    y_desc: match source {
+                        Source::Sockets => "sockets",
+                        Source::Conntrack => "conntrack entries",
+                    },
+                    variants: &variants,
+                    runs,
+                };
+                let svg = render_svg(&spec)?;
+                let folder = dir.join(CHARTS_DIR);
+                std::fs::create_dir_all(&folder).map_err(|e| Error::io(folder.display(), e))?;
+                let file = format!("{side}-{}-{}.svg", source.as_str(), file_safe(state));
+                results::write_text(&folder.join(&file), &svg)?;
+                charts.push(Chart {
+                    title: spec.title,
+                    path: format!("{CHARTS_DIR}/{file}"),
+                });
+            }
+        }
+    }
+    Ok(charts)
+}
+
+/// "TIME_WAIT sockets on the server", "TIME_WAIT conntrack entries on the client".
+fn title(state: &str, source: Source, side: Side) -> String {
+    let what = match source {
+        Source::Sockets => "sockets",
+        Source::Conntrack => "conntrack entries",
+    };
+    format!("{state} {what} on the {side}")
+}
+
+/// A state name as a file name part: letters, digits, `_` and `-` kept.
+fn file_safe(state: &str) -> String {
+    state
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Variant names in the order they first appear.
+fn variant_order(samples: &[Sample]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in samples {
+        if !out.contains(&s.variant.as_str()) {
+            out.push(&s.variant);
+        }
+    }
+    out
+}
+
+/// One line of a chart: a run's counts of one state over time.
+struct RunSeries {
+    /// Index into the variant order (and the palette).
+    variant: usize,
+    points: Vec<(f64, u64)>,
+}
+
+/// The runs of one chart, in the order they first appear. Empty when no
+/// periodic sample of this side and source counted `state`: a sample that
+/// does not name a state saw none, so it counts as zero in a chart that has
+/// the state at all.
+fn runs_of(
+    samples: &[Sample],
+    side: Side,
+    source: Source,
+    state: &str,
+    variants: &[&str],
+) -> Vec<RunSeries> {
+    let relevant: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.host == side && s.source == source && !s.is_final && s.t.is_finite())
+        .collect();
+    if !relevant.iter().any(|s| s.counts.contains_key(state)) {
+        return Vec::new();
+    }
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    let mut runs: Vec<RunSeries> = Vec::new();
+    for s in relevant {
+        // A run is a run id within a variant (ids are unique per run, the
+        // variant is there in case two runs ever share one).
+        let key = (s.variant.as_str(), s.run_id.as_str());
+        let i = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key);
+                runs.push(RunSeries {
+                    variant: variants
+                        .iter()
+                        .position(|v| *v == s.variant)
+                        .unwrap_or_default(),
+                    points: Vec::new(),
+                });
+                runs.len() - 1
+            }
+        };
+        let count = s.counts.get(state).copied().unwrap_or(0);
+        runs[i].points.push((s.t.max(0.0), count));
+    }
+    for r in &mut runs {
+        r.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    runs
+}
+
+struct ChartSpec<'a> {
+    title: String,
+    y_desc: &'static str,
+    variants: &'a [&'a str],
+    runs: Vec<RunSeries>,
+}
+
+/// Register the bundled font with plotters once; every chart needs it.
+fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    if *REGISTERED.get_or_init(|| register_font(FAMILY, FontStyle::Normal, FONT).is_ok()) {
+        Ok(())
+    } else {
+        Err(Error::env(
+            "the chart font compiled into twlab cannot be read",
+        ))
+    }
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+/// Draw one chart as an SVG document.
+fn render_svg(spec: &ChartSpec) -> Result<String> {
+    ensure_font()?;
+    let fail = |e: &dyn Display| Error::env(format!("cannot draw the chart {:?}: {e}", spec.title));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(&root, spec).map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(svg)
+}
+
+type DrawResult<T> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>>;
+
+fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<()> {
+    root.fill(&WHITE)?;
+    let area = root.titled(&spec.title, font(TITLE_SIZE))?;
+
+    // The legend gets its own strip under the title, so it never hides a line.
+    let entries = legend_entries(spec);
+    let rows = legend_rows(&area, &entries)?;
+    let row_height = 30;
+    let (legend_area, plot_area) = area.split_vertically(rows.len() as i32 * row_height + 8);
+    draw_legend(&legend_area, &rows, row_height)?;
+
+    let x_max = spec
+        .runs
+        .iter()
+        .flat_map(|r| r.points.iter().map(|p| p.0))
+        .fold(0.0, f64::max);
+    let x_max = if x_max > 0.0 { x_max } else { 1.0 };
+    let y_peak = spec
+        .runs
+        .iter()
+        .flat_map(|r| r.points.iter().map(|p| p.1))
+        .max()
+        .unwrap_or(0);
+    // Headroom above the highest line; at least 0..5 so a flat zero still
+    // gets an axis with ticks.
+    let y_max = (y_peak + y_peak / 12 + 1).max(5);
+
+    let mut chart = ChartBuilder::on(&plot_area)
+        .margin_left(12)
+        .margin_right(32)
+        .margin_top(6)
+        .margin_bottom(8)
+        .x_label_area_size(62)
+        .y_label_area_size(96)
+        .build_cartesian_2d(0f64..x_max, 0u64..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since load start (s)")
+        .y_desc(spec.y_desc)
+        .axis_desc_style(font(AXIS_DESC_SIZE))
+        .label_style(font(TICK_SIZE).color(&AXIS))
+        .axis_style(AXIS)
+        .bold_line_style(GRID)
+        .light_line_style(WHITE)
+        .x_labels(10)
+        .y_labels(10)
+        .x_label_formatter(&|x| seconds(*x))
+        .y_label_formatter(&|y| thousands(*y))
+        .draw()?;
+
+    // Repeats share a colour; a slight transparency lets overlapping lines
+    // of the same variant show as a darker band rather than one line.
+    let several = spec.runs.len() > spec.variants.len();
+    for run in &spec.runs {
+        let colour = PALETTE[run.variant % PALETTE.len()];
+        let style = if several {
+            colour.mix(0.8).stroke_width(2)
+        } else {
+            colour.stroke_width(3)
+        };
+        chart.draw_series(LineSeries::new(run.points.iter().copied(), style))?;
+        // A run cut short may have a single sample: a line of one point
+        // draws nothing, so mark its points.
+        if run.points.len() < 3 {
+            chart.draw_series(
+                run.points
+                    .iter()
+                    .map(|p| Circle::new(*p, 4, colour.filled())),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A legend entry: the variant's colour and its label.
+struct Entry {
+    colour: RGBColor,
+    label: String,
+}
+
+fn legend_entries(spec: &ChartSpec) -> Vec<Entry> {
+    spec.variants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let runs = spec.runs.iter().filter(|r| r.variant == i).count();
+            (runs > 0).then(|| Entry {
+                colour: PALETTE[i % PALETTE.len()],
+                label: if runs == 1 {
+                    name.to_string()
+                } else {
+                    format!("{name} ({runs} runs)")
+                },
+            })
+        })
+        .collect()
+}
+
+const SWATCH: i32 = 30;
+const SWATCH_GAP: i32 = 8;
+const ENTRY_GAP: i32 = 34;
+
+/// The legend entries laid out in centred rows that fit the width, each
+/// entry with its x offset.
+fn legend_rows<'e>(
+    area: &DrawingArea<SVGBackend, Shift>,
+    entries: &'e [Entry],
+) -> DrawResult<Vec<Vec<(i32, &'e Entry)>>> {
+    let width = area.dim_in_pixel().0 as i32 - 40;
+    let style = font(LEGEND_SIZE);
+    let mut rows: Vec<Vec<(i32, &Entry)>> = Vec::new();
+    let mut widths: Vec<i32> = Vec::new();
+    let mut x = 0;
+    for e in entries {
+        let (text_w, _) = area.estimate_text_size(&e.label, &style)?;
+        let w = SWATCH + SWATCH_GAP + text_w as i32;
+        if rows.is_empty() || (x > 0 && x + ENTRY_GAP + w > width) {
+            rows.push(Vec::new());
+            widths.push(0);
+            x = 0;
+        } else if x > 0 {
+            x += ENTRY_GAP;
+        }
+        if let Some(row) = rows.last_mut() {
+            row.push((x, e));
+        }
+        x += w;
+        if let Some(last) = widths.last_mut() {
+            *last = x;
+        }
+    }
+    // Centre each row.
+    let full = area.dim_in_pixel().0 as i32;
+    for (row, w) in rows.iter_mut().zip(widths) {
+        let shift = ((full - w) / 2).max(0);
+        for (x, _) in row.iter_mut() {
+            *x += shift;
+        }
+    }
+    Ok(rows)
+}
+
+fn draw_legend(
+    area: &DrawingArea<SVGBackend, Shift>,
+    rows: &[Vec<(i32, &Entry)>],
+    row_height: i32,
+) -> DrawResult<()> {
+    let style = font(LEGEND_SIZE).pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Center,
+    ));
+    for (i, row) in rows.iter().enumerate() {
+        let y = i as i32 * row_height + row_height / 2 + 4;
+        for (x, e) in row {
+            area.draw(&PathElement::new(
+                vec![(*x, y), (*x + SWATCH, y)],
+                e.colour.stroke_width(4),
+            ))?;
+            area.draw(&Text::new(
+                e.label.clone(),
+                (*x + SWATCH + SWATCH_GAP, y),
+                style.clone(),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// Seconds on the time axis: `30`, `2.5`.
+fn seconds(x: f64) -> String {
+    let r = (x * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// A count with thin spaces between thousands: `12 000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('\u{2009}');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::counts::Counts;
+
+    fn sample(variant: &str, run: &str, side: Side, source: Source, t: f64, tw: u64) -> Sample {
+        let mut counts = Counts::new();
+        counts.insert("ESTABLISHED".into(), 100);
+        if tw > 0 {
+            counts.insert("TIME_WAIT".into(), tw);
+        }
+        Sample {
+            t,
+            variant: variant.into(),
+            repeat: 1,
+            run_id: run.into(),
+            host: side,
+            source,
+            is_final: false,
+            counts,
+        }
+    }
+
+    /// Two variants, three repeats each, a minute of samples; TIME_WAIT
+    /// only in the server's sockets and conntrack (the client sees none).
+    fn samples() -> Vec<Sample> {
+        let mut out = Vec::new();
+        for repeat in 1..=3u32 {
+            for (variant, level) in [("reuse-off", 12_000.0), ("reuse-on", 7_000.0)] {
+                let run = format!("{variant}-{repeat}");
+                for step in 1..=60 {
+                    let t = f64::from(step);
+                    let fill = (t / 40.0).min(1.0);
+                    let tw = (level * fill) as u64 + u64::from(repeat) * 150;
+                    for source in [Source::Sockets, Source::Conntrack] {
+                        let mut s = sample(variant, &run, Side::Server, source, t, tw);
+                        s.repeat = repeat;
+                        out.push(s);
+                        let mut c = sample(variant, &run, Side::Client, source, t, 0);
+                        c.repeat = repeat;
+                        out.push(c);
+                    }
+                }
+                let mut last = sample(variant, &run, Side::Server, Source::Sockets, 60.4, 1);
+                last.is_final = true;
+                out.push(last);
+            }
+        }
+        out
+    }
+
+    fn states(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn one_chart_per_side_source_and_state_that_was_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts =
+            write_charts(dir.path(), &samples(), &states(&["TIME_WAIT", "SYN_RECV"])).unwrap();
+        let paths: Vec<&str> = charts.iter().map(|c| c.path.as_str()).collect();
+        // No client chart for TIME_WAIT (never counted there), none for SYN_RECV.
+        assert_eq!(
+            paths,
+            [
+                "charts/server-sockets-TIME_WAIT.svg",
+                "charts/server-conntrack-TIME_WAIT.svg"
+            ]
+        );
+        assert_eq!(charts[0].title, "TIME_WAIT sockets on the server");
+        assert_eq!(charts[1].title, "TIME_WAIT conntrack entries on the server");
+        for c in &charts {
+            assert!(dir.path().join(&c.path).is_file(), "{}", c.path);
+        }
+    }
+
+    #[test]
+    fn a_chart_has_title_axes_legend_and_a_line_per_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = write_charts(dir.path(), &samples(), &states(&["TIME_WAIT"])).unwrap();
+        let svg = std::fs::read_to_string(dir.path().join(&charts[0].path)).unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("viewBox=\"0 0 960 480\""), "{svg}");
+        for text in [
+            "TIME_WAIT sockets on the server",
+            "time since load start (s)",
+            ">\nsockets\n<",
+            "reuse-off (3 runs)",
+            "reuse-on (3 runs)",
+            "font-family=\"DejaVu Sans, Verdana, sans-serif\"",
+        ] {
+            assert!(svg.contains(text), "no {text:?} in the SVG");
+        }
+        // Six runs: a line each in its variant's colour, three per colour,
+        // and one legend swatch per variant.
+        for colour in ["#4E79A7", "#F28E2B"] {
+            let line = format!("opacity=\"0.8\" stroke=\"{colour}\" stroke-width=\"2\"");
+            let swatch = format!("opacity=\"1\" stroke=\"{colour}\" stroke-width=\"4\"");
+            assert_eq!(svg.matches(&line).count(), 3, "{colour} in {svg}");
+            assert_eq!(svg.matches(&swatch).count(), 1, "{colour} in {svg}");
+        }
+        let conntrack = std::fs::read_to_string(dir.path().join(&charts[1].path)).unwrap();
+        assert!(conntrack.contains("conntrack entries"), "{conntrack}");
+    }
+
+    #[test]
+    fn single_runs_are_labelled_by_name_and_short_runs_get_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let samples = vec![
+            sample("off", "a", Side::Client, Source::Sockets, 1.0, 3),
+            sample("on", "b", Side::Client, Source::Sockets, 1.0, 1),
+            sample("on", "b", Side::Client, Source::Sockets, 2.0, 2),
+        ];
+        let charts = write_charts(dir.path(), &samples, &states(&["TIME_WAIT"])).unwrap();
+        assert_eq!(charts.len(), 1);
+        let svg = std::fs::read_to_string(dir.path().join(&charts[0].path)).unwrap();
+        assert!(
+            svg.contains(">\noff\n<") && svg.contains(">\non\n<"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("<circle").count(), 3, "{svg}");
+    }
+
+    #[test]
+    fn no_samples_no_charts_and_no_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = write_charts(dir.path(), &[], &states(&["TIME_WAIT"])).unwrap();
+        assert!(charts.is_empty());
+        assert!(!dir.path().join(CHARTS_DIR).exists());
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let err = write_charts(&file, &samples(), &states(&["TIME_WAIT"])).unwrap_err();
+        assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+
+    #[test]
+    fn axis_labels_are_formatted_for_people() {
+        assert_eq!(seconds(30.0), "30");
+        assert_eq!(seconds(2.5), "2.5");
+        assert_eq!(thousands(12_000), "12\u{2009}000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234_567), "1\u{2009}234\u{2009}567");
+    }
+
+    /// Render a chart to pixels the way a viewer would, with no system
+    /// font (only the bundled one), and check that lines and text show.
+    #[test]
+    fn a_chart_renders_to_pixels() {
+        let dir = tempfile::tempdir().unwrap();
+        let charts = write_charts(dir.path(), &samples(), &states(&["TIME_WAIT"])).unwrap();
+        let svg = std::fs::read(dir.path().join(&charts[0].path)).unwrap();
+        let mut options = resvg::usvg::Options::default();
+        options.fontdb_mut().load_font_data(FONT.to_vec());
+        options.fontdb_mut().set_sans_serif_family("DejaVu Sans");
+        let tree = resvg::usvg::Tree::from_data(&svg, &options).unwrap();
+        let size = tree.size().to_int_size();
+        assert_eq!((size.width(), size.height()), (WIDTH, HEIGHT));
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).unwrap();
+        resvg::render(
+            &tree,
+            resvg::tiny_skia::Transform::default(),
+            &mut pixmap.as_mut(),
+        );
+        let px = |x: u32, y: u32| {
+            let p = pixmap.pixel(x, y).unwrap();
+            (p.red(), p.green(), p.blue())
+        };
+        let pixels = (0..HEIGHT).flat_map(|y| (0..WIDTH).map(move |x| (x, y)));
+        let (mut dark, mut blue, mut orange) = (0, 0, 0);
+        for (x, y) in pixels {
+            match px(x, y) {
+                (r, g, b) if r < 80 && g < 80 && b < 80 => dark += 1,
+                (0x4E, 0x79, 0xA7) => blue += 1,
+                (0xF2, 0x8E, 0x2B) => orange += 1,
+                _ => {}
+            }
+        }
+        // Text is drawn (dark pixels: title, labels), and both variants' lines.
+        assert!(dark > 2_000, "{dark} dark pixels");
+        assert!(blue > 100 && orange > 100, "blue {blue}, orange {orange}");
+        // The title is at the top centre.
+        let title_dark = (0..40)
+            .flat_map(|y| (300..660).map(move |x| (x, y)))
+            .filter(|(x, y)| px(*x, *y).0 < 80)
+            .count();
+        assert!(title_dark > 200, "{title_dark} dark pixels in the title");
+    }
+}

@@ -1,0 +1,297 @@
+//! The lab file: which real machines play server and client.
+//!
+//! Without one, twlab builds its embedded lab (two network namespaces joined
+//! by a veth pair). With `--lab FILE`, or a `lab:` key in the scenario, the
+//! same scenario runs on real hosts instead: this machine's own namespace
+//! (`local`, a host without `ssh`) or a machine reached over SSH. The file is
+//! parsed and checked like a scenario (unknown keys, bad addresses, bad SSH
+//! destinations are refused with `file:line:column` and exit code 2) before
+//! anything is connected to or changed.
+//!
+//! ```yaml
+//! hosts:
+//!   server:
+//!     ssh: admin@192.168.100.12      # absent: this machine (local)
+//!     sudo: true                     # privileged commands through sudo -n
+//!     address: 192.168.100.12        # the address the client targets
+//!     docker: true                   # Docker engine on this host
+//!   client:
+//!     ssh: admin@192.168.100.21
+//!     sudo: true
+//! ```
+
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::scenario::HumanDuration;
+use schemars::JsonSchema;
+use serde::de::Deserializer;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// A lab of real hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    pub hosts: LabHosts,
+    /// Between two runs on real hosts, wait until no socket or conntrack
+    /// entry of the endpoint is left from the previous run, at most this
+    /// long (default 130s: conntrack keeps TIME_WAIT for 120 s). A real lab
+    /// cannot be made fresh per run as the embedded one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<HumanDuration>,
+}
+
+/// The two roles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabHosts {
+    pub server: HostSpec,
+    pub client: HostSpec,
+}
+
+impl LabHosts {
+    pub fn get(&self, side: Side) -> &HostSpec {
+        match side {
+            Side::Server => &self.server,
+            Side::Client => &self.client,
+        }
+    }
+}
+
+/// One machine of a real lab.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// `[user@]host` to reach it over SSH (BatchMode, the user's ssh config
+    /// and agent; host keys checked strictly, never accepted silently).
+    /// Absent: this machine, in its own network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshDestination>,
+    /// SSH port (default: what the ssh config says, else 22).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<crate::scenario::Port>,
+    /// Private key to use (ssh -i, only that key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file to check the host key against (default: ssh's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+    /// ssh config file (ssh -F; default: ssh's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_config: Option<PathBuf>,
+    /// Run privileged commands (sysctl, conntrack, ss -p) through `sudo -n`.
+    #[serde(default)]
+    pub sudo: bool,
+    /// The address the client targets (server), or the client's own address
+    /// for the record. Default for a local server: 127.0.0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub address: Option<IpAddr>,
+    /// A Docker engine runs on this host (reached over SSH when `ssh` is set).
+    #[serde(default)]
+    pub docker: bool,
+    /// Path of the twlab binary on an SSH host, for the builtin server or
+    /// client (default: this twlab is copied to the host when needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twlab: Option<String>,
+}
+
+impl HostSpec {
+    pub fn is_local(&self) -> bool {
+        self.ssh.is_none()
+    }
+
+    /// Which machine this is, for the lock that keeps two twlab runs off
+    /// one host: `local`, or the SSH destination and port.
+    pub fn machine_key(&self) -> String {
+        match &self.ssh {
+            Some(d) => format!(
+                "ssh-{}-{}",
+                d.0,
+                self.port.map_or("default".to_string(), |p| p.0.to_string())
+            ),
+            None => "local".into(),
+        }
+    }
+
+    /// "ssh admin@host" or "local".
+    pub fn describe(&self) -> String {
+        match &self.ssh {
+            Some(d) => format!("ssh {}", d.0),
+            None => "local (this machine's own namespace)".into(),
+        }
+    }
+}
+
+/// `[user@]host` for SSH: no spaces, no leading `-` (it would be read as an
+/// option by ssh), nothing a shell would interpret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SshDestination(pub String);
+
+impl<'de> Deserialize<'de> for SshDestination {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        crate::scenario::checked_str(d, |s| {
+            let ok = !s.is_empty()
+                && !s.starts_with('-')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@.-_:[]%".contains(c))
+                && s.matches('@').count() <= 1
+                && !s.ends_with('@');
+            if ok {
+                Ok(SshDestination(s.to_string()))
+            } else {
+                Err(format!(
+                    "`{s}` is not an SSH destination: write [user@]host, e.g. admin@192.168.100.12"
+                ))
+            }
+        })
+    }
+}
+
+impl LabSpec {
+    /// Read and check a lab file. Errors are [`Error::Invalid`] with
+    /// `file:line:column`.
+    pub fn load(path: &Path) -> Result<LabSpec> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::invalid(format!("{}: cannot read lab file: {e}", path.display()))
+        })?;
+        let origin = path.display().to_string();
+        let spec: LabSpec =
+            serde_yaml_ng::from_str(&text).map_err(|e| crate::scenario::yaml_error(&origin, &e))?;
+        spec.check(&origin, &text)?;
+        Ok(spec)
+    }
+
+    /// Checks across fields, with the line of the offending key.
+    pub fn check(&self, origin: &str, text: &str) -> Result<()> {
+        let at = |role: &str, key: &str| crate::scenario::line_of(text, origin, &[role, key]);
+        for side in Side::BOTH {
+            let h = self.hosts.get(side);
+            if h.is_local() {
+                for (set, key) in [
+                    (h.port.is_some(), "port"),
+                    (h.identity.is_some(), "identity"),
+                    (h.known_hosts.is_some(), "known_hosts"),
+                    (h.ssh_config.is_some(), "ssh_config"),
+                    (h.twlab.is_some(), "twlab"),
+                ] {
+                    if set {
+                        return Err(Error::invalid(format!(
+                            "{}hosts.{side}.{key} is only for an SSH host (set hosts.{side}.ssh)",
+                            at(side.as_str(), key)
+                        )));
+                    }
+                }
+            }
+        }
+        if self.hosts.server.ssh.is_some() && self.hosts.server.address.is_none() {
+            return Err(Error::invalid(format!(
+                "{}hosts.server.address is needed for an SSH server: the address the client targets",
+                at("server", "ssh")
+            )));
+        }
+        if self.hosts.server.is_local() && !self.hosts.client.is_local() {
+            let addr = self.server_address();
+            if addr.is_loopback() {
+                return Err(Error::invalid(format!(
+                    "{}hosts.server.address is {addr}, which the SSH client host cannot reach: give the address of this machine that the client targets",
+                    at("server", "address")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The address the client targets.
+    pub fn server_address(&self) -> IpAddr {
+        self.hosts
+            .server
+            .address
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    }
+
+    /// The longest wait between runs for the endpoint to drain.
+    pub fn cooldown(&self) -> std::time::Duration {
+        self.cooldown
+            .map_or(std::time::Duration::from_secs(130), |d| d.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LabSpec> {
+        let spec: LabSpec = serde_yaml_ng::from_str(text)
+            .map_err(|e| crate::scenario::yaml_error("lab.yaml", &e))?;
+        spec.check("lab.yaml", text)?;
+        Ok(spec)
+    }
+
+    #[test]
+    fn the_seed_two_host_example_parses() {
+        let lab = parse(
+            "hosts:\n  server:\n    ssh: admin@192.168.100.12\n    sudo: true\n    address: 192.168.100.12\n    docker: true\n  client:\n    ssh: admin@192.168.100.21\n    sudo: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            lab.hosts.server.ssh.as_ref().unwrap().0,
+            "admin@192.168.100.12"
+        );
+        assert!(lab.hosts.server.docker && lab.hosts.client.sudo);
+        assert_eq!(lab.server_address().to_string(), "192.168.100.12");
+    }
+
+    #[test]
+    fn an_ssh_server_without_an_address_is_refused_at_its_line() {
+        let e = parse("hosts:\n  server:\n    ssh: admin@h1\n  client: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("lab.yaml:3: hosts.server.address is needed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_destination_that_ssh_would_read_as_an_option_is_refused() {
+        let e = parse("hosts:\n  server: {}\n  client:\n    ssh: -oProxyCommand=x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lab.yaml:4:"), "{e}");
+        assert!(e.contains("is not an SSH destination"), "{e}");
+    }
+
+    #[test]
+    fn ssh_options_on_a_local_host_are_refused() {
+        let e = parse("hosts:\n  server:\n    identity: /k\n  client: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("lab.yaml:3: hosts.server.identity is only for an SSH host"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_addresses_carry_line_and_column() {
+        let e = parse("hosts:\n  server:\n    adress: 1.2.3.4\n  client: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lab.yaml:3:5: "), "{e}");
+        let e = parse("hosts:\n  server:\n    address: 1.2.3\n  client: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lab.yaml:3:14: "), "{e}");
+    }
+
+    #[test]
+    fn a_loopback_server_address_with_a_remote_client_is_refused() {
+        let e = parse("hosts:\n  server:\n    address: 127.0.0.1\n  client:\n    ssh: c\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot reach"), "{e}");
+    }
+}
