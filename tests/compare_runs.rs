@@ -13,14 +13,15 @@ mod common;
 use common::{manifest_dir, run_expecting, twlab};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use twlab::analysis::statistics::Verdict;
+use twlab::analysis::metrics;
 use twlab::common::counts::{ClientStats, Counts, ErrorCounts, Latency};
 use twlab::common::endpoint::Side;
 use twlab::error::exit_code;
-use twlab::lab::sysctl::SysctlChange;
 use twlab::output::compare::{self, Severity};
+use twlab::results::Verdict;
+use twlab::results::env::SysctlChange;
+use twlab::results::env::{Env, RunEnv};
 use twlab::results::{self, BySide, RunInfo, RunSummary, StateStats, Summary, VariantSummary};
-use twlab::run::{Env, RunEnv};
 use twlab::scenario::Scenario;
 
 fn fixtures() -> PathBuf {
@@ -625,7 +626,7 @@ fn write_fixture(dir: &Path, scenario: &Scenario, m: &Machine) {
     let summary = Summary {
         scenario: scenario.name.to_string(),
         info,
-        comparisons: results::compare(&variants),
+        comparisons: metrics::compare(&variants),
         variants,
         expectations: vec![],
         charts: vec![],

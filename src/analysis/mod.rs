@@ -4,4 +4,5 @@
 //! It reads the results contract ([`crate::results`]) and never writes it.
 
 pub mod expect;
+pub mod metrics;
 pub mod statistics;

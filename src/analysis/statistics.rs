@@ -8,20 +8,8 @@
 //! fewer than two runs on either side there is no interval and the verdict
 //! says so, instead of pretending a single pair of numbers is evidence.
 
-use serde::{Deserialize, Serialize};
+use crate::results::{Direction, Stats, Verdict};
 use statrs::distribution::{ContinuousCDF, StudentsT};
-
-/// Median, min, max, mean and sample standard deviation of a metric.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Stats {
-    pub n: usize,
-    pub mean: f64,
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Sample standard deviation (n - 1); 0 for a single value.
-    pub stddev: f64,
-}
 
 /// Describe a set of values (an empty set gives all zeros and n = 0).
 pub fn describe(values: &[f64]) -> Stats {
@@ -91,49 +79,6 @@ pub fn diff_ci(base: &[f64], x: &[f64], confidence: f64) -> Option<(f64, f64)> {
     let q = t_quantile(confidence, df)?;
     let half = q * se2.sqrt();
     Some((diff - half, diff + half))
-}
-
-/// Which way is good for a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    LowerIsBetter,
-    HigherIsBetter,
-    /// Neither way is better (e.g. ESTABLISHED): the verdict says higher or lower.
-    Neutral,
-}
-
-/// The verdict on a change against the baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Verdict {
-    #[serde(rename = "better")]
-    Better,
-    #[serde(rename = "worse")]
-    Worse,
-    /// A real rise of a metric that is neither good nor bad.
-    #[serde(rename = "higher")]
-    Higher,
-    #[serde(rename = "lower")]
-    Lower,
-    /// The interval spans zero.
-    #[serde(rename = "no clear change")]
-    NoClearChange,
-    /// Fewer than two runs on a side: no interval can be given.
-    #[serde(rename = "needs repeats")]
-    NeedsRepeats,
-}
-
-impl Verdict {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Better => "better",
-            Verdict::Worse => "worse",
-            Verdict::Higher => "higher",
-            Verdict::Lower => "lower",
-            Verdict::NoClearChange => "no clear change",
-            Verdict::NeedsRepeats => "needs repeats",
-        }
-    }
 }
 
 /// The verdict from an interval of the change (value - baseline).

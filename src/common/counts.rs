@@ -65,3 +65,22 @@ pub struct Latency {
     pub p99_ms: f64,
     pub max_ms: f64,
 }
+
+/// Where a count comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// TCP sockets by kernel state (sock_diag).
+    Sockets,
+    /// conntrack entries by TCP state.
+    Conntrack,
+}
+
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Sockets => "sockets",
+            Source::Conntrack => "conntrack",
+        }
+    }
+}

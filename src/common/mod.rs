@@ -7,3 +7,4 @@
 
 pub mod counts;
 pub mod endpoint;
+pub mod names;

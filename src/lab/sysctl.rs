@@ -10,27 +10,12 @@
 //! [`RestoreFile`] before the new value is written, so `twlab clean` can put
 //! it back after a `kill -9`.
 
-use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::restore::{PendingSysctl, RestoreFile};
+use crate::results::env::SysctlChange;
 use crate::scenario::{SysctlName, SysctlValue, normalize_sysctl};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// One sysctl as twlab changed it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SysctlChange {
-    pub side: Side,
-    pub host: String,
-    pub name: String,
-    /// The value before twlab wrote it.
-    pub before: String,
-    /// The value asked for.
-    pub wanted: String,
-    /// The value read back after writing.
-    pub after: String,
-}
 
 /// What was changed, in order, so it can be undone in reverse.
 #[derive(Default)]

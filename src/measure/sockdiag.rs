@@ -59,6 +59,7 @@ use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
+pub use crate::common::names::socket_state_name as state_name;
 
 /// Size of the buffer one reply datagram is read into. The kernel caps a dump
 /// datagram at about 32 KiB, so this never truncates; a larger datagram would
@@ -313,27 +314,6 @@ impl SockDiag {
                 return;
             }
         }
-    }
-}
-
-/// Kernel TCP state number -> name as netstat spells it: ESTABLISHED,
-/// SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT,
-/// LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV; `UNKNOWN` for any other number.
-pub fn state_name(state: u8) -> &'static str {
-    match state {
-        1 => "ESTABLISHED",
-        2 => "SYN_SENT",
-        3 => "SYN_RECV",
-        4 => "FIN_WAIT1",
-        5 => "FIN_WAIT2",
-        6 => "TIME_WAIT",
-        7 => "CLOSE",
-        8 => "CLOSE_WAIT",
-        9 => "LAST_ACK",
-        10 => "LISTEN",
-        11 => "CLOSING",
-        12 => "NEW_SYN_RECV",
-        _ => "UNKNOWN",
     }
 }
 

@@ -5,7 +5,7 @@
 //! a new kernel, a new twlab, another machine. `compare` reads two run
 //! directories of the same scenario and compares each variant present in
 //! both, B's runs against A's runs, metric by metric, with the very
-//! statistics a run uses between its variants ([`results::compare`]: means
+//! statistics a run uses between its variants ([`metrics::compare`]: means
 //! over completed runs, Welch's 95% interval of the change, a verdict), so a
 //! "better" here means what it means in a report.
 //!
@@ -23,12 +23,14 @@
 //! variant in common, have nothing comparable: [`compare_dirs`] refuses them
 //! as invalid input (exit 2), naming both directories and the reason.
 
-use crate::analysis::statistics::Verdict;
+use crate::analysis::metrics;
 use crate::common::endpoint::Side;
+use crate::common::names;
 use crate::error::{Error, Result};
 use crate::output::markdown::{self, code, inline, num, percent, signed};
+use crate::results::Verdict;
+use crate::results::env::Env;
 use crate::results::{self, Comparison, RunInfo, Summary, VariantSummary};
-use crate::run::Env;
 use crate::scenario::normalize_sysctl;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,7 +161,7 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
 
 /// Read both run directories and compare each variant present in both: B's
 /// runs against A's runs, per metric, with the same statistics as within a
-/// run (results::comparison: Welch 95% CI, verdict).
+/// run (metrics::comparison: Welch 95% CI, verdict).
 ///
 /// Refuses (as [`Error::Invalid`], exit 2) two runs of different scenarios
 /// or without a variant in common.
@@ -396,7 +398,7 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
                 va.name, pair.runs_a, pair.runs_b
             ));
         }
-        comparisons.extend(results::compare(&[(*va).clone(), (*vb).clone()]));
+        comparisons.extend(metrics::compare(&[(*va).clone(), (*vb).clone()]));
         variants.push(pair);
     }
     for (label, s) in [("A", sa), ("B", sb)] {
@@ -768,7 +770,7 @@ fn is_change(v: Verdict) -> bool {
 /// client's figures are shown even when they do not change: that is the
 /// answer. Other states and statistics only when they do.
 fn always_shown(metric: &str) -> bool {
-    match results::state_metric(metric) {
+    match names::state_metric(metric) {
         Some((_, _, state, stat)) => {
             state == "TIME_WAIT" || (state == "ESTABLISHED" && stat == "steady_mean")
         }
@@ -875,7 +877,7 @@ fn sorted<'a>(c: &'a RunCompare, variant: &str) -> Vec<&'a Comparison> {
 }
 
 fn sort_key(metric: &str) -> (u8, u8, u8, u8, String, u8) {
-    if let Some((side, source, state, stat)) = results::state_metric(metric) {
+    if let Some((side, source, state, stat)) = names::state_metric(metric) {
         let state_rank = match state {
             "TIME_WAIT" => 0,
             "ESTABLISHED" => 1,
@@ -905,7 +907,7 @@ fn sort_key(metric: &str) -> (u8, u8, u8, u8, String, u8) {
 
 /// `server.sockets.TIME_WAIT.steady_mean` → `server sockets TIME_WAIT, steady mean`.
 fn metric_label(metric: &str) -> String {
-    if let Some((side, source, state, stat)) = results::state_metric(metric) {
+    if let Some((side, source, state, stat)) = names::state_metric(metric) {
         return format!(
             "{side} {} {state}, {}",
             source.as_str(),

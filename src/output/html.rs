@@ -172,12 +172,12 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::metrics;
     use crate::common::counts::Counts;
+    use crate::common::counts::Source;
     use crate::common::endpoint::Side;
     use crate::output::charts;
-    use crate::results::{
-        self, BySide, Chart, RunInfo, RunSummary, Sample, Source, StateStats, VariantSummary,
-    };
+    use crate::results::{BySide, Chart, RunInfo, RunSummary, Sample, StateStats, VariantSummary};
     use crate::scenario::RoleSysctls;
 
     fn tw(n: u64) -> Counts {
@@ -221,7 +221,7 @@ mod tests {
                 order: "interleaved".into(),
                 ..Default::default()
             },
-            comparisons: results::compare(&variants),
+            comparisons: metrics::compare(&variants),
             variants,
             expectations: vec![],
             charts: vec![],

@@ -11,28 +11,29 @@
 pub mod sampler;
 
 use crate::analysis::expect;
+use crate::analysis::metrics;
 use crate::common::counts::ClientStats;
+use crate::common::counts::Source;
 use crate::common::endpoint::Endpoint;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab::netns::{self, NetnsLab};
 use crate::lab::real::RealLab;
-use crate::lab::sysctl::{Journal, SysctlChange};
+use crate::lab::sysctl::Journal;
 use crate::lab::{self, Host};
 use crate::load::client::{ClientContext, RunningClient};
 use crate::load::server;
 use crate::load::shutdown::{Level, Shutdown};
 use crate::measure::conntrack;
 use crate::output::{charts, report};
+use crate::results::env::{Env, HostEnv, RunEnv};
 use crate::results::{
-    self, BySide, RunInfo, RunSummary, Sample, SampleWriter, Source, StateStats, Summary,
-    VariantSummary,
+    self, BySide, RunInfo, RunSummary, Sample, SampleWriter, StateStats, Summary, VariantSummary,
 };
 use crate::run::sampler::Collector;
 use crate::scenario::labfile::LabSpec;
 use crate::scenario::{Allowance, ClientTool, ClientVia, Order, Scenario, ServerKind, Variant};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -48,65 +49,6 @@ pub struct RunOptions {
     pub keep: bool,
     /// A lab file of real hosts (`--lab`); overrides the scenario's `lab:`.
     pub lab: Option<PathBuf>,
-}
-
-/// `env.json`: what the machine and the lab were.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Env {
-    pub twlab_version: String,
-    pub kernel: String,
-    pub os: String,
-    pub tools: BTreeMap<String, String>,
-    pub lab: String,
-    /// The machine's own values of the sysctls the scenario touches, read
-    /// (never written) for reference: the lab runs in its own namespaces.
-    pub machine_sysctls: BTreeMap<String, String>,
-    /// Real labs: each host as described, with its kernel, the tool that
-    /// counts its sockets, where its sysctls live, and the values of the
-    /// scenario's sysctls on it before the first run.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub hosts: BTreeMap<String, HostEnv>,
-    /// The server host's Docker engine version, when one is used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub docker_engine: Option<String>,
-    /// The client host's Docker engine version, when one is used.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_docker_engine: Option<String>,
-    pub runs: Vec<RunEnv>,
-}
-
-/// One real host in `env.json`.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct HostEnv {
-    pub host: String,
-    pub kernel: String,
-    pub sysctl_scope: String,
-    /// The host's own values of the scenario's sysctls before the run.
-    pub sysctls_before: BTreeMap<String, String>,
-}
-
-/// One run's lab and settings in `env.json`.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct RunEnv {
-    pub run_id: String,
-    pub variant: String,
-    pub repeat: u32,
-    pub namespaces: Vec<String>,
-    pub server_address: String,
-    pub client_address: String,
-    /// Each sysctl written: before, wanted, read back.
-    pub sysctls: Vec<SysctlChange>,
-    /// conntrack timeouts (seconds) per side, by TCP state.
-    pub conntrack_timeouts: BTreeMap<String, BTreeMap<String, String>>,
-    /// The server's image id, for a docker server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_image_id: Option<String>,
-    /// The client's image id, for a client in a container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_image_id: Option<String>,
 }
 
 /// How long before the end of the load the steady window closes: a sample
@@ -629,7 +571,7 @@ fn write_results(
     let mut summary = Summary {
         scenario: scenario.name.to_string(),
         info: info.clone(),
-        comparisons: results::compare(variants),
+        comparisons: metrics::compare(variants),
         variants: variants.to_vec(),
         expectations: Vec::new(),
         charts: charts::write_charts(

@@ -7,10 +7,11 @@
 //! at its height then, while the last periodic tick may be up to one
 //! interval older.
 
+use crate::common::counts::Source;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::Result;
 use crate::lab::Host;
-use crate::results::{Sample, SampleWriter, Source};
+use crate::results::{Sample, SampleWriter};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 

@@ -10,6 +10,7 @@
 //! overrides are applied one at a time to the parsed document and re-checked,
 //! so an error names the override that caused it.
 
+pub mod expect;
 pub mod labfile;
 
 use crate::error::{Error, Result};
@@ -58,7 +59,7 @@ pub struct Scenario {
     pub variants: Vec<Variant>,
     /// What the results must show (CI gates): a failed expectation exits 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect: Vec<crate::analysis::expect::ExpectSpec>,
+    pub expect: Vec<crate::scenario::expect::ExpectSpec>,
     /// Real hosts to run on instead of the embedded namespaces (the same
     /// keys as a `--lab` file, which takes precedence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,9 +438,9 @@ fn state_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             checked_str(d, |s| {
                 let known =
-                    crate::analysis::expect::known_state(crate::results::Source::Sockets, s)
-                        || crate::analysis::expect::known_state(
-                            crate::results::Source::Conntrack,
+                    crate::common::names::known_state(crate::common::counts::Source::Sockets, s)
+                        || crate::common::names::known_state(
+                            crate::common::counts::Source::Conntrack,
                             s,
                         );
                 if known {

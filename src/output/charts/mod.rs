@@ -23,9 +23,10 @@
 //! appear in the samples (the baseline first in an interleaved run); the
 //! repeats of a variant share its colour and its one legend entry.
 
+use crate::common::counts::Source;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
-use crate::results::{self, Chart, Sample, Source};
+use crate::results::{self, Chart, Sample};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};

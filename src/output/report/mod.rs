@@ -19,17 +19,21 @@
 //! (expectations that failed); then the charts, every state, what the
 //! client saw, the runs one by one, and the command to reproduce it all.
 //!
-//! Values are those of [`results::variant_metrics`] (means over a variant's
+//! Values are those of [`metrics::variant_metrics`] (means over a variant's
 //! completed runs); changes, intervals and verdicts come from
 //! [`Summary::comparisons`], computed at the end of the run, so report and
 //! `summary.json` always agree. Metric names are only ever split by
-//! [`results::state_metric`].
+//! [`names::state_metric`].
 
-use crate::analysis::statistics::{self, Stats, Verdict};
+use crate::analysis::metrics;
+use crate::analysis::statistics;
 use crate::common::counts::Counts;
+use crate::common::counts::Source;
 use crate::common::endpoint::Side;
+use crate::common::names;
 use crate::output::markdown::{self, code, fenced, inline, num, percent, signed};
-use crate::results::{self, Comparison, RunSummary, Source, Summary, VariantSummary};
+use crate::results::{Comparison, RunSummary, Summary, VariantSummary};
+use crate::results::{Stats, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -252,9 +256,9 @@ fn glance_left(header: &[String]) -> Vec<usize> {
 struct View<'a> {
     summary: &'a Summary,
     variants: &'a [VariantSummary],
-    /// [`results::variant_metrics`] of each variant.
+    /// [`metrics::variant_metrics`] of each variant.
     metrics: Vec<BTreeMap<String, f64>>,
-    /// [`results::variant_values`] of each variant.
+    /// [`metrics::variant_values`] of each variant.
     values: Vec<BTreeMap<String, Vec<f64>>>,
     /// Whether each variant has at least one completed run.
     completed: Vec<bool>,
@@ -266,8 +270,8 @@ impl<'a> View<'a> {
         View {
             summary,
             variants,
-            metrics: variants.iter().map(results::variant_metrics).collect(),
-            values: variants.iter().map(results::variant_values).collect(),
+            metrics: variants.iter().map(metrics::variant_metrics).collect(),
+            values: variants.iter().map(metrics::variant_values).collect(),
             completed: variants
                 .iter()
                 .map(|v| v.runs.iter().any(|r| r.error.is_none()))
@@ -293,7 +297,7 @@ impl<'a> View<'a> {
 
     /// The value of a metric for variant `i`. A state count that a variant's
     /// completed runs sampled but never saw counts as zero (as in
-    /// [`results::compare`]); a variant without completed runs has none.
+    /// [`metrics::compare`]); a variant without completed runs has none.
     fn value(&self, i: usize, metric: &str) -> Option<f64> {
         if !self.completed.get(i).copied().unwrap_or(false) {
             return None;
@@ -302,10 +306,10 @@ impl<'a> View<'a> {
         if let Some(v) = metrics.get(metric) {
             return Some(*v);
         }
-        let (side, source, _, stat) = results::state_metric(metric)?;
+        let (side, source, _, stat) = names::state_metric(metric)?;
         metrics
             .keys()
-            .filter_map(|k| results::state_metric(k))
+            .filter_map(|k| names::state_metric(k))
             .any(|(sd, so, _, st)| (sd, so, st) == (side, source, stat))
             .then_some(0.0)
     }
@@ -452,7 +456,7 @@ impl<'a> View<'a> {
     fn sampled(&self, source: Source, side: Side) -> bool {
         self.metrics.iter().any(|m| {
             m.keys()
-                .filter_map(|k| results::state_metric(k))
+                .filter_map(|k| names::state_metric(k))
                 .any(|(sd, so, _, _)| (sd, so) == (side, source))
         })
     }
@@ -462,7 +466,7 @@ impl<'a> View<'a> {
     fn states(&self, source: Source, side: Side) -> Vec<String> {
         let mut rest = BTreeSet::new();
         for m in &self.metrics {
-            for (sd, so, state, _) in m.keys().filter_map(|k| results::state_metric(k)) {
+            for (sd, so, state, _) in m.keys().filter_map(|k| names::state_metric(k)) {
                 if (sd, so) == (side, source) && !ALWAYS_SHOWN.contains(&state) {
                     rest.insert(state.to_string());
                 }
@@ -760,7 +764,7 @@ fn state_tables(out: &mut String, view: &View) {
         .metrics
         .iter()
         .flat_map(|m| m.keys().cloned())
-        .filter(|k| results::state_metric(k).is_some())
+        .filter(|k| names::state_metric(k).is_some())
         .collect();
     if view.any_spread(&all_metrics) {
         out.push_str(
@@ -1238,6 +1242,7 @@ fn reproduce(out: &mut String, command: &str) {
 mod tests {
     use super::*;
     use crate::common::counts::{ClientStats, ErrorCounts, Latency};
+    use crate::results;
     use crate::results::{BySide, RunInfo, StateStats};
     use crate::scenario::{RoleSysctls, SysctlName, SysctlValue};
 
@@ -1419,7 +1424,7 @@ mod tests {
         Summary {
             scenario: "tw_reuse".into(),
             info: info(complete),
-            comparisons: results::compare(&variants),
+            comparisons: metrics::compare(&variants),
             variants,
             expectations: vec![],
             charts: vec![],
@@ -1524,7 +1529,7 @@ mod tests {
         s.info
             .notes
             .push("The run was interrupted by SIGINT during reuse-on repeat 1.".into());
-        s.comparisons = results::compare(&s.variants);
+        s.comparisons = metrics::compare(&s.variants);
         s
     }
 
@@ -1537,7 +1542,7 @@ mod tests {
             ("TIME_WAIT", 3980, 4102, 4011.5),
             ("ESTABLISHED", 0, 100, 99.7),
         ]);
-        s.comparisons = results::compare(&s.variants);
+        s.comparisons = metrics::compare(&s.variants);
         s
     }
 
@@ -1552,7 +1557,7 @@ mod tests {
         let mut s = two_variants();
         s.variants[1].runs[0].error = Some("the lab could not be built".into());
         s.info.complete = false;
-        s.comparisons = results::compare(&s.variants);
+        s.comparisons = metrics::compare(&s.variants);
         let md = render_markdown(&s);
         assert!(
             // Server TIME_WAIT of `reuse-on`: no value, no change.
@@ -1612,7 +1617,7 @@ mod tests {
                 })
                 .collect();
         }
-        s.comparisons = results::compare(&s.variants);
+        s.comparisons = metrics::compare(&s.variants);
         s
     }
 
@@ -1685,7 +1690,7 @@ mod tests {
                 path: "charts/server-conntrack-TIME_WAIT.svg".into(),
             },
         ];
-        s.comparisons = results::compare(&s.variants);
+        s.comparisons = metrics::compare(&s.variants);
         s
     }
 

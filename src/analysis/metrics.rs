@@ -1,0 +1,258 @@
+//! The metrics of a run and the comparison of variants against the baseline.
+//!
+//! A run's figures in `summary.json` are maps of counts per side, source and
+//! state; here they are flattened into named metrics
+//! (`server.sockets.TIME_WAIT.steady_mean`, `client.requests_per_sec`), and
+//! every variant is compared with the first one, metric by metric, with a
+//! 95% interval and a verdict. Expectations, the report and `twlab compare`
+//! all read metrics through these functions, so they name them alike.
+
+use crate::analysis::statistics;
+use crate::common::endpoint::Side;
+use crate::common::names::state_metric;
+use crate::results::{Comparison, Direction, RunSummary, VariantSummary, round2};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The metrics of one run, as (metric name, value). State metrics are
+/// named `side.source.STATE.stat`; load metrics `client.<name>`.
+pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    if let Some(c) = &run.client {
+        out.push(("client.requests".into(), c.requests as f64));
+        out.push(("client.requests_per_sec".into(), c.requests_per_sec));
+        out.push(("client.errors".into(), c.errors.total() as f64));
+        out.push(("client.errors.connect".into(), c.errors.connect as f64));
+        out.push(("client.latency.p50_ms".into(), c.latency.p50_ms));
+        out.push(("client.latency.p90_ms".into(), c.latency.p90_ms));
+        out.push(("client.latency.p99_ms".into(), c.latency.p99_ms));
+        out.push(("client.latency.max_ms".into(), c.latency.max_ms));
+        if let Some(n) = c.connections_opened {
+            out.push(("client.connections_opened".into(), n as f64));
+        }
+    }
+    for (source, by_side) in [("sockets", &run.sockets), ("conntrack", &run.conntrack)] {
+        for side in Side::BOTH {
+            let st = by_side.get(side);
+            let states: BTreeSet<&String> = st
+                .final_
+                .keys()
+                .chain(st.peak.keys())
+                .chain(st.steady_mean.keys())
+                .collect();
+            for state in states {
+                let base = format!("{side}.{source}.{state}");
+                out.push((
+                    format!("{base}.final"),
+                    st.final_.get(state).copied().unwrap_or(0) as f64,
+                ));
+                out.push((
+                    format!("{base}.peak"),
+                    st.peak.get(state).copied().unwrap_or(0) as f64,
+                ));
+                if !st.steady_mean.is_empty() {
+                    out.push((
+                        format!("{base}.steady_mean"),
+                        st.steady_mean.get(state).copied().unwrap_or(0.0),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Which way is good for a metric: fewer TIME_WAIT, errors and latency;
+/// more requests. ESTABLISHED and LISTEN are neither.
+pub fn direction(metric: &str) -> Direction {
+    if let Some((_, _, state, _)) = state_metric(metric) {
+        return match state {
+            "ESTABLISHED" | "LISTEN" => Direction::Neutral,
+            _ => Direction::LowerIsBetter,
+        };
+    }
+    match metric {
+        "client.requests" | "client.requests_per_sec" => Direction::HigherIsBetter,
+        "client.connections_opened" => Direction::Neutral,
+        _ => Direction::LowerIsBetter,
+    }
+}
+
+/// The value a run gives a state metric it has no entry for: zero when
+/// that source was sampled (and, for `steady_mean`, the steady window had
+/// samples), otherwise unknown.
+fn absent_state_value(run: &RunSummary, name: &str) -> Option<f64> {
+    let (_, source, _, stat) = state_metric(name)?;
+    let sampled = run.collected.as_ref().is_none_or(|c| c.contains(&source));
+    let steady_known = stat != "steady_mean" || run.steady_samples.is_none_or(|n| n > 0);
+    (sampled && steady_known).then_some(0.0)
+}
+
+/// One metric's values over a variant's completed runs (see
+/// [`absent_state_value`] for runs without an entry).
+pub fn metric_values(v: &VariantSummary, name: &str) -> Vec<f64> {
+    v.runs
+        .iter()
+        .filter(|r| r.error.is_none())
+        .filter_map(|run| {
+            run_metrics(run)
+                .into_iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .or_else(|| absent_state_value(run, name))
+        })
+        .collect()
+}
+
+/// Each metric's values over a variant's completed runs.
+pub fn variant_values(v: &VariantSummary) -> BTreeMap<String, Vec<f64>> {
+    let names: BTreeSet<String> = v
+        .runs
+        .iter()
+        .filter(|r| r.error.is_none())
+        .flat_map(run_metrics)
+        .map(|(k, _)| k)
+        .collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let values = metric_values(v, &name);
+            (name, values)
+        })
+        .collect()
+}
+
+/// The value of each metric for a variant: the mean over its completed runs.
+pub fn variant_metrics(v: &VariantSummary) -> BTreeMap<String, f64> {
+    variant_values(v)
+        .into_iter()
+        .filter(|(_, values)| !values.is_empty())
+        .map(|(k, values)| (k, round2(statistics::describe(&values).mean)))
+        .collect()
+}
+
+/// Every variant after the first against the first, per metric, with a 95%
+/// interval and a verdict. A state present in one variant and absent in the
+/// other counts as zero there; a variant without a completed run is left out.
+pub fn compare(variants: &[VariantSummary]) -> Vec<Comparison> {
+    let Some((baseline, rest)) = variants.split_first() else {
+        return Vec::new();
+    };
+    let completed = |v: &VariantSummary| v.runs.iter().any(|r| r.error.is_none());
+    if !completed(baseline) {
+        return Vec::new();
+    }
+    let base = variant_values(baseline);
+    let mut out = Vec::new();
+    for v in rest.iter().filter(|v| completed(v)) {
+        let m = variant_values(v);
+        let names: BTreeSet<&String> = base.keys().chain(m.keys()).collect();
+        for name in names {
+            // A state one side never saw is zero there if it was sampled;
+            // load metrics exist only when both ran a client.
+            let (b, x) = (metric_values(baseline, name), metric_values(v, name));
+            if b.is_empty() || x.is_empty() {
+                continue;
+            }
+            out.push(comparison(name, &baseline.name, &v.name, &b, &x));
+        }
+    }
+    out
+}
+
+/// Compare two sets of run values of one metric.
+pub fn comparison(metric: &str, baseline: &str, variant: &str, b: &[f64], x: &[f64]) -> Comparison {
+    let (bs, xs) = (statistics::describe(b), statistics::describe(x));
+    let (bm, xm) = (round2(bs.mean), round2(xs.mean));
+    let ci = statistics::diff_ci(b, x, 0.95);
+    let direction = direction(metric);
+    let pct = |v: f64| round2(v / bs.mean * 100.0);
+    Comparison {
+        metric: metric.to_string(),
+        variant: variant.to_string(),
+        baseline: baseline.to_string(),
+        baseline_value: bm,
+        value: xm,
+        change: round2(xm - bm),
+        change_pct: (bm != 0.0).then(|| round2((xm - bm) / bm * 100.0)),
+        baseline_stats: bs,
+        stats: xs,
+        ci95: ci.map(|(lo, hi)| [round2(lo), round2(hi)]),
+        ci95_pct: ci
+            .filter(|_| bs.mean != 0.0)
+            .map(|(lo, hi)| [pct(lo), pct(hi)]),
+        direction,
+        verdict: statistics::verdict(ci, direction),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::counts::Source;
+    use crate::results::{BySide, StateStats};
+    use crate::scenario::RoleSysctls;
+
+    #[test]
+    fn comparisons_give_absolute_and_percent_change() {
+        let run = |tw: u64| RunSummary {
+            sockets: BySide {
+                server: StateStats {
+                    final_: [("TIME_WAIT".to_string(), tw)].into_iter().collect(),
+                    ..Default::default()
+                },
+                client: StateStats::default(),
+            },
+            ..Default::default()
+        };
+        let v = |name: &str, tw| VariantSummary {
+            name: name.into(),
+            sysctls: RoleSysctls::default(),
+            runs: vec![run(tw)],
+        };
+        let cmp = compare(&[v("off", 12000), v("on", 7152)]);
+        let c = cmp
+            .iter()
+            .find(|c| c.metric == "server.sockets.TIME_WAIT.final")
+            .unwrap();
+        assert_eq!(c.change, -4848.0);
+        assert_eq!(c.change_pct, Some(-40.4));
+    }
+
+    #[test]
+    fn an_absent_state_is_zero_only_where_it_was_sampled() {
+        let run = |tw: Option<u64>, collected: Vec<Source>, steady: u64| RunSummary {
+            sockets: BySide {
+                server: StateStats {
+                    final_: tw
+                        .map(|n| [("TIME_WAIT".to_string(), n)].into_iter().collect())
+                        .unwrap_or_default(),
+                    ..Default::default()
+                },
+                client: StateStats::default(),
+            },
+            collected: Some(collected),
+            steady_samples: Some(steady),
+            ..Default::default()
+        };
+        let v = VariantSummary {
+            name: "v".into(),
+            sysctls: RoleSysctls::default(),
+            runs: vec![
+                run(Some(40), vec![Source::Sockets], 5),
+                run(None, vec![Source::Sockets], 0),
+            ],
+        };
+        // Sampled but not seen: zero.
+        assert_eq!(
+            metric_values(&v, "server.sockets.TIME_WAIT.final"),
+            [40.0, 0.0]
+        );
+        // Not sampled at all: unknown, not zero.
+        assert!(metric_values(&v, "server.conntrack.TIME_WAIT.final").is_empty());
+        // No sample in the steady window: unknown for the second run.
+        assert_eq!(
+            metric_values(&v, "server.sockets.TIME_WAIT.steady_mean"),
+            [0.0]
+        );
+    }
+}
