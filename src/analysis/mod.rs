@@ -6,3 +6,4 @@
 pub mod expect;
 pub mod metrics;
 pub mod statistics;
+pub mod validity;

@@ -194,6 +194,17 @@ pub struct VariantSummary {
     pub runs: Vec<RunSummary>,
 }
 
+impl VariantSummary {
+    /// A variant of the scenario before any of its runs.
+    pub fn empty(v: &crate::scenario::Variant) -> Self {
+        VariantSummary {
+            name: v.name.to_string(),
+            sysctls: v.sysctls.clone(),
+            runs: Vec::new(),
+        }
+    }
+}
+
 /// One metric of one variant against the baseline, over all their runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {

@@ -1,0 +1,491 @@
+//! One run: one variant, one repeat, one lab. It reads top to bottom as the
+//! steps it takes; every step after the lab exists is undone by the
+//! teardown at the end, on success, on error and on a signal.
+
+use super::drive::{drive, progress_bar};
+use super::run_lab::{RunLab, forget_process, note_process};
+use crate::analysis::validity::validity_problems;
+use crate::common::counts::Source;
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::lab::Host;
+use crate::lab::netns::{self, NetnsLab};
+use crate::lab::real::RealLab;
+use crate::lab::sysctl::Journal;
+use crate::load::client::{ClientContext, RunningClient};
+use crate::load::server;
+use crate::load::shutdown::{Level, Shutdown};
+use crate::measure::conntrack;
+use crate::results::env::RunEnv;
+use crate::results::{self, BySide, RunSummary, Sample, SampleWriter, StateStats};
+use crate::run::sampler::Collector;
+use crate::scenario::{ClientTool, Scenario, ServerKind, Variant};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// How long before the end of the load the steady window closes: a sample
+/// taken while the client is exiting counts its teardown, and a remote
+/// client's clock starts a little before twlab's.
+pub(crate) const LOAD_END_GUARD_SECS: f64 = 0.25;
+
+pub(crate) const CONNTRACK_TIMEOUTS: [&str; 3] = [
+    "net.netfilter.nf_conntrack_tcp_timeout_time_wait",
+    "net.netfilter.nf_conntrack_tcp_timeout_established",
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+];
+
+/// Everything a run needs that does not change between runs.
+pub(crate) struct Context<'a> {
+    pub(crate) scenario: &'a Scenario,
+    pub(crate) dir: PathBuf,
+    pub(crate) exe: PathBuf,
+    pub(crate) shutdown: Shutdown,
+    /// The connected real lab, when the scenario runs on real hosts.
+    pub(crate) real: Option<&'a RealLab>,
+}
+
+/// One variant, one repeat, in a fresh lab. Always tears the lab down
+/// (unless `keep`); the summary records what was measured even on error.
+pub(crate) async fn run_one(
+    ctx: &Context<'_>,
+    variant: &Variant,
+    repeat: u32,
+    writer: &mut SampleWriter,
+    keep: bool,
+    all_samples: &mut Vec<Sample>,
+) -> (RunSummary, RunEnv, Result<()>) {
+    let run_id = netns::new_run_id();
+    let mut summary = new_summary(ctx, variant, &run_id, repeat);
+    let mut env = RunEnv {
+        run_id: run_id.clone(),
+        variant: variant.name.to_string(),
+        repeat,
+        server_address: netns::SERVER_ADDR.to_string(),
+        client_address: netns::CLIENT_ADDR.to_string(),
+        ..Default::default()
+    };
+    let mut journal = Journal::default();
+    let lab = match open_lab(ctx, variant, &run_id, &mut env, &mut journal).await {
+        Ok(lab) => lab,
+        Err(e) => {
+            summary.error = Some(e.to_string());
+            return (summary, env, Err(e));
+        }
+    };
+    let mut run = RunState {
+        variant,
+        repeat,
+        writer,
+        journal: &mut journal,
+        samples: Vec::new(),
+        summary: &mut summary,
+        env: &mut env,
+    };
+    let outcome = run_in_lab(ctx, &lab, &mut run).await;
+    let samples = std::mem::take(&mut run.samples);
+    env.sysctls = journal.changes.clone();
+    // A kept lab keeps the variant's sysctls, for inspection; it was asked
+    // for only when the run completed (not after an error or a signal).
+    let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
+    let restore_errors = close_lab(&lab, &mut journal, keep).await;
+    summarize(ctx, variant, &samples, &mut summary);
+    all_samples.extend(samples);
+    let outcome = match (outcome, restore_errors.into_iter().next()) {
+        (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+        (Ok(()), None) => Ok(()),
+    };
+    if let Err(e) = &outcome {
+        summary.error = Some(e.to_string());
+    }
+    (summary, env, outcome)
+}
+
+/// What one run builds up while it goes, handed from step to step.
+struct RunState<'r> {
+    variant: &'r Variant,
+    repeat: u32,
+    writer: &'r mut SampleWriter,
+    journal: &'r mut Journal,
+    samples: Vec<Sample>,
+    summary: &'r mut RunSummary,
+    env: &'r mut RunEnv,
+}
+
+/// The summary before anything ran: ids and the steady window's start.
+fn new_summary(ctx: &Context<'_>, variant: &Variant, run_id: &str, repeat: u32) -> RunSummary {
+    RunSummary {
+        run_id: run_id.to_string(),
+        repeat,
+        steady_from_secs: match ctx.scenario.collect.steady_after {
+            Some(d) => d.0.as_secs_f64(),
+            // The variant's own duration: `set` may change it.
+            None => results::steady_from(load_secs(ctx.scenario, variant)),
+        },
+        ..Default::default()
+    }
+}
+
+/// The variant's load duration in seconds (`set` may change it).
+fn load_secs(scenario: &Scenario, variant: &Variant) -> f64 {
+    scenario
+        .effective(variant)
+        .map_or(scenario.client.duration, |(_, c)| c.duration)
+        .0
+        .as_secs_f64()
+}
+
+/// Step 1: the lab — a fresh pair of namespaces, or the real lab made ready
+/// for this run (drained, the run noted in its restore journal).
+async fn open_lab<'a>(
+    ctx: &Context<'a>,
+    variant: &Variant,
+    run_id: &str,
+    env: &mut RunEnv,
+    journal: &mut Journal,
+) -> Result<RunLab<'a>> {
+    match ctx.real {
+        Some(real) => {
+            prepare_real_run(ctx, real, variant, run_id).await?;
+            env.server_address = real.spec.server_address().to_string();
+            env.client_address = real
+                .spec
+                .hosts
+                .client
+                .address
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            journal.disk = Some(real.restore.clone());
+            Ok(RunLab::Real {
+                lab: real,
+                run_id: run_id.to_string(),
+            })
+        }
+        None => {
+            let lab = NetnsLab::create(run_id).await?;
+            env.namespaces = vec![lab.server.name().to_string(), lab.client.name().to_string()];
+            Ok(RunLab::Netns(lab))
+        }
+    }
+}
+
+/// Last step: restore the sysctls and remove the lab (or keep it for
+/// inspection). Returns what could not be restored.
+async fn close_lab(lab: &RunLab<'_>, journal: &mut Journal, keep: bool) -> Vec<Error> {
+    let hosts: [&dyn Host; 2] = [lab.host(Side::Server), lab.host(Side::Client)];
+    match lab {
+        RunLab::Netns(netns_lab) if keep => {
+            eprintln!(
+                "twlab: lab kept for inspection: `ip netns exec {} bash` (or {}); `twlab clean` removes it",
+                netns_lab.client.name(),
+                netns_lab.server.name()
+            );
+            netns_lab.keep();
+            Vec::new()
+        }
+        RunLab::Netns(netns_lab) => {
+            let errors = journal.restore(&hosts).await;
+            netns_lab.destroy().await;
+            errors
+        }
+        RunLab::Real { run_id, .. } => {
+            let errors = journal.restore(&hosts).await;
+            let _ = std::fs::remove_file(netns::owner_file(run_id));
+            errors
+        }
+    }
+}
+
+/// The run's figures from its samples: final, peak and steady mean per
+/// side and source, what was collected, and whether the run is valid.
+fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &[Sample], summary: &mut RunSummary) {
+    let series = |side: Side, source: Source| -> Vec<&Sample> {
+        samples
+            .iter()
+            .filter(|s| s.host == side && s.source == source)
+            .collect()
+    };
+    // Up to the end of the load, less a guard for the skew between the
+    // client's clock and twlab's (a remote client starts through ssh).
+    let steady = summary.steady_from_secs..(load_secs(ctx.scenario, variant) - LOAD_END_GUARD_SECS);
+    let stats = |side, source| StateStats::from_samples(series(side, source), steady.clone());
+    summary.sockets = BySide {
+        server: stats(Side::Server, Source::Sockets),
+        client: stats(Side::Client, Source::Sockets),
+    };
+    summary.conntrack = BySide {
+        server: stats(Side::Server, Source::Conntrack),
+        client: stats(Side::Client, Source::Conntrack),
+    };
+    summary.collected = Some(
+        [
+            (ctx.scenario.collect.sockets, Source::Sockets),
+            (ctx.scenario.collect.conntrack, Source::Conntrack),
+        ]
+        .into_iter()
+        .filter_map(|(on, source)| on.then_some(source))
+        .collect(),
+    );
+    let first_source = summary.collected.as_ref().and_then(|c| c.first()).copied();
+    summary.steady_samples = Some(
+        samples
+            .iter()
+            .filter(|s| !s.is_final && steady.contains(&s.t) && s.host == Side::Server)
+            .filter(|s| Some(s.source) == first_source)
+            .count() as u64,
+    );
+    summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
+    if let Some(client) = &summary.client {
+        summary.invalid = validity_problems(ctx.scenario, variant, client);
+    }
+}
+
+/// Before a run on real hosts: wait for the previous run's sockets and
+/// conntrack entries to drain, and note the run as twlab's (owner file,
+/// restore journal) so `twlab clean` can tell live runs from leftovers.
+async fn prepare_real_run(
+    ctx: &Context<'_>,
+    real: &RealLab,
+    variant: &Variant,
+    run_id: &str,
+) -> Result<()> {
+    let (server_spec, _) = ctx.scenario.effective(variant).map_err(Error::invalid)?;
+    let endpoint = real.endpoint(server_spec.port.0);
+    let left = real.drain(endpoint, ctx.scenario.collect.conntrack).await?;
+    if !left.is_empty() {
+        eprintln!(
+            "twlab: the endpoint {endpoint} did not drain within {}: {} left; the run starts anyway",
+            humantime::format_duration(real.spec.cooldown()),
+            left.join(", ")
+        );
+    }
+    netns::write_owner_file(run_id)?;
+    real.restore.record_run(run_id)
+}
+
+/// Steps 2 to 7, inside the lab: conntrack on, sysctls applied, server
+/// started, load driven while sampling, final snapshot, server stopped.
+async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>) -> Result<()> {
+    let (server_spec, client_spec) = ctx
+        .scenario
+        .effective(run.variant)
+        .map_err(Error::invalid)?;
+    let endpoint = lab.endpoint(server_spec.port.0);
+    let (server_host, client_host) = (lab.host(Side::Server), lab.host(Side::Client));
+    prepare_conntrack(ctx, lab, run.env).await?;
+    run.journal
+        .apply(server_host, &run.variant.sysctls.server)
+        .await?;
+    run.journal
+        .apply(client_host, &run.variant.sysctls.client)
+        .await?;
+
+    let log = |name: &str| {
+        ctx.dir
+            .join(format!("{}-r{}-{name}.log", run.variant.name, run.repeat))
+    };
+    let client_log = log("client");
+    let (mut server, server_note) =
+        start_server(ctx, lab, &server_spec, &log("server"), run.env).await?;
+    if ctx.shutdown.level() >= Level::Graceful {
+        server.kill().await;
+        forget_process(lab, server_note);
+        return Err(Error::env("stopped by a signal before the load started"));
+    }
+    let client_exe = match client_spec.tool {
+        ClientTool::Builtin => client_host.twlab_exe(&ctx.exe).await?,
+        _ => ctx.exe.clone(),
+    };
+    let client_ctx = ClientContext {
+        exe: &client_exe,
+        log: &client_log,
+        run_id: lab.run_id(),
+        engine: lab.client_engine(),
+    };
+    let mut client =
+        match RunningClient::start(&client_spec, client_host, endpoint, &client_ctx).await {
+            Ok(c) => c,
+            Err(e) => {
+                server.kill().await;
+                forget_process(lab, server_note);
+                return Err(e);
+            }
+        };
+    // The load's clock starts with the client, before the journal's fsync.
+    let start = Instant::now();
+    run.env.client_image_id = client.image_id.clone();
+    let client_note = match client.process() {
+        Some(p) => note_process(lab, Side::Client, p)?,
+        None => None,
+    };
+    let collector = Collector {
+        hosts: vec![server_host, client_host],
+        endpoint,
+        sockets: ctx.scenario.collect.sockets,
+        conntrack: ctx.scenario.collect.conntrack,
+        variant: run.variant.name.to_string(),
+        repeat: run.repeat,
+        run_id: lab.run_id().to_string(),
+    };
+    let load = Load {
+        collector: &collector,
+        client: &mut client,
+        server: &mut server,
+        start,
+        duration: client_spec.duration.0,
+    };
+    let (client_stats, sampled) = sample_while_loading(ctx, load, run).await;
+    // A server that would not stop stays in the restore journal for `clean`.
+    stop_server(ctx, server).await?;
+    forget_process(lab, server_note);
+    forget_process(lab, client_note);
+    let (mut stats, cpu) = client_stats?;
+    if stats.cpu_secs.is_none() {
+        stats.cpu_secs = cpu;
+    }
+    run.summary.client = Some(stats);
+    sampled
+}
+
+/// Step 4: the server, started and ready, noted in the restore journal on
+/// a real host so `twlab clean` can end it after a `kill -9` of twlab.
+async fn start_server(
+    ctx: &Context<'_>,
+    lab: &RunLab<'_>,
+    spec: &crate::scenario::ServerSpec,
+    log: &std::path::Path,
+    env: &mut RunEnv,
+) -> Result<(server::RunningServer, Option<u32>)> {
+    let host = lab.host(Side::Server);
+    let exe = match spec.kind {
+        ServerKind::Builtin => host.twlab_exe(&ctx.exe).await?,
+        _ => ctx.exe.clone(),
+    };
+    let server_ctx = server::ServerContext {
+        exe: &exe,
+        log,
+        run_id: lab.run_id(),
+        engine: lab.engine(),
+    };
+    let server = server::start(spec, host, &server_ctx).await?;
+    env.server_image_id = server.image_id.clone();
+    let note = match server.process() {
+        Some(p) => note_process(lab, Side::Server, p)?,
+        None => None,
+    };
+    Ok((server, note))
+}
+
+/// Step 2: in a lab namespace, make conntrack track connections (a real
+/// host is counted as it is: twlab adds no rule there); note each side's
+/// conntrack timeouts for the report.
+async fn prepare_conntrack(ctx: &Context<'_>, lab: &RunLab<'_>, env: &mut RunEnv) -> Result<()> {
+    if !ctx.scenario.collect.conntrack {
+        return Ok(());
+    }
+    for host in [lab.host(Side::Server), lab.host(Side::Client)] {
+        if matches!(lab, RunLab::Netns(_)) {
+            for argv in conntrack::enable_argvs() {
+                host.run(&argv).await?;
+            }
+        }
+        let mut timeouts = BTreeMap::new();
+        for key in CONNTRACK_TIMEOUTS {
+            if let Ok(name) = crate::scenario::SysctlName::parse(key)
+                && let Ok(v) = host.read_sysctl(&name).await
+            {
+                timeouts.insert(key.to_string(), v);
+            }
+        }
+        env.conntrack_timeouts
+            .insert(host.side().to_string(), timeouts);
+    }
+    Ok(())
+}
+
+/// The running load of one run, as the sampling step needs it.
+struct Load<'l, 'h> {
+    collector: &'l Collector<'h>,
+    client: &'l mut RunningClient,
+    server: &'l mut server::RunningServer,
+    start: Instant,
+    duration: std::time::Duration,
+}
+
+/// Steps 5 and 6: sample on the interval while the client runs, then take
+/// the final snapshot (skipped after a second signal or a failure). Returns
+/// the client's figures and the sampling outcome.
+async fn sample_while_loading(
+    ctx: &Context<'_>,
+    load: Load<'_, '_>,
+    run: &mut RunState<'_>,
+) -> (
+    Result<(crate::common::counts::ClientStats, Option<f64>)>,
+    Result<()>,
+) {
+    let progress = progress_bar(&run.variant.name.to_string(), run.repeat, load.duration);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sampler = load.collector.run(
+        ctx.scenario.collect.interval.0,
+        load.start,
+        run.writer,
+        stop_rx,
+        Some(&progress),
+    );
+    let driver = async {
+        let out = drive(
+            load.client,
+            load.server,
+            &ctx.shutdown,
+            &progress,
+            load.start,
+            load.duration,
+        )
+        .await;
+        let _ = stop_tx.send(true);
+        out
+    };
+    let (sampled, client_stats) = tokio::join!(sampler, driver);
+    progress.finish_and_clear();
+    let mut sampled = sampled.map(|s| run.samples.extend(s));
+    let immediate = ctx.shutdown.level() >= Level::Immediate;
+    if !immediate && client_stats.is_ok() && sampled.is_ok() {
+        sampled = final_snapshot(load.collector, load.start, run).await;
+    }
+    run.summary.samples = run
+        .samples
+        .iter()
+        .filter(|s| !s.is_final && s.host == Side::Server && s.source == Source::Sockets)
+        .count() as u64;
+    (client_stats, sampled)
+}
+
+/// Step 6: counts right after the client stopped, when TIME_WAIT is at its
+/// height (the last periodic tick may be up to one interval older).
+async fn final_snapshot(
+    collector: &Collector<'_>,
+    start: Instant,
+    run: &mut RunState<'_>,
+) -> Result<()> {
+    let last = collector
+        .snapshot(start.elapsed().as_secs_f64(), true)
+        .await?;
+    for s in &last {
+        run.writer.append(s)?;
+    }
+    run.samples.extend(last);
+    Ok(())
+}
+
+/// Step 7: stop the server (killed at once after a second signal); an
+/// early exit of the server during the run is reported here.
+async fn stop_server(ctx: &Context<'_>, mut server: server::RunningServer) -> Result<()> {
+    if ctx.shutdown.level() >= Level::Immediate {
+        server.kill().await;
+        return Ok(());
+    }
+    let alive = server.check_alive().await;
+    server.stop().await?;
+    alive
+}

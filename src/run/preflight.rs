@@ -1,0 +1,101 @@
+//! Refusals before anything is created: root, the programs the plan needs on
+//! this machine, and wrk on an SSH client host. A run that would fail half
+//! way is stopped here instead, with nothing started or changed.
+
+use crate::common::endpoint::Side;
+use crate::error::{Error, Result};
+use crate::lab;
+use crate::lab::real::RealLab;
+use crate::scenario::labfile::LabSpec;
+use crate::scenario::{Scenario, ServerKind};
+use std::path::Path;
+
+/// Refuse before anything is created when the plan is wrong or the machine
+/// cannot run it.
+pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Result<()> {
+    if let Some(spec) = lab_spec {
+        return preflight_real(scenario, spec);
+    }
+    lab::require_privileges()?;
+    lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
+    lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
+    if scenario.collect.conntrack {
+        lab::require_tool(
+            "nft",
+            "to make conntrack track the lab's namespaces",
+            "nftables",
+        )?;
+        lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
+    }
+    for v in &scenario.variants {
+        if let Ok((server, _)) = scenario.effective(v)
+            && server.kind == ServerKind::Command
+            && let Some(program) = server.command.first()
+        {
+            let found = if program.contains('/') {
+                Path::new(program).is_file()
+            } else {
+                lab::which(program).is_some()
+            };
+            if !found {
+                return Err(Error::env(format!(
+                    "the server command `{program}` (server.command) is not installed or not on PATH"
+                )));
+            }
+        }
+    }
+    if scenario.runs_wrk_on_host() {
+        lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
+    }
+    Ok(())
+}
+
+/// A real lab: this machine needs what its local hosts run (the SSH hosts
+/// are checked when twlab connects to them).
+pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
+    let hosts = [&spec.hosts.server, &spec.hosts.client];
+    if hosts.iter().any(|h| !h.is_local()) {
+        lab::require_tool("ssh", "to reach the lab's SSH hosts", "openssh-client")?;
+    }
+    let local_needs_root = hosts.iter().any(|h| h.is_local() && !h.sudo);
+    if local_needs_root && !nix::unistd::geteuid().is_root() {
+        return Err(Error::env(
+            "a local host of the lab changes sysctls and reads conntrack: run twlab as root, or set `sudo: true` for it in the lab file",
+        ));
+    }
+    for (side, h) in [
+        (Side::Server, &spec.hosts.server),
+        (Side::Client, &spec.hosts.client),
+    ] {
+        if !h.is_local() {
+            continue;
+        }
+        lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
+        if scenario.collect.conntrack {
+            lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
+        }
+        // A wrk in a container needs none on the host.
+        if side == Side::Client && scenario.runs_wrk_on_host() {
+            lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
+        }
+    }
+    Ok(())
+}
+
+/// An SSH client host must have wrk (unless it runs in a container) before
+/// anything is changed there.
+pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> Result<()> {
+    if !scenario.runs_wrk_on_host() || real.spec.hosts.client.is_local() {
+        return Ok(());
+    }
+    let client = real.host(Side::Client);
+    let found = client
+        .run(&["sh".into(), "-c".into(), "command -v wrk".into()])
+        .await;
+    found.map(|_| ()).map_err(|_| {
+        Error::env(format!(
+            "wrk is not installed on the client host {} (client.tool: wrk); install it there (apt-get install wrk) or use client.via: docker",
+            client.describe()
+        ))
+    })
+}

@@ -1,0 +1,83 @@
+//! The lab of one run as the orchestration sees it: a fresh pair of
+//! namespaces or the connected real lab, and the restore journal entries
+//! for processes started on real hosts.
+
+use crate::common::endpoint::Endpoint;
+use crate::common::endpoint::Side;
+use crate::error::Result;
+use crate::lab::Host;
+use crate::lab::netns::NetnsLab;
+use crate::lab::real::RealLab;
+
+/// The lab of one run: a fresh pair of namespaces, or the real lab.
+pub(crate) enum RunLab<'a> {
+    Netns(NetnsLab),
+    Real { lab: &'a RealLab, run_id: String },
+}
+
+impl RunLab<'_> {
+    pub(crate) fn host(&self, side: Side) -> &dyn Host {
+        match self {
+            RunLab::Netns(l) => l.host(side),
+            RunLab::Real { lab, .. } => lab.host(side),
+        }
+    }
+
+    pub(crate) fn run_id(&self) -> &str {
+        match self {
+            RunLab::Netns(l) => &l.run_id,
+            RunLab::Real { run_id, .. } => run_id,
+        }
+    }
+
+    pub(crate) fn endpoint(&self, port: u16) -> Endpoint {
+        match self {
+            RunLab::Netns(l) => l.endpoint(port),
+            RunLab::Real { lab, .. } => lab.endpoint(port),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> Option<&crate::docker::Engine> {
+        match self {
+            RunLab::Netns(_) => None,
+            RunLab::Real { lab, .. } => lab.engine.as_ref(),
+        }
+    }
+
+    pub(crate) fn client_engine(&self) -> Option<&crate::docker::Engine> {
+        match self {
+            RunLab::Netns(_) => None,
+            RunLab::Real { lab, .. } => lab.client_engine.as_ref(),
+        }
+    }
+}
+
+/// On a real host, note a process in the restore journal so `twlab clean`
+/// can end it after a `kill -9` of twlab (processes in a lab namespace die
+/// with it). Returns the PID to forget once the process is reaped.
+pub(crate) fn note_process(
+    lab: &RunLab<'_>,
+    side: Side,
+    process: &crate::process::Supervised,
+) -> Result<Option<u32>> {
+    let (RunLab::Real { lab, .. }, Some(pid)) = (lab, process.pid()) else {
+        return Ok(None);
+    };
+    lab.restore
+        .record_process(crate::lab::restore::PendingProcess {
+            side,
+            pid,
+            start_ticks: crate::lab::restore::start_ticks(pid).unwrap_or_default(),
+            remote_pidfile: process.remote_pidfile().map(String::from),
+            command: process.command().to_string(),
+        })?;
+    Ok(Some(pid))
+}
+
+pub(crate) fn forget_process(lab: &RunLab<'_>, pid: Option<u32>) {
+    if let (RunLab::Real { lab, .. }, Some(pid)) = (lab, pid)
+        && let Err(e) = lab.restore.forget_process(pid)
+    {
+        eprintln!("twlab: {e}");
+    }
+}
