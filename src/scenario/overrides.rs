@@ -1,0 +1,86 @@
+//! `--set key.path=value`: one override at a time on the parsed document,
+//! by path (`client.duration`) or by variant name.
+
+use crate::error::Result;
+use serde_yaml_ng::Value;
+
+/// Apply one `key.path=value` override to the YAML document. The value is
+/// read as a YAML scalar (`10s`, `5`, `true`). Sequence elements are named
+/// by index or, for lists of named items like variants, by name. Below
+/// `sysctls.client` / `sysctls.server` the rest of the path is one sysctl name.
+pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
+    let (path, raw) = spec
+        .split_once('=')
+        .ok_or_else(|| "expected key.path=value".to_string())?;
+    let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
+    set_path(doc, path, value)
+}
+/// Set the scalar at a dotted `path` of the document (see [`apply_override`]).
+pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("empty key path".into());
+    }
+    if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
+        return Err("only scalar values can be set".into());
+    }
+    let segments: Vec<&str> = path.split('.').collect();
+    let mut node = doc;
+    let mut i = 0;
+    while i < segments.len() {
+        let seg = segments[i];
+        let under_sysctls = i >= 2
+            && segments[i - 2] == "sysctls"
+            && matches!(segments[i - 1], "client" | "server");
+        let key = if under_sysctls {
+            let rest = segments[i..].join(".");
+            i = segments.len() - 1;
+            rest
+        } else {
+            seg.to_string()
+        };
+        let last = i == segments.len() - 1;
+        node = match node {
+            Value::Mapping(map) => {
+                let k = Value::String(key.clone());
+                if last {
+                    if let Some(existing) = map.get(&k)
+                        && matches!(existing, Value::Mapping(_) | Value::Sequence(_))
+                    {
+                        return Err(format!("`{path}` is not a scalar"));
+                    }
+                    map.insert(k, value);
+                    return Ok(());
+                }
+                if !map.contains_key(&k) {
+                    map.insert(k.clone(), Value::Mapping(Default::default()));
+                }
+                map.get_mut(&k).ok_or_else(|| format!("no key `{key}`"))?
+            }
+            Value::Sequence(seq) => {
+                let idx = match key.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => seq
+                        .iter()
+                        .position(|item| item.get("name").and_then(Value::as_str) == Some(&key))
+                        .ok_or_else(|| format!("no element named `{key}`"))?,
+                };
+                let len = seq.len();
+                let item = seq
+                    .get_mut(idx)
+                    .ok_or_else(|| format!("index {idx} is out of range (the list has {len})"))?;
+                if last {
+                    *item = value;
+                    return Ok(());
+                }
+                item
+            }
+            Value::Null if !last => {
+                *node = Value::Mapping(Default::default());
+                continue;
+            }
+            _ => return Err(format!("`{key}` is inside a scalar")),
+        };
+        i += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The `server:`, `client:` and `collect:` blocks: what runs, what drives
+//! it and what is counted, with their defaults and the checks that need
+//! more than one key (a client block is read raw first, then checked whole).
+
+use super::values::*;
+use crate::error::Result;
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// The server under load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSpec {
+    #[serde(default)]
+    pub kind: ServerKind,
+    #[serde(default = "default_port")]
+    pub port: Port,
+    /// Close a connection after this many requests (Tomcat's
+    /// `maxKeepAliveRequests`, default 100); 0 means never.
+    #[serde(default = "default_keepalive")]
+    pub max_keepalive_requests: u64,
+    /// Close with RST (SO_LINGER 0) instead of FIN: no TIME_WAIT on the server.
+    #[serde(default)]
+    pub linger_zero: bool,
+    /// For `kind: command`: the program and its arguments (no shell), e.g.
+    /// `[nginx, -g, "daemon off;"]`. It must listen on `port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// For `kind: docker`: the image (default `tomcat:8.5-alpine`, as in the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// For `kind: docker`: the container's network; only `host` (the
+    /// server host's own namespace, no NAT, as in the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<DockerNetwork>,
+    /// For `kind: docker`: environment variables of the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// For `kind: docker`: the container's command (replaces the image's CMD).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// For `kind: docker`: `missing` (default: pull when the engine lacks
+    /// the image), `never`, or `always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
+}
+/// The network of a server container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerNetwork {
+    /// `--network=host`: the container shares the server host's namespace.
+    #[default]
+    Host,
+}
+/// When to pull a server image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    #[default]
+    Missing,
+    Never,
+    Always,
+}
+/// The seed's image.
+pub const DEFAULT_SERVER_IMAGE: &str = "tomcat:8.5-alpine";
+impl ServerSpec {
+    /// The image of a docker server.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(DEFAULT_SERVER_IMAGE)
+    }
+}
+impl Default for ServerSpec {
+    fn default() -> Self {
+        ServerSpec {
+            kind: ServerKind::default(),
+            port: default_port(),
+            max_keepalive_requests: default_keepalive(),
+            linger_zero: false,
+            command: Vec::new(),
+            image: None,
+            network: None,
+            env: BTreeMap::new(),
+            args: Vec::new(),
+            pull: None,
+        }
+    }
+}
+pub(crate) fn default_port() -> Port {
+    Port(8080)
+}
+pub(crate) fn default_keepalive() -> u64 {
+    100
+}
+/// Which server runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// twlab's own Tomcat-like HTTP/1.1 server.
+    #[default]
+    Builtin,
+    /// Any program (`server.command`), e.g. nginx, started on the server
+    /// host; ready once something listens on `server.port`.
+    Command,
+    /// A container (`server.image`) on the server host's Docker engine,
+    /// with host networking; needs a lab whose server host has `docker: true`.
+    Docker,
+}
+/// The load generator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, try_from = "RawClientSpec")]
+#[schemars(with = "RawClientSpec")]
+pub struct ClientSpec {
+    pub tool: ClientTool,
+    pub connections: NonZeroU32,
+    pub threads: NonZeroU32,
+    pub duration: HumanDuration,
+    pub path: String,
+    /// Per-request timeout (wrk's `--timeout`).
+    pub timeout: HumanDuration,
+    /// The client closes each connection itself after this many requests
+    /// (it becomes the active closer); 0 = never. Builtin client only.
+    pub close_after: u64,
+    /// The client closes with RST (SO_LINGER 0): no TIME_WAIT on the client.
+    /// Builtin client only.
+    pub linger_zero: bool,
+    /// Where wrk runs on the client host: the host's own `wrk`, or a
+    /// container of `image` (wrk only). Not written when `host`, so the
+    /// resolved scenario of a host client is what it was before `via` existed
+    /// (`twlab compare` of runs from either side of that sees no change).
+    #[serde(skip_serializing_if = "ClientVia::is_host")]
+    pub via: ClientVia,
+    /// For `via: docker`: the image; its entrypoint must be wrk (twlab
+    /// passes wrk's arguments only). Default [`DEFAULT_CLIENT_IMAGE`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+/// Where the load client runs on the client host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientVia {
+    /// A program on the client host (`wrk` on its PATH, or `twlab load`).
+    #[default]
+    Host,
+    /// A container on the client host's Docker engine, with host
+    /// networking; needs a lab whose client host has `docker: true`.
+    Docker,
+}
+impl ClientVia {
+    fn is_host(&self) -> bool {
+        *self == ClientVia::Host
+    }
+}
+/// The image of a containerized wrk (docker/wrk/build.sh builds it).
+pub const DEFAULT_CLIENT_IMAGE: &str = "twlab/wrk:4.1";
+impl ClientSpec {
+    /// The image of a `via: docker` client.
+    pub fn image(&self) -> &str {
+        self.image.as_deref().unwrap_or(DEFAULT_CLIENT_IMAGE)
+    }
+}
+impl Default for ClientSpec {
+    fn default() -> Self {
+        ClientSpec {
+            tool: ClientTool::Builtin,
+            connections: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
+            threads: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
+            duration: HumanDuration(Duration::from_secs(90)),
+            path: "/abc".to_string(),
+            timeout: HumanDuration(Duration::from_secs(2)),
+            close_after: 0,
+            linger_zero: false,
+            via: ClientVia::Host,
+            image: None,
+        }
+    }
+}
+/// [`ClientSpec`] before its cross-field checks.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientSpec {
+    /// `builtin` (default) or `wrk`.
+    #[serde(default)]
+    tool: Option<ClientTool>,
+    /// Connections kept open (default 100).
+    #[serde(default)]
+    connections: Option<NonZeroU32>,
+    /// Threads (default 2), at most `connections`.
+    #[serde(default)]
+    threads: Option<NonZeroU32>,
+    /// How long the load runs (default 90s).
+    #[serde(default)]
+    duration: Option<HumanDuration>,
+    /// Request path (default /abc, a 404 as in the seed).
+    #[serde(default)]
+    path: Option<String>,
+    /// Per-request timeout (default 2s).
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+    /// The client closes after N requests; 0 = never (default).
+    #[serde(default)]
+    close_after: Option<u64>,
+    /// Close with RST instead of FIN (default false).
+    #[serde(default)]
+    linger_zero: Option<bool>,
+    /// `host` (default: the client host's own wrk or twlab) or `docker`
+    /// (wrk in a container of `image` on the client host's engine, host
+    /// network; needs `tool: wrk` and a lab whose client host has `docker: true`).
+    #[serde(default)]
+    via: Option<ClientVia>,
+    /// For `via: docker`: the wrk image (default twlab/wrk:4.1, built by
+    /// docker/wrk/build.sh); its entrypoint must be wrk.
+    #[serde(default)]
+    image: Option<String>,
+}
+impl TryFrom<RawClientSpec> for ClientSpec {
+    type Error = String;
+
+    fn try_from(raw: RawClientSpec) -> Result<Self, String> {
+        let d = ClientSpec::default();
+        let spec = ClientSpec {
+            tool: raw.tool.unwrap_or(d.tool),
+            connections: raw.connections.unwrap_or(d.connections),
+            threads: raw.threads.unwrap_or(d.threads),
+            duration: raw.duration.unwrap_or(d.duration),
+            path: raw.path.unwrap_or(d.path),
+            timeout: raw.timeout.unwrap_or(d.timeout),
+            close_after: raw.close_after.unwrap_or(d.close_after),
+            linger_zero: raw.linger_zero.unwrap_or(d.linger_zero),
+            via: raw.via.unwrap_or(d.via),
+            image: raw.image,
+        };
+        if spec.via == ClientVia::Docker && spec.tool != ClientTool::Wrk {
+            return Err(format!(
+                "client.via: docker runs wrk in a container and needs client.tool: wrk (the {} client runs on the host only; drop `via` or set `tool: wrk`)",
+                spec.tool.as_str()
+            ));
+        }
+        if spec.image.is_some() && spec.via != ClientVia::Docker {
+            return Err("client.image is only for client.via: docker".into());
+        }
+        if let Some(image) = &spec.image
+            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
+        {
+            return Err(format!("client.image `{image}` is not an image reference"));
+        }
+        if spec.tool == ClientTool::Wrk && (spec.close_after > 0 || spec.linger_zero) {
+            return Err(
+                "client.close_after and client.linger_zero need client.tool: builtin (wrk cannot do them)"
+                    .into(),
+            );
+        }
+        if spec.threads > spec.connections {
+            return Err(format!(
+                "client.threads ({}) must not exceed client.connections ({}): each thread needs a connection",
+                spec.threads, spec.connections
+            ));
+        }
+        if !spec.path.starts_with('/') || spec.path.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "client.path `{}` must start with `/` and contain no whitespace",
+                spec.path
+            ));
+        }
+        if spec.duration.0.is_zero() || spec.timeout.0.is_zero() {
+            return Err("client.duration and client.timeout must be greater than zero".into());
+        }
+        Ok(spec)
+    }
+}
+/// Which load generator runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTool {
+    /// twlab's own generator (`twlab load`).
+    Builtin,
+    /// wrk, which must be installed on the client host.
+    Wrk,
+}
+impl ClientTool {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClientTool::Builtin => "builtin",
+            ClientTool::Wrk => "wrk",
+        }
+    }
+}
+/// What is sampled during the load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CollectSpec {
+    /// Time between samples (default 1s, at least 50ms).
+    #[serde(default = "default_interval", deserialize_with = "interval")]
+    pub interval: HumanDuration,
+    /// From when counts are steady (default: 60s when the load runs longer
+    /// than 70s, else the second half): TIME_WAIT grows for its first minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_after: Option<HumanDuration>,
+    /// The states charted over time (default TIME_WAIT).
+    #[serde(default = "default_states", deserialize_with = "state_list")]
+    pub states: Vec<String>,
+    /// TCP states for the server endpoint, both sides.
+    #[serde(default = "yes")]
+    pub sockets: bool,
+    /// conntrack entries by TCP state for the endpoint, both sides.
+    #[serde(default = "yes")]
+    pub conntrack: bool,
+}
+impl Default for CollectSpec {
+    fn default() -> Self {
+        CollectSpec {
+            interval: default_interval(),
+            steady_after: None,
+            states: default_states(),
+            sockets: true,
+            conntrack: true,
+        }
+    }
+}
+pub(crate) fn default_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(1))
+}
+pub(crate) fn yes() -> bool {
+    true
+}
+pub(crate) fn default_states() -> Vec<String> {
+    vec!["TIME_WAIT".to_string()]
+}
+pub(crate) fn state_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    /// One state name, checked where it stands.
+    struct State(String);
+    impl<'de> Deserialize<'de> for State {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            checked_str(d, |s| {
+                let known =
+                    crate::common::names::known_state(crate::common::counts::Source::Sockets, s)
+                        || crate::common::names::known_state(
+                            crate::common::counts::Source::Conntrack,
+                            s,
+                        );
+                if known {
+                    Ok(State(s.to_string()))
+                } else {
+                    Err(format!(
+                        "unknown TCP state `{s}` (use netstat's spelling: TIME_WAIT, ESTABLISHED, CLOSE_WAIT, FIN_WAIT2, ...)"
+                    ))
+                }
+            })
+        }
+    }
+    Ok(Vec::<State>::deserialize(d)?
+        .into_iter()
+        .map(|s| s.0)
+        .collect())
+}
+pub(crate) fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    let value = HumanDuration::deserialize(d)?;
+    if value.0 < Duration::from_millis(50) {
+        return Err(de::Error::custom(format!(
+            "collect.interval `{value}` is too short: at least 50ms"
+        )));
+    }
+    Ok(value)
+}
