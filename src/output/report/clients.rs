@@ -1,0 +1,297 @@
+//! What the load client saw: throughput, latency and errors per variant,
+//! aggregated over runs, with their spread.
+
+use super::*;
+
+/// Client figures of a variant: means over its completed runs with a client.
+#[derive(Default)]
+pub(super) struct ClientAgg {
+    runs: u32,
+    tools: BTreeSet<String>,
+    requests: f64,
+    requests_per_sec: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    connect: f64,
+    read: f64,
+    write: f64,
+    timeout: f64,
+    non_2xx_3xx: f64,
+    connections_opened: Option<f64>,
+    cpu_secs: Option<f64>,
+    by_errno: Option<BTreeMap<String, f64>>,
+}
+impl ClientAgg {
+    fn of(v: &VariantSummary) -> Self {
+        let mut a = ClientAgg::default();
+        let clients: Vec<_> = v
+            .runs
+            .iter()
+            .filter(|r| r.error.is_none())
+            .filter_map(|r| r.client.as_ref())
+            .collect();
+        for c in &clients {
+            a.runs += 1;
+            a.tools.insert(c.tool.clone());
+            a.requests += c.requests as f64;
+            a.requests_per_sec += c.requests_per_sec;
+            a.p50 += c.latency.p50_ms;
+            a.p90 += c.latency.p90_ms;
+            a.p99 += c.latency.p99_ms;
+            a.max += c.latency.max_ms;
+            a.connect += c.errors.connect as f64;
+            a.read += c.errors.read as f64;
+            a.write += c.errors.write as f64;
+            a.timeout += c.errors.timeout as f64;
+            a.non_2xx_3xx += c.non_2xx_3xx as f64;
+        }
+        let n = f64::from(a.runs.max(1));
+        for f in [
+            &mut a.requests,
+            &mut a.requests_per_sec,
+            &mut a.p50,
+            &mut a.p90,
+            &mut a.p99,
+            &mut a.max,
+            &mut a.connect,
+            &mut a.read,
+            &mut a.write,
+            &mut a.timeout,
+            &mut a.non_2xx_3xx,
+        ] {
+            *f /= n;
+        }
+        let opened: Vec<u64> = clients
+            .iter()
+            .filter_map(|c| c.connections_opened)
+            .collect();
+        if !opened.is_empty() && opened.len() == clients.len() {
+            a.connections_opened = Some(opened.iter().sum::<u64>() as f64 / n);
+        }
+        let cpu: Vec<f64> = clients.iter().filter_map(|c| c.cpu_secs).collect();
+        if !cpu.is_empty() {
+            a.cpu_secs = Some(cpu.iter().sum::<f64>() / cpu.len() as f64);
+        }
+        let errnos: Vec<&Counts> = clients
+            .iter()
+            .filter_map(|c| c.errors.connect_by_errno.as_ref())
+            .collect();
+        if !errnos.is_empty() {
+            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+            for counts in errnos {
+                for (errno, k) in counts {
+                    *sums.entry(errno.clone()).or_insert(0.0) += *k as f64;
+                }
+            }
+            a.by_errno = Some(sums.into_iter().map(|(e, s)| (e, s / n)).collect());
+        }
+        a
+    }
+}
+pub(super) fn client_tables(out: &mut String, view: &View) {
+    out.push_str("## Client: throughput, latency and errors\n\n");
+    let aggs: Vec<ClientAgg> = view.variants.iter().map(ClientAgg::of).collect();
+    if aggs.iter().all(|a| a.runs == 0) {
+        out.push_str("No completed run reported client figures.\n\n");
+        return;
+    }
+    out.push_str(
+        "Means over each variant's completed runs; latency in milliseconds, of completed requests",
+    );
+    let show_cpu = aggs.iter().any(|a| a.cpu_secs.is_some());
+    if show_cpu {
+        out.push_str("; *CPU s* is the CPU time the load generator used (user + system)");
+    }
+    out.push_str(".\n\n");
+    let verdicts = view.any_verdict();
+    let show_opened = aggs.iter().any(|a| a.connections_opened.is_some());
+    let mut header = vec!["variant", "tool", "requests", "req/s", "change"];
+    if verdicts {
+        header.push("verdict");
+    }
+    if show_opened {
+        header.push("connections opened");
+    }
+    header.extend(["p50 ms", "p90 ms", "p99 ms", "max ms"]);
+    if show_cpu {
+        header.push("CPU s");
+    }
+    let rows = client_rows(
+        view,
+        &aggs,
+        header.len(),
+        Some("no completed run"),
+        |i, a| {
+            let mut row = vec![
+                a.tools.iter().cloned().collect::<Vec<_>>().join(", "),
+                num(a.requests),
+                num(a.requests_per_sec),
+                view.change_cell(i, "client.requests_per_sec", true),
+            ];
+            if verdicts {
+                row.push(view.verdict_cell(i, "client.requests_per_sec"));
+            }
+            if show_opened {
+                row.push(num_or_dash(a.connections_opened));
+            }
+            row.extend([num(a.p50), num(a.p90), num(a.p99), num(a.max)]);
+            if show_cpu {
+                row.push(num_or_dash(a.cpu_secs));
+            }
+            row
+        },
+    );
+    let left = if verdicts { vec![0, 1, 5] } else { vec![0, 1] };
+    out.push_str(&markdown::table(&header, rows, &left));
+
+    client_spread(out, view);
+
+    let show_errno = aggs
+        .iter()
+        .any(|a| a.by_errno.as_ref().is_some_and(|m| !m.is_empty()));
+    let mut header = vec![
+        "variant",
+        "connect",
+        "read",
+        "write",
+        "timeout",
+        "non-2xx/3xx",
+    ];
+    if show_errno {
+        header.push("connect errors by errno");
+    }
+    let rows = client_rows(view, &aggs, header.len(), None, |_, a| {
+        let mut row = vec![
+            num(a.connect),
+            num(a.read),
+            num(a.write),
+            num(a.timeout),
+            num(a.non_2xx_3xx),
+        ];
+        if show_errno {
+            row.push(match &a.by_errno {
+                Some(m) if !m.is_empty() => m
+                    .iter()
+                    .map(|(e, n)| format!("{e} {}", num(*n)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Some(_) => "none".into(),
+                None => "not reported".into(),
+            });
+        }
+        row
+    });
+    out.push_str("Errors (socket errors as wrk splits them, and responses that were neither 2xx nor 3xx):\n\n");
+    let mut left = vec![0];
+    if show_errno {
+        left.push(header.len() - 1);
+    }
+    out.push_str(&markdown::table(&header, rows, &left));
+
+    // The same note on several runs is listed once, with the runs it concerns.
+    let mut notes: Vec<(&str, RunsByVariant)> = Vec::new();
+    for (v, r) in view.runs() {
+        for note in r.client.iter().flat_map(|c| c.notes.iter()) {
+            let pos = match notes.iter().position(|(n, _)| *n == note.as_str()) {
+                Some(p) => p,
+                None => {
+                    notes.push((note.as_str(), Vec::new()));
+                    notes.len() - 1
+                }
+            };
+            let runs = &mut notes[pos].1;
+            match runs.iter_mut().find(|(name, _)| *name == v.name.as_str()) {
+                Some((_, repeats)) => repeats.push(r.repeat),
+                None => runs.push((v.name.as_str(), vec![r.repeat])),
+            }
+        }
+    }
+    if !notes.is_empty() {
+        out.push_str("### Client notes\n\n");
+        for (note, runs) in notes {
+            let runs: Vec<String> = runs
+                .iter()
+                .map(|(name, repeats)| {
+                    let list: Vec<String> = repeats.iter().map(u32::to_string).collect();
+                    let word = if repeats.len() == 1 {
+                        "repeat"
+                    } else {
+                        "repeats"
+                    };
+                    format!("{} {word} {}", code(name), list.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "- {}: {}", runs.join("; "), inline(note));
+        }
+        out.push('\n');
+    }
+}
+/// A row of `width` cells per variant of a client table: the variant, then
+/// `cells` of its client figures; a variant without completed runs gets
+/// `empty` (when given), then dashes.
+pub(super) fn client_rows(
+    view: &View,
+    aggs: &[ClientAgg],
+    width: usize,
+    empty: Option<&str>,
+    cells: impl Fn(usize, &ClientAgg) -> Vec<String>,
+) -> Vec<Vec<String>> {
+    aggs.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut row = vec![variant_label(&view.variants[i], i)];
+            if a.runs == 0 {
+                row.extend(empty.map(str::to_string));
+                row.resize(width, "—".into());
+            } else {
+                row.extend(cells(i, a));
+            }
+            row
+        })
+        .collect()
+}
+/// How the client's key figures spread over the runs of each variant that
+/// has two or more.
+pub(super) fn client_spread(out: &mut String, view: &View) {
+    let metrics: Vec<(&str, &str)> = [
+        ("req/s", "client.requests_per_sec"),
+        ("latency p50 (ms)", "client.latency.p50_ms"),
+        ("latency p99 (ms)", "client.latency.p99_ms"),
+        ("client errors", "client.errors"),
+        ("connections opened", "client.connections_opened"),
+    ]
+    .into_iter()
+    .filter(|(_, m)| view.any_value(m))
+    .collect();
+    let mut rows = Vec::new();
+    for (label, metric) in &metrics {
+        for (i, v) in view.variants.iter().enumerate() {
+            let Some(s) = view.stats(i, metric).filter(|s| s.n >= 2) else {
+                continue;
+            };
+            rows.push(vec![
+                label.to_string(),
+                variant_label(v, i),
+                s.n.to_string(),
+                num(s.mean),
+                num(s.median),
+                num(s.min),
+                num(s.max),
+                num(s.stddev),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("Spread over the runs of each variant with two or more:\n\n");
+    out.push_str(&markdown::table(
+        &[
+            "metric", "variant", "runs", "mean", "median", "min", "max", "sd",
+        ],
+        rows,
+        &[0, 1],
+    ));
+}

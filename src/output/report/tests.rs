@@ -1,0 +1,508 @@
+//! Report snapshots (insta) and the rules the report keeps.
+
+use super::*;
+use crate::common::counts::{ClientStats, ErrorCounts, Latency};
+use crate::results;
+use crate::results::{BySide, RunInfo, StateStats};
+use crate::scenario::{RoleSysctls, SysctlName, SysctlValue};
+
+fn counts(pairs: &[(&str, u64)]) -> Counts {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// State stats with the same states for final, peak and steady mean.
+fn states(rows: &[(&str, u64, u64, f64)]) -> StateStats {
+    StateStats {
+        final_: rows
+            .iter()
+            .map(|(s, f, _, _)| (s.to_string(), *f))
+            .collect(),
+        peak: rows
+            .iter()
+            .map(|(s, _, p, _)| (s.to_string(), *p))
+            .collect(),
+        steady_mean: rows
+            .iter()
+            .map(|(s, _, _, m)| (s.to_string(), *m))
+            .collect(),
+    }
+}
+
+fn sysctls(client: &[(&str, &str)], server: &[(&str, &str)]) -> RoleSysctls {
+    let map = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (SysctlName::parse(k).unwrap(), SysctlValue(v.to_string())))
+            .collect()
+    };
+    RoleSysctls {
+        client: map(client),
+        server: map(server),
+    }
+}
+
+fn builtin_client(requests: u64, rps: f64, p50: f64, p99: f64) -> ClientStats {
+    ClientStats {
+        tool: "builtin".into(),
+        duration_secs: 90.0,
+        requests,
+        requests_per_sec: rps,
+        responses_by_class: Some(counts(&[("4xx", requests)])),
+        non_2xx_3xx: requests,
+        connections_opened: Some(requests / 100),
+        errors: ErrorCounts {
+            connect: 0,
+            connect_by_errno: Some(Counts::new()),
+            read: 0,
+            write: 0,
+            timeout: 0,
+        },
+        latency: Latency {
+            mean_ms: p50 * 1.1,
+            p50_ms: p50,
+            p75_ms: Some(p50 * 1.3),
+            p90_ms: p50 * 1.8,
+            p99_ms: p99,
+            max_ms: p99 * 4.0,
+        },
+        cpu_secs: None,
+        notes: vec![],
+    }
+}
+
+fn info(complete: bool) -> RunInfo {
+    RunInfo {
+        scenario_file: "scenarios/tw_reuse.yaml".into(),
+        description: Some(
+            "How many TIME_WAIT sockets and conntrack entries pile up on each side when a\n\
+             Tomcat-like server closes keep-alive connections after 100 requests, with\n\
+             net.ipv4.tcp_tw_reuse off and on."
+                .into(),
+        ),
+        started_at: "2025-11-25T18:50:02Z".into(),
+        finished_at: "2025-11-25T18:54:41Z".into(),
+        kernel: "Linux 6.1.0-27-amd64".into(),
+        twlab_version: "0.1.0".into(),
+        lab: "embedded: network namespaces joined by a veth pair".into(),
+        server: "builtin (Tomcat-like, maxKeepAliveRequests 100) on 10.77.0.1:8080".into(),
+        client: "builtin, 100 connections, 2 threads, 90s, GET /abc, timeout 2s".into(),
+        endpoint: "10.77.0.1:8080".into(),
+        command: "sudo twlab run scenarios/tw_reuse.yaml --out runs".into(),
+        complete,
+        order: "interleaved".into(),
+        notes: vec![
+            "conntrack keeps TCP TIME_WAIT entries for 120 s (nf_conntrack_tcp_timeout_time_wait), twice the socket TIME_WAIT.".into(),
+        ],
+    }
+}
+
+fn run(
+    run_id: &str,
+    repeat: u32,
+    client: Option<ClientStats>,
+    server_tw: (u64, u64, f64),
+    client_tw: (u64, u64, f64),
+    ct_tw: (u64, u64, f64),
+) -> RunSummary {
+    RunSummary {
+        run_id: run_id.into(),
+        repeat,
+        client,
+        sockets: BySide {
+            server: states(&[
+                ("TIME_WAIT", server_tw.0, server_tw.1, server_tw.2),
+                ("ESTABLISHED", 0, 100, 99.6),
+                ("FIN_WAIT2", 0, 3, 0.4),
+                ("SYN_RECV", 0, 0, 0.0),
+            ]),
+            client: states(&[
+                ("TIME_WAIT", client_tw.0, client_tw.1, client_tw.2),
+                ("ESTABLISHED", 0, 100, 99.7),
+                ("CLOSE_WAIT", 0, 2, 0.21),
+            ]),
+        },
+        conntrack: BySide {
+            server: states(&[
+                ("TIME_WAIT", ct_tw.0, ct_tw.1, ct_tw.2),
+                ("ESTABLISHED", 100, 100, 100.0),
+            ]),
+            client: states(&[
+                ("TIME_WAIT", ct_tw.0 + 4, ct_tw.1 + 4, ct_tw.2 + 3.5),
+                ("ESTABLISHED", 100, 100, 100.0),
+            ]),
+        },
+        samples: 91,
+        steady_from_secs: 60.0,
+        collected: None,
+        steady_samples: None,
+        interrupted: false,
+        error: None,
+        invalid: vec![],
+    }
+}
+
+fn two_variants() -> Summary {
+    let variants = vec![
+        VariantSummary {
+            name: "reuse-off".into(),
+            sysctls: sysctls(
+                &[("net.ipv4.tcp_tw_reuse", "0")],
+                &[("net.ipv4.tcp_tw_reuse", "0")],
+            ),
+            runs: vec![run(
+                "reuse-off-1",
+                1,
+                Some(builtin_client(1_800_512, 20005.69, 4.61, 12.4)),
+                (12000, 12110, 11873.42),
+                (0, 0, 0.0),
+                (23811, 23902, 23788.5),
+            )],
+        },
+        VariantSummary {
+            name: "reuse-on".into(),
+            sysctls: sysctls(
+                &[
+                    ("net.ipv4.tcp_tw_reuse", "1"),
+                    ("net.ipv4.ip_local_port_range", "32768\t60999"),
+                ],
+                &[],
+            ),
+            runs: vec![run(
+                "reuse-on-1",
+                1,
+                Some(builtin_client(1_854_540, 20606.0, 4.48, 11.9)),
+                (7152, 7160, 7025.4),
+                (0, 0, 0.0),
+                (23900, 24010, 23850.0),
+            )],
+        },
+    ];
+    summary(variants, true)
+}
+
+fn summary(variants: Vec<VariantSummary>, complete: bool) -> Summary {
+    Summary {
+        scenario: "tw_reuse".into(),
+        info: info(complete),
+        comparisons: metrics::compare(&variants),
+        variants,
+        expectations: vec![],
+        charts: vec![],
+    }
+}
+
+/// For each summary, a test of its markdown and one of its terminal
+/// rendering, each against the snapshot named after the test.
+macro_rules! snapshot_tests {
+    ($($summary:ident: $markdown:ident, $terminal:ident;)*) => {$(
+        #[test]
+        fn $markdown() {
+            insta::assert_snapshot!(render_markdown(&$summary()));
+        }
+
+        #[test]
+        fn $terminal() {
+            insta::assert_snapshot!(render_terminal(&$summary()));
+        }
+    )*};
+}
+
+snapshot_tests! {
+    two_variants: two_variants_markdown, two_variants_terminal;
+    with_failed_run: failed_run_markdown, failed_run_terminal;
+    zero_baseline: zero_baseline_markdown, zero_baseline_terminal;
+    repeat_three: repeat_three_markdown, repeat_three_terminal;
+    flagged: flagged_markdown, flagged_terminal;
+}
+
+#[test]
+fn the_change_against_the_baseline_is_in_the_state_table() {
+    let md = render_markdown(&two_variants());
+    assert!(md.contains("| `reuse-on`"), "{md}");
+    assert!(md.contains("-4848 (-40.4%)"), "{md}");
+    // FIN_WAIT2 is non-zero somewhere, SYN_RECV never is.
+    assert!(md.contains("### Sockets on the server: FIN_WAIT2"), "{md}");
+    assert!(!md.contains("SYN_RECV"), "{md}");
+}
+
+/// Two repeats; the second of `reuse-on` failed, and wrk lost slots.
+fn with_failed_run() -> Summary {
+    let mut s = two_variants();
+    for v in &mut s.variants {
+        let mut second = v.runs[0].clone();
+        second.repeat = 2;
+        second.run_id = format!("{}-2", v.name);
+        v.runs.push(second);
+    }
+    let wrk = ClientStats {
+        tool: "wrk".into(),
+        duration_secs: 90.02,
+        requests: 1_402_311,
+        requests_per_sec: 15578.2,
+        responses_by_class: None,
+        non_2xx_3xx: 1_402_311,
+        connections_opened: None,
+        errors: ErrorCounts {
+            connect: 37,
+            connect_by_errno: None,
+            read: 0,
+            write: 0,
+            timeout: 2,
+        },
+        latency: Latency {
+            mean_ms: 5.12,
+            p50_ms: 4.71,
+            p75_ms: Some(5.9),
+            p90_ms: 7.73,
+            p99_ms: 14.05,
+            max_ms: 210.33,
+        },
+        cpu_secs: None,
+        notes: vec!["wrk reported 37 connect errors. wrk drops a connection slot for good when connect() fails, so under local port exhaustion (EADDRNOTAVAIL) the run stalls with fewer live connections (up to 37 of its 100 connections lost) — unlike twlab's builtin client, which retries; its throughput is not comparable with a run without connect errors.".into()],
+    };
+    for v in &mut s.variants {
+        for r in &mut v.runs {
+            r.client = Some(wrk.clone());
+        }
+    }
+    let interrupted = &mut s.variants[1].runs[0];
+    interrupted.interrupted = true;
+    if let Some(c) = interrupted.client.as_mut() {
+        c.duration_secs = 41.37;
+        c.requests = 702_118;
+        c.requests_per_sec = 16971.67;
+        c.errors.connect = 0;
+        c.errors.timeout = 0;
+        c.non_2xx_3xx = 702_118;
+        c.notes.clear();
+    }
+    let failed = &mut s.variants[1].runs[1];
+    failed.client = None;
+    failed.sockets = BySide::default();
+    failed.conntrack = BySide::default();
+    failed.samples = 0;
+    failed.error = Some(
+        "the server exited early (status 101) while the load ran: `ip netns exec twlab-srv twlab serve --port 8080`\nstderr:\nthread 'main' panicked at src/server/builtin.rs:88: too many open files | ulimit -n 1024".into(),
+    );
+    s.info.complete = false;
+    s.info.client = "wrk, 100 connections, 2 threads, 90s, GET /abc, timeout 2s".into();
+    s.info
+        .notes
+        .push("The run was interrupted by SIGINT during reuse-on repeat 1.".into());
+    s.comparisons = metrics::compare(&s.variants);
+    s
+}
+
+/// The client closes first: no client TIME_WAIT in the baseline, some with
+/// the variant, so percentages against the baseline are n/a.
+fn zero_baseline() -> Summary {
+    let mut s = two_variants();
+    let on = &mut s.variants[1].runs[0].sockets.client;
+    *on = states(&[
+        ("TIME_WAIT", 3980, 4102, 4011.5),
+        ("ESTABLISHED", 0, 100, 99.7),
+    ]);
+    s.comparisons = metrics::compare(&s.variants);
+    s
+}
+
+#[test]
+fn a_zero_baseline_has_a_change_without_a_percent() {
+    let md = render_markdown(&zero_baseline());
+    assert!(md.contains("+4011.5 (n/a)"), "{md}");
+}
+
+#[test]
+fn a_variant_without_completed_runs_has_no_figures() {
+    let mut s = two_variants();
+    s.variants[1].runs[0].error = Some("the lab could not be built".into());
+    s.info.complete = false;
+    s.comparisons = metrics::compare(&s.variants);
+    let md = render_markdown(&s);
+    assert!(
+        // Server TIME_WAIT of `reuse-on`: no value, no change.
+        md.contains("| steady mean | `reuse-on`             |        — |        — |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `reuse-on`             | no completed run |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("```text\nthe lab could not be built\n```"),
+        "{md}"
+    );
+    let term = render_terminal(&s);
+    assert!(term.contains("1 run failed"), "{term}");
+}
+
+#[test]
+fn one_run_each_says_needs_repeats_once() {
+    let md = render_markdown(&two_variants());
+    assert_eq!(md.matches("needs repeats").count(), 1, "{md}");
+    assert!(!md.contains("verdict |"), "{md}");
+    assert!(!md.contains('['), "no interval without repeats: {md}");
+    let term = render_terminal(&two_variants());
+    assert_eq!(term.matches("needs repeats").count(), 1, "{term}");
+}
+
+/// Three runs of each variant: reuse-on clearly lowers the server's
+/// TIME_WAIT, conntrack barely moves, throughput is noise.
+fn repeat_three() -> Summary {
+    let mut s = two_variants();
+    let off = [
+        (12000, 12110, 11873.42, 23811, 20005.69, 12.4),
+        (12410, 12530, 12281.0, 23650, 19870.12, 12.9),
+        (11790, 11905, 11702.5, 23920, 20110.4, 12.1),
+    ];
+    let on = [
+        (7152, 7160, 7025.4, 23900, 20606.0, 11.9),
+        (7388, 7420, 7301.25, 23710, 19790.55, 12.6),
+        (6990, 7012, 6911.0, 23805, 20230.1, 12.2),
+    ];
+    for (v, figures) in s.variants.iter_mut().zip([off, on]) {
+        v.runs = figures
+            .iter()
+            .enumerate()
+            .map(|(k, (fin, peak, mean, ct, rps, p99))| {
+                let repeat = k as u32 + 1;
+                run(
+                    &format!("{}-{repeat}", v.name),
+                    repeat,
+                    Some(builtin_client((rps * 90.0) as u64, *rps, 4.5, *p99)),
+                    (*fin, *peak, *mean),
+                    (0, 0, 0.0),
+                    (*ct, ct + 91, *ct as f64 - 22.5),
+                )
+            })
+            .collect();
+    }
+    s.comparisons = metrics::compare(&s.variants);
+    s
+}
+
+#[test]
+fn repeats_give_intervals_verdicts_and_spread() {
+    let md = render_markdown(&repeat_three());
+    assert!(!md.contains("repeat ≥ 2 gives verdicts"), "{md}");
+    let glance = md
+        .lines()
+        .find(|l| l.starts_with("| server sockets TIME_WAIT (steady mean)"))
+        .unwrap_or_default();
+    assert!(glance.contains("(-40.8% ["), "{glance}");
+    assert!(glance.contains("| better"), "{glance}");
+    let rps = md
+        .lines()
+        .find(|l| l.starts_with("| requests/s"))
+        .unwrap_or_default();
+    assert!(rps.contains("no clear change"), "{rps}");
+    assert!(md.contains("| statistic   | variant"), "{md}");
+    assert!(md.contains("| median |"), "{md}");
+    assert!(md.contains("Spread over the runs"), "{md}");
+    let term = render_terminal(&repeat_three());
+    assert!(term.contains("verdict"), "{term}");
+    assert!(
+        !term.contains('['),
+        "the terminal keeps changes short: {term}"
+    );
+}
+
+/// Repeats with two failed expectations, an invalid run, charts, client
+/// CPU time and a randomized order.
+fn flagged() -> Summary {
+    let mut s = repeat_three();
+    s.info.order = "randomized (seed 42)".into();
+    for (v, cpu) in s.variants.iter_mut().zip([58.25, 61.5]) {
+        for (k, r) in v.runs.iter_mut().enumerate() {
+            if let Some(c) = r.client.as_mut() {
+                c.cpu_secs = Some(cpu + k as f64);
+            }
+        }
+    }
+    s.variants[1].runs[1].invalid = vec![
+        "the load generator was CPU-bound (1.97 of 2 cores busy): the server was not the bottleneck".into(),
+        "the client ran out of local ports (EADDRNOTAVAIL on 1204 connects)".into(),
+    ];
+    s.expectations = vec![
+        results::Expectation {
+            text:
+                "server.sockets.TIME_WAIT steady_mean of reuse-on: change <= -20% (95% confidence)"
+                    .into(),
+            passed: true,
+            detail: "change -40.5%, 95% CI [-44.1%, -36.9%] over 3 run(s)".into(),
+        },
+        results::Expectation {
+            text: "server.conntrack.TIME_WAIT steady_mean of reuse-on: change <= -20%".into(),
+            passed: false,
+            detail: "change +0.1% (mean of 3 run(s))".into(),
+        },
+        results::Expectation {
+            text: "client.requests_per_sec of reuse-on: value >= 25000".into(),
+            passed: false,
+            detail: "value +20208.9 (mean of 3 run(s))".into(),
+        },
+    ];
+    s.charts = vec![
+        results::Chart {
+            title: "TIME_WAIT sockets on the server".into(),
+            path: "charts/server-sockets-TIME_WAIT.svg".into(),
+        },
+        results::Chart {
+            title: "TIME_WAIT conntrack entries on the server".into(),
+            path: "charts/server-conntrack-TIME_WAIT.svg".into(),
+        },
+    ];
+    s.comparisons = metrics::compare(&s.variants);
+    s
+}
+
+#[test]
+fn flags_come_first_and_charts_are_embedded() {
+    let md = render_markdown(&flagged());
+    let at = |needle: &str| {
+        md.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{md}"))
+    };
+    assert!(at("> [!WARNING]") < at("## What ran"), "{md}");
+    assert!(md.contains("**1 run is invalid**"), "{md}");
+    assert!(md.contains("- **Expectations:** **2 of 3 failed**"), "{md}");
+    assert!(md.contains("- **Order:** randomized (seed 42)"), "{md}");
+    assert!(at("## At a glance") < at("## Expectations"), "{md}");
+    assert!(at("## Expectations") < at("## Charts"), "{md}");
+    assert!(at("## Charts") < at("## TCP states"), "{md}");
+    assert!(
+        md.contains("- ❌ `client.requests_per_sec of reuse-on: value >= 25000`: value +20208.9"),
+        "{md}"
+    );
+    assert!(md.contains("- ✅ `server.sockets.TIME_WAIT"), "{md}");
+    assert!(
+        md.contains("![TIME_WAIT sockets on the server](charts/server-sockets-TIME_WAIT.svg)\n"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| `reuse-on`  | 2      | `reuse-on-2`  | **invalid** |"),
+        "{md}"
+    );
+    let term = render_terminal(&flagged());
+    assert!(
+        term.contains("INVALID: reuse-on repeat 2: the load generator was CPU-bound"),
+        "{term}"
+    );
+    assert!(term.contains("expectations: 2 of 3 failed"), "{term}");
+    assert_eq!(term.matches("FAILED: ").count(), 2, "{term}");
+}
+
+#[test]
+fn chart_links_survive_odd_paths_and_titles() {
+    assert_eq!(link_target("charts/a b.svg"), "<charts/a b.svg>");
+    assert_eq!(link_target("charts/x.svg"), "charts/x.svg");
+    assert_eq!(alt_text("a [b]\nc"), "a \\[b\\] c");
+}
+
+#[test]
+fn an_empty_summary_still_renders() {
+    let s = summary(vec![], false);
+    let md = render_markdown(&s);
+    assert!(md.contains("No variant ran"), "{md}");
+    assert!(render_terminal(&s).contains("no variant ran"));
+}
