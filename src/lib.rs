@@ -6,7 +6,27 @@
 //! conntrack counts for the server endpoint on both sides, and writes a run
 //! directory with a markdown report and machine-readable results.
 //!
-//! [`run`] is the whole program; `main` only exits with its code.
+//! [`run()`] is the whole program; `main` only exits with its code.
+//!
+//! The modules follow the pipeline, each depending only on those before it:
+//!
+//! | stage | module |
+//! |---|---|
+//! | shared names (endpoint, sides, counts, state names) | [`common`] |
+//! | the input files, parsed and validated once | [`scenario`] (with the lab file) |
+//! | where things run: hosts, namespaces, sysctls, restore journal | [`lab`] |
+//! | counting sockets and conntrack entries on one host | [`measure`] |
+//! | the server and the load client | [`load`] |
+//! | one scenario from plan to results, and the sampler | [`run`](mod@run) |
+//! | the run directory contract | [`results`] |
+//! | statistics, metrics, expectations, validity | [`analysis`] |
+//! | report, terminal, charts, HTML, JUnit, compare | [`output`] |
+//! | doctor and clean | [`ops`] |
+//!
+//! Beside them: [`cli`] (the command line), [`error`] (the two tiers of
+//! errors and their exit codes), [`process`] (supervised children) and
+//! [`docker`] (the engine, through bollard). CONTRIBUTING.md says where
+//! each kind of addition goes.
 
 pub mod analysis;
 pub mod cli;

@@ -3,9 +3,15 @@
 //! One [`Host`] abstraction covers every place a server or client can run:
 //! it builds commands, reads and writes sysctls, and counts sockets and
 //! conntrack entries for the server endpoint. The embedded lab ([`netns`])
-//! is two network namespaces joined by a veth pair; local and SSH hosts will
-//! implement the same trait, so the orchestration in
-//! [`experiment`](crate::run) does not change with the lab.
+//! is two network namespaces joined by a veth pair; [`local`] is this
+//! machine's own namespace and [`ssh`] a real host over one multiplexed SSH
+//! connection; [`real`] connects a lab file's hosts. The orchestration in
+//! [`crate::run`](mod@crate::run) does not change with the lab: a new host backend is one
+//! file here implementing [`Host`], and a case in [`real`] that builds it.
+//!
+//! Whatever a host changes is journaled first: [`sysctl`] keeps the values
+//! before, and on real hosts [`restore`] writes them to disk before the
+//! change, so `twlab clean` can undo a run that was killed.
 //!
 //! Commands are always built from argument vectors, never by pasting user
 //! text into a shell line.
