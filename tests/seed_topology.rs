@@ -54,10 +54,7 @@ fn tomcat_in_docker_with_wrk_over_ssh_counts_both_sides_and_restores_both_hosts(
     // The client host tracks connections, as a host with a stateful
     // firewall does (a fresh namespace tracks nothing until a rule uses
     // conntrack); this machine's own namespace does already (Docker's NAT).
-    for argv in twlab::measure::conntrack::enable_argvs() {
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        sshd.exec(&args);
-    }
+    twlab::lab::netns::sys::enable_conntrack(&sshd.netns).expect("conntrack on in the client host");
     let client_before = sshd.exec(&["sysctl", "-n", "net.ipv4.tcp_tw_reuse"]);
     let server_before = tw_reuse();
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -3,8 +3,8 @@
 //! conntrack keeps its own TIME_WAIT (120 s by default, twice the socket's),
 //! which is what fills `nf_conntrack_max` on busy hosts; the seed counted it
 //! with `conntrack -L | awk | sort | uniq -c`. A network namespace tracks
-//! nothing until a rule there uses conntrack, so [`enable_argvs`] installs a
-//! minimal nftables table whose rule matches on `ct state`.
+//! nothing until a rule there uses conntrack; the embedded lab installs a
+//! minimal nftables table for that ([`crate::lab::netns::sys`]).
 //!
 //! Counting uses the `conntrack` tool (conntrack-tools) with the endpoint as
 //! a filter, and checks the original tuple again here, so the same parser
@@ -13,37 +13,6 @@
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, canonical};
 use std::net::IpAddr;
-
-/// The nftables table twlab adds to make a namespace track connections.
-pub const NFT_TABLE: &str = "twlab_ct";
-
-/// Commands that make conntrack active in a namespace: a table with one
-/// output and one prerouting chain, each with a rule that uses `ct state`.
-pub fn enable_argvs() -> Vec<Vec<String>> {
-    let nft = |args: &[&str]| {
-        std::iter::once("nft")
-            .chain(args.iter().copied())
-            .map(String::from)
-            .collect::<Vec<_>>()
-    };
-    let mut argvs = vec![nft(&["add", "table", "inet", NFT_TABLE])];
-    for (chain, hook) in [("pre", "prerouting"), ("out", "output")] {
-        let spec = format!("{{ type filter hook {hook} priority -150; }}");
-        argvs.push(nft(&["add", "chain", "inet", NFT_TABLE, chain, &spec]));
-        argvs.push(nft(&[
-            "add",
-            "rule",
-            "inet",
-            NFT_TABLE,
-            chain,
-            "ct",
-            "state",
-            "established,related,new,invalid",
-            "counter",
-        ]));
-    }
-    argvs
-}
 
 /// `conntrack -L` for TCP entries whose original destination is the endpoint.
 pub fn list_argv(endpoint: Endpoint) -> Vec<String> {
@@ -142,21 +111,6 @@ mod tests {
         assert_eq!(
             argv,
             "conntrack -L -f ipv4 -p tcp --orig-dst 198.18.0.1 --orig-port-dst 8080"
-        );
-    }
-
-    #[test]
-    fn the_ct_rule_covers_both_directions() {
-        let lines: Vec<String> = enable_argvs().iter().map(|a| a.join(" ")).collect();
-        assert_eq!(
-            lines,
-            [
-                "nft add table inet twlab_ct",
-                "nft add chain inet twlab_ct pre { type filter hook prerouting priority -150; }",
-                "nft add rule inet twlab_ct pre ct state established,related,new,invalid counter",
-                "nft add chain inet twlab_ct out { type filter hook output priority -150; }",
-                "nft add rule inet twlab_ct out ct state established,related,new,invalid counter",
-            ]
         );
     }
 }

@@ -15,7 +15,6 @@ use crate::lab::sysctl::Journal;
 use crate::load::client::{ClientContext, RunningClient};
 use crate::load::server;
 use crate::load::shutdown::{Level, Shutdown};
-use crate::measure::conntrack;
 use crate::results::env::RunEnv;
 use crate::results::{self, BySide, RunSummary, Sample, SampleWriter, StateStats};
 use crate::run::sampler::Collector;
@@ -384,12 +383,12 @@ async fn prepare_conntrack(ctx: &Context<'_>, lab: &RunLab<'_>, env: &mut RunEnv
     if !ctx.scenario.collect.conntrack {
         return Ok(());
     }
-    for host in [lab.host(Side::Server), lab.host(Side::Client)] {
-        if matches!(lab, RunLab::Netns(_)) {
-            for argv in conntrack::enable_argvs() {
-                host.run(&argv).await?;
-            }
+    if let RunLab::Netns(netns_lab) = lab {
+        for side in Side::BOTH {
+            netns_lab.host(side).enable_conntrack().await?;
         }
+    }
+    for host in [lab.host(Side::Server), lab.host(Side::Client)] {
         let mut timeouts = BTreeMap::new();
         for key in CONNTRACK_TIMEOUTS {
             if let Ok(name) = crate::scenario::SysctlName::parse(key)

@@ -17,14 +17,9 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
         return preflight_real(scenario, spec);
     }
     lab::require_privileges()?;
-    lab::require_tool("ip", "to build the lab's namespaces", "iproute2")?;
-    lab::require_tool("sysctl", "to apply and verify sysctls", "procps")?;
+    // The lab itself (namespaces, veth, sysctls, the conntrack table) is
+    // built in-process: no `ip`, `sysctl` or `nft` is needed.
     if scenario.collect.conntrack {
-        lab::require_tool(
-            "nft",
-            "to make conntrack track the lab's namespaces",
-            "nftables",
-        )?;
         lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
     }
     for v in &scenario.variants {

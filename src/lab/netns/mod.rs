@@ -9,13 +9,21 @@
 //! end, so teardown is: stop what runs inside, delete both namespaces.
 //! Sysctls written here are per namespace and vanish with it; the machine's
 //! own settings are never touched.
+//!
+//! Everything is done in-process ([`sys`]: system calls, rtnetlink and one
+//! nf_tables transaction), so the embedded lab needs no `ip`, `sysctl`,
+//! `nft` or `conntrack` binary; the namespaces are still made where
+//! iproute2 makes them (`/run/netns`), so `ip netns exec NAME …` works for a
+//! user who looks around during a run.
+
+pub mod sys;
 
 use super::{Host, LABEL_PREFIX};
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::measure::sockdiag::LazySockDiag;
-use crate::process;
+use crate::scenario::SysctlName;
 use async_trait::async_trait;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -52,8 +60,26 @@ impl NetnsHost {
     }
 
     pub fn path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.name)
+        PathBuf::from(sys::NETNS_RUN_DIR).join(&self.name)
     }
+
+    /// Make the namespace track connections (the `twlab_ct` nf_tables
+    /// table; [`sys`] says why this mechanism).
+    pub async fn enable_conntrack(&self) -> Result<()> {
+        let ns = self.name.clone();
+        blocking(move || sys::enable_conntrack(&ns))
+            .await
+            .map_err(|e| Error::env(format!("cannot make {} track connections: {e}", self.name)))
+    }
+}
+
+/// Run a blocking namespace operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("namespace task failed: {e}"))))
 }
 
 #[async_trait]
@@ -66,6 +92,10 @@ impl Host for NetnsHost {
         format!("netns {}", self.name)
     }
 
+    /// The program runs in the namespace: the child enters it with
+    /// `setns` between fork and exec (what `ip netns exec` does, without
+    /// needing `ip`). Messages show it as `ip netns exec NAME …`, the
+    /// command a user would type to do the same.
     fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
         let mut shown = vec![
             "ip".to_string(),
@@ -74,9 +104,39 @@ impl Host for NetnsHost {
             self.name.clone(),
         ];
         shown.extend(argv.iter().cloned());
-        let mut cmd = Command::new(&shown[0]);
-        cmd.args(&shown[1..]);
+        let mut cmd = Command::new(argv.first().map_or("", String::as_str));
+        cmd.args(argv.iter().skip(1));
+        let ns = std::fs::File::open(self.path()).map(std::os::fd::OwnedFd::from);
+        let path = self.path();
+        // SAFETY: the closure runs between fork and exec and only makes the
+        // setns system call (async-signal-safe) on a descriptor it owns, or
+        // returns a prepared error: a child that cannot enter the namespace
+        // must fail rather than run in this machine's own.
+        unsafe {
+            cmd.pre_exec(move || match &ns {
+                Ok(fd) => nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from),
+                Err(e) => Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot open namespace {}", path.display()),
+                )),
+            });
+        }
         (cmd, shown)
+    }
+
+    async fn read_sysctl(&self, name: &SysctlName) -> Result<String> {
+        let (ns, key) = (self.name.clone(), name.to_string());
+        blocking(move || sys::sysctl_read(&ns, &key))
+            .await
+            .map_err(|e| Error::env(format!("sysctl {name} in {}: {e}", self.name)))
+    }
+
+    async fn write_sysctl(&self, name: &SysctlName, value: &str) -> Result<()> {
+        let (ns, key, v) = (self.name.clone(), name.to_string(), value.to_string());
+        blocking(move || sys::sysctl_write(&ns, &key, &v))
+            .await
+            .map_err(|e| Error::env(format!("sysctl -w {name}={value} in {}: {e}", self.name)))
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
@@ -148,20 +208,15 @@ impl NetnsLab {
     }
 
     async fn build(&self) -> Result<()> {
-        let (s, c) = (self.server.name(), self.client.name());
-        ip(&["netns", "add", s]).await?;
-        ip(&["netns", "add", c]).await?;
-        ip(&[
-            "link", "add", IFACE, "netns", s, "type", "veth", "peer", "name", IFACE, "netns", c,
-        ])
-        .await?;
-        for (ns, addr) in [(s, SERVER_ADDR), (c, CLIENT_ADDR)] {
-            let cidr = format!("{addr}/{PREFIX_LEN}");
-            ip(&["-n", ns, "addr", "add", &cidr, "dev", IFACE]).await?;
-            ip(&["-n", ns, "link", "set", IFACE, "up"]).await?;
-            ip(&["-n", ns, "link", "set", "lo", "up"]).await?;
-        }
-        Ok(())
+        let (s, c) = (self.server.name.clone(), self.client.name.clone());
+        let what = format!("cannot build the lab {s} / {c}");
+        blocking(move || {
+            sys::add_netns(&s)?;
+            sys::add_netns(&c)?;
+            sys::veth_pair(&s, IFACE, SERVER_ADDR, &c, IFACE, CLIENT_ADDR, PREFIX_LEN)
+        })
+        .await
+        .map_err(|e| Error::env(format!("{what}: {e}")))
     }
 
     pub fn host(&self, side: Side) -> &NetnsHost {
@@ -207,53 +262,33 @@ impl Drop for NetnsLab {
             return;
         }
         for host in [&self.client, &self.server] {
-            if let Ok(out) = std::process::Command::new("ip")
-                .args(["netns", "pids", host.name()])
-                .output()
-            {
-                for pid in String::from_utf8_lossy(&out.stdout).lines() {
-                    if let Ok(pid) = pid.trim().parse() {
-                        let _ = nix::sys::signal::kill(
-                            nix::unistd::Pid::from_raw(pid),
-                            nix::sys::signal::Signal::SIGKILL,
-                        );
-                    }
-                }
+            for pid in sys::netns_pids(host.name()).unwrap_or_default() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", host.name()])
-                .status();
+            let _ = sys::del_netns(host.name());
         }
         let _ = std::fs::remove_file(owner_file(&self.run_id));
     }
 }
 
-/// Run `ip ARGS...`.
-async fn ip(args: &[&str]) -> Result<String> {
-    let argv: Vec<String> = std::iter::once("ip")
-        .chain(args.iter().copied())
-        .map(String::from)
-        .collect();
-    let mut cmd = Command::new("ip");
-    cmd.args(args);
-    process::output(cmd, &argv).await
-}
-
 /// Names of the namespaces on this machine that carry twlab's label.
 pub async fn labelled_netns() -> Result<Vec<String>> {
-    let out = ip(&["netns", "list"]).await?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
+    let names = blocking(sys::list_netns)
+        .await
+        .map_err(|e| Error::env(format!("cannot list {}: {e}", sys::NETNS_RUN_DIR)))?;
+    Ok(names
+        .into_iter()
         .filter(|n| n.starts_with(LABEL_PREFIX))
-        .map(String::from)
         .collect())
 }
 
 /// Stop the processes inside a twlab namespace (SIGTERM, grace, SIGKILL) and
 /// delete it. Every process in a twlab namespace was started by twlab.
 pub async fn remove_netns(name: &str) {
-    if !std::path::Path::new("/run/netns").join(name).exists() {
+    if !std::path::Path::new(sys::NETNS_RUN_DIR).join(name).exists() {
         return;
     }
     for sig in [
@@ -274,15 +309,16 @@ pub async fn remove_netns(name: &str) {
             }
         }
     }
-    if let Err(e) = ip(&["netns", "del", name]).await {
+    let owned = name.to_string();
+    if let Err(e) = blocking(move || sys::del_netns(&owned)).await {
         eprintln!("twlab: could not delete namespace {name} (run `twlab clean`): {e}");
     }
 }
 
 async fn netns_pids(name: &str) -> Vec<i32> {
-    ip(&["netns", "pids", name])
+    let owned = name.to_string();
+    blocking(move || sys::netns_pids(&owned))
         .await
-        .map(|out| out.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
 }
 
