@@ -79,6 +79,29 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         lab: Option<PathBuf>,
     },
+    /// Count TCP sockets by state for ADDR:PORT on both ends (local end: the
+    /// server side; remote end: the client side) and conntrack entries by
+    /// TCP state, here or in a namespace: the seed's netstat and conntrack
+    /// pipelines in one command, with the counting code of `twlab run`.
+    States {
+        /// The endpoint, e.g. 198.18.0.1:8080 or [::1]:8080.
+        endpoint: SocketAddr,
+        /// Look inside this network namespace (a name under /run/netns, or a path).
+        #[arg(long, value_name = "NAME")]
+        netns: Option<String>,
+        /// Redraw every INTERVAL (default 1s) until interrupted.
+        #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s", value_parser = humantime::parse_duration)]
+        watch: Option<std::time::Duration>,
+        /// With --watch: stop after N samples.
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+        /// Print JSON, one object per sample (one line each with --watch).
+        #[arg(long)]
+        json: bool,
+        /// Count sockets only.
+        #[arg(long)]
+        no_conntrack: bool,
+    },
     /// Remove every leftover of twlab (namespaces, their veth and processes).
     Clean {
         /// Also remove the labs of twlab runs that are still going.

@@ -180,6 +180,27 @@ fn dispatch(command: Command) -> Result<i32> {
                 exit_code::ENVIRONMENT
             })
         }
+        Command::States {
+            endpoint,
+            netns,
+            watch,
+            count,
+            json,
+            no_conntrack,
+        } => {
+            if watch.is_some_and(|w| w.is_zero()) {
+                return Err(Error::invalid("--watch INTERVAL must be more than 0"));
+            }
+            ops::states::run(&ops::states::StatesOptions {
+                endpoint,
+                netns,
+                watch,
+                count,
+                json,
+                conntrack: !no_conntrack,
+            })?;
+            Ok(exit_code::OK)
+        }
         Command::Clean { force } => {
             let done = runtime()?.block_on(clean::clean(force))?;
             if done.removed.is_empty() && done.in_use.is_empty() && done.failed.is_empty() {

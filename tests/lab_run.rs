@@ -363,3 +363,46 @@ fn any_program_can_be_the_server() {
     );
     assert_clean_machine(&before);
 }
+
+/// The embedded lab needs no program besides twlab: with a PATH that holds
+/// none of `ip`, `nft`, `conntrack`, `sysctl`, a run still builds its lab,
+/// applies the variant's sysctls and counts real sockets and conntrack
+/// entries, and leaves nothing behind.
+#[test]
+fn the_embedded_lab_runs_with_no_external_program() {
+    if !require_root("the_embedded_lab_runs_with_no_external_program") {
+        return;
+    }
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("empty-bin");
+    std::fs::create_dir(&empty).expect("empty PATH dir");
+    let dir = tmp.path().join("run");
+    let mut cmd = twlab_run("short.yaml", &[], &dir);
+    cmd.env("PATH", &empty);
+    run_expecting(&mut cmd, 0);
+    let summary = read_json(&dir.join("summary.json"));
+    for v in summary["variants"].as_array().expect("variants") {
+        let run = &v["runs"][0];
+        assert!(run["error"].is_null(), "{run}");
+        assert!(
+            tw(run, &["sockets", "server", "final", "TIME_WAIT"]) > 0,
+            "{run}"
+        );
+        assert!(
+            tw(run, &["conntrack", "server", "final", "TIME_WAIT"]) > 0,
+            "{run}"
+        );
+        assert!(
+            tw(run, &["conntrack", "client", "final", "TIME_WAIT"]) > 0,
+            "{run}"
+        );
+    }
+    let env = read_json(&dir.join("env.json"));
+    let applied = env["runs"][1]["sysctls"].to_string();
+    assert!(
+        applied.contains("40000\\t50999") || applied.contains("40000 50999"),
+        "the variant's sysctl was not applied: {applied}"
+    );
+    assert_clean_machine(&before);
+}

@@ -10,5 +10,6 @@
 //! implementations that can use it.
 
 pub mod conntrack;
+pub mod ctnetlink;
 pub mod sockdiag;
 pub mod sockets_text;

@@ -17,11 +17,8 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
         return preflight_real(scenario, spec);
     }
     lab::require_privileges()?;
-    // The lab itself (namespaces, veth, sysctls, the conntrack table) is
-    // built in-process: no `ip`, `sysctl` or `nft` is needed.
-    if scenario.collect.conntrack {
-        lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
-    }
+    // The lab itself (namespaces, veth, sysctls, the conntrack table) and
+    // its counting are in-process: no `ip`, `sysctl`, `nft` or `conntrack`.
     for v in &scenario.variants {
         if let Ok((server, _)) = scenario.effective(v)
             && server.kind == ServerKind::Command

@@ -22,6 +22,7 @@ use super::{Host, LABEL_PREFIX};
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
+use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::sockdiag::LazySockDiag;
 use crate::scenario::SysctlName;
 use async_trait::async_trait;
@@ -47,12 +48,20 @@ pub struct NetnsHost {
     side: Side,
     name: String,
     diag: LazySockDiag,
+    /// The ctnetlink socket inside the namespace, opened at the first count
+    /// and reused (no `conntrack` process per sample).
+    ct: std::sync::Arc<std::sync::Mutex<Option<CtNetlink>>>,
 }
 
 impl NetnsHost {
     fn new(side: Side, name: String) -> Self {
         let diag = LazySockDiag::in_netns(PathBuf::from("/run/netns").join(&name));
-        NetnsHost { side, name, diag }
+        NetnsHost {
+            side,
+            name,
+            diag,
+            ct: Default::default(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -141,6 +150,25 @@ impl Host for NetnsHost {
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         self.diag.count(endpoint, self.side).await
+    }
+
+    /// In-process over ctnetlink, filtered by the kernel where it can.
+    async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        let (ct, path) = (self.ct.clone(), self.path());
+        blocking(move || {
+            let mut guard = ct
+                .lock()
+                .map_err(|_| std::io::Error::other("the ctnetlink socket's lock is poisoned"))?;
+            if guard.is_none() {
+                *guard = Some(CtNetlink::open_in_netns(&path)?);
+            }
+            match guard.as_mut() {
+                Some(socket) => socket.count(endpoint.socket_addr()),
+                None => Err(std::io::Error::other("no ctnetlink socket")),
+            }
+        })
+        .await
+        .map_err(|e| Error::env(format!("counting conntrack entries in {}: {e}", self.name)))
     }
 }
 

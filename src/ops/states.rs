@@ -1,0 +1,226 @@
+//! `twlab states ADDR:PORT`: the seed's `netstat -ant | grep | awk | sort |
+//! uniq -c` and `conntrack -L | awk | sort | uniq -c`, on both ends, in one
+//! command and in a few milliseconds.
+//!
+//! It counts with the very code the sampler uses during a run (sock_diag
+//! for sockets, ctnetlink for conntrack, both in-process and filtered in the
+//! kernel), so it is also how a user — or `twlab bench` — checks the
+//! collector against the tools they trust. `--netns NAME` looks inside a
+//! namespace (a twlab lab's, or any under /run/netns); `--watch` redraws on
+//! an interval; `--json` prints one JSON object per sample for scripts.
+
+use crate::common::counts::Counts;
+use crate::common::endpoint::{Endpoint, Side};
+use crate::error::{Error, Result};
+use crate::measure::ctnetlink::CtNetlink;
+use crate::measure::sockdiag::SockDiag;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What `twlab states` was asked for.
+#[derive(Debug, Clone)]
+pub struct StatesOptions {
+    pub endpoint: SocketAddr,
+    /// A namespace name under /run/netns, or a path to a namespace file.
+    pub netns: Option<String>,
+    /// Redraw every interval until interrupted.
+    pub watch: Option<Duration>,
+    /// At most this many samples (with `watch`).
+    pub count: Option<u64>,
+    pub json: bool,
+    /// Count conntrack entries too.
+    pub conntrack: bool,
+}
+
+/// One look at the endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatesSample {
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    /// Sockets whose local end is the endpoint (the server side).
+    pub server: Counts,
+    /// Sockets whose remote end is the endpoint (the client side).
+    pub client: Counts,
+    /// conntrack entries whose original destination is the endpoint, by TCP
+    /// state; absent when not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conntrack: Option<Counts>,
+    /// How long counting took, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// The counters of one namespace, opened once and reused for every sample.
+pub struct Counter {
+    endpoint: Endpoint,
+    netns: Option<String>,
+    diag: SockDiag,
+    ct: Option<CtNetlink>,
+}
+
+impl Counter {
+    /// Open the counters, in `netns` when given (else this namespace).
+    pub fn open(endpoint: SocketAddr, netns: Option<&str>, conntrack: bool) -> Result<Counter> {
+        let path = netns.map(netns_path);
+        let shown = |e: std::io::Error, what: &str| match &path {
+            Some(p) => Error::env(format!("{what} in {}: {e}", p.display())),
+            None => Error::env(format!("{what}: {e}")),
+        };
+        if let Some(p) = &path
+            && !p.exists()
+        {
+            return Err(Error::invalid(format!(
+                "--netns {}: no such network namespace ({} does not exist)",
+                netns.unwrap_or_default(),
+                p.display()
+            )));
+        }
+        let diag = match &path {
+            Some(p) => SockDiag::open_in_netns(p),
+            None => SockDiag::open(),
+        }
+        .map_err(|e| shown(e, "cannot open a sock_diag socket"))?;
+        let ct = if conntrack {
+            let ct = match &path {
+                Some(p) => CtNetlink::open_in_netns(p),
+                None => CtNetlink::open(),
+            }
+            .map_err(|e| {
+                shown(
+                    e,
+                    "cannot open a ctnetlink socket (is nf_conntrack loaded?)",
+                )
+            })?;
+            Some(ct)
+        } else {
+            None
+        };
+        Ok(Counter {
+            endpoint: Endpoint::new(endpoint.ip(), endpoint.port()),
+            netns: netns.map(String::from),
+            diag,
+            ct,
+        })
+    }
+
+    /// Count both ends and conntrack once.
+    pub fn sample(&mut self) -> Result<StatesSample> {
+        let started = Instant::now();
+        let err = |e: std::io::Error| Error::env(format!("counting {}: {e}", self.endpoint));
+        let server = self.diag.count(&self.endpoint, Side::Server).map_err(err)?;
+        let client = self.diag.count(&self.endpoint, Side::Client).map_err(err)?;
+        let conntrack = match &mut self.ct {
+            Some(ct) => Some(ct.count(self.endpoint.socket_addr()).map_err(err)?),
+            None => None,
+        };
+        Ok(StatesSample {
+            endpoint: self.endpoint.to_string(),
+            netns: self.netns.clone(),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            server,
+            client,
+            conntrack,
+            took_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        })
+    }
+}
+
+/// `/run/netns/NAME` for a name, the path itself for a path.
+fn netns_path(netns: &str) -> PathBuf {
+    if netns.contains('/') {
+        PathBuf::from(netns)
+    } else {
+        PathBuf::from(crate::lab::netns::sys::NETNS_RUN_DIR).join(netns)
+    }
+}
+
+/// Run `twlab states`: print one sample, or one per interval with `watch`.
+pub fn run(opts: &StatesOptions) -> Result<()> {
+    use std::io::Write as _;
+    let mut counter = Counter::open(opts.endpoint, opts.netns.as_deref(), opts.conntrack)?;
+    let mut taken = 0u64;
+    loop {
+        let tick = Instant::now();
+        let sample = counter.sample()?;
+        let text = if opts.json {
+            let line = serde_json::to_string(&sample)
+                .map_err(|e| Error::env(format!("cannot encode the sample: {e}")))?;
+            format!("{line}\n")
+        } else if opts.watch.is_some() {
+            // Clear the screen and redraw, like watch(1).
+            format!("\x1b[2J\x1b[H{}", render(&sample))
+        } else {
+            render(&sample)
+        };
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            // The reader went away (a closed pipe): nothing left to do.
+            return Ok(());
+        }
+        taken += 1;
+        let Some(interval) = opts.watch else {
+            return Ok(());
+        };
+        if opts.count.is_some_and(|n| taken >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(interval.saturating_sub(tick.elapsed()));
+    }
+}
+
+/// The sample as a table: one row per state, server end, client end and
+/// conntrack side by side.
+pub fn render(s: &StatesSample) -> String {
+    let mut states: BTreeSet<&String> = s.server.keys().chain(s.client.keys()).collect();
+    if let Some(ct) = &s.conntrack {
+        states.extend(ct.keys());
+    }
+    let mut b = tabled::builder::Builder::default();
+    let mut head = vec![
+        "state".to_string(),
+        "sockets, server end".into(),
+        "sockets, client end".into(),
+    ];
+    if s.conntrack.is_some() {
+        head.push("conntrack".into());
+    }
+    b.push_record(head);
+    let cell = |m: &Counts, k: &str| m.get(k).map_or("-".to_string(), u64::to_string);
+    for state in &states {
+        let mut row = vec![
+            state.to_string(),
+            cell(&s.server, state),
+            cell(&s.client, state),
+        ];
+        if let Some(ct) = &s.conntrack {
+            row.push(cell(ct, state));
+        }
+        b.push_record(row);
+    }
+    let mut table = b.build();
+    table.with(tabled::settings::Style::sharp());
+    let place = match &s.netns {
+        Some(ns) => format!(" in netns {ns}"),
+        None => String::new(),
+    };
+    let empty = if states.is_empty() {
+        "\nno socket and no conntrack entry for this endpoint\n"
+    } else {
+        ""
+    };
+    format!(
+        "{}{place}: sockets by state (server end = local {}, client end = remote {}), conntrack by original destination; counted in {:.1} ms\n{table}\n{empty}",
+        s.endpoint, s.endpoint, s.endpoint, s.took_ms
+    )
+}
