@@ -6,9 +6,10 @@
 //! nothing until a rule there uses conntrack; the embedded lab installs a
 //! minimal nftables table for that ([`crate::lab::netns::sys`]).
 //!
-//! Counting uses the `conntrack` tool (conntrack-tools) with the endpoint as
-//! a filter, and checks the original tuple again here, so the same parser
-//! serves every kind of host (the tool is what a real host has).
+//! This module counts from the `conntrack` tool's text (conntrack-tools),
+//! with the endpoint as a filter and the original tuple checked again here:
+//! it is what an SSH host has. On this machine and in the embedded lab,
+//! [`crate::measure::ctnetlink`] counts in-process instead.
 
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, canonical};

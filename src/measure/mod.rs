@@ -1,7 +1,8 @@
 //! Counting what TIME_WAIT experiments are about, on one host at a time:
 //! TCP sockets by state for the server endpoint (`sockdiag` in-process,
 //! `sockets_text` from `ss`/`netstat` output on SSH hosts) and conntrack
-//! entries by TCP state (`conntrack`).
+//! entries by TCP state (`ctnetlink` in-process, `conntrack` from the
+//! tool's text on SSH hosts).
 //!
 //! These are the primitives; a host backend ([`crate::lab::Host`]) picks the
 //! one that fits where it runs, and the sampler
