@@ -152,9 +152,10 @@ fn doctor_reports_every_check_and_leaves_nothing() {
         "root",
         "kernel",
         "ip",
-        "nft",
         "conntrack",
         "wrk",
+        "ssh",
+        "docker",
         "namespaces",
         "nf_conntrack",
     ] {
