@@ -102,6 +102,36 @@ pub enum Command {
         #[arg(long)]
         no_conntrack: bool,
     },
+    /// Measure the instrument against named peers on this machine: counting
+    /// (vs ss, netstat, conntrack -L), sampling overhead, servers and clients
+    /// (vs nginx, wrk), lab set-up, memory. Prints medians and ratios.
+    Bench {
+        /// Sections to run [default: all].
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<crate::ops::bench::Section>,
+        /// TIME_WAIT populations of the counting section.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10000,50000,100000,200000"
+        )]
+        sizes: Vec<u64>,
+        /// Counts per method and population.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Runs per configuration of the load sections.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Load duration of one run.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Duration of the long run of the memory section.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        rss_duration: std::time::Duration,
+        /// Where bench.json and bench.md go [default: bench/<timestamp>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Remove every leftover of twlab (namespaces, their veth and processes).
     Clean {
         /// Also remove the labs of twlab runs that are still going.

@@ -201,6 +201,54 @@ fn dispatch(command: Command) -> Result<i32> {
             })?;
             Ok(exit_code::OK)
         }
+        Command::Bench {
+            only,
+            sizes,
+            rounds,
+            runs,
+            duration,
+            rss_duration,
+            out,
+        } => {
+            use ops::bench::Section;
+            if rounds == 0 || runs == 0 || duration.as_secs() == 0 || sizes.contains(&0) {
+                return Err(Error::invalid(
+                    "--rounds, --runs, --sizes and --duration must be at least 1 (second)",
+                ));
+            }
+            if sizes.iter().any(|&n| n > 500_000) {
+                return Err(Error::invalid(
+                    "--sizes: at most 500000 (the population lives in one conntrack table of nf_conntrack_max entries)",
+                ));
+            }
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::env(format!("cannot find the twlab binary: {e}")))?;
+            let opts = ops::bench::BenchOptions {
+                sections: if only.is_empty() {
+                    vec![
+                        Section::Counting,
+                        Section::Lab,
+                        Section::Overhead,
+                        Section::Servers,
+                        Section::Rss,
+                    ]
+                } else {
+                    only
+                },
+                sizes,
+                rounds,
+                runs,
+                duration,
+                rss_duration,
+                out: out.unwrap_or_else(|| {
+                    std::path::PathBuf::from("bench")
+                        .join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
+                }),
+                exe,
+            };
+            runtime()?.block_on(ops::bench::run(&opts))?;
+            Ok(exit_code::OK)
+        }
         Command::Clean { force } => {
             let done = runtime()?.block_on(clean::clean(force))?;
             if done.removed.is_empty() && done.in_use.is_empty() && done.failed.is_empty() {

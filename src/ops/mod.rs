@@ -3,6 +3,7 @@
 //! [`clean`] removes what a killed run left behind, [`states`] counts an
 //! endpoint's sockets and conntrack entries by state, here or in a namespace.
 
+pub mod bench;
 pub mod clean;
 pub mod doctor;
 pub mod states;

@@ -162,6 +162,10 @@ pub struct RunSummary {
     pub conntrack: BySide<StateStats>,
     /// Number of periodic samples per side and source.
     pub samples: u64,
+    /// Ticks of `collect.interval` skipped because the sample before them
+    /// was still being taken (the collector could not keep the interval).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missed_ticks: u64,
     /// Offset (s) from which `steady_mean` is computed.
     pub steady_from_secs: f64,
     /// The sources sampled in this run (`sockets`, `conntrack`). A state
@@ -289,6 +293,10 @@ pub struct Summary {
     /// Time-series charts in the run directory.
     #[serde(default)]
     pub charts: Vec<Chart>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

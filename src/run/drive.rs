@@ -1,6 +1,7 @@
 //! Waiting for the load: the client runs its duration while the server is
 //! watched (a crash ends the run at once), the progress bar ticks and the
-//! stop signals are honoured (first: graceful, second: immediate).
+//! stop signals are honoured (first: graceful, second: immediate); a
+//! sampler that failed stops the client as a first signal would.
 
 use crate::common::counts::ClientStats;
 use crate::error::{Error, Result};
@@ -16,6 +17,7 @@ pub(crate) async fn drive(
     client: &mut RunningClient,
     server: &mut server::RunningServer,
     shutdown: &Shutdown,
+    mut sampler_failed: tokio::sync::watch::Receiver<bool>,
     progress: &ProgressBar,
     start: Instant,
     duration: Duration,
@@ -31,6 +33,10 @@ pub(crate) async fn drive(
                 return stats.map(|s| (s, cpu));
             }
             _ = shutdown.reached(Level::Graceful), if !stop_sent => {
+                client.request_stop().await;
+                stop_sent = true;
+            }
+            Ok(_) = sampler_failed.wait_for(|f| *f), if !stop_sent => {
                 client.request_stop().await;
                 stop_sent = true;
             }

@@ -425,18 +425,31 @@ async fn sample_while_loading(
 ) {
     let progress = progress_bar(&run.variant.name.to_string(), run.repeat, load.duration);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sampler = load.collector.run(
-        ctx.scenario.collect.interval.0,
-        load.start,
-        run.writer,
-        stop_rx,
-        Some(&progress),
-    );
+    // A sampler that fails (a full disk, a hung collector) stops the load
+    // as a Ctrl-C would: a run nobody measures any more is not run to its end.
+    let (failed_tx, failed_rx) = watch::channel(false);
+    let sampler = async {
+        let out = load
+            .collector
+            .run(
+                ctx.scenario.collect.interval.0,
+                load.start,
+                run.writer,
+                stop_rx,
+                Some(&progress),
+            )
+            .await;
+        if out.is_err() {
+            let _ = failed_tx.send(true);
+        }
+        out
+    };
     let driver = async {
         let out = drive(
             load.client,
             load.server,
             &ctx.shutdown,
+            failed_rx,
             &progress,
             load.start,
             load.duration,
@@ -447,7 +460,10 @@ async fn sample_while_loading(
     };
     let (sampled, client_stats) = tokio::join!(sampler, driver);
     progress.finish_and_clear();
-    let mut sampled = sampled.map(|s| run.samples.extend(s));
+    let mut sampled = sampled.map(|s| {
+        run.summary.missed_ticks = s.missed_ticks;
+        run.samples.extend(s.samples)
+    });
     let immediate = ctx.shutdown.level() >= Level::Immediate;
     if !immediate && client_stats.is_ok() && sampled.is_ok() {
         sampled = final_snapshot(load.collector, load.start, run).await;

@@ -9,7 +9,7 @@
 
 use crate::common::counts::Source;
 use crate::common::endpoint::{Endpoint, Side};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::results::{Sample, SampleWriter};
 use std::time::{Duration, Instant};
@@ -65,6 +65,14 @@ impl Collector<'_> {
 
     /// Sample every `interval` from `start` until `stop` turns true; each
     /// sample goes to `writer` as it is taken and is also returned.
+    ///
+    /// A sample that takes longer than the interval never piles up: the
+    /// ticks it overran are skipped and counted in [`Sampled::missed_ticks`]
+    /// (the next sample is taken at the next multiple of the interval). A
+    /// sample still running when `stop` turns true is abandoned, and one
+    /// that takes longer than [`sample_timeout`] ends sampling with an error
+    /// naming the hang, so a hung collector can hold neither the load nor a
+    /// Ctrl-C.
     pub async fn run(
         &self,
         interval: Duration,
@@ -72,26 +80,60 @@ impl Collector<'_> {
         writer: &mut SampleWriter,
         mut stop: watch::Receiver<bool>,
         progress: Option<&indicatif::ProgressBar>,
-    ) -> Result<Vec<Sample>> {
-        let mut all = Vec::new();
+    ) -> Result<Sampled> {
+        let mut out = Sampled::default();
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let timeout = sample_timeout(interval);
         loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                _ = stop.wait_for(|s| *s) => return Ok(all),
-            }
-            let samples = self.snapshot(start.elapsed().as_secs_f64(), false).await?;
+            let due = tokio::select! {
+                due = ticker.tick() => due,
+                _ = stop.wait_for(|s| *s) => return Ok(out),
+            };
+            out.missed_ticks += missed_since(due, tokio::time::Instant::now(), interval);
+            let t = start.elapsed().as_secs_f64();
+            let samples = tokio::select! {
+                r = tokio::time::timeout(timeout, self.snapshot(t, false)) => match r {
+                    Ok(samples) => samples?,
+                    Err(_) => return Err(Error::env(format!(
+                        "a sample of the counts took longer than {}s (a hung collector?); sampling stopped",
+                        timeout.as_secs()
+                    ))),
+                },
+                _ = stop.wait_for(|s| *s) => return Ok(out),
+            };
             for s in &samples {
                 writer.append(s)?;
             }
             if let Some(pb) = progress {
                 pb.set_message(progress_message(&samples));
             }
-            all.extend(samples);
+            out.samples.extend(samples);
         }
     }
+}
+
+/// What [`Collector::run`] took.
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub samples: Vec<Sample>,
+    /// Ticks skipped because the sample before them was still being taken.
+    pub missed_ticks: u64,
+}
+
+/// How long one sample may take before the collector counts as hung: ten
+/// intervals, and never less than 10 s (an SSH round trip plus a
+/// `conntrack -L` of a large table on a busy host).
+pub fn sample_timeout(interval: Duration) -> Duration {
+    (interval * 10).max(Duration::from_secs(10))
+}
+
+/// Ticks that passed without a sample between the deadline `due` of the
+/// tick being served and `now`.
+fn missed_since(due: tokio::time::Instant, now: tokio::time::Instant, interval: Duration) -> u64 {
+    let late = now.saturating_duration_since(due);
+    (late.as_nanos() / interval.as_nanos().max(1)) as u64
 }
 
 /// "TIME_WAIT server 1234 client 56" for the progress bar.
@@ -116,4 +158,33 @@ fn progress_message(samples: &[Sample]) -> String {
         parts.push(format!("conntrack TW {s}/{c}"));
     }
     parts.join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_overrun_by_a_slow_sample_are_counted() {
+        let due = tokio::time::Instant::now();
+        let i = Duration::from_millis(100);
+        assert_eq!(missed_since(due, due, i), 0);
+        assert_eq!(missed_since(due, due + Duration::from_millis(99), i), 0);
+        assert_eq!(missed_since(due, due + Duration::from_millis(150), i), 1);
+        assert_eq!(missed_since(due, due + Duration::from_millis(1000), i), 10);
+        // A clock that went backwards for the caller is no miss.
+        assert_eq!(missed_since(due + i, due, i), 0);
+    }
+
+    #[test]
+    fn a_hung_sample_is_given_ten_intervals_and_at_least_ten_seconds() {
+        assert_eq!(
+            sample_timeout(Duration::from_millis(100)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            sample_timeout(Duration::from_secs(5)),
+            Duration::from_secs(50)
+        );
+    }
 }

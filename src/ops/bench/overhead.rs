@@ -1,0 +1,141 @@
+//! What sampling costs the load it measures: requests/s of the embedded lab
+//! with sampling off, at 1 s and at 100 ms, from whole `twlab run`s (the
+//! very command a user runs), alternating the three settings run by run.
+
+use super::{BenchOptions, Row, Section, round_order};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The scenario the load sections run: the seed's shape (a Tomcat-like
+/// server closing after 100 requests, 100 connections on 2 threads), one
+/// variant, no sysctls.
+pub fn scenario_yaml(duration: Duration, interval: &str) -> String {
+    format!(
+        "name: bench\n\
+         description: twlab bench load\n\
+         server: {{ kind: builtin, port: 8080, max_keepalive_requests: 100 }}\n\
+         client: {{ tool: builtin, connections: 100, threads: 2, duration: {}s, path: /abc }}\n\
+         collect: {{ interval: {interval}, sockets: true, conntrack: true }}\n\
+         allow: [client_saturation]\n\
+         repeat: 1\n\
+         variants:\n  - name: base\n",
+        duration.as_secs().max(1)
+    )
+}
+
+/// What one `twlab run` of the bench scenario gave.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFigures {
+    pub requests_per_sec: f64,
+    pub samples: u64,
+    pub missed_ticks: u64,
+}
+
+/// Run `twlab run SCENARIO --out DIR --set …` and read its summary.json.
+pub async fn twlab_run(
+    exe: &Path,
+    scenario: &Path,
+    out: &Path,
+    sets: &[&str],
+) -> Result<RunFigures> {
+    let log = std::fs::File::create(out.with_extension("log"))
+        .map_err(|e| Error::io(out.with_extension("log").display(), e))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("run").arg(scenario).arg("--out").arg(out);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let log2 = log
+        .try_clone()
+        .map_err(|e| Error::io(out.with_extension("log").display(), e))?;
+    let status = cmd
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| Error::env(format!("bench: cannot run {}: {e}", exe.display())))?;
+    if !status.success() {
+        return Err(Error::env(format!(
+            "bench: `twlab run {}` failed ({status}); its output is in {}",
+            scenario.display(),
+            out.with_extension("log").display()
+        )));
+    }
+    read_figures(out)
+}
+
+fn read_figures(dir: &Path) -> Result<RunFigures> {
+    let path = dir.join(crate::results::SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+    let summary: crate::results::Summary = serde_json::from_str(&text)
+        .map_err(|e| Error::env(format!("bench: {}: {e}", path.display())))?;
+    let run = summary
+        .variants
+        .first()
+        .and_then(|v| v.runs.first())
+        .ok_or_else(|| Error::env(format!("bench: {} holds no run", path.display())))?;
+    let client = run
+        .client
+        .as_ref()
+        .ok_or_else(|| Error::env(format!("bench: {} has no client figures", path.display())))?;
+    Ok(RunFigures {
+        requests_per_sec: client.requests_per_sec,
+        samples: run.samples,
+        missed_ticks: run.missed_ticks,
+    })
+}
+
+/// The three sampling settings, as `--set` overrides.
+const SETTINGS: [(&str, &[&str]); 3] = [
+    (
+        "sampling off",
+        &["collect.sockets=false", "collect.conntrack=false"],
+    ),
+    ("sampling every 1s", &["collect.interval=1s"]),
+    ("sampling every 100ms", &["collect.interval=100ms"]),
+];
+
+pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
+    let dir = opts.out.join("overhead");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    let scenario = dir.join("scenario.yaml");
+    std::fs::write(&scenario, scenario_yaml(opts.duration, "1s"))
+        .map_err(|e| Error::io(scenario.display(), e))?;
+    let mut figures: Vec<Vec<RunFigures>> = vec![Vec::new(); SETTINGS.len()];
+    for round in 0..opts.runs {
+        for i in round_order(SETTINGS.len(), round) {
+            let (name, sets) = SETTINGS[i];
+            let out: PathBuf = dir.join(format!("{}-{round}", name.replace(' ', "-")));
+            let f = twlab_run(&opts.exe, &scenario, &out, sets).await?;
+            eprintln!("  {name}: {:.0} requests/s", f.requests_per_sec);
+            figures[i].push(f);
+        }
+    }
+    let condition = format!(
+        "embedded lab, builtin server and client, {}s runs",
+        opts.duration.as_secs()
+    );
+    let rows: Vec<Row> = SETTINGS
+        .iter()
+        .zip(&figures)
+        .map(|((name, _), f)| {
+            let missed: u64 = f.iter().map(|f| f.missed_ticks).sum();
+            let samples: u64 = f.iter().map(|f| f.samples).sum();
+            Row::new(Section::Overhead, format!("requests/s, {name}"), &condition)
+                .values("req/s", f.iter().map(|f| f.requests_per_sec).collect())
+                .note(if *name == "sampling off" {
+                    String::new()
+                } else {
+                    format!("{samples} samples, {missed} ticks missed")
+                })
+        })
+        .collect();
+    let off = rows[0].clone();
+    Ok(rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| if i == 0 { r } else { r.against(&off) })
+        .collect())
+}
