@@ -6,7 +6,7 @@ use super::RunOptions;
 use crate::analysis::expect;
 use crate::analysis::metrics;
 use crate::error::{Error, Result};
-use crate::output::{charts, report};
+use crate::output::{self, charts};
 use crate::results::env::Env;
 use crate::results::{self, RunInfo, Sample, Summary, VariantSummary};
 use crate::scenario::Scenario;
@@ -32,8 +32,8 @@ pub(crate) fn prepare_dir(opts: &RunOptions, scenario: &Scenario) -> Result<Path
     Ok(dir)
 }
 
-/// Write env.json, charts, summary.json and report.md from what has been
-/// measured so far (called after every run, so nothing waits for the end).
+/// Write env.json, charts, summary.json and every format written on every
+/// run ([`output::every_run`]: report.md) from what has been measured so far (called after every run, so nothing waits for the end).
 pub(crate) fn write_results(
     dir: &Path,
     scenario: &Scenario,
@@ -57,10 +57,9 @@ pub(crate) fn write_results(
     summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
     results::write_json(&dir.join(results::ENV_FILE), env)?;
     results::write_json(&dir.join(results::SUMMARY_FILE), &summary)?;
-    results::write_text(
-        &dir.join(results::REPORT_FILE),
-        &report::render_markdown(&summary),
-    )?;
+    for (format, path) in output::every_run(dir) {
+        output::export(format, &summary, dir, &path)?;
+    }
     Ok(summary)
 }
 
