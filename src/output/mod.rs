@@ -10,7 +10,9 @@
 //! implements [`Format`] in a file of its own and is listed once in
 //! [`FORMATS`]; that list is the only place that knows them all. Callers go
 //! through it: `twlab run` writes every [`Written::EveryRun`] format after
-//! each run (`run/write.rs`), and `twlab report DIR` renders those again
+//! each run (`run/write.rs`, after `summary.json` and the charts, each
+//! format tried even when another failed), and `twlab report DIR` renders
+//! those again
 //! (and the HTML page with `--html`). A format returns its text and never
 //! writes it ([`export`] does), and reads neither the samples nor the live
 //! lab, so `twlab report DIR` can render it again at any time from
