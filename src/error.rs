@@ -53,6 +53,17 @@ impl Error {
         Error::Environment(format!("{context}: {err}"))
     }
 
+    /// The same failure, in the same tier (and exit code), with its message
+    /// rewritten: `e.map_message(|m| format!("{path}: {m}"))`.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Error::Invalid(m) => Error::Invalid(f(m)),
+            Error::Environment(m) => Error::Environment(f(m)),
+            Error::Command(c) => Error::Environment(f(c.to_string())),
+            Error::ExpectationFailed(m) => Error::ExpectationFailed(f(m)),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => exit_code::INVALID_INPUT,

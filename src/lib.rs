@@ -107,7 +107,7 @@ fn dispatch(command: Command) -> Result<i32> {
                 outcome.dir.join(results::REPORT_FILE).display()
             );
             if let Some(path) = junit {
-                results::write_text(&path, &junit::render_junit(summary)?)?;
+                output::export(&junit::Junit, summary, &outcome.dir, &path)?;
                 println!("junit: {}", path.display());
             }
             if outcome.interrupted {
@@ -152,12 +152,13 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Report { dir, html } => {
             let summary = results::read_summary(&dir)?;
-            let path = dir.join(results::REPORT_FILE);
-            results::write_text(&path, &report::render_markdown(&summary))?;
-            println!("{}", path.display());
+            for (format, path) in output::every_run(&dir) {
+                output::export(format, &summary, &dir, &path)?;
+                println!("{}", path.display());
+            }
             if html {
-                let page = dir.join("report.html");
-                results::write_text(&page, &html::render_html(&summary, &dir)?)?;
+                let page = dir.join(results::HTML_FILE);
+                output::export(&html::Html, &summary, &dir, &page)?;
                 println!("{}", page.display());
             }
             Ok(exit_code::OK)

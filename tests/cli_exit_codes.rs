@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{manifest_dir, twlab, twlab_namespaces};
+use common::{manifest_dir, run_expecting, twlab, twlab_namespaces};
 use std::path::{Path, PathBuf};
 
 fn invalid_fixtures() -> Vec<PathBuf> {
@@ -280,4 +280,42 @@ fn a_docker_server_without_a_docker_lab_exits_2_at_its_line() {
             .arg(&lab),
         0,
     );
+}
+
+/// `twlab report DIR --html` renders every format from `summary.json`
+/// alone: the same `report.md` a run writes, and the HTML page.
+#[test]
+fn report_rerenders_from_the_summary_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    std::fs::create_dir(&dir).expect("run dir");
+    std::fs::copy(
+        manifest_dir().join("tests/fixtures/compare/kernel-6.18/summary.json"),
+        dir.join("summary.json"),
+    )
+    .expect("summary.json");
+    let out = run_expecting(twlab().arg("report").arg(&dir).arg("--html"), 0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let printed: Vec<&str> = stdout.lines().collect();
+    let (md, page) = (dir.join("report.md"), dir.join("report.html"));
+    assert_eq!(
+        printed,
+        [md.display().to_string(), page.display().to_string()],
+        "{stdout}"
+    );
+    let summary = twlab::results::read_summary(&dir).expect("summary");
+    assert_eq!(
+        std::fs::read_to_string(&md).expect("report.md"),
+        twlab::output::report::render_markdown(&summary)
+    );
+    let html = std::fs::read_to_string(&page).expect("report.html");
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+
+    // A report.md that cannot be written is the environment's failure
+    // (exit 3), and the message names it.
+    std::fs::remove_file(&md).expect("remove report.md");
+    std::fs::create_dir(&md).expect("a directory in its place");
+    let out = run_expecting(twlab().arg("report").arg(&dir), 3);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&md.display().to_string()), "{stderr}");
 }

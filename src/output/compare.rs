@@ -22,21 +22,28 @@
 //! other differences mean. Two different scenarios, or two runs without a
 //! variant in common, have nothing comparable: [`compare_dirs`] refuses them
 //! as invalid input (exit 2), naming both directories and the reason.
+//!
+//! Here: the model of a comparison and [`compare_runs`] as its named steps
+//! (refusals, differences, figures, notes). Finding the differences is in
+//! `differences.rs`, one step per kind of difference; `scenario.yaml`
+//! flattened to a map of scalars in `yaml.rs`; the text for a file or the
+//! terminal in `render.rs`.
 
+mod differences;
 mod render;
+mod yaml;
 pub use render::*;
 
 use crate::analysis::metrics;
-use crate::common::endpoint::Side;
 use crate::common::names;
 use crate::error::{Error, Result};
 use crate::output::markdown::{self, code, inline, num, percent, signed};
 use crate::results::Verdict;
 use crate::results::env::Env;
 use crate::results::{self, Comparison, RunInfo, Summary, VariantSummary};
-use crate::scenario::normalize_sysctl;
+use differences::Differences;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -192,34 +199,101 @@ pub fn compare_dirs(a: &Path, b: &Path) -> Result<RunCompare> {
 /// Compare two loaded run directories. Refusals are listed in
 /// [`RunCompare::differences`] with [`Severity::Refuse`] (and no comparison
 /// is made); only a `scenario.yaml` that is not YAML is an error.
+///
+/// The steps, in the order their findings are listed: refuse what cannot
+/// be compared, then what differs besides the figures (the machine, the
+/// sysctls applied, the scenario, the variants of one run only; see
+/// `differences.rs`), then the figures of each common variant and the notes
+/// on runs that weigh on them.
 pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
     let (sa, sb) = (&a.summary, &b.summary);
-    let mut differences = Vec::new();
-    let mut warn = |what: String, va: String, vb: String| {
-        differences.push(Difference {
-            what,
-            a: va,
-            b: vb,
-            severity: Severity::Warning,
-        })
-    };
-
     if sa.scenario != sb.scenario {
         // Nothing else matters: the figures measure different things.
-        let refuse = Difference {
-            what: "different scenarios".into(),
-            a: sa.scenario.clone(),
-            b: sb.scenario.clone(),
-            severity: Severity::Refuse,
-        };
+        let refuse = refusal(
+            "different scenarios",
+            sa.scenario.clone(),
+            sb.scenario.clone(),
+        );
+        return Ok(empty(a, b, vec![refuse]));
+    }
+    let names = VariantNames::of(sa, sb);
+    let common = common_variants(sa, sb);
+    if common.is_empty() {
+        let refuse = refusal("no variant in common", names.list_a(), names.list_b());
         return Ok(empty(a, b, vec![refuse]));
     }
 
-    // The variants: in both, or in one only.
-    let names_b: BTreeSet<&str> = sb.variants.iter().map(|v| v.name.as_str()).collect();
-    let names_a: BTreeSet<&str> = sa.variants.iter().map(|v| v.name.as_str()).collect();
-    let common: Vec<(&VariantSummary, &VariantSummary)> = sa
-        .variants
+    let (ha, hb) = (header(a), header(b));
+    let mut found = Differences::default();
+    found.machine(a, b, &ha, &hb);
+    let applied_known = found.applied_sysctls(a, b, &common);
+    found.scenario(a, b, (&ha, &hb), &names, &applied_known)?;
+    found.one_run_only(sa, sb, &names);
+
+    let (variants, comparisons, mut notes) = figures(&common);
+    notes.extend(run_notes(sa, sb));
+    Ok(RunCompare {
+        a: a.dir.clone(),
+        b: b.dir.clone(),
+        scenario: sa.scenario.clone(),
+        a_header: ha,
+        b_header: hb,
+        variants,
+        differences: found.0,
+        comparisons,
+        notes,
+    })
+}
+
+/// A difference that stops the comparison.
+fn refusal(what: &str, a: String, b: String) -> Difference {
+    Difference {
+        what: what.into(),
+        a,
+        b,
+        severity: Severity::Refuse,
+    }
+}
+
+/// The names of each run's variants.
+struct VariantNames<'a> {
+    a: BTreeSet<&'a str>,
+    b: BTreeSet<&'a str>,
+}
+
+impl<'a> VariantNames<'a> {
+    fn of(sa: &'a Summary, sb: &'a Summary) -> Self {
+        let names = |s: &'a Summary| s.variants.iter().map(|v| v.name.as_str()).collect();
+        VariantNames {
+            a: names(sa),
+            b: names(sb),
+        }
+    }
+
+    fn list_a(&self) -> String {
+        list(&self.a)
+    }
+
+    fn list_b(&self) -> String {
+        list(&self.b)
+    }
+}
+
+/// Names joined with commas, `none` when there are none.
+fn list(names: &BTreeSet<&str>) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.iter().copied().collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The variants present in both runs, in A's order, with each side's.
+fn common_variants<'a>(
+    sa: &'a Summary,
+    sb: &'a Summary,
+) -> Vec<(&'a VariantSummary, &'a VariantSummary)> {
+    sa.variants
         .iter()
         .filter_map(|va| {
             sb.variants
@@ -227,163 +301,29 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
                 .find(|vb| vb.name == va.name)
                 .map(|vb| (va, vb))
         })
-        .collect();
-    if common.is_empty() {
-        let list = |s: &BTreeSet<&str>| {
-            if s.is_empty() {
-                "none".to_string()
-            } else {
-                s.iter().copied().collect::<Vec<_>>().join(", ")
-            }
-        };
-        let refuse = Difference {
-            what: "no variant in common".into(),
-            a: list(&names_a),
-            b: list(&names_b),
-            severity: Severity::Refuse,
-        };
-        return Ok(empty(a, b, vec![refuse]));
-    }
+        .collect()
+}
 
-    // What the machine and twlab were.
-    let (ha, hb) = (header(a), header(b));
-    if ha.kernel != hb.kernel {
-        warn("kernel".into(), ha.kernel.clone(), hb.kernel.clone());
-    }
-    if sa.info.twlab_version != sb.info.twlab_version {
-        warn(
-            "twlab version".into(),
-            sa.info.twlab_version.clone(),
-            sb.info.twlab_version.clone(),
-        );
-    }
-    match (&a.env, &b.env) {
-        (Some(ea), Some(eb)) => {
-            if ea.os != eb.os {
-                warn("OS".into(), or_unknown(&ea.os), or_unknown(&eb.os));
-            }
-            for (tool, va, vb) in map_diff(&ea.tools, &eb.tools) {
-                warn(format!("tool {tool}"), or_absent(va), or_absent(vb));
-            }
-            for (name, va, vb) in map_diff(&ea.machine_sysctls, &eb.machine_sysctls) {
-                warn(
-                    format!("machine sysctl {name}"),
-                    or_absent(va),
-                    or_absent(vb),
-                );
-            }
-        }
-        (ea, eb) => {
-            if ea.is_some() != eb.is_some() {
-                warn(
-                    results::ENV_FILE.into(),
-                    presence(ea.is_some()),
-                    presence(eb.is_some()),
-                );
-            }
-        }
-    }
-    if sa.info.lab != sb.info.lab {
-        warn("lab".into(), sa.info.lab.clone(), sb.info.lab.clone());
-    }
-    if !sa.info.order.is_empty() && !sb.info.order.is_empty() && sa.info.order != sb.info.order {
-        warn(
-            "run order".into(),
-            sa.info.order.clone(),
-            sb.info.order.clone(),
-        );
-    }
+/// A variant's completed runs (no error).
+fn completed(v: &VariantSummary) -> usize {
+    v.runs.iter().filter(|r| r.error.is_none()).count()
+}
 
-    // The sysctls each common variant applied, and the conntrack timeouts.
-    let mut applied_known = BTreeSet::new();
-    if let (Some(ea), Some(eb)) = (&a.env, &b.env) {
-        for (va, _) in &common {
-            let (pa, pb) = (applied(ea, &va.name), applied(eb, &va.name));
-            if has_runs(ea, &va.name) && has_runs(eb, &va.name) {
-                applied_known.insert(va.name.clone());
-            }
-            for ((side, name), x, y) in map_diff(&pa, &pb) {
-                warn(
-                    format!("sysctl set by {} on the {side}: {name}", va.name),
-                    or_not_set(x),
-                    or_not_set(y),
-                );
-            }
-        }
-        for (key, x, y) in map_diff(&conntrack_timeouts(ea), &conntrack_timeouts(eb)) {
-            warn(
-                format!("conntrack timeout {key}"),
-                or_absent(x),
-                or_absent(y),
-            );
-        }
-    }
+/// `3 completed runs`.
+fn runs_text(n: usize) -> String {
+    format!("{n} completed run{}", if n == 1 { "" } else { "s" })
+}
 
-    // The scenario itself.
-    match (&a.scenario_yaml, &b.scenario_yaml) {
-        (Some(ya), Some(yb)) if ya != yb => {
-            let fa = flatten_yaml(ya, &a.dir)?;
-            let fb = flatten_yaml(yb, &b.dir)?;
-            let diffs = map_diff(&fa, &fb);
-            if diffs.is_empty() {
-                warn(
-                    format!("{} (layout only, same settings)", results::SCENARIO_FILE),
-                    ha.scenario_hash.clone().unwrap_or_default(),
-                    hb.scenario_hash.clone().unwrap_or_default(),
-                );
-            }
-            for (YamlPath(path), x, y) in diffs {
-                // Listed elsewhere: the name is the scenario's (checked
-                // above), a variant of one run only is listed as such, and
-                // the sysctls a variant applied come with their before values.
-                let variant = (path.first().is_some_and(|s| s == "variants"))
-                    .then(|| path.get(1))
-                    .flatten();
-                let elsewhere = path == ["name"]
-                    || variant.is_some_and(|v| {
-                        !names_a.contains(v.as_str())
-                            || !names_b.contains(v.as_str())
-                            || (path.get(2).is_some_and(|s| s == "sysctls")
-                                && applied_known.contains(v))
-                    });
-                if !elsewhere {
-                    warn(
-                        format!("scenario: {}", path.join(".")),
-                        or_not_set(x),
-                        or_not_set(y),
-                    );
-                }
-            }
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            warn(
-                results::SCENARIO_FILE.into(),
-                presence(a.scenario_yaml.is_some()),
-                presence(b.scenario_yaml.is_some()),
-            );
-        }
-        _ => {}
-    }
-
-    // Variants in one run only.
-    let completed = |v: &VariantSummary| v.runs.iter().filter(|r| r.error.is_none()).count();
-    for (s, others, in_a) in [(sa, &names_b, true), (sb, &names_a, false)] {
-        for v in s
-            .variants
-            .iter()
-            .filter(|v| !others.contains(v.name.as_str()))
-        {
-            let (here, absent) = (runs_text(completed(v)), "(absent)".to_string());
-            let (va, vb) = if in_a { (here, absent) } else { (absent, here) };
-            warn(format!("variant {}", v.name), va, vb);
-        }
-    }
-
-    // The figures.
+/// B against A for each common variant: the pairs with their completed
+/// runs, every metric's comparison, and a note where a variant has too few
+/// runs for a comparison or an interval.
+fn figures(
+    common: &[(&VariantSummary, &VariantSummary)],
+) -> (Vec<VariantPair>, Vec<Comparison>, Vec<String>) {
     let mut notes = Vec::new();
     let mut comparisons = Vec::new();
     let mut variants = Vec::new();
-    for (va, vb) in &common {
+    for (va, vb) in common {
         let pair = VariantPair {
             name: va.name.clone(),
             runs_a: completed(va),
@@ -404,6 +344,13 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
         comparisons.extend(metrics::compare(&[(*va).clone(), (*vb).clone()]));
         variants.push(pair);
     }
+    (variants, comparisons, notes)
+}
+
+/// Facts about each run that weigh on the figures: incomplete, failed runs
+/// (left out), runs whose figures cannot be trusted.
+fn run_notes(sa: &Summary, sb: &Summary) -> Vec<String> {
+    let mut notes = Vec::new();
     for (label, s) in [("A", sa), ("B", sb)] {
         if !s.info.complete {
             notes.push(format!(
@@ -435,18 +382,7 @@ pub fn compare_runs(a: &RunDir, b: &RunDir) -> Result<RunCompare> {
             ));
         }
     }
-
-    Ok(RunCompare {
-        a: a.dir.clone(),
-        b: b.dir.clone(),
-        scenario: sa.scenario.clone(),
-        a_header: ha,
-        b_header: hb,
-        variants,
-        differences,
-        comparisons,
-        notes,
-    })
+    notes
 }
 
 /// A comparison that stops at a refusal.
@@ -479,95 +415,6 @@ fn header(r: &RunDir) -> RunHeader {
     }
 }
 
-fn runs_text(n: usize) -> String {
-    format!("{n} completed run{}", if n == 1 { "" } else { "s" })
-}
-
-/// Whether a file of a run directory is there.
-fn presence(present: bool) -> String {
-    if present { "present" } else { "(missing)" }.to_string()
-}
-
-fn or_unknown(s: &str) -> String {
-    if s.trim().is_empty() {
-        "(unknown)".into()
-    } else {
-        s.to_string()
-    }
-}
-
-fn or_absent(v: Option<String>) -> String {
-    v.unwrap_or_else(|| "(absent)".into())
-}
-
-fn or_not_set(v: Option<String>) -> String {
-    v.unwrap_or_else(|| "(not set)".into())
-}
-
-/// The keys whose values differ between two maps, with each side's value
-/// (`None` where the key is missing), in key order.
-fn map_diff<K: Ord + Clone>(
-    a: &BTreeMap<K, String>,
-    b: &BTreeMap<K, String>,
-) -> Vec<(K, Option<String>, Option<String>)> {
-    let keys: BTreeSet<&K> = a.keys().chain(b.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let (x, y) = (a.get(k), b.get(k));
-            (x != y).then(|| (k.clone(), x.cloned(), y.cloned()))
-        })
-        .collect()
-}
-
-fn has_runs(env: &Env, variant: &str) -> bool {
-    env.runs.iter().any(|r| r.variant == variant)
-}
-
-/// The sysctls a variant applied over its runs, by (side, name): the value
-/// read back with the value it replaced, e.g. `1 (before 2)`; the values of
-/// runs that disagree are joined with ` / `.
-fn applied(env: &Env, variant: &str) -> BTreeMap<(Side, String), String> {
-    let mut seen: BTreeMap<(Side, String), Vec<String>> = BTreeMap::new();
-    for run in env.runs.iter().filter(|r| r.variant == variant) {
-        for c in &run.sysctls {
-            let (before, wanted, after) = (
-                normalize_sysctl(&c.before),
-                normalize_sysctl(&c.wanted),
-                normalize_sysctl(&c.after),
-            );
-            let text = if wanted == after {
-                format!("{after} (before {before})")
-            } else {
-                format!("{after} (wanted {wanted}, before {before})")
-            };
-            let values = seen.entry((c.side, c.name.clone())).or_default();
-            if !values.contains(&text) {
-                values.push(text);
-            }
-        }
-    }
-    seen.into_iter().map(|(k, v)| (k, v.join(" / "))).collect()
-}
-
-/// The conntrack timeouts over all runs, by `side name`; values of runs that
-/// disagree are joined with ` / `.
-fn conntrack_timeouts(env: &Env) -> BTreeMap<String, String> {
-    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for run in &env.runs {
-        for (side, timeouts) in &run.conntrack_timeouts {
-            for (name, value) in timeouts {
-                let short = name.strip_prefix("net.netfilter.").unwrap_or(name);
-                let values = seen.entry(format!("on the {side}: {short}")).or_default();
-                let value = normalize_sysctl(value);
-                if !values.contains(&value) {
-                    values.push(value);
-                }
-            }
-        }
-    }
-    seen.into_iter().map(|(k, v)| (k, v.join(" / "))).collect()
-}
-
 /// FNV-1a, 64 bits, as 16 hex digits: a stable fingerprint of a file, the
 /// same across machines and Rust versions (unlike std's hasher).
 fn fnv1a64(text: &str) -> String {
@@ -577,67 +424,4 @@ fn fnv1a64(text: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{h:016x}")
-}
-
-/// A scalar's path in a YAML document: mapping keys, list items by their
-/// `name` when they have one (as `--set` addresses variants), else by index.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct YamlPath(Vec<String>);
-
-/// Every scalar of a YAML document by path.
-fn flatten_yaml(text: &str, dir: &Path) -> Result<BTreeMap<YamlPath, String>> {
-    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| {
-        Error::invalid(format!(
-            "{}: {e}",
-            dir.join(results::SCENARIO_FILE).display()
-        ))
-    })?;
-    let mut out = BTreeMap::new();
-    flatten_into(&value, &mut Vec::new(), &mut out);
-    Ok(out)
-}
-
-fn flatten_into(
-    value: &serde_yaml_ng::Value,
-    path: &mut Vec<String>,
-    out: &mut BTreeMap<YamlPath, String>,
-) {
-    use serde_yaml_ng::Value;
-    match value {
-        Value::Mapping(map) => {
-            for (k, v) in map {
-                path.push(scalar_text(k).unwrap_or_else(|| format!("{k:?}")));
-                flatten_into(v, path, out);
-                path.pop();
-            }
-        }
-        Value::Sequence(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let name = item
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| i.to_string());
-                path.push(name);
-                flatten_into(item, path, out);
-                path.pop();
-            }
-        }
-        Value::Tagged(tagged) => flatten_into(&tagged.value, path, out),
-        scalar => {
-            let text = scalar_text(scalar).unwrap_or_default();
-            out.insert(YamlPath(path.clone()), text);
-        }
-    }
-}
-
-fn scalar_text(v: &serde_yaml_ng::Value) -> Option<String> {
-    use serde_yaml_ng::Value;
-    match v {
-        Value::Null => Some("null".into()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
 }

@@ -12,8 +12,8 @@
 //! error: the figures are still worth reading.
 
 use crate::error::{Error, Result};
-use crate::output::report;
-use crate::results::Summary;
+use crate::output::{Format, Written, report};
+use crate::results::{self, Summary};
 use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 use std::path::Path;
 
@@ -38,6 +38,23 @@ figure.chart { margin: 1em 0; }
 figure.chart svg, span.chart svg { display: block; max-width: 100%; height: auto; background: #fff; border-radius: 4px; }
 .missing { color: #d1242f; }
 ";
+
+/// `report.html`, written by `twlab report DIR --html`.
+pub struct Html;
+
+impl Format for Html {
+    fn name(&self) -> &'static str {
+        "HTML page"
+    }
+
+    fn written(&self) -> Written {
+        Written::OnRequest(results::HTML_FILE)
+    }
+
+    fn render(&self, summary: &Summary, run_dir: &Path) -> Result<String> {
+        render_html(summary, run_dir)
+    }
+}
 
 /// One self-contained HTML file for `twlab report DIR --html`: the markdown report as HTML with the charts inline.
 pub fn render_html(summary: &Summary, dir: &Path) -> Result<String> {

@@ -19,8 +19,27 @@
 //! `<failure>` for a failed one, and on `system-out` for a passed one.
 
 use crate::error::{Error, Result};
+use crate::output::{Format, Written};
 use crate::results::Summary;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use std::path::Path;
+
+/// JUnit XML, written where `twlab run --junit FILE` says.
+pub struct Junit;
+
+impl Format for Junit {
+    fn name(&self) -> &'static str {
+        "JUnit XML"
+    }
+
+    fn written(&self) -> Written {
+        Written::UserPath
+    }
+
+    fn render(&self, summary: &Summary, _run_dir: &Path) -> Result<String> {
+        render_junit(summary)
+    }
+}
 
 /// JUnit XML: one testsuite named after the scenario, one testcase per
 /// expectation (name = its text), failures with the detail.

@@ -23,6 +23,8 @@ pub const SAMPLES_FILE: &str = "samples.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const ENV_FILE: &str = "env.json";
 pub const REPORT_FILE: &str = "report.md";
+/// The report as one HTML page (`twlab report DIR --html`).
+pub const HTML_FILE: &str = "report.html";
 pub const SCENARIO_FILE: &str = "scenario.yaml";
 /// The lab file of a run on real hosts, as resolved.
 pub const LAB_FILE: &str = "lab.yaml";

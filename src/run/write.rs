@@ -1,12 +1,14 @@
 //! The run directory: created (never over another run), and rewritten after
-//! every run — env.json, charts, summary.json, report.md — from what has
-//! been measured so far, so nothing waits for the end of the scenario.
+//! every run — env.json and summary.json first, then the charts and
+//! report.md — from what has been measured so far, so nothing waits for the
+//! end of the scenario, and a chart or a format that fails cannot take the
+//! summary with it.
 
 use super::RunOptions;
 use crate::analysis::expect;
 use crate::analysis::metrics;
 use crate::error::{Error, Result};
-use crate::output::{charts, report};
+use crate::output::{self, charts};
 use crate::results::env::Env;
 use crate::results::{self, RunInfo, Sample, Summary, VariantSummary};
 use crate::scenario::Scenario;
@@ -32,8 +34,18 @@ pub(crate) fn prepare_dir(opts: &RunOptions, scenario: &Scenario) -> Result<Path
     Ok(dir)
 }
 
-/// Write env.json, charts, summary.json and report.md from what has been
-/// measured so far (called after every run, so nothing waits for the end).
+/// Write env.json, summary.json, the charts and every format written on
+/// every run ([`output::every_run`]: report.md) from what has been measured
+/// so far (called after every run, so nothing waits for the end).
+///
+/// The order is the point: `summary.json` (the run directory's contract,
+/// from which `twlab report` renders everything again) and `env.json` are
+/// written first, so no later step can lose them; then the charts, then
+/// each format. A step that fails does not stop the ones after it: every
+/// file is tried, and the failures come back together as one error (the
+/// first one's tier, each naming its file). A chart that could not be
+/// written is left out of `summary.json` (written again without it), so the
+/// summary, the report and the HTML page name only charts that exist.
 pub(crate) fn write_results(
     dir: &Path,
     scenario: &Scenario,
@@ -42,26 +54,54 @@ pub(crate) fn write_results(
     env: &Env,
     samples: &[Sample],
 ) -> Result<Summary> {
+    let ordered = baseline_first(scenario, samples);
+    let plan = charts::plan(&ordered, &scenario.collect.states);
     let mut summary = Summary {
         scenario: scenario.name.to_string(),
         info: info.clone(),
         comparisons: metrics::compare(variants),
         variants: variants.to_vec(),
         expectations: Vec::new(),
-        charts: charts::write_charts(
-            dir,
-            &baseline_first(scenario, samples),
-            &scenario.collect.states,
-        )?,
+        charts: plan.charts(),
     };
     summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
-    results::write_json(&dir.join(results::ENV_FILE), env)?;
-    results::write_json(&dir.join(results::SUMMARY_FILE), &summary)?;
-    results::write_text(
-        &dir.join(results::REPORT_FILE),
-        &report::render_markdown(&summary),
-    )?;
-    Ok(summary)
+    let summary_file = dir.join(results::SUMMARY_FILE);
+    let mut errors = Vec::new();
+    errors.extend(results::write_json(&dir.join(results::ENV_FILE), env).err());
+    errors.extend(results::write_json(&summary_file, &summary).err());
+
+    let drawn = charts::write_planned(dir, &plan);
+    if !drawn.errors.is_empty() {
+        errors.extend(drawn.errors);
+        summary.charts = drawn.charts;
+        errors.extend(results::write_json(&summary_file, &summary).err());
+    }
+
+    for (format, path) in output::every_run(dir) {
+        errors.extend(output::export(format, &summary, dir, &path).err());
+    }
+    match one_error(errors) {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// Several failures as one error: the first one's tier (and exit code),
+/// every message in order.
+fn one_error(errors: Vec<Error>) -> Option<Error> {
+    let mut errors = errors.into_iter();
+    let first = errors.next()?;
+    let others: Vec<String> = errors.map(|e| e.to_string()).collect();
+    if others.is_empty() {
+        return Some(first);
+    }
+    let count = others.len() + 1;
+    Some(first.map_message(|m| {
+        format!(
+            "{count} failures writing the run directory: {m}; {}",
+            others.join("; ")
+        )
+    }))
 }
 
 /// The samples in the scenario's variant order (charts give colours in
@@ -78,4 +118,129 @@ pub(crate) fn baseline_first(scenario: &Scenario, samples: &[Sample]) -> Vec<Sam
     let mut sorted = samples.to_vec();
     sorted.sort_by_key(|s| rank(&s.variant));
     sorted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::counts::{Counts, Source};
+    use crate::common::endpoint::Side;
+    use crate::output::report;
+
+    const SCENARIO: &str = "\
+name: tw_reuse
+server: { kind: builtin, port: 8080 }
+client: { tool: builtin, duration: 2s }
+variants:
+  - name: reuse-off
+  - name: reuse-on
+    sysctls:
+      client: { net.ipv4.tcp_tw_reuse: 1 }
+";
+
+    /// What one run of each variant leaves: TIME_WAIT on the server's
+    /// sockets, so there is one chart to draw.
+    fn measured() -> (Scenario, Vec<VariantSummary>, Vec<Sample>) {
+        let scenario = Scenario::parse(SCENARIO, "tw_reuse.yaml", &[]).expect("scenario");
+        let variants = scenario
+            .variants
+            .iter()
+            .map(VariantSummary::empty)
+            .collect();
+        let mut samples = Vec::new();
+        for (variant, level) in [("reuse-off", 100u64), ("reuse-on", 40)] {
+            for t in 1..=3u64 {
+                let counts: Counts = [("TIME_WAIT".to_string(), level * t)].into();
+                samples.push(Sample {
+                    t: t as f64,
+                    variant: variant.into(),
+                    repeat: 1,
+                    run_id: format!("{variant}-1"),
+                    host: Side::Server,
+                    source: Source::Sockets,
+                    is_final: false,
+                    counts,
+                });
+            }
+        }
+        (scenario, variants, samples)
+    }
+
+    fn write(dir: &Path) -> Result<Summary> {
+        let (scenario, variants, samples) = measured();
+        let info = RunInfo::default();
+        write_results(dir, &scenario, &info, &variants, &Env::default(), &samples)
+    }
+
+    #[test]
+    fn writes_the_summary_the_charts_and_the_report() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let summary = write(dir.path()).expect("written");
+        let chart = "charts/server-sockets-TIME_WAIT.svg";
+        assert_eq!(
+            summary
+                .charts
+                .iter()
+                .map(|c| c.path.as_str())
+                .collect::<Vec<_>>(),
+            [chart]
+        );
+        assert!(dir.path().join(chart).is_file());
+        assert!(dir.path().join(results::ENV_FILE).is_file());
+        assert_eq!(
+            results::read_summary(dir.path()).expect("summary.json"),
+            summary
+        );
+        let md = std::fs::read_to_string(dir.path().join(results::REPORT_FILE)).expect("report");
+        assert_eq!(md, report::render_markdown(&summary));
+    }
+
+    /// A regular file where the charts folder goes: the folder cannot be
+    /// created, for real. summary.json, env.json and report.md are written
+    /// all the same, name no chart, and the error names the folder.
+    #[test]
+    fn a_chart_failure_loses_neither_the_summary_nor_the_report() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let in_the_way = dir.path().join(charts::CHARTS_DIR);
+        std::fs::write(&in_the_way, "not a folder").expect("a file named charts");
+
+        let err = write(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains(&in_the_way.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::error::exit_code::ENVIRONMENT);
+
+        assert!(dir.path().join(results::ENV_FILE).is_file());
+        let summary = results::read_summary(dir.path()).expect("summary.json survives");
+        assert!(summary.charts.is_empty(), "{:?}", summary.charts);
+        assert_eq!(summary.variants.len(), 2);
+        let md = std::fs::read_to_string(dir.path().join(results::REPORT_FILE))
+            .expect("report.md survives");
+        assert_eq!(md, report::render_markdown(&summary));
+    }
+
+    /// Two steps fail (the charts folder, and report.md, a folder in its
+    /// place): both are tried, both are named, summary.json is written.
+    #[test]
+    fn every_failure_is_reported_together() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let charts = dir.path().join(charts::CHARTS_DIR);
+        std::fs::write(&charts, "not a folder").expect("a file named charts");
+        let report = dir.path().join(results::REPORT_FILE);
+        std::fs::create_dir(&report).expect("a folder named report.md");
+
+        let err = write(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("2 failures writing the run directory: "),
+            "{err}"
+        );
+        let (at_charts, at_report) = (
+            err.find(&charts.display().to_string()),
+            err.find(&report.display().to_string()),
+        );
+        assert!(at_charts.is_some() && at_report.is_some(), "{err}");
+        assert!(at_charts < at_report, "in the order tried: {err}");
+        assert!(dir.path().join(results::SUMMARY_FILE).is_file());
+    }
 }

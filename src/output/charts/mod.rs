@@ -3,9 +3,15 @@
 //! The report's tables give means, peaks and final counts; they cannot show
 //! *how* TIME_WAIT filled up (the first minute), whether it settled, or
 //! whether one repeat behaved unlike the others. One line per run per
-//! (side, source, state) answers that at a glance, so [`write_charts`] draws
-//! them from `samples.jsonl` into `DIR/charts/` as SVG files, which GitHub
-//! shows inline in `report.md` and `twlab report --html` embeds as they are.
+//! (side, source, state) answers that at a glance, so twlab draws them from
+//! `samples.jsonl` into `DIR/charts/` as SVG files, which GitHub shows
+//! inline in `report.md` and `twlab report --html` embeds as they are.
+//!
+//! Deciding which charts there are ([`plan`]) is apart from drawing and
+//! writing them ([`write_planned`]): a run writes `summary.json`, which
+//! lists the charts, before any chart file, so a chart that fails cannot
+//! take the summary with it; and one chart that fails does not stop the
+//! others. [`write_charts`] does both at once.
 //!
 //! Charts are SVG because a run directory is read in a browser or on GitHub,
 //! and a vector chart stays sharp at any width. plotters draws them; the one
@@ -73,11 +79,46 @@ const AXIS: RGBColor = RGBColor(0x55, 0x55, 0x55);
 
 /// Write the charts of a run directory from its samples into DIR/charts/ and return them.
 ///
+/// [`plan`] then [`write_planned`]; after a failure the other charts are
+/// still written, and the first failure is returned.
+pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result<Vec<Chart>> {
+    let drawn = write_planned(dir, &plan(samples, states));
+    match drawn.errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(drawn.charts),
+    }
+}
+
+/// The charts the samples call for, with their lines, before anything is
+/// drawn or written: which charts a run has is known (and goes into
+/// `summary.json`) before a file is written.
+pub struct Plan<'a> {
+    /// Variant names in the order they first appear (the palette's order).
+    variants: Vec<&'a str>,
+    charts: Vec<Planned>,
+}
+
+/// One chart of a [`Plan`].
+struct Planned {
+    chart: Chart,
+    y_desc: &'static str,
+    runs: Vec<RunSeries>,
+}
+
+impl Plan<'_> {
+    /// The charts in order, as `summary.json` lists them.
+    pub fn charts(&self) -> Vec<Chart> {
+        self.charts.iter().map(|p| p.chart.clone()).collect()
+    }
+}
+
+/// Plan the charts of a run directory from its samples.
+///
 /// One chart per state in `states`, source (sockets, conntrack) and side
 /// (server, client), in that order, for each combination whose samples
 /// ever counted that state. Files are `charts/{side}-{source}-{STATE}.svg`;
-/// [`Chart::path`] is relative to `dir`. No sample, no chart (and no folder).
-pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result<Vec<Chart>> {
+/// [`Chart::path`] is relative to the run directory. No sample, no chart.
+pub fn plan<'a>(samples: &'a [Sample], states: &[String]) -> Plan<'a> {
     let variants = variant_order(samples);
     let mut charts = Vec::new();
     for state in states {
@@ -87,28 +128,65 @@ pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result
                 if runs.is_empty() {
                     continue;
                 }
-                let spec = ChartSpec {
-                    title: title(state, source, side),
+                let file = format!("{side}-{}-{}.svg", source.as_str(), file_safe(state));
+                charts.push(Planned {
+                    chart: Chart {
+                        title: title(state, source, side),
+                        path: format!("{CHARTS_DIR}/{file}"),
+                    },
                     y_desc: match source {
                         Source::Sockets => "sockets",
                         Source::Conntrack => "conntrack entries",
                     },
-                    variants: &variants,
                     runs,
-                };
-                let svg = render_svg(&spec)?;
-                let folder = dir.join(CHARTS_DIR);
-                std::fs::create_dir_all(&folder).map_err(|e| Error::io(folder.display(), e))?;
-                let file = format!("{side}-{}-{}.svg", source.as_str(), file_safe(state));
-                results::write_text(&folder.join(&file), &svg)?;
-                charts.push(Chart {
-                    title: spec.title,
-                    path: format!("{CHARTS_DIR}/{file}"),
                 });
             }
         }
     }
-    Ok(charts)
+    Plan { variants, charts }
+}
+
+/// What [`write_planned`] did: the charts written, in plan order, and a
+/// failure for each one that was not (each naming its file or folder).
+pub struct Drawn {
+    pub charts: Vec<Chart>,
+    pub errors: Vec<Error>,
+}
+
+/// Draw every chart of `plan` and write it into `dir/charts/` (created
+/// when there is a chart). A chart that cannot be drawn or written does
+/// not stop the others; a folder that cannot be created stops them all,
+/// with one error naming it. No chart, no folder.
+pub fn write_planned(dir: &Path, plan: &Plan) -> Drawn {
+    let mut drawn = Drawn {
+        charts: Vec::new(),
+        errors: Vec::new(),
+    };
+    if plan.charts.is_empty() {
+        return drawn;
+    }
+    let folder = dir.join(CHARTS_DIR);
+    if let Err(e) = std::fs::create_dir_all(&folder) {
+        drawn.errors.push(Error::io(folder.display(), e));
+        return drawn;
+    }
+    for planned in &plan.charts {
+        let path = dir.join(&planned.chart.path);
+        let spec = ChartSpec {
+            title: &planned.chart.title,
+            y_desc: planned.y_desc,
+            variants: &plan.variants,
+            runs: &planned.runs,
+        };
+        let written = render_svg(&spec)
+            .map_err(|e| e.map_message(|m| format!("{}: {m}", path.display())))
+            .and_then(|svg| results::write_text(&path, &svg));
+        match written {
+            Ok(()) => drawn.charts.push(planned.chart.clone()),
+            Err(e) => drawn.errors.push(e),
+        }
+    }
+    drawn
 }
 
 /// "TIME_WAIT sockets on the server", "TIME_WAIT conntrack entries on the client".
@@ -199,11 +277,12 @@ fn runs_of(
     runs
 }
 
+/// What one chart draws.
 struct ChartSpec<'a> {
-    title: String,
+    title: &'a str,
     y_desc: &'static str,
     variants: &'a [&'a str],
-    runs: Vec<RunSeries>,
+    runs: &'a [RunSeries],
 }
 
 /// Register the bundled font with plotters once; every chart needs it.
@@ -239,7 +318,7 @@ type DrawResult<T> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>
 
 fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<()> {
     root.fill(&WHITE)?;
-    let area = root.titled(&spec.title, font(TITLE_SIZE))?;
+    let area = root.titled(spec.title, font(TITLE_SIZE))?;
 
     // The legend gets its own strip under the title, so it never hides a line.
     let entries = legend_entries(spec);
@@ -290,7 +369,7 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<(
     // Repeats share a colour; a slight transparency lets overlapping lines
     // of the same variant show as a darker band rather than one line.
     let several = spec.runs.len() > spec.variants.len();
-    for run in &spec.runs {
+    for run in spec.runs {
         let colour = PALETTE[run.variant % PALETTE.len()];
         let style = if several {
             colour.mix(0.8).stroke_width(2)

@@ -137,6 +137,32 @@ fn an_unwritable_directory_is_an_error_naming_it() {
     assert!(err.to_string().contains("not-a-dir"), "{err}");
 }
 
+/// A folder where one chart's file goes: that chart fails, naming its
+/// file, and the next one is written all the same.
+#[test]
+fn a_chart_that_cannot_be_written_does_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = samples();
+    let plan = plan(&samples, &states(&["TIME_WAIT"]));
+    let planned: Vec<String> = plan.charts().into_iter().map(|c| c.path).collect();
+    assert_eq!(
+        planned,
+        [
+            "charts/server-sockets-TIME_WAIT.svg",
+            "charts/server-conntrack-TIME_WAIT.svg"
+        ]
+    );
+    let blocked = dir.path().join(&planned[0]);
+    std::fs::create_dir_all(&blocked).unwrap();
+    let drawn = write_planned(dir.path(), &plan);
+    assert_eq!(drawn.errors.len(), 1);
+    let err = drawn.errors[0].to_string();
+    assert!(err.contains(&blocked.display().to_string()), "{err}");
+    let written: Vec<&str> = drawn.charts.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(written, [planned[1].as_str()]);
+    assert!(dir.path().join(&planned[1]).is_file());
+}
+
 #[test]
 fn axis_labels_are_formatted_for_people() {
     assert_eq!(seconds(30.0), "30");

@@ -48,11 +48,14 @@ use crate::common::counts::Counts;
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
 use crate::common::names;
+use crate::error;
 use crate::output::markdown::{self, code, fenced, inline, num, percent, signed};
-use crate::results::{Comparison, RunSummary, Summary, VariantSummary};
+use crate::output::{Format, Written};
+use crate::results::{self, Comparison, RunSummary, Summary, VariantSummary};
 use crate::results::{Stats, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// The sources of state counts, in report order.
 const SOURCES: [Source; 2] = [Source::Sockets, Source::Conntrack];
@@ -67,6 +70,23 @@ const STATS: [(&str, &str); 3] = [
 const ALWAYS_SHOWN: [&str; 2] = ["TIME_WAIT", "ESTABLISHED"];
 /// Said once, instead of in every verdict cell, when no change has an interval.
 const NEEDS_REPEATS: &str = "needs repeats (repeat ≥ 2 gives verdicts)";
+
+/// `report.md`, written after every run and by `twlab report DIR`.
+pub struct Markdown;
+
+impl Format for Markdown {
+    fn name(&self) -> &'static str {
+        "markdown report"
+    }
+
+    fn written(&self) -> Written {
+        Written::EveryRun(results::REPORT_FILE)
+    }
+
+    fn render(&self, summary: &Summary, _run_dir: &Path) -> error::Result<String> {
+        Ok(render_markdown(summary))
+    }
+}
 
 /// The markdown report (report.md), from summary.json alone.
 pub fn render_markdown(summary: &Summary) -> String {
