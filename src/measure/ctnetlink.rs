@@ -71,6 +71,8 @@ use std::time::{Duration, Instant};
 
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
+pub mod events;
+
 /// Entry counts keyed by conntrack-tools TCP state name.
 pub use crate::common::counts::Counts;
 
@@ -99,6 +101,8 @@ const IPCTNL_MSG_CT_GET: u16 = 1;
 
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_PROTOINFO: u16 = 4;
+const CTA_TIMEOUT: u16 = 7;
+const CTA_ID: u16 = 12;
 const CTA_FILTER: u16 = 25;
 const CTA_TUPLE_IP: u16 = 1;
 const CTA_TUPLE_PROTO: u16 = 2;
@@ -237,6 +241,10 @@ struct Entry {
     proto: Option<u8>,
     dst_port: Option<u16>,
     state: Option<u8>,
+    /// `CTA_ID`: the entry's id, stable for its life (events name it).
+    id: Option<u32>,
+    /// `CTA_TIMEOUT`: whole seconds left before the entry expires.
+    timeout: Option<u32>,
 }
 
 fn parse_tuple_orig(buf: &[u8], e: &mut Entry) -> io::Result<()> {
@@ -307,6 +315,10 @@ fn parse_protoinfo(buf: &[u8], e: &mut Entry) -> io::Result<()> {
     Ok(())
 }
 
+fn be_u32(val: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(val.get(..4)?.try_into().ok()?))
+}
+
 fn parse_entry(payload: &[u8]) -> io::Result<Entry> {
     let body = payload
         .get(NFGENMSG_LEN..)
@@ -317,6 +329,8 @@ fn parse_entry(payload: &[u8]) -> io::Result<Entry> {
         match ty {
             CTA_TUPLE_ORIG => parse_tuple_orig(val, &mut e)?,
             CTA_PROTOINFO => parse_protoinfo(val, &mut e)?,
+            CTA_TIMEOUT => e.timeout = be_u32(val),
+            CTA_ID => e.id = be_u32(val),
             _ => {}
         }
     }

@@ -52,7 +52,7 @@ use netlink_packet_core::{
 };
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
 use netlink_packet_sock_diag::inet::{
-    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags,
+    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags, Timer,
 };
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
@@ -71,6 +71,9 @@ const SO_RCVBUF_BYTES: libc::c_int = 4 << 20;
 /// `TCP_NEW_SYN_RECV` (request sockets); not in netlink-packet-sock-diag's
 /// `StateFlags`, so its bit is added by hand.
 const TCP_NEW_SYN_RECV: u8 = 12;
+/// `TCP_FIN_WAIT2` and `TCP_TIME_WAIT` (include/net/tcp_states.h).
+const TCP_FIN_WAIT2: u8 = 5;
+const TCP_TIME_WAIT: u8 = 6;
 /// `INET_DIAG_REQ_BYTECODE`, the request attribute holding a filter program.
 const INET_DIAG_REQ_BYTECODE: u16 = 1;
 /// `INET_DIAG_BC_S_EQ`: local port equals the port in the next op's `no`.
@@ -114,7 +117,10 @@ enum Progress {
 pub struct LazySockDiag {
     /// `/run/netns/NAME`, or `None` for the namespace twlab runs in.
     netns: Option<std::path::PathBuf>,
-    cell: std::sync::Arc<std::sync::Mutex<Option<SockDiag>>>,
+    /// The namespace holds nothing but the endpoint's connections (an
+    /// embedded lab's): count with [`SockDiag::count_in_own_namespace`].
+    own_namespace: bool,
+    cell: std::sync::Arc<std::sync::Mutex<Option<(SockDiag, Option<File>)>>>,
 }
 
 impl LazySockDiag {
@@ -123,10 +129,21 @@ impl LazySockDiag {
         Self::default()
     }
 
-    /// For the named namespace at `path` (a lab host).
+    /// For the named namespace at `path`.
     pub fn in_netns(path: std::path::PathBuf) -> Self {
         LazySockDiag {
             netns: Some(path),
+            ..Self::default()
+        }
+    }
+
+    /// For a namespace made for the run, whose every TCP socket is one of
+    /// the endpoint's (an embedded lab host): TIME_WAIT is read from the
+    /// namespace's sockstat instead of one message per socket.
+    pub fn in_own_netns(path: std::path::PathBuf) -> Self {
+        LazySockDiag {
+            netns: Some(path),
+            own_namespace: true,
             ..Self::default()
         }
     }
@@ -149,14 +166,24 @@ impl LazySockDiag {
                     Some(path) => SockDiag::open_in_netns(path),
                     None => SockDiag::open(),
                 };
-                *guard =
-                    Some(opened.map_err(|e| Error::env(format!("sock_diag socket{place}: {e}")))?);
+                let sd = opened.map_err(|e| Error::env(format!("sock_diag socket{place}: {e}")))?;
+                let sockstat = match (&this.netns, this.own_namespace) {
+                    (Some(path), true) => Some(
+                        open_sockstat_in_netns(path)
+                            .map_err(|e| Error::env(format!("/proc/net/sockstat{place}: {e}")))?,
+                    ),
+                    _ => None,
+                };
+                *guard = Some((sd, sockstat));
             }
-            let sd = guard
+            let (sd, sockstat) = guard
                 .as_mut()
                 .ok_or_else(|| Error::env("sock_diag socket missing"))?;
-            sd.count(&endpoint, side)
-                .map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
+            match sockstat {
+                Some(file) => sd.count_in_own_namespace(&endpoint, side, file),
+                None => sd.count(&endpoint, side),
+            }
+            .map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
         })
         .await
         .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
@@ -218,13 +245,47 @@ impl SockDiag {
     /// missing key as 0). IPv4 connections held by a dual-stack `AF_INET6`
     /// socket (`::ffff:a.b.c.d`) count for the IPv4 endpoint.
     pub fn count(&mut self, endpoint: &Endpoint, side: Side) -> io::Result<Counts> {
+        Ok(self.tally(endpoint, side, all_states())?.into_counts())
+    }
+
+    /// [`SockDiag::count`] in a namespace that holds nothing but the
+    /// endpoint's connections (an embedded lab's), without asking the kernel
+    /// for a message per TIME_WAIT socket: the dump asks for every state but
+    /// TIME_WAIT (the kernel still walks its hash table, but formats only the
+    /// few live sockets), and TIME_WAIT is the namespace's own figure from
+    /// `sockstat` (the open `/proc/net/sockstat` of that namespace), less
+    /// the time-wait sockets the dump reported in the FIN_WAIT2 substate.
+    /// Both are read within a millisecond of each other; between them, a
+    /// socket or two may change state.
+    pub fn count_in_own_namespace(
+        &mut self,
+        endpoint: &Endpoint,
+        side: Side,
+        sockstat: &mut File,
+    ) -> io::Result<Counts> {
+        let mut states = all_states();
+        states.remove(StateFlags::TIME_WAIT);
+        let tally = self.tally(endpoint, side, states)?;
+        let fw2 = tally.fin_wait2_timewait;
+        let tw = read_sockstat_tw(sockstat)?.saturating_sub(fw2);
+        let mut counts = tally.into_counts();
+        if tw > 0 {
+            counts.insert(state_name(TCP_TIME_WAIT).to_string(), tw);
+        }
+        Ok(counts)
+    }
+
+    fn tally(&mut self, endpoint: &Endpoint, side: Side, states: StateFlags) -> io::Result<Tally> {
         let mut tally = Tally::default();
         for family in [AF_INET, AF_INET6] {
-            self.exchange(family, Some((side, endpoint.port)), |datagram, seq| {
-                tally.add(datagram, Some(seq), endpoint, side)
-            })?;
+            self.exchange(
+                family,
+                Some((side, endpoint.port)),
+                states.clone(),
+                |datagram, seq| tally.add(datagram, Some(seq), endpoint, side),
+            )?;
         }
-        Ok(tally.into_counts())
+        Ok(tally)
     }
 
     /// The raw reply to one dump of every TCP state: the datagrams the kernel
@@ -244,7 +305,7 @@ impl SockDiag {
             ));
         }
         let mut raw = Vec::new();
-        self.exchange(family, port_filter, |datagram, seq| {
+        self.exchange(family, port_filter, all_states(), |datagram, seq| {
             raw.extend_from_slice(datagram);
             walk(datagram, Some(seq), |_| {})
         })?;
@@ -258,11 +319,12 @@ impl SockDiag {
         &mut self,
         family: u8,
         port_filter: Option<(Side, u16)>,
+        states: StateFlags,
         mut on_datagram: impl FnMut(&[u8], u32) -> io::Result<Progress>,
     ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let request = build_request(seq, family, port_filter);
+        let request = build_request(seq, family, port_filter, states);
         let sent = self.socket.send(&request, 0)?;
         if sent != request.len() {
             return Err(io::Error::other(format!(
@@ -336,11 +398,18 @@ pub fn decode_counts(reply: &[u8], endpoint: &Endpoint, side: Side) -> io::Resul
 /// the end so that no string is built per socket.
 struct Tally {
     by_state: [u64; 256],
+    /// Time-wait sockets in the FIN_WAIT2 substate (an orphaned socket
+    /// waiting for the peer's FIN): counted as FIN_WAIT2, but part of the
+    /// namespace's `tw` figure in /proc/net/sockstat.
+    fin_wait2_timewait: u64,
 }
 
 impl Default for Tally {
     fn default() -> Self {
-        Tally { by_state: [0; 256] }
+        Tally {
+            by_state: [0; 256],
+            fin_wait2_timewait: 0,
+        }
     }
 }
 
@@ -360,6 +429,9 @@ impl Tally {
             };
             if endpoint.matches(end) {
                 self.by_state[usize::from(sock.state)] += 1;
+                if sock.state == TCP_FIN_WAIT2 && sock.timer == Some(Timer::TimeWait) {
+                    self.fin_wait2_timewait += 1;
+                }
             }
         })
     }
@@ -453,6 +525,44 @@ fn ends_dump(mut bytes: &[u8], seq: u32) -> bool {
     false
 }
 
+/// `/proc/net/sockstat` of the namespace at `netns_path`, opened from a
+/// thread inside it (the open file keeps showing that namespace's figures).
+pub fn open_sockstat_in_netns(netns_path: &Path) -> io::Result<File> {
+    let ns = File::open(netns_path)?;
+    std::thread::Builder::new()
+        .name("twlab-sockstat-setns".into())
+        .spawn(move || -> io::Result<File> {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)?;
+            File::open("/proc/thread-self/net/sockstat")
+        })?
+        .join()
+        .map_err(|_| io::Error::other("the sockstat setns helper thread panicked"))?
+}
+
+/// The `tw` figure of a namespace's `/proc/net/sockstat` (read again from
+/// the start of the open file): its TIME_WAIT sockets, both families.
+pub fn read_sockstat_tw(file: &mut File) -> io::Result<u64> {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    file.rewind()?;
+    file.read_to_string(&mut text)?;
+    parse_sockstat_tw(&text).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "/proc/net/sockstat has no `TCP: … tw N` figure",
+        )
+    })
+}
+
+/// The `tw` figure of `/proc/net/sockstat`'s TCP line.
+pub fn parse_sockstat_tw(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let i = f.iter().position(|w| *w == "tw")?;
+    f.get(i + 1)?.parse().ok()
+}
+
 /// Every TCP state, `NEW_SYN_RECV` included (the kernel reports request
 /// sockets as `SYN_RECV` anyway).
 fn all_states() -> StateFlags {
@@ -461,12 +571,17 @@ fn all_states() -> StateFlags {
 
 /// A `SOCK_DIAG_BY_FAMILY` dump request for TCP sockets of `family` in every
 /// state, with an optional kernel-side port filter.
-fn build_request(seq: u32, family: u8, port_filter: Option<(Side, u16)>) -> Vec<u8> {
+fn build_request(
+    seq: u32,
+    family: u8,
+    port_filter: Option<(Side, u16)>,
+    states: StateFlags,
+) -> Vec<u8> {
     let request = InetRequest {
         family,
         protocol: IPPROTO_TCP,
         extensions: ExtensionFlags::empty(),
-        states: all_states(),
+        states,
         socket_id: if family == AF_INET6 {
             SocketId::new_v6()
         } else {

@@ -272,7 +272,7 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         .map_err(Error::invalid)?;
     let endpoint = lab.endpoint(server_spec.port.0);
     let (server_host, client_host) = (lab.host(Side::Server), lab.host(Side::Client));
-    prepare_conntrack(ctx, lab, run.env).await?;
+    prepare_conntrack(ctx, lab, endpoint, run.env).await?;
     run.journal
         .apply(server_host, &run.variant.sysctls.server)
         .await?;
@@ -376,16 +376,24 @@ async fn start_server(
     Ok((server, note))
 }
 
-/// Step 2: in a lab namespace, make conntrack track connections (a real
-/// host is counted as it is: twlab adds no rule there); note each side's
+/// Step 2: in a lab namespace, make conntrack track connections and start
+/// listening to its events (a real host is counted as it is: twlab adds
+/// no rule there, and dumps its table); note each side's
 /// conntrack timeouts for the report.
-async fn prepare_conntrack(ctx: &Context<'_>, lab: &RunLab<'_>, env: &mut RunEnv) -> Result<()> {
+async fn prepare_conntrack(
+    ctx: &Context<'_>,
+    lab: &RunLab<'_>,
+    endpoint: crate::common::endpoint::Endpoint,
+    env: &mut RunEnv,
+) -> Result<()> {
     if !ctx.scenario.collect.conntrack {
         return Ok(());
     }
     if let RunLab::Netns(netns_lab) = lab {
         for side in Side::BOTH {
-            netns_lab.host(side).enable_conntrack().await?;
+            let host = netns_lab.host(side);
+            host.enable_conntrack().await?;
+            host.watch_conntrack(endpoint).await;
         }
     }
     for host in [lab.host(Side::Server), lab.host(Side::Client)] {

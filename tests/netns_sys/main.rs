@@ -5,6 +5,8 @@
 
 mod common;
 mod conntrack;
+mod ct_events;
+mod lab_counts;
 mod netns_lifecycle;
 mod no_binaries;
 mod sysctl;

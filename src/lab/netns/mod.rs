@@ -23,6 +23,7 @@ use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
+use crate::measure::ctnetlink::events::CtEvents;
 use crate::measure::sockdiag::LazySockDiag;
 use crate::scenario::SysctlName;
 use async_trait::async_trait;
@@ -51,16 +52,20 @@ pub struct NetnsHost {
     /// The ctnetlink socket inside the namespace, opened at the first count
     /// and reused (no `conntrack` process per sample).
     ct: std::sync::Arc<std::sync::Mutex<Option<CtNetlink>>>,
+    /// The conntrack event listener of the run's endpoint, when it could
+    /// be started (then counts cost no dump); see [`NetnsHost::watch_conntrack`].
+    ct_events: std::sync::Arc<std::sync::Mutex<Option<CtEvents>>>,
 }
 
 impl NetnsHost {
     fn new(side: Side, name: String) -> Self {
-        let diag = LazySockDiag::in_netns(PathBuf::from("/run/netns").join(&name));
+        let diag = LazySockDiag::in_own_netns(PathBuf::from("/run/netns").join(&name));
         NetnsHost {
             side,
             name,
             diag,
             ct: Default::default(),
+            ct_events: Default::default(),
         }
     }
 
@@ -70,6 +75,39 @@ impl NetnsHost {
 
     pub fn path(&self) -> PathBuf {
         PathBuf::from(sys::NETNS_RUN_DIR).join(&self.name)
+    }
+
+    /// Keep the endpoint's conntrack entries from the kernel's events, so a
+    /// count is a lookup rather than a dump of the table (at the seed's
+    /// steady state a dump costs half a second of kernel CPU per side).
+    /// Called before the server starts, on an empty table. If the listener
+    /// cannot start, or later loses events, counts fall back to dumps and
+    /// stderr says why.
+    pub async fn watch_conntrack(&self, endpoint: Endpoint) {
+        let (path, slot) = (self.path(), self.ct_events.clone());
+        let started = tokio::task::spawn_blocking(move || {
+            CtEvents::start(&path, endpoint.socket_addr()).map(|ev| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(ev);
+                }
+            })
+        })
+        .await;
+        match started {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!(
+                "twlab: conntrack in {} is counted by dumps (the event listener did not start: {e})",
+                self.name
+            ),
+            Err(e) => eprintln!("twlab: conntrack event listener task: {e}"),
+        }
+    }
+
+    /// Stop listening to conntrack events (a namespace about to be deleted).
+    pub fn unwatch_conntrack(&self) {
+        if let Ok(mut s) = self.ct_events.lock() {
+            *s = None;
+        }
     }
 
     /// Make the namespace track connections (the `twlab_ct` nf_tables
@@ -152,8 +190,12 @@ impl Host for NetnsHost {
         self.diag.count(endpoint, self.side).await
     }
 
-    /// In-process over ctnetlink, filtered by the kernel where it can.
+    /// From the event listener when it runs; else in-process over
+    /// ctnetlink dumps, filtered by the kernel where it can.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        if let Some(counts) = self.counts_from_events() {
+            return Ok(counts);
+        }
         let (ct, path) = (self.ct.clone(), self.path());
         blocking(move || {
             let mut guard = ct
@@ -169,6 +211,26 @@ impl Host for NetnsHost {
         })
         .await
         .map_err(|e| Error::env(format!("counting conntrack entries in {}: {e}", self.name)))
+    }
+}
+
+impl NetnsHost {
+    /// The event listener's counts, or `None` (no listener, or it lost
+    /// events: then it is dropped, stderr says so, and dumps take over).
+    fn counts_from_events(&self) -> Option<Counts> {
+        let mut slot = self.ct_events.lock().ok()?;
+        let result = slot.as_ref()?.counts();
+        match result {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "twlab: conntrack in {} is counted by dumps from now on: {e}",
+                    self.name
+                );
+                *slot = None;
+                None
+            }
+        }
     }
 }
 
@@ -264,6 +326,7 @@ impl NetnsLab {
     pub async fn destroy(&self) {
         for host in [&self.client, &self.server] {
             host.diag.close();
+            host.unwatch_conntrack();
             remove_netns(host.name()).await;
         }
         self.settle();

@@ -68,7 +68,7 @@ fn state_names_follow_netstat() {
 
 #[test]
 fn request_carries_all_states_and_the_port_program() {
-    let bytes = build_request(7, AF_INET6, Some((Side::Server, 8080)));
+    let bytes = build_request(7, AF_INET6, Some((Side::Server, 8080)), all_states());
     // nlmsghdr 16 + inet_diag_req_v2 56 + nlattr 4 + two bc ops 8.
     assert_eq!(bytes.len(), 84);
     let msg = NetlinkBuffer::new_checked(&bytes[..]).expect("header");
@@ -100,11 +100,11 @@ fn request_carries_all_states_and_the_port_program() {
         &[INET_DIAG_BC_S_EQ, 8, no[0], no[1], 0, 0, port[0], port[1]]
     );
 
-    let client = build_request(8, AF_INET, Some((Side::Client, 443)));
+    let client = build_request(8, AF_INET, Some((Side::Client, 443)), all_states());
     assert_eq!(client[72 + 4], INET_DIAG_BC_D_EQ);
     assert_eq!(client[16], AF_INET);
 
-    let unfiltered = build_request(9, AF_INET, None);
+    let unfiltered = build_request(9, AF_INET, None, all_states());
     assert_eq!(unfiltered.len(), 72);
 }
 
@@ -300,7 +300,7 @@ fn live_count_sees_a_listener_in_this_namespace() {
 fn live_kernel_error_is_reported_and_the_socket_stays_usable() {
     let mut diag = SockDiag::open().expect("open sock_diag");
     // A comparison op without its operand op fails the kernel's audit.
-    let mut request = build_request(1000, AF_INET, None);
+    let mut request = build_request(1000, AF_INET, None, all_states());
     let bad = DefaultNla::new(INET_DIAG_REQ_BYTECODE, vec![INET_DIAG_BC_S_EQ, 4, 8, 0]);
     let mut attr = vec![0; bad.buffer_len()];
     bad.emit(&mut attr);

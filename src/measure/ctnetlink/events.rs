@@ -1,0 +1,363 @@
+//! conntrack counts kept current from ctnetlink events instead of dumps.
+//!
+//! # Why
+//!
+//! A dump costs the kernel a few microseconds per matching entry
+//! (`ctnetlink_fill_info`), whoever asks and however it is filtered: at the
+//! seed's steady state (~200k entries per namespace) one count takes about
+//! half a second of kernel CPU, per side, per sample. Sampling at 1 s would
+//! then take a core from the experiment it measures. Events cost per
+//! *change* instead: a connection's entry changes state a handful of times
+//! in its life, and the kernel sends each change to listeners as it
+//! happens. So a listener that keeps a table of the endpoint's entries (id
+//! → TCP state, expiry) answers a count at any rate for the price of a
+//! lock, and its cost follows the connection rate, not the table size or
+//! the sampling interval.
+//!
+//! # Semantics, and how they match a dump
+//!
+//! Entries are those a dump counts ([`super::CtNetlink::count`]): TCP,
+//! original destination = the endpoint. `NEW` and `UPDATE` events insert
+//! or update an entry (an update without `CTA_PROTOINFO` keeps the state it
+//! had), `DESTROY` removes it. A dump skips entries whose timeout has passed
+//! even before the garbage collector removes them (and sends their
+//! `DESTROY`, which can come many seconds later), so the table expires
+//! entries itself, from the `CTA_TIMEOUT` of their last event. That figure
+//! is whole seconds, rounded down: an entry is taken to expire half a
+//! second after it, so a count is within half a second of expiries of a
+//! dump's (at the seed's steady state, 1650 entries expire per second:
+//! ±0.4% of 200k). Packets that only refresh a timeout send no event (the
+//! last ACK of a close, a few milliseconds after its TIME_WAIT event).
+//!
+//! # When it cannot be trusted, it says so
+//!
+//! It only sees entries made after it subscribed, so [`CtEvents::start`]
+//! refuses a table that already holds entries for the endpoint, and a
+//! namespace with events off (`net.netfilter.nf_conntrack_events = 0`). A
+//! listener that falls behind loses events (`ENOBUFS`); from then on
+//! [`CtEvents::counts`] fails, and the caller goes back to dumps.
+
+use super::{
+    CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK, NLMSG_HDRLEN, TCP_STATES,
+    align4, invalid, parse_entry, set_rcvtimeo, state_name, userland_match,
+};
+use crate::common::counts::Counts;
+use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_NETFILTER};
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const IPCTNL_MSG_CT_DELETE: u16 = 2;
+/// `NFNLGRP_CONNTRACK_NEW`, `_UPDATE` and `_DESTROY` (groups 1, 2, 3).
+const GROUPS: u32 = 0b111;
+/// Receive buffer asked for with `SO_RCVBUFFORCE` (root may exceed
+/// `net.core.rmem_max` for its own socket, which changes no setting): room
+/// for ~100k events if the reader is held up for a moment.
+const RCVBUF: libc::c_int = 32 << 20;
+const RECV_LEN: usize = 1 << 20;
+/// How often the reader looks at its stop flag when no event comes.
+const POLL: Duration = Duration::from_millis(100);
+/// `CTA_TIMEOUT` is rounded down to whole seconds; see the module docs.
+const HALF_SECOND: Duration = Duration::from_millis(500);
+/// Index of states the kernel may add later (counted as `UNKNOWN`).
+const UNKNOWN: usize = TCP_STATES.len();
+
+struct Tracked {
+    state: u8,
+    expires: Instant,
+}
+
+/// The endpoint's entries as the events tell them.
+#[derive(Default)]
+struct Table {
+    entries: HashMap<u32, Tracked>,
+    by_expiry: BTreeSet<(Instant, u32)>,
+    per_state: [u64; UNKNOWN + 1],
+    events: u64,
+    lost: Option<String>,
+}
+
+fn index(state: u8) -> usize {
+    usize::from(state).min(UNKNOWN)
+}
+
+impl Table {
+    fn remove(&mut self, id: u32) -> Option<Tracked> {
+        let t = self.entries.remove(&id)?;
+        self.by_expiry.remove(&(t.expires, id));
+        let n = &mut self.per_state[index(t.state)];
+        *n = n.saturating_sub(1);
+        Some(t)
+    }
+
+    fn upsert(&mut self, id: u32, state: Option<u8>, timeout: Option<u32>, now: Instant) {
+        let old = self.remove(id);
+        let state = state.or(old.as_ref().map(|t| t.state)).unwrap_or(0);
+        let expires = match (timeout, old) {
+            (Some(secs), _) => now + Duration::from_secs(u64::from(secs)) + HALF_SECOND,
+            (None, Some(t)) => t.expires,
+            // Every NEW and UPDATE event carries CTA_TIMEOUT; without one,
+            // the longest TCP timeout (5 days) keeps the entry until DESTROY.
+            (None, None) => now + Duration::from_secs(432_000),
+        };
+        self.entries.insert(id, Tracked { state, expires });
+        self.by_expiry.insert((expires, id));
+        self.per_state[index(state)] += 1;
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(&(expires, id)) = self.by_expiry.first() {
+            if expires > now {
+                break;
+            }
+            self.remove(id);
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        self.per_state
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| {
+                let name = if i == UNKNOWN {
+                    "UNKNOWN"
+                } else {
+                    state_name(i as u8)
+                };
+                (name.to_string(), *n)
+            })
+            .collect()
+    }
+
+    /// Apply every conntrack event in one datagram.
+    fn apply_datagram(&mut self, buf: &[u8], ep: &Endpoint, now: Instant) -> io::Result<()> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let hdr = rest
+                .get(..NLMSG_HDRLEN)
+                .ok_or(invalid("ctnetlink event: truncated netlink header"))?;
+            let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+            let ty = u16::from_ne_bytes([hdr[4], hdr[5]]);
+            if len < NLMSG_HDRLEN {
+                return Err(invalid("ctnetlink event: message length too small"));
+            }
+            let payload = rest
+                .get(NLMSG_HDRLEN..len)
+                .ok_or(invalid("ctnetlink event: message overruns the datagram"))?;
+            rest = rest.get(align4(len)..).unwrap_or(&[]);
+            if ty >> 8 != NFNL_SUBSYS_CTNETLINK {
+                continue;
+            }
+            let msg = ty & 0xff;
+            if msg != IPCTNL_MSG_CT_NEW && msg != IPCTNL_MSG_CT_DELETE {
+                continue;
+            }
+            let e = parse_entry(payload)?;
+            self.events += 1;
+            let Some(id) = e.id else { continue };
+            if !userland_match(ep, &e) {
+                continue;
+            }
+            if msg == IPCTNL_MSG_CT_DELETE {
+                self.remove(id);
+            } else {
+                self.upsert(id, e.state, e.timeout, now);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A listener inside one namespace keeping the endpoint's conntrack entries.
+pub struct CtEvents {
+    table: Arc<Mutex<Table>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CtEvents {
+    /// Subscribe inside the namespace at `netns_path` and keep the entries
+    /// of `endpoint`. Fails when events are off there, or when the table
+    /// already holds entries for the endpoint (they would never be seen).
+    pub fn start(netns_path: &Path, endpoint: SocketAddr) -> io::Result<CtEvents> {
+        let ep = Endpoint::new(endpoint);
+        let table = Arc::new(Mutex::new(Table::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let path: PathBuf = netns_path.to_path_buf();
+        let (t, s) = (table.clone(), stop.clone());
+        let reader = std::thread::Builder::new()
+            .name("twlab-ct-events".into())
+            .spawn(move || match subscribe(&path, ep) {
+                Ok(sock) => {
+                    let _ = ready_tx.send(Ok(()));
+                    read_events(&sock, &ep, &t, &s);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })?;
+        let ready = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(io::Error::other("the conntrack event thread ended")));
+        let events = CtEvents {
+            table,
+            stop,
+            reader: Some(reader),
+        };
+        ready.map(|_| events)
+    }
+
+    /// The endpoint's entries by TCP state now, as a dump would count them.
+    pub fn counts(&self) -> io::Result<Counts> {
+        let mut table = self
+            .table
+            .lock()
+            .map_err(|_| io::Error::other("the conntrack event table's lock is poisoned"))?;
+        if let Some(why) = &table.lost {
+            return Err(io::Error::other(why.clone()));
+        }
+        table.prune(Instant::now());
+        Ok(table.counts())
+    }
+
+    /// Events read so far (of every entry, not only the endpoint's).
+    pub fn events_seen(&self) -> u64 {
+        self.table.lock().map_or(0, |t| t.events)
+    }
+}
+
+impl Drop for CtEvents {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// On the reader thread: enter the namespace, check events are on,
+/// subscribe, and check the endpoint has no entry yet.
+fn subscribe(path: &Path, ep: Endpoint) -> io::Result<Socket> {
+    let ns = std::fs::File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    let setting = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_events")
+        .map_err(|e| io::Error::new(e.kind(), format!("nf_conntrack_events: {e}")))?;
+    if setting.trim() == "0" {
+        return Err(io::Error::other(
+            "conntrack events are off here (net.netfilter.nf_conntrack_events = 0)",
+        ));
+    }
+    let mut sock = Socket::new(NETLINK_NETFILTER)?;
+    sock.bind(&NlAddr::new(0, GROUPS))?;
+    force_rcvbuf(&sock);
+    set_rcvtimeo(&sock, POLL)?;
+    let already = CtNetlink::open()?.count(SocketAddr::new(ep.ip, ep.port))?;
+    let n: u64 = already.values().sum();
+    if n > 0 {
+        return Err(io::Error::other(format!(
+            "the conntrack table already holds {n} entries for the endpoint: events would miss them"
+        )));
+    }
+    Ok(sock)
+}
+
+fn force_rcvbuf(sock: &Socket) {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = RCVBUF;
+    // SAFETY: a plain setsockopt on a socket this function borrows, with a
+    // pointer to a c_int that lives across the call.
+    let forced = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        // Not root: as much as net.core.rmem_max allows.
+        let _ = sock.set_rx_buf_sz(RCVBUF as usize);
+    }
+}
+
+fn read_events(sock: &Socket, ep: &Endpoint, table: &Mutex<Table>, stop: &AtomicBool) {
+    let mut buf = vec![0u8; RECV_LEN];
+    while !stop.load(Ordering::Relaxed) {
+        let got = sock.recv(&mut &mut buf[..], 0);
+        let now = Instant::now();
+        let Ok(mut t) = table.lock() else { return };
+        match got {
+            Ok(n) => {
+                if let Err(e) = t.apply_datagram(&buf[..n.min(buf.len())], ep, now) {
+                    t.lost = Some(format!("a conntrack event could not be read: {e}"));
+                    return;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                t.lost = Some(
+                    "conntrack events were lost (the listener's buffer overflowed)".to_string(),
+                );
+                return;
+            }
+            Err(e) => {
+                t.lost = Some(format!("reading conntrack events: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_follows_inserts_updates_and_deletes_and_expires_on_time() {
+        let mut t = Table::default();
+        let now = Instant::now();
+        t.upsert(1, Some(1), Some(120), now); // SYN_SENT
+        t.upsert(2, Some(3), Some(432_000), now); // ESTABLISHED
+        t.upsert(1, Some(3), Some(432_000), now); // 1 established
+        t.upsert(1, None, Some(100), now); // status change only: keeps its state
+        assert_eq!(t.counts().get("ESTABLISHED"), Some(&2));
+        t.upsert(1, Some(7), Some(2), now); // TIME_WAIT, 2 s left
+        assert_eq!(t.counts().get("TIME_WAIT"), Some(&1));
+        t.prune(now + Duration::from_millis(2400));
+        assert_eq!(t.counts().get("TIME_WAIT"), Some(&1), "2 s + half a second");
+        t.prune(now + Duration::from_millis(2600));
+        assert_eq!(t.counts().get("TIME_WAIT"), None);
+        t.remove(2);
+        assert!(t.counts().is_empty());
+        assert!(t.entries.is_empty() && t.by_expiry.is_empty());
+        t.upsert(9, Some(200), Some(5), now);
+        assert_eq!(t.counts().get("UNKNOWN"), Some(&1));
+    }
+
+    #[test]
+    fn garbage_datagrams_are_errors_not_panics() {
+        let ep = Endpoint::new("198.18.0.1:8080".parse().expect("addr"));
+        let mut t = Table::default();
+        let now = Instant::now();
+        for bad in [&[1u8, 2, 3][..], &[0xff; 20][..], &[16, 0, 0, 0, 0, 1][..]] {
+            let _ = t.apply_datagram(bad, &ep, now);
+        }
+        for n in 0..64u8 {
+            let buf: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            let _ = t.apply_datagram(&buf, &ep, now);
+        }
+    }
+}
