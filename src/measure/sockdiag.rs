@@ -110,6 +110,9 @@ enum Progress {
     Done,
 }
 
+/// The socket and, in a namespace of the run's own, its sockstat file.
+type Opened = (SockDiag, Option<File>);
+
 /// A host's sock_diag socket: opened on first use (in a named namespace, or
 /// in twlab's own), kept for every later sample, used off the async
 /// runtime's threads. Cheap to clone; clones share the socket.
@@ -120,7 +123,7 @@ pub struct LazySockDiag {
     /// The namespace holds nothing but the endpoint's connections (an
     /// embedded lab's): count with [`SockDiag::count_in_own_namespace`].
     own_namespace: bool,
-    cell: std::sync::Arc<std::sync::Mutex<Option<(SockDiag, Option<File>)>>>,
+    cell: std::sync::Arc<std::sync::Mutex<Option<Opened>>>,
 }
 
 impl LazySockDiag {
