@@ -154,19 +154,34 @@ impl LabSpec {
     /// Read and check a lab file. Errors are [`Error::Invalid`] with
     /// `file:line:column`.
     pub fn load(path: &Path) -> Result<LabSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("{}: cannot read lab file: {e}", path.display()))
-        })?;
-        let origin = path.display().to_string();
+        let text = crate::scenario::read_input(path, "lab file")?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check lab-file text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<LabSpec> {
+        crate::scenario::guard(text, origin)?;
         let spec: LabSpec =
-            serde_yaml_ng::from_str(&text).map_err(|e| crate::scenario::yaml_error(&origin, &e))?;
-        spec.check(&origin, &text)?;
+            serde_yaml_ng::from_str(text).map_err(|e| crate::scenario::yaml_error(origin, &e))?;
+        spec.check(origin, text)?;
         Ok(spec)
     }
 
     /// Checks across fields, with the line of the offending key.
     pub fn check(&self, origin: &str, text: &str) -> Result<()> {
-        let at = |role: &str, key: &str| crate::scenario::line_of(text, origin, &[role, key]);
+        self.check_in(origin, text, &[])
+    }
+
+    /// [`LabSpec::check`] for a lab written below the keys `within` of
+    /// `text` (a scenario's `lab:`), so lines are found there.
+    pub fn check_in(&self, origin: &str, text: &str, within: &[&str]) -> Result<()> {
+        let at = |role: &str, key: &str| {
+            let mut path = within.to_vec();
+            path.extend([role, key]);
+            crate::scenario::line_of(text, origin, &path)
+        };
+        // Keys are named from the top of the file they are in.
+        let hosts = within.iter().map(|k| format!("{k}.")).collect::<String>() + "hosts";
         for side in Side::BOTH {
             let h = self.hosts.get(side);
             if h.is_local() {
@@ -179,7 +194,7 @@ impl LabSpec {
                 ] {
                     if set {
                         return Err(Error::invalid(format!(
-                            "{}hosts.{side}.{key} is only for an SSH host (set hosts.{side}.ssh)",
+                            "{}{hosts}.{side}.{key} is only for an SSH host (set {hosts}.{side}.ssh)",
                             at(side.as_str(), key)
                         )));
                     }
@@ -188,7 +203,7 @@ impl LabSpec {
         }
         if self.hosts.server.ssh.is_some() && self.hosts.server.address.is_none() {
             return Err(Error::invalid(format!(
-                "{}hosts.server.address is needed for an SSH server: the address the client targets",
+                "{}{hosts}.server.address is needed for an SSH server: the address the client targets",
                 at("server", "ssh")
             )));
         }
@@ -196,7 +211,7 @@ impl LabSpec {
             let addr = self.server_address();
             if addr.is_loopback() {
                 return Err(Error::invalid(format!(
-                    "{}hosts.server.address is {addr}, which the SSH client host cannot reach: give the address of this machine that the client targets",
+                    "{}{hosts}.server.address is {addr}, which the SSH client host cannot reach: give the address of this machine that the client targets",
                     at("server", "address")
                 )));
             }
@@ -224,10 +239,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<LabSpec> {
-        let spec: LabSpec = serde_yaml_ng::from_str(text)
-            .map_err(|e| crate::scenario::yaml_error("lab.yaml", &e))?;
-        spec.check("lab.yaml", text)?;
-        Ok(spec)
+        LabSpec::parse(text, "lab.yaml")
     }
 
     #[test]

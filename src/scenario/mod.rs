@@ -11,6 +11,7 @@
 //! so an error names the override that caused it.
 
 pub mod expect;
+mod input;
 pub mod labfile;
 mod overrides;
 mod parse;
@@ -19,6 +20,7 @@ mod spec;
 mod validate;
 mod values;
 
+pub use input::*;
 pub use overrides::*;
 pub use parse::*;
 pub use schema::*;
@@ -145,15 +147,22 @@ impl RoleSysctls {
 impl Scenario {
     /// Read, validate and apply `--set` overrides. Every error is
     /// [`Error::Invalid`] and names the file (and line/column for YAML).
+    /// The file is read once ([`read_input`]); a caller that needs its text
+    /// too (for [`Scenario::check_lab`]) reads it with [`Scenario::read`]
+    /// and calls [`Scenario::parse`].
     pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("{}: cannot read scenario: {e}", path.display()))
-        })?;
+        let text = Self::read(path)?;
         Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The text of a scenario file, read once, within the input limits.
+    pub fn read(path: &Path) -> Result<String> {
+        read_input(path, "scenario")
     }
 
     /// Parse scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
+        guard(text, origin)?;
         let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
             client_check_error(text, origin, &e).unwrap_or_else(|| yaml_error(origin, &e))
         })?;
@@ -326,6 +335,7 @@ mod tests {
         let text = "name: x\nclient:\n  tool: wrk\n  via: docker\nvariants:\n  - name: a\n";
         std::fs::write(&path, text).unwrap();
         let s = Scenario::load(&path, &[]).unwrap();
+        let origin = path.display().to_string();
         let lab = |server: bool, client: bool| {
             let mut l: crate::scenario::labfile::LabSpec =
                 serde_yaml_ng::from_str("hosts:\n  server: { address: 127.0.0.1 }\n  client: {}\n")
@@ -335,7 +345,7 @@ mod tests {
             l
         };
         for l in [None, Some(lab(true, false))] {
-            let err = s.check_lab(&path, l.as_ref()).unwrap_err();
+            let err = s.check_lab(&origin, text, l.as_ref()).unwrap_err();
             let msg = err.to_string();
             assert!(
                 msg.starts_with(&format!("{}:4: client.via: docker", path.display()))
@@ -344,7 +354,7 @@ mod tests {
             );
             assert_eq!(err.exit_code(), 2);
         }
-        s.check_lab(&path, Some(&lab(false, true))).unwrap();
+        s.check_lab(&origin, text, Some(&lab(false, true))).unwrap();
     }
 
     #[test]

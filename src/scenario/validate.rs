@@ -6,7 +6,6 @@ use super::parse::*;
 use super::spec::*;
 use super::{Scenario, Variant};
 use crate::error::{Error, Result};
-use std::path::Path;
 
 impl Scenario {
     /// Checks across fields: expectations name existing variants, each
@@ -147,13 +146,14 @@ impl Scenario {
     /// Checks that need the lab: a docker server needs a lab whose server
     /// host has a Docker engine, a docker client one whose client host has
     /// one. Errors name the scenario file and the line.
+    /// `origin` names the scenario and `text` is what was read of it (the
+    /// file is not read again: it may be a pipe, or have changed).
     pub fn check_lab(
         &self,
-        path: &Path,
+        origin: &str,
+        text: &str,
         lab: Option<&crate::scenario::labfile::LabSpec>,
     ) -> Result<()> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).unwrap_or_default();
         let docker_variant = self.variants.iter().find(|v| {
             self.effective(v)
                 .is_ok_and(|(s, _)| s.kind == ServerKind::Docker)
@@ -163,7 +163,7 @@ impl Scenario {
         {
             return Err(Error::invalid(format!(
                 "{}server.kind: docker (variant `{}`) needs a lab whose server host has a Docker engine: run with --lab FILE (or a `lab:` key) whose hosts.server has `docker: true`; the embedded lab's namespaces cannot host a container",
-                line_of(&text, &origin, &["server", "kind"]),
+                line_of(text, origin, &["server", "kind"]),
                 v.name
             )));
         }
@@ -175,7 +175,7 @@ impl Scenario {
             && !lab.is_some_and(|l| l.hosts.client.docker)
         {
             // The `via:` of the client block, else the variant's `set` line.
-            let line = client_key_line(&text, "via").or_else(|| {
+            let line = client_key_line(text, "via").or_else(|| {
                 text.lines()
                     .position(|l| !l.trim_start().starts_with('#') && l.contains("client.via"))
                     .map(|i| i + 1)
