@@ -49,8 +49,9 @@ pub struct Scenario {
     pub client: ClientSpec,
     #[serde(default)]
     pub collect: CollectSpec,
-    /// How many times each variant runs.
-    #[serde(default = "one")]
+    /// How many times each variant runs (at most 1000).
+    #[serde(default = "one", deserialize_with = "repeat_count")]
+    #[schemars(range(min = 1, max = 1000))]
     pub repeat: NonZeroU32,
     /// Order of the runs: `interleaved` (A B A B ..., default) or
     /// `randomized` (shuffled with `seed`), so drift does not pass for an effect.
@@ -97,6 +98,15 @@ pub enum Allowance {
 
 fn one() -> NonZeroU32 {
     NonZeroU32::MIN
+}
+
+fn repeat_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroU32, D::Error> {
+    bounded_count(
+        d,
+        "repeat",
+        MAX_REPEAT,
+        "each repetition builds a lab and loads it for client.duration (MAX_REPEAT)",
+    )
 }
 
 /// One setting compared in the scenario.
