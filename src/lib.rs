@@ -128,9 +128,11 @@ fn dispatch(command: Command) -> Result<i32> {
             Ok(exit_code::OK)
         }
         Command::Validate { scenario, set, lab } => {
-            let s = scenario::Scenario::load(&scenario, &set)?;
+            let text = scenario::Scenario::read(&scenario)?;
+            let origin = scenario.display().to_string();
+            let s = scenario::Scenario::parse(&text, &origin, &set)?;
             let lab_spec = run::resolve_lab(&s, lab.as_deref())?;
-            s.check_lab(&scenario, lab_spec.as_ref())?;
+            s.check_lab(&origin, &text, lab_spec.as_ref())?;
             println!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run, on {}",
                 scenario.display(),

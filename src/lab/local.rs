@@ -33,6 +33,21 @@ impl LocalHost {
     }
 }
 
+/// `argv` on this machine, through `sudo -n --` when `sudo`.
+fn local_command(sudo: bool, argv: &[String]) -> (Command, Vec<String>) {
+    let mut shown: Vec<String> = Vec::new();
+    if sudo {
+        shown.extend(["sudo".to_string(), "-n".into(), "--".into()]);
+    }
+    shown.extend(argv.iter().cloned());
+    let (program, args) = shown
+        .split_first()
+        .map_or(("", &[][..]), |(p, a)| (p.as_str(), a));
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    (cmd, shown)
+}
+
 #[async_trait]
 impl Host for LocalHost {
     fn side(&self) -> Side {
@@ -43,15 +58,12 @@ impl Host for LocalHost {
         "local (this machine)".into()
     }
 
+    /// An empty `argv` (the scenario checks make it impossible, but the
+    /// trait cannot say so) gives a command whose program is the empty
+    /// path: spawning it fails with an error naming the command, it does
+    /// not panic.
     fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
-        let mut shown: Vec<String> = Vec::new();
-        if self.sudo {
-            shown.extend(["sudo".to_string(), "-n".into(), "--".into()]);
-        }
-        shown.extend(argv.iter().cloned());
-        let mut cmd = Command::new(&shown[0]);
-        cmd.args(&shown[1..]);
-        (cmd, shown)
+        local_command(self.sudo, argv)
     }
 
     fn is_this_machine(&self) -> bool {
@@ -64,5 +76,26 @@ impl Host for LocalHost {
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         self.diag.count(endpoint, self.side).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_argv_is_an_error_when_spawned_not_a_panic() {
+        let (mut cmd, shown) = local_command(false, &[]);
+        assert!(shown.is_empty());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let spawned = rt.block_on(async { cmd.spawn().map(|_| ()) });
+        assert!(spawned.is_err());
+        let (_, shown) = local_command(true, &[]);
+        assert_eq!(shown, ["sudo", "-n", "--"]);
+        let (_, shown) = local_command(false, &["true".to_string()]);
+        assert_eq!(shown, ["true"]);
     }
 }

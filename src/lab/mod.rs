@@ -37,6 +37,17 @@ use tokio::process::Command;
 pub const LABEL_PREFIX: &str = "twlab-";
 
 /// A machine (or namespace) of the lab.
+/// An argv names a program: an empty one (or an empty program name) is
+/// refused before anything is spawned.
+pub fn require_program(argv: &[String]) -> Result<()> {
+    match argv.first() {
+        Some(p) if !p.is_empty() => Ok(()),
+        _ => Err(crate::error::Error::invalid(
+            "nothing to run: the command is empty (a program and its arguments are needed)",
+        )),
+    }
+}
+
 #[async_trait]
 pub trait Host: Send + Sync {
     /// Which role this host plays.
@@ -54,6 +65,7 @@ pub trait Host: Send + Sync {
     /// when `capture_stdout`. Stopping it reaches the program itself, also
     /// where it runs on another machine.
     fn spawn(&self, argv: &[String], log: &Path, capture_stdout: bool) -> Result<Supervised> {
+        require_program(argv)?;
         let (cmd, shown) = self.command(argv);
         Supervised::spawn(cmd, &shown, log, capture_stdout)
     }
@@ -81,6 +93,7 @@ pub trait Host: Send + Sync {
     /// Run a short command to completion; its stdout, or an error with the
     /// command line and its stderr.
     async fn run(&self, argv: &[String]) -> Result<String> {
+        require_program(argv)?;
         let (cmd, shown) = self.command(argv);
         process::output(cmd, &shown).await
     }

@@ -64,9 +64,12 @@ pub struct Outcome {
 
 /// Run a scenario; returns the summary (also written to the run directory).
 pub async fn run(opts: &RunOptions) -> Result<Outcome> {
-    let mut scenario = Scenario::load(&opts.scenario_path, &opts.overrides)?;
+    // Read once: the checks below get the text that was parsed.
+    let text = Scenario::read(&opts.scenario_path)?;
+    let origin = opts.scenario_path.display().to_string();
+    let mut scenario = Scenario::parse(&text, &origin, &opts.overrides)?;
     let lab_spec = resolve_lab(&scenario, opts.lab.as_deref())?;
-    scenario.check_lab(&opts.scenario_path, lab_spec.as_ref())?;
+    scenario.check_lab(&origin, &text, lab_spec.as_ref())?;
     preflight(&scenario, lab_spec.as_ref())?;
     if opts.keep && lab_spec.is_some() {
         return Err(Error::invalid(

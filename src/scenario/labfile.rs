@@ -85,7 +85,11 @@ pub struct HostSpec {
     pub sudo: bool,
     /// The address the client targets (server), or the client's own address
     /// for the record. Default for a local server: 127.0.0.1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "endpoint_address",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(with = "Option<String>")]
     pub address: Option<IpAddr>,
     /// A Docker engine runs on this host (reached over SSH when `ssh` is set).
@@ -93,8 +97,70 @@ pub struct HostSpec {
     pub docker: bool,
     /// Path of the twlab binary on an SSH host, for the builtin server or
     /// client (default: this twlab is copied to the host when needed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "remote_path",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub twlab: Option<String>,
+}
+
+/// An address a host can be reached at (or, for a client, sends from):
+/// not `0.0.0.0` or `::` (they mean "any address" to a listener, and as a
+/// destination Linux quietly turns them into this machine's loopback), not
+/// multicast or broadcast (TCP cannot connect to them). An IPv4-mapped IPv6
+/// address (`::ffff:a.b.c.d`) is refused, not rewritten: its traffic is
+/// IPv4 on the wire and in conntrack while the sockets on the client are
+/// IPv6 ones, so the file would say IPv6 where twlab measures IPv4; the
+/// message gives the IPv4 address to write instead.
+fn endpoint_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<IpAddr>, D::Error> {
+    crate::scenario::checked_str(d, |s| {
+        let addr: IpAddr = s
+            .trim()
+            .parse()
+            .map_err(|_| "invalid IP address syntax".to_string())?;
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return Err(format!(
+                "`{s}` is an IPv4-mapped IPv6 address: the traffic and conntrack's entries are IPv4; write {v4}"
+            ));
+        }
+        let broadcast = matches!(addr, IpAddr::V4(v4) if v4.is_broadcast());
+        if addr.is_unspecified() || addr.is_multicast() || broadcast {
+            return Err(format!(
+                "`{s}` is not the address of one host ({}): write the address the client connects to, e.g. 192.168.100.12",
+                if addr.is_unspecified() {
+                    "it means any address"
+                } else {
+                    "it is a multicast or broadcast address"
+                }
+            ));
+        }
+        Ok(Some(addr))
+    })
+}
+
+/// A path on an SSH host: absolute, without `.` or `..` parts, one line
+/// of at most 4096 printable characters (PATH_MAX). It runs through
+/// `sudo` in a quoted command line, where the working directory is not
+/// known: an absolute path names one file whatever it is.
+fn remote_path<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    crate::scenario::checked_str(d, |s| {
+        let ok = s.starts_with('/')
+            && s.len() <= 4096
+            && !s.chars().any(char::is_control)
+            && !s.split('/').any(|part| part == "." || part == "..");
+        if !ok {
+            return Err(format!(
+                "`{}` is not an absolute path on the host: start with `/`, no `.` or `..` parts, one line of at most 4096 printable characters",
+                s.escape_default()
+            ));
+        }
+        Ok(Some(s.to_string()))
+    })
 }
 
 impl HostSpec {
@@ -154,19 +220,34 @@ impl LabSpec {
     /// Read and check a lab file. Errors are [`Error::Invalid`] with
     /// `file:line:column`.
     pub fn load(path: &Path) -> Result<LabSpec> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("{}: cannot read lab file: {e}", path.display()))
-        })?;
-        let origin = path.display().to_string();
+        let text = crate::scenario::read_input(path, "lab file")?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse and check lab-file text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<LabSpec> {
+        crate::scenario::guard(text, origin)?;
         let spec: LabSpec =
-            serde_yaml_ng::from_str(&text).map_err(|e| crate::scenario::yaml_error(&origin, &e))?;
-        spec.check(&origin, &text)?;
+            serde_yaml_ng::from_str(text).map_err(|e| crate::scenario::yaml_error(origin, &e))?;
+        spec.check(origin, text)?;
         Ok(spec)
     }
 
     /// Checks across fields, with the line of the offending key.
     pub fn check(&self, origin: &str, text: &str) -> Result<()> {
-        let at = |role: &str, key: &str| crate::scenario::line_of(text, origin, &[role, key]);
+        self.check_in(origin, text, &[])
+    }
+
+    /// [`LabSpec::check`] for a lab written below the keys `within` of
+    /// `text` (a scenario's `lab:`), so lines are found there.
+    pub fn check_in(&self, origin: &str, text: &str, within: &[&str]) -> Result<()> {
+        let at = |role: &str, key: &str| {
+            let mut path = within.to_vec();
+            path.extend([role, key]);
+            crate::scenario::line_of(text, origin, &path)
+        };
+        // Keys are named from the top of the file they are in.
+        let hosts = within.iter().map(|k| format!("{k}.")).collect::<String>() + "hosts";
         for side in Side::BOTH {
             let h = self.hosts.get(side);
             if h.is_local() {
@@ -179,7 +260,7 @@ impl LabSpec {
                 ] {
                     if set {
                         return Err(Error::invalid(format!(
-                            "{}hosts.{side}.{key} is only for an SSH host (set hosts.{side}.ssh)",
+                            "{}{hosts}.{side}.{key} is only for an SSH host (set {hosts}.{side}.ssh)",
                             at(side.as_str(), key)
                         )));
                     }
@@ -188,7 +269,7 @@ impl LabSpec {
         }
         if self.hosts.server.ssh.is_some() && self.hosts.server.address.is_none() {
             return Err(Error::invalid(format!(
-                "{}hosts.server.address is needed for an SSH server: the address the client targets",
+                "{}{hosts}.server.address is needed for an SSH server: the address the client targets",
                 at("server", "ssh")
             )));
         }
@@ -196,7 +277,7 @@ impl LabSpec {
             let addr = self.server_address();
             if addr.is_loopback() {
                 return Err(Error::invalid(format!(
-                    "{}hosts.server.address is {addr}, which the SSH client host cannot reach: give the address of this machine that the client targets",
+                    "{}{hosts}.server.address is {addr}, which the SSH client host cannot reach: give the address of this machine that the client targets",
                     at("server", "address")
                 )));
             }
@@ -224,10 +305,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<LabSpec> {
-        let spec: LabSpec = serde_yaml_ng::from_str(text)
-            .map_err(|e| crate::scenario::yaml_error("lab.yaml", &e))?;
-        spec.check("lab.yaml", text)?;
-        Ok(spec)
+        LabSpec::parse(text, "lab.yaml")
     }
 
     #[test]
@@ -285,6 +363,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("lab.yaml:3:14: "), "{e}");
+    }
+
+    #[test]
+    fn addresses_that_are_not_one_host_are_refused_where_they_are_written() {
+        for (addr, why) in [
+            ("0.0.0.0", "it means any address"),
+            ("'::'", "it means any address"),
+            ("224.0.0.1", "multicast or broadcast"),
+            ("255.255.255.255", "multicast or broadcast"),
+            (
+                "'::ffff:10.1.2.3'",
+                "IPv4-mapped IPv6 address: the traffic and conntrack's entries are IPv4; write 10.1.2.3",
+            ),
+        ] {
+            let e = parse(&format!(
+                "hosts:\n  server:\n    address: {addr}\n  client: {{}}\n"
+            ))
+            .unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with("lab.yaml:3:14: hosts.server.address: "),
+                "{msg}"
+            );
+            assert!(msg.contains(why), "{addr}: {msg}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        let ok = parse("hosts:\n  server:\n    address: '::1'\n  client: {}\n").unwrap();
+        assert_eq!(ok.server_address().to_string(), "::1");
     }
 
     #[test]

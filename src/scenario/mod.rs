@@ -11,6 +11,7 @@
 //! so an error names the override that caused it.
 
 pub mod expect;
+mod input;
 pub mod labfile;
 mod overrides;
 mod parse;
@@ -19,6 +20,7 @@ mod spec;
 mod validate;
 mod values;
 
+pub use input::*;
 pub use overrides::*;
 pub use parse::*;
 pub use schema::*;
@@ -47,8 +49,9 @@ pub struct Scenario {
     pub client: ClientSpec,
     #[serde(default)]
     pub collect: CollectSpec,
-    /// How many times each variant runs.
-    #[serde(default = "one")]
+    /// How many times each variant runs (at most 1000).
+    #[serde(default = "one", deserialize_with = "repeat_count")]
+    #[schemars(range(min = 1, max = 1000))]
     pub repeat: NonZeroU32,
     /// Order of the runs: `interleaved` (A B A B ..., default) or
     /// `randomized` (shuffled with `seed`), so drift does not pass for an effect.
@@ -95,6 +98,15 @@ pub enum Allowance {
 
 fn one() -> NonZeroU32 {
     NonZeroU32::MIN
+}
+
+fn repeat_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroU32, D::Error> {
+    bounded_count(
+        d,
+        "repeat",
+        MAX_REPEAT,
+        "each repetition builds a lab and loads it for client.duration (MAX_REPEAT)",
+    )
 }
 
 /// One setting compared in the scenario.
@@ -145,15 +157,22 @@ impl RoleSysctls {
 impl Scenario {
     /// Read, validate and apply `--set` overrides. Every error is
     /// [`Error::Invalid`] and names the file (and line/column for YAML).
+    /// The file is read once ([`read_input`]); a caller that needs its text
+    /// too (for [`Scenario::check_lab`]) reads it with [`Scenario::read`]
+    /// and calls [`Scenario::parse`].
     pub fn load(path: &Path, overrides: &[String]) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::invalid(format!("{}: cannot read scenario: {e}", path.display()))
-        })?;
+        let text = Self::read(path)?;
         Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// The text of a scenario file, read once, within the input limits.
+    pub fn read(path: &Path) -> Result<String> {
+        read_input(path, "scenario")
     }
 
     /// Parse scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
+        guard(text, origin)?;
         let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
             client_check_error(text, origin, &e).unwrap_or_else(|| yaml_error(origin, &e))
         })?;
@@ -193,15 +212,25 @@ impl Scenario {
         if variant.set.is_empty() {
             return Ok((self.server.clone(), self.client.clone()));
         }
+        let s = self.effective_scenario(variant)?;
+        Ok((s.server, s.client))
+    }
+
+    /// The whole scenario as one variant runs it: this one with the
+    /// variant's `set` applied (what [`Scenario::effective`] returns the
+    /// server and client of).
+    pub fn effective_scenario(&self, variant: &Variant) -> std::result::Result<Scenario, String> {
+        if variant.set.is_empty() {
+            return Ok(self.clone());
+        }
         let mut doc = serde_yaml_ng::to_value(self).map_err(|e| e.to_string())?;
         for (key, value) in &variant.set {
             set_path(&mut doc, key, value.clone()).map_err(|e| format!("set `{key}`: {e}"))?;
         }
-        let s: Scenario = serde_yaml_ng::from_value(doc).map_err(|e| {
+        serde_yaml_ng::from_value(doc).map_err(|e| {
             let keys: Vec<&str> = variant.set.keys().map(String::as_str).collect();
             format!("set `{}`: {e}", keys.join("`, `"))
-        })?;
-        Ok((s.server, s.client))
+        })
     }
 
     /// The scenario as YAML, with every default filled in.
@@ -326,6 +355,7 @@ mod tests {
         let text = "name: x\nclient:\n  tool: wrk\n  via: docker\nvariants:\n  - name: a\n";
         std::fs::write(&path, text).unwrap();
         let s = Scenario::load(&path, &[]).unwrap();
+        let origin = path.display().to_string();
         let lab = |server: bool, client: bool| {
             let mut l: crate::scenario::labfile::LabSpec =
                 serde_yaml_ng::from_str("hosts:\n  server: { address: 127.0.0.1 }\n  client: {}\n")
@@ -335,7 +365,7 @@ mod tests {
             l
         };
         for l in [None, Some(lab(true, false))] {
-            let err = s.check_lab(&path, l.as_ref()).unwrap_err();
+            let err = s.check_lab(&origin, text, l.as_ref()).unwrap_err();
             let msg = err.to_string();
             assert!(
                 msg.starts_with(&format!("{}:4: client.via: docker", path.display()))
@@ -344,7 +374,113 @@ mod tests {
             );
             assert_eq!(err.exit_code(), 2);
         }
-        s.check_lab(&path, Some(&lab(false, true))).unwrap();
+        s.check_lab(&origin, text, Some(&lab(false, true))).unwrap();
+    }
+
+    #[test]
+    fn each_variant_is_checked_as_it_runs_at_its_own_line() {
+        // The base is valid; variant `b` makes a command server with no
+        // command, which `run` would only find at its second variant.
+        let text = "name: x\nvariants:\n  - name: a\n    set: { client.duration: 5s }\n  - name: b\n    set:\n      client.duration: 5s\n      server.kind: command\n";
+        let e = Scenario::parse(text, "s.yaml", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "s.yaml:8: variant `b`: server.kind: command needs server.command, the program and its arguments"
+        );
+        assert_eq!(e.exit_code(), 2);
+        // Flow style, and a docker key on a variant whose server is builtin.
+        let text = "name: x\nserver: { kind: docker }\nvariants:\n  - { name: a }\n  - { name: b, set: { server.kind: builtin } }\nlab:\n  hosts:\n    server: { docker: true }\n    client: {}\n";
+        assert!(Scenario::parse(text, "s.yaml", &[]).is_ok());
+        let text = text.replace(
+            "server: { kind: docker }",
+            "server: { kind: docker, image: 'tomcat:9' }",
+        );
+        let e = Scenario::parse(&text, "s.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "s.yaml:5: variant `b`: server.image is only for server.kind: docker"
+        );
+    }
+
+    #[test]
+    fn an_inline_lab_gets_the_lab_file_checks() {
+        let text = "name: x\nvariants:\n  - name: a\nlab:\n  hosts:\n    server:\n      identity: /k\n    client: {}\n";
+        let e = Scenario::parse(text, "s.yaml", &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("s.yaml:7: lab.hosts.server.identity is only for an SSH host"),
+            "{e}"
+        );
+        let text = "name: x\nvariants:\n  - name: a\nlab:\n  hosts:\n    server: { ssh: a@h }\n    client: {}\n";
+        let e = Scenario::parse(text, "s.yaml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s.yaml:6: lab.hosts.server.address is needed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn counts_are_capped_where_they_are_written() {
+        for (text, want) in [
+            (
+                "name: x\nrepeat: 1001\nvariants:\n  - name: a\n",
+                "s.yaml:2:9: repeat: repeat 1001 is more than the 1000",
+            ),
+            (
+                "name: x\nclient: { connections: 65536 }\nvariants:\n  - name: a\n",
+                "s.yaml:2:24: client.connections: client.connections 65536 is more than the 65535",
+            ),
+            (
+                "name: x\nclient: { connections: 9000, threads: 1025 }\nvariants:\n  - name: a\n",
+                "s.yaml:2:39: client.threads: client.threads 1025 is more than the 1024",
+            ),
+        ] {
+            let e = Scenario::parse(text, "s.yaml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(want), "{e}");
+        }
+        let ok = "name: x\nrepeat: 1000\nclient: { connections: 65535, threads: 1024 }\nvariants:\n  - name: a\n";
+        Scenario::parse(ok, "s.yaml", &[]).unwrap();
+        let e = Scenario::parse(ok, "s.yaml", &["repeat=4294967295".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("repeat 4294967295 is more than the 1000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn image_references_follow_dockers_grammar() {
+        for ok in [
+            "tomcat",
+            "tomcat:8.5-alpine",
+            "twlab/wrk:4.1",
+            "localhost:5000/a/b:c",
+            "registry.example.com/x_y__z/a-b.c:1_0",
+            "nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ] {
+            assert_eq!(image_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "tomcat:",
+            "Tomcat",
+            "a b",
+            "-v/:/h",
+            "../x",
+            "x;y",
+            "$(id)",
+            "x:@sha256:1",
+            "a//b",
+            "a:.x",
+        ] {
+            assert!(image_problem(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

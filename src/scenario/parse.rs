@@ -17,7 +17,12 @@ pub fn line_of(text: &str, origin: &str, path: &[&str]) -> String {
             .skip(from)
             .find(|(_, l)| {
                 let t = l.trim_start();
-                !t.starts_with('#') && t.trim_start_matches("- ").starts_with(&needle)
+                !t.starts_with('#')
+                    && (t.trim_start_matches("- ").starts_with(&needle)
+                        // flow style: `server: { identity: /k }`
+                        || l.contains(&format!("{{ {needle}"))
+                        || l.contains(&format!("{{{needle}"))
+                        || l.contains(&format!(", {needle}")))
             })
             .map(|(i, _)| i)
         {

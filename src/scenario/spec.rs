@@ -185,11 +185,13 @@ pub(crate) struct RawClientSpec {
     /// `builtin` (default) or `wrk`.
     #[serde(default)]
     tool: Option<ClientTool>,
-    /// Connections kept open (default 100).
-    #[serde(default)]
+    /// Connections kept open (default 100, at most 65535).
+    #[serde(default, deserialize_with = "connections_count")]
+    #[schemars(range(min = 1, max = 65535))]
     connections: Option<NonZeroU32>,
-    /// Threads (default 2), at most `connections`.
-    #[serde(default)]
+    /// Threads (default 2, at most 1024), at most `connections`.
+    #[serde(default, deserialize_with = "threads_count")]
+    #[schemars(range(min = 1, max = 1024))]
     threads: Option<NonZeroU32>,
     /// How long the load runs (default 90s).
     #[serde(default)]
@@ -242,10 +244,8 @@ impl TryFrom<RawClientSpec> for ClientSpec {
         if spec.image.is_some() && spec.via != ClientVia::Docker {
             return Err("client.image is only for client.via: docker".into());
         }
-        if let Some(image) = &spec.image
-            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
-        {
-            return Err(format!("client.image `{image}` is not an image reference"));
+        if let Some(problem) = spec.image.as_deref().and_then(image_problem) {
+            return Err(format!("client.image {problem}"));
         }
         if spec.tool == ClientTool::Wrk && (spec.close_after > 0 || spec.linger_zero) {
             return Err(
@@ -265,11 +265,65 @@ impl TryFrom<RawClientSpec> for ClientSpec {
                 spec.path
             ));
         }
+        if let Some(c) = spec.path.chars().find(|c| !path_char(*c)) {
+            return Err(format!(
+                "client.path `{}` holds `{}`: write a URL path of letters, digits and {PATH_PUNCTUATION} (percent-encode anything else, e.g. %24 for `$`)",
+                spec.path,
+                c.escape_default()
+            ));
+        }
+        if spec
+            .path
+            .split(['?', '#'])
+            .next()
+            .is_some_and(|p| p.split('/').any(|seg| seg == "." || seg == ".."))
+        {
+            return Err(format!(
+                "client.path `{}` has a `.` or `..` segment: write the path the server is asked for",
+                spec.path
+            ));
+        }
+        if spec.path.len() > MAX_PATH_BYTES {
+            return Err(format!(
+                "client.path is {} bytes, more than the {MAX_PATH_BYTES} twlab allows (Tomcat's default maxHttpHeaderSize)",
+                spec.path.len()
+            ));
+        }
         if spec.duration.0.is_zero() || spec.timeout.0.is_zero() {
             return Err("client.duration and client.timeout must be greater than zero".into());
         }
         Ok(spec)
     }
+}
+/// The punctuation a request path may hold: RFC 3986's path and query
+/// characters less those a shell gives a meaning to (`$ ( ) ; ' ! * ,`
+/// and the backtick are out; percent-encoding writes any of them). The path
+/// travels as an argument of wrk, over SSH in a quoted command line too.
+pub const PATH_PUNCTUATION: &str = "/-._~%?=&+:@";
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || PATH_PUNCTUATION.contains(c)
+}
+pub(crate) fn connections_count<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NonZeroU32>, D::Error> {
+    bounded_count(
+        d,
+        "client.connections",
+        MAX_CONNECTIONS,
+        "one client address holds at most one connection per local port to the server's address and port (MAX_CONNECTIONS)",
+    )
+    .map(Some)
+}
+pub(crate) fn threads_count<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NonZeroU32>, D::Error> {
+    bounded_count(
+        d,
+        "client.threads",
+        MAX_THREADS,
+        "each is an OS thread; more threads than cores measure the scheduler (MAX_THREADS)",
+    )
+    .map(Some)
 }
 /// Which load generator runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -4,9 +4,146 @@
 
 use super::parse::*;
 use super::spec::*;
+use super::values::*;
 use super::{Scenario, Variant};
 use crate::error::{Error, Result};
-use std::path::Path;
+
+/// What is wrong with a server block, with a text to find its line by,
+/// or `None`.
+fn server_problem(server: &ServerSpec) -> Option<(String, String)> {
+    match (server.kind, server.command.is_empty()) {
+        (ServerKind::Command, true) => {
+            return Some((
+                "kind: command".into(),
+                "server.kind: command needs server.command, the program and its arguments".into(),
+            ));
+        }
+        (ServerKind::Builtin | ServerKind::Docker, false) => {
+            return Some((
+                "command:".into(),
+                format!(
+                    "server.command is only for server.kind: command{}",
+                    if server.kind == ServerKind::Docker {
+                        " (a container's command is server.args)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if server.command.first().is_some_and(|p| p.trim().is_empty()) {
+        return Some((
+            "command:".into(),
+            "server.command's first element, the program, is empty".into(),
+        ));
+    }
+    for (key, argv) in [("command", &server.command), ("args", &server.args)] {
+        let bytes: usize = argv.iter().map(|a| a.len() + 1).sum();
+        if bytes > MAX_COMMAND_BYTES {
+            return Some((
+                format!("{key}:"),
+                format!(
+                    "server.{key} is {bytes} bytes, more than the {} KiB twlab allows for a program and its arguments (MAX_COMMAND_BYTES)",
+                    MAX_COMMAND_BYTES / 1024
+                ),
+            ));
+        }
+    }
+    if server.kind != ServerKind::Docker {
+        let docker_keys = [
+            ("image", server.image.is_some()),
+            ("network", server.network.is_some()),
+            ("env", !server.env.is_empty()),
+            ("args", !server.args.is_empty()),
+            ("pull", server.pull.is_some()),
+        ];
+        if let Some((key, _)) = docker_keys.iter().find(|(_, set)| *set) {
+            return Some((
+                format!("{key}:"),
+                format!("server.{key} is only for server.kind: docker"),
+            ));
+        }
+    }
+    if let Some(problem) = server.image.as_deref().and_then(image_problem) {
+        return Some(("image:".into(), format!("server.image {problem}")));
+    }
+    let env_bytes: usize = server.env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    if env_bytes > MAX_COMMAND_BYTES {
+        return Some((
+            "env:".into(),
+            format!(
+                "server.env is {env_bytes} bytes, more than the {} KiB twlab allows (MAX_COMMAND_BYTES)",
+                MAX_COMMAND_BYTES / 1024
+            ),
+        ));
+    }
+    if let Some(k) = server.env.keys().find(|k| {
+        k.is_empty()
+            || k.starts_with(|c: char| c.is_ascii_digit())
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) {
+        return Some((
+            k.clone(),
+            format!(
+                "server.env name `{}` is not an environment variable name: letters, digits and `_`, not starting with a digit",
+                k.escape_default()
+            ),
+        ));
+    }
+    None
+}
+
+/// The line (1-based) of a variant's entry in `text`: the line of `needle`
+/// inside that variant's entry when it is there, else the line of its
+/// `name:`. Variants are found below the top-level `variants:` key.
+pub(crate) fn variant_line(text: &str, name: &str, needle: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with("variants:"))?;
+    let names_it = |l: &str| {
+        let t = l
+            .trim_start()
+            .trim_start_matches("- ")
+            .trim_start_matches('{')
+            .trim_start();
+        l.contains("name:")
+            && l.split("name:").skip(1).any(|rest| {
+                let v = rest.trim_start().trim_start_matches(['"', '\'']);
+                v.strip_prefix(name).is_some_and(|after| {
+                    after.is_empty() || after.starts_with([' ', ',', '}', '"', '\'', '#'])
+                })
+            })
+            && (t.starts_with("name:") || l.trim_start().starts_with('-'))
+    };
+    let first = start + lines[start..].iter().position(|l| names_it(l))?;
+    // The entry ends where the next list item at its indentation starts.
+    let indent = lines[first].len() - lines[first].trim_start().len();
+    let item_indent = lines[..=first]
+        .iter()
+        .rev()
+        .find(|l| l.trim_start().starts_with('-'))
+        .map_or(indent, |l| l.len() - l.trim_start().len());
+    let end = lines[first + 1..]
+        .iter()
+        .position(|l| {
+            let i = l.len() - l.trim_start().len();
+            let t = l.trim_start();
+            !t.is_empty()
+                && !t.starts_with('#')
+                && (i < item_indent || (i == item_indent && t.starts_with('-')))
+        })
+        .map_or(lines.len(), |p| first + 1 + p);
+    let key = needle.trim_end_matches(':');
+    let inside = lines[first..end]
+        .iter()
+        .position(|l| {
+            !l.trim_start().starts_with('#')
+                && (l.contains(needle) || l.contains(&format!("server.{key}")))
+        })
+        .map(|p| first + p);
+    Some(inside.unwrap_or(first) + 1)
+}
 
 impl Scenario {
     /// Checks across fields: expectations name existing variants, each
@@ -21,48 +158,18 @@ impl Scenario {
             })
             .unwrap_or_else(|| format!("{origin}: "))
         };
-        match (self.server.kind, self.server.command.is_empty()) {
-            (ServerKind::Command, true) => {
-                return Err(Error::invalid(format!(
-                    "{}server.kind: command needs server.command, the program and its arguments",
-                    at("kind: command")
-                )));
-            }
-            (ServerKind::Builtin | ServerKind::Docker, false) => {
-                return Err(Error::invalid(format!(
-                    "{}server.command is only for server.kind: command{}",
-                    at("command:"),
-                    if self.server.kind == ServerKind::Docker {
-                        " (a container's command is server.args)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            _ => {}
-        }
-        if self.server.kind != ServerKind::Docker {
-            let docker_keys = [
-                ("image", self.server.image.is_some()),
-                ("network", self.server.network.is_some()),
-                ("env", !self.server.env.is_empty()),
-                ("args", !self.server.args.is_empty()),
-                ("pull", self.server.pull.is_some()),
-            ];
-            if let Some((key, _)) = docker_keys.iter().find(|(_, set)| *set) {
-                return Err(Error::invalid(format!(
-                    "{}server.{key} is only for server.kind: docker",
-                    at(&format!("{key}:"))
-                )));
-            }
-        }
-        if let Some(image) = &self.server.image
-            && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
-        {
+        if self.variants.len() > MAX_VARIANTS {
             return Err(Error::invalid(format!(
-                "{}server.image `{image}` is not an image reference",
-                at("image:")
+                "{}variants: {} variants is more than the {MAX_VARIANTS} twlab compares in one scenario (MAX_VARIANTS)",
+                at("variants:"),
+                self.variants.len()
             )));
+        }
+        if let Some((needle, problem)) = server_problem(&self.server) {
+            return Err(Error::invalid(format!("{}{problem}", at(&needle))));
+        }
+        if let Some(lab) = &self.lab {
+            lab.check_in(origin, text.unwrap_or_default(), &["lab"])?;
         }
         for (i, e) in self.expect.iter().enumerate() {
             if !self.variants.iter().any(|v| v.name == e.variant) {
@@ -127,9 +234,23 @@ impl Scenario {
                 self.effective(&single)
                     .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at(key), v.name)))?;
             }
-            let (_, client) = self
-                .effective(v)
+            let effective = self
+                .effective_scenario(v)
                 .map_err(|e| Error::invalid(format!("{}variant `{}`: {e}", at("set"), v.name)))?;
+            // What `run` runs for this variant gets the checks the base
+            // gets: a `set` can make a server that the base checks never saw.
+            if !v.set.is_empty()
+                && let Some((needle, problem)) = server_problem(&effective.server)
+            {
+                let line = text
+                    .and_then(|t| variant_line(t, v.name.as_str(), &needle))
+                    .map_or_else(|| format!("{origin}: "), |l| format!("{origin}:{l}: "));
+                return Err(Error::invalid(format!(
+                    "{line}variant `{}`: {problem}",
+                    v.name
+                )));
+            }
+            let client = effective.client;
             if let Some(after) = self.collect.steady_after
                 && after >= client.duration
             {
@@ -147,13 +268,14 @@ impl Scenario {
     /// Checks that need the lab: a docker server needs a lab whose server
     /// host has a Docker engine, a docker client one whose client host has
     /// one. Errors name the scenario file and the line.
+    /// `origin` names the scenario and `text` is what was read of it (the
+    /// file is not read again: it may be a pipe, or have changed).
     pub fn check_lab(
         &self,
-        path: &Path,
+        origin: &str,
+        text: &str,
         lab: Option<&crate::scenario::labfile::LabSpec>,
     ) -> Result<()> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).unwrap_or_default();
         let docker_variant = self.variants.iter().find(|v| {
             self.effective(v)
                 .is_ok_and(|(s, _)| s.kind == ServerKind::Docker)
@@ -163,7 +285,7 @@ impl Scenario {
         {
             return Err(Error::invalid(format!(
                 "{}server.kind: docker (variant `{}`) needs a lab whose server host has a Docker engine: run with --lab FILE (or a `lab:` key) whose hosts.server has `docker: true`; the embedded lab's namespaces cannot host a container",
-                line_of(&text, &origin, &["server", "kind"]),
+                line_of(text, origin, &["server", "kind"]),
                 v.name
             )));
         }
@@ -175,7 +297,7 @@ impl Scenario {
             && !lab.is_some_and(|l| l.hosts.client.docker)
         {
             // The `via:` of the client block, else the variant's `set` line.
-            let line = client_key_line(&text, "via").or_else(|| {
+            let line = client_key_line(text, "via").or_else(|| {
                 text.lines()
                     .position(|l| !l.trim_start().starts_with('#') && l.contains("client.via"))
                     .map(|i| i + 1)

@@ -287,6 +287,17 @@ impl<'de> Deserialize<'de> for SysctlValue {
                 if v.trim().is_empty() || v.contains('\n') {
                     return Err(E::custom("a sysctl value must be one non-empty line"));
                 }
+                if v.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(E::custom(
+                        "a sysctl value holds a control character: write numbers or words separated by spaces",
+                    ));
+                }
+                if v.len() > MAX_SYSCTL_VALUE_BYTES {
+                    return Err(E::custom(format!(
+                        "a sysctl value of {} bytes is longer than the {MAX_SYSCTL_VALUE_BYTES} the kernel reads (MAX_SYSCTL_VALUE_BYTES)",
+                        v.len()
+                    )));
+                }
                 Ok(SysctlValue(v.to_string()))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<SysctlValue, E> {
@@ -352,4 +363,175 @@ pub(crate) fn variant_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Varian
         }
     }
     d.deserialize_seq(V)
+}
+/// The most connections a client may keep open: 65 535. One client address
+/// can hold at most one connection per local port to one server address and
+/// port, and there are 65 535 ports (the default ephemeral range,
+/// `net.ipv4.ip_local_port_range`, is 28 232 of them); more is not a load
+/// the kernel can carry, only a typo.
+pub const MAX_CONNECTIONS: u32 = 65_535;
+/// The most client threads: 1 024. Each is an OS thread (wrk's `-t`, or a
+/// worker of the builtin client) with its own stack; far more threads than
+/// the machine has cores measure the scheduler, not TIME_WAIT.
+pub const MAX_THREADS: u32 = 1_024;
+/// The most times a variant may repeat: 1 000. Each repetition builds a lab
+/// and loads it for `client.duration`; the plan of every run is made up
+/// front, so `repeat: 4294967295` would allocate gigabytes before the first.
+pub const MAX_REPEAT: u32 = 1_000;
+/// The most variants a scenario may compare: 100.
+pub const MAX_VARIANTS: usize = 100;
+/// The most bytes of a program and its arguments (`server.command`, a
+/// container's `server.args`), counting one separator per argument: 64 KiB.
+/// A local command must fit the kernel's ARG_MAX (2 MiB on a default 8 MiB
+/// stack, shared with the environment); an SSH host receives it as one
+/// quoted command line in one SSH packet (OpenSSH: 256 KiB), and quoting
+/// can make it up to four times longer.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// The longest request path: 8 KiB, Tomcat's default `maxHttpHeaderSize`
+/// (a longer request line gets 400 Bad Request, not the seed's 404).
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+/// The longest sysctl value: 4 095 bytes. The kernel reads one page of a
+/// write to `/proc/sys` and a string sysctl holds less.
+pub const MAX_SYSCTL_VALUE_BYTES: usize = 4095;
+
+/// A positive count at most `max`, checked where it is written.
+pub(crate) fn bounded_count<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &'static str,
+    max: u32,
+    why: &'static str,
+) -> Result<std::num::NonZeroU32, D::Error> {
+    struct V {
+        key: &'static str,
+        max: u32,
+        why: &'static str,
+    }
+    impl Visitor<'_> for V {
+        type Value = std::num::NonZeroU32;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a nonzero u32")
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            self.visit_u128(u128::from(n))
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            self.visit_i128(i128::from(n))
+        }
+        fn visit_u128<E: de::Error>(self, n: u128) -> Result<Self::Value, E> {
+            if n == 0 {
+                return Err(E::invalid_value(de::Unexpected::Unsigned(0), &self));
+            }
+            match u32::try_from(n).ok().and_then(std::num::NonZeroU32::new) {
+                Some(v) if v.get() <= self.max => Ok(v),
+                _ => Err(E::custom(format!(
+                    "{} {n} is more than the {} twlab allows: {}",
+                    self.key, self.max, self.why
+                ))),
+            }
+        }
+        fn visit_i128<E: de::Error>(self, n: i128) -> Result<Self::Value, E> {
+            match (u128::try_from(n), i64::try_from(n)) {
+                (Ok(n), _) => self.visit_u128(n),
+                (Err(_), Ok(small)) => Err(E::invalid_value(de::Unexpected::Signed(small), &self)),
+                (Err(_), Err(_)) => Err(E::custom(format!(
+                    "invalid value: integer `{n}`, expected a nonzero u32"
+                ))),
+            }
+        }
+    }
+    d.deserialize_any(V { key, max, why })
+}
+
+/// What is wrong with a Docker image reference (`[registry/]name[:tag][@digest]`),
+/// or `None`. Docker's own grammar, so a mistake is refused here rather than
+/// by the engine mid-run, and nothing a shell or the engine would read as
+/// something else (`$(...)`, `;`, spaces, newlines, a leading `-`) gets through.
+pub fn image_problem(image: &str) -> Option<String> {
+    let bad = |why: &str| Some(format!("`{image}` is not an image reference: {why}"));
+    if image.is_empty() {
+        return bad("it is empty");
+    }
+    if image.len() > 512 {
+        return bad("it is longer than 512 bytes");
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.split_once(':').is_some_and(|(algo, hex)| {
+            !algo.is_empty()
+                && algo
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c))
+                && hex.len() >= 32
+                && hex.chars().all(|c| c.is_ascii_hexdigit())
+        });
+        if !ok {
+            return bad("the digest after `@` must be ALGORITHM:HEX, e.g. sha256:...");
+        }
+    }
+    // A tag is after the last `:` that follows the last `/` (a `:` before
+    // it is a registry's port).
+    let slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[slash..].rfind(':') {
+        Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && tag
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return bad(
+                "the tag after `:` must be 1 to 128 letters, digits, `_`, `.` or `-` (not starting with `.` or `-`)",
+            );
+        }
+    }
+    let components: Vec<&str> = name.split('/').collect();
+    let has_registry = components.len() > 1
+        && (components[0].contains('.')
+            || components[0].contains(':')
+            || components[0] == "localhost");
+    for (i, c) in components.iter().enumerate() {
+        let ok = if i == 0 && has_registry {
+            let (host, port) = match c.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (*c, None),
+            };
+            !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+                && port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        } else {
+            // lowercase alphanumerics joined by `.`, `_`, `__` or `-`s
+            !c.is_empty()
+                && c.chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && c.chars()
+                    .last()
+                    .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && c.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+                && !c.contains("..")
+                && !c.contains("___")
+        };
+        if !ok {
+            return bad(
+                "the name must be [registry[:port]/]path with lowercase letters, digits and single `.`, `_` or `-` between them",
+            );
+        }
+    }
+    None
 }
