@@ -393,7 +393,9 @@ async fn prepare_conntrack(
         for side in Side::BOTH {
             let host = netns_lab.host(side);
             host.enable_conntrack().await?;
-            host.watch_conntrack(endpoint).await;
+            if ctx.scenario.collect.conntrack_events {
+                host.watch_conntrack(endpoint).await;
+            }
         }
     }
     for host in [lab.host(Side::Server), lab.host(Side::Client)] {

@@ -18,13 +18,17 @@ use crate::lab::netns::sys;
 use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::sockdiag::SockDiag;
 use std::fs::File;
-use std::io::{Read, Seek};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 /// One way of counting.
 enum Method {
     Sockets(SockDiag),
+    /// The embedded lab's socket count: every state but TIME_WAIT dumped,
+    /// TIME_WAIT from the namespace's sockstat.
+    LabSockets(SockDiag, File),
+    /// The embedded lab's conntrack count: a lookup in the event listener's table.
+    Events,
     Conntrack(CtNetlink),
     /// `/proc/net/sockstat` of the namespace, opened inside it.
     Sockstat(File),
@@ -38,6 +42,8 @@ enum Method {
 
 struct Timed {
     what: String,
+    /// Said in the row's notes before what the method saw.
+    remark: &'static str,
     method: Method,
     /// Milliseconds per count.
     times: Vec<f64>,
@@ -85,7 +91,7 @@ async fn measure(pop: &Population, n: u64, rounds: usize) -> Result<Vec<Row>> {
 fn row(t: &Timed, condition: &str) -> Row {
     let seen = median(&t.seen);
     let note = if seen.is_finite() {
-        format!("saw {seen:.0} TIME_WAIT")
+        format!("{}saw {seen:.0} TIME_WAIT", t.remark)
     } else {
         "not run: the tool is not installed".to_string()
     };
@@ -105,6 +111,7 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
         .map_err(|e| open_err("/proc/net/sockstat", e))?;
     let timed = |what: String, method| Timed {
         what,
+        remark: "",
         method,
         times: Vec::new(),
         seen: Vec::new(),
@@ -120,8 +127,18 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
             },
         )
     };
+    let lab_diag = SockDiag::open_in_netns(&ns).map_err(|e| open_err("sock_diag", e))?;
+    let lab_sockstat = crate::measure::sockdiag::open_sockstat_in_netns(&ns)
+        .map_err(|e| open_err("/proc/net/sockstat", e))?;
     let sockets = vec![
         timed("twlab sockets (sock_diag)".into(), Method::Sockets(diag)),
+        Timed {
+            remark: "the embedded lab's way; ",
+            ..timed(
+                "twlab sockets, lab namespace (live sockets dumped + sockstat)".into(),
+                Method::LabSockets(lab_diag, lab_sockstat),
+            )
+        },
         shell(
             format!("ss -tanH state all src {ep} | awk '{{print $1}}' | sort | uniq -c"),
             "ss",
@@ -143,7 +160,7 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
         ),
     ];
     let (ip, port) = (ep.ip(), ep.port());
-    let conntrack = vec![
+    let mut conntrack = vec![
         timed("twlab conntrack (ctnetlink)".into(), Method::Conntrack(ct)),
         shell(
             format!(
@@ -159,6 +176,22 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
         ),
         shell("conntrack -C".into(), "conntrack", |s| s.trim().parse().ok()),
     ];
+    if pop.events.is_some() {
+        conntrack.insert(
+            1,
+            Timed {
+                remark: "the embedded lab's way; ",
+                ..timed(
+                    "twlab conntrack, lab namespace (event listener's table)".into(),
+                    Method::Events,
+                )
+            },
+        );
+    }
+    // The seed's pipeline shows the 10 largest src/dst groups only.
+    if let Some(seed) = conntrack.iter_mut().find(|t| t.what.contains("head -n 10")) {
+        seed.remark = "the seed's `head -n 10` keeps 10 src/dst groups; ";
+    }
     Ok((sockets, conntrack))
 }
 
@@ -172,19 +205,32 @@ async fn time_once(pop: &Population, t: &mut Timed) -> Result<()> {
                 .map_err(|e| Error::env(format!("bench: sock_diag count: {e}")))?;
             Some(c.get("TIME_WAIT").copied().unwrap_or(0))
         }
+        Method::LabSockets(diag, sockstat) => {
+            let c = diag
+                .count_in_own_namespace(&ep, Side::Server, sockstat)
+                .map_err(|e| Error::env(format!("bench: lab socket count: {e}")))?;
+            Some(c.get("TIME_WAIT").copied().unwrap_or(0))
+        }
+        Method::Events => {
+            let events = pop
+                .events
+                .as_ref()
+                .ok_or_else(|| Error::env("bench: no conntrack event listener"))?;
+            let c = events
+                .counts()
+                .map_err(|e| Error::env(format!("bench: conntrack events: {e}")))?;
+            Some(c.get("TIME_WAIT").copied().unwrap_or(0))
+        }
         Method::Conntrack(ct) => {
             let c = ct
                 .count(pop.endpoint)
                 .map_err(|e| Error::env(format!("bench: ctnetlink count: {e}")))?;
             Some(c.get("TIME_WAIT").copied().unwrap_or(0))
         }
-        Method::Sockstat(file) => {
-            let mut text = String::new();
-            file.rewind()
-                .and_then(|_| file.read_to_string(&mut text))
-                .map_err(|e| Error::env(format!("bench: /proc/net/sockstat: {e}")))?;
-            sockstat_tw(&text)
-        }
+        Method::Sockstat(file) => Some(
+            crate::measure::sockdiag::read_sockstat_tw(file)
+                .map_err(|e| Error::env(format!("bench: /proc/net/sockstat: {e}")))?,
+        ),
         Method::Shell {
             script,
             needs,
@@ -248,14 +294,6 @@ fn parse_seed_conntrack(text: &str) -> Option<u64> {
     Some(total)
 }
 
-/// The `tw` figure of `/proc/net/sockstat`'s TCP line.
-fn sockstat_tw(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let i = f.iter().position(|w| *w == "tw")?;
-    f.get(i + 1)?.parse().ok()
-}
-
 /// 200000 as `200k`.
 fn human(n: u64) -> String {
     if n >= 1000 && n.is_multiple_of(1000) {
@@ -286,7 +324,10 @@ mod tests {
         assert_eq!(parse_seed_conntrack(seed), Some(2000));
         let sockstat =
             "sockets: used 5\nTCP: inuse 1 orphan 0 tw 49876 alloc 2 mem 0\nUDP: inuse 0 mem 0\n";
-        assert_eq!(sockstat_tw(sockstat), Some(49_876));
+        assert_eq!(
+            crate::measure::sockdiag::parse_sockstat_tw(sockstat),
+            Some(49_876)
+        );
         assert_eq!(human(200_000), "200k");
         assert_eq!(human(1234), "1234");
     }

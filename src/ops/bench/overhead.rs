@@ -28,6 +28,8 @@ pub fn scenario_yaml(duration: Duration, interval: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct RunFigures {
     pub requests_per_sec: f64,
+    /// Wall time of the whole `twlab run` (lab, server, load, writing).
+    pub wall_secs: f64,
     pub samples: u64,
     pub missed_ticks: u64,
 }
@@ -49,6 +51,7 @@ pub async fn twlab_run(
     let log2 = log
         .try_clone()
         .map_err(|e| Error::io(out.with_extension("log").display(), e))?;
+    let started = std::time::Instant::now();
     let status = cmd
         .stdout(log)
         .stderr(log2)
@@ -63,7 +66,8 @@ pub async fn twlab_run(
             out.with_extension("log").display()
         )));
     }
-    read_figures(out)
+    let wall_secs = started.elapsed().as_secs_f64();
+    read_figures(out).map(|f| RunFigures { wall_secs, ..f })
 }
 
 fn read_figures(dir: &Path) -> Result<RunFigures> {
@@ -82,6 +86,7 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
         .ok_or_else(|| Error::env(format!("bench: {} has no client figures", path.display())))?;
     Ok(RunFigures {
         requests_per_sec: client.requests_per_sec,
+        wall_secs: f64::NAN,
         samples: run.samples,
         missed_ticks: run.missed_ticks,
     })
@@ -89,17 +94,30 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
 
 /// The sampling settings, as `--set` overrides. conntrack that tracks
 /// connections costs the kernel on every packet whether or not anyone
-/// counts, so the reference is the lab with conntrack on and nothing
-/// sampled during the load (an interval longer than the run: only the
-/// final snapshot); the lab without conntrack at all is shown beside it.
-const SETTINGS: [(&str, &[&str]); 4] = [
+/// counts, so the reference is the lab with conntrack on and nothing of
+/// twlab's listening or sampling during the load (no event listener, an
+/// interval longer than the run: only the final snapshot); the lab without
+/// conntrack at all is shown beside it. Sampling is measured both ways
+/// conntrack can be counted: from events (the default) and by dumps.
+const SETTINGS: [(&str, &[&str]); 6] = [
     (
         "no conntrack, no sampling",
         &["collect.sockets=false", "collect.conntrack=false"],
     ),
-    ("conntrack on, not sampled", &["collect.interval=1h"]),
-    ("sampling every 1s", &["collect.interval=1s"]),
-    ("sampling every 100ms", &["collect.interval=100ms"]),
+    (
+        "conntrack on, not sampled",
+        &["collect.interval=1h", "collect.conntrack_events=false"],
+    ),
+    ("sampling every 1s (events)", &["collect.interval=1s"]),
+    ("sampling every 100ms (events)", &["collect.interval=100ms"]),
+    (
+        "sampling every 1s (dumps)",
+        &["collect.interval=1s", "collect.conntrack_events=false"],
+    ),
+    (
+        "sampling every 100ms (dumps)",
+        &["collect.interval=100ms", "collect.conntrack_events=false"],
+    ),
 ];
 /// The row the sampling settings are measured against.
 const REFERENCE: usize = 1;
@@ -114,7 +132,11 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     for round in 0..opts.runs {
         for i in round_order(SETTINGS.len(), round) {
             let (name, sets) = SETTINGS[i];
-            let out: PathBuf = dir.join(format!("{}-{round}", name.replace(' ', "-")));
+            let slug: String = name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            let out: PathBuf = dir.join(format!("{slug}-{round}"));
             let f = twlab_run(&opts.exe, &scenario, &out, sets).await?;
             eprintln!("  {name}: {:.0} requests/s", f.requests_per_sec);
             figures[i].push(f);
@@ -140,9 +162,30 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         })
         .collect();
     let reference = rows[REFERENCE].clone();
-    Ok(rows
+    let mut rows: Vec<Row> = rows
         .into_iter()
         .enumerate()
-        .map(|(i, r)| if i == REFERENCE { r } else { r.against(&reference) })
-        .collect())
+        .map(|(i, r)| {
+            if i == REFERENCE {
+                r
+            } else {
+                r.against(&reference)
+            }
+        })
+        .collect();
+    // The whole command against the load it drives: what a user waits for.
+    let load = Row::new(Section::Overhead, "load duration", &condition)
+        .values("s", vec![opts.duration.as_secs_f64()]);
+    let walls: Vec<f64> = figures.iter().flatten().map(|f| f.wall_secs).collect();
+    rows.push(
+        Row::new(
+            Section::Overhead,
+            "wall time of `twlab run` (one run)",
+            &condition,
+        )
+        .values("s", walls)
+        .against(&load)
+        .note("lab, server start and stop, load, final snapshot, results"),
+    );
+    Ok(rows)
 }

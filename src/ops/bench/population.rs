@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::lab::netns::{NetnsLab, new_run_id, sys};
+use crate::measure::ctnetlink::events::CtEvents;
 use socket2::{Domain, Socket, Type};
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -35,6 +36,9 @@ pub struct Population {
     pub endpoint: SocketAddr,
     /// How long making the connections took.
     pub built_in: Duration,
+    /// The conntrack event listener started on the empty table, as a run
+    /// starts it (the embedded lab's way of counting conntrack).
+    pub events: Option<CtEvents>,
 }
 
 impl Population {
@@ -57,8 +61,16 @@ impl Population {
             lab.destroy().await;
             return Err(e);
         }
-        let started = Instant::now();
         let path = PathBuf::from(sys::NETNS_RUN_DIR).join(&ns);
+        let endpoint = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT));
+        let events = match CtEvents::start(&path, endpoint) {
+            Ok(ev) => Some(ev),
+            Err(e) => {
+                eprintln!("  conntrack events unavailable ({e}): that row is left out");
+                None
+            }
+        };
+        let started = Instant::now();
         let made =
             tokio::task::spawn_blocking(move || sys::in_netns(&path, move || connect_many(n)))
                 .await
@@ -71,8 +83,9 @@ impl Population {
         }
         Ok(Population {
             lab,
-            endpoint: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, PORT)),
+            endpoint,
             built_in: started.elapsed(),
+            events,
         })
     }
 
@@ -80,7 +93,8 @@ impl Population {
         self.lab.server.path()
     }
 
-    pub async fn destroy(self) {
+    pub async fn destroy(mut self) {
+        self.events = None;
         self.lab.destroy().await;
     }
 }
