@@ -415,6 +415,37 @@ fn read_i32(b: &[u8]) -> Option<i32> {
 
 /// Walk the netlink messages in `buf`. Messages whose sequence number differs
 /// from `seq` (when given) are skipped: they belong to an abandoned dump.
+/// One netlink message: its header fields and payload.
+struct Message<'a> {
+    ty: u16,
+    flags: u16,
+    seq: u32,
+    payload: &'a [u8],
+}
+
+/// Take the next netlink message off the front of `rest` (a datagram, or
+/// what is left of it), bounds-checked.
+fn next_message<'a>(rest: &mut &'a [u8]) -> io::Result<Message<'a>> {
+    let b: &'a [u8] = rest;
+    let hdr = b
+        .get(..NLMSG_HDRLEN)
+        .ok_or(invalid("ctnetlink: truncated netlink header"))?;
+    let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+    if len < NLMSG_HDRLEN {
+        return Err(invalid("ctnetlink: netlink message length too small"));
+    }
+    let payload = b
+        .get(NLMSG_HDRLEN..len)
+        .ok_or(invalid("ctnetlink: netlink message overruns buffer"))?;
+    *rest = b.get(align4(len)..).unwrap_or(&[]);
+    Ok(Message {
+        ty: u16::from_ne_bytes([hdr[4], hdr[5]]),
+        flags: u16::from_ne_bytes([hdr[6], hdr[7]]),
+        seq: u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]),
+        payload,
+    })
+}
+
 fn scan(
     buf: &[u8],
     ep: &Endpoint,
@@ -425,20 +456,12 @@ fn scan(
     let mut out = Scan::default();
     let mut rest = buf;
     while !rest.is_empty() {
-        let hdr = rest
-            .get(..NLMSG_HDRLEN)
-            .ok_or(invalid("ctnetlink: truncated netlink header"))?;
-        let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-        let ty = u16::from_ne_bytes([hdr[4], hdr[5]]);
-        let flags = u16::from_ne_bytes([hdr[6], hdr[7]]);
-        let mseq = u32::from_ne_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]);
-        if len < NLMSG_HDRLEN {
-            return Err(invalid("ctnetlink: netlink message length too small").into());
-        }
-        let payload = rest
-            .get(NLMSG_HDRLEN..len)
-            .ok_or(invalid("ctnetlink: netlink message overruns buffer"))?;
-        rest = rest.get(align4(len)..).unwrap_or(&[]);
+        let Message {
+            ty,
+            flags,
+            seq: mseq,
+            payload,
+        } = next_message(&mut rest)?;
 
         if seq.is_some_and(|s| s != mseq) {
             continue;

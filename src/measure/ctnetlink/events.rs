@@ -38,8 +38,8 @@
 //! [`CtEvents::counts`] fails, and the caller goes back to dumps.
 
 use super::{
-    CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK, NLMSG_HDRLEN, TCP_STATES,
-    align4, invalid, parse_entry, set_rcvtimeo, state_name, userland_match,
+    CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, Message, NFNL_SUBSYS_CTNETLINK, TCP_STATES,
+    next_message, parse_entry, set_rcvtimeo, state_name, userland_match,
 };
 use crate::common::counts::Counts;
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_NETFILTER};
@@ -138,18 +138,7 @@ impl Table {
     fn apply_datagram(&mut self, buf: &[u8], ep: &Endpoint, now: Instant) -> io::Result<()> {
         let mut rest = buf;
         while !rest.is_empty() {
-            let hdr = rest
-                .get(..NLMSG_HDRLEN)
-                .ok_or(invalid("ctnetlink event: truncated netlink header"))?;
-            let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-            let ty = u16::from_ne_bytes([hdr[4], hdr[5]]);
-            if len < NLMSG_HDRLEN {
-                return Err(invalid("ctnetlink event: message length too small"));
-            }
-            let payload = rest
-                .get(NLMSG_HDRLEN..len)
-                .ok_or(invalid("ctnetlink event: message overruns the datagram"))?;
-            rest = rest.get(align4(len)..).unwrap_or(&[]);
+            let Message { ty, payload, .. } = next_message(&mut rest)?;
             if ty >> 8 != NFNL_SUBSYS_CTNETLINK {
                 continue;
             }
