@@ -112,3 +112,35 @@ fn event_counts_equal_a_dump_through_close_reset_and_expiry() {
         .expect("a table with entries is refused");
     assert!(err.to_string().contains("already holds"), "{err}");
 }
+
+/// Rewrite `tests/fixtures/ctnetlink/` from a real kernel:
+/// `cargo test --test netns_sys capture_ctnetlink_fixtures -- --ignored`
+#[test]
+#[ignore = "tool: rewrites the committed fixtures"]
+fn capture_ctnetlink_fixtures() {
+    if !require_root() {
+        return;
+    }
+    let (srv, cli) = (ns_name("capsrv"), ns_name("capcli"));
+    let _guard = NsGuard::add(&[&srv, &cli]);
+    ns::veth_pair(&srv, "twlab0", SERVER, &cli, "twlab0", CLIENT, 24).expect("veth");
+    ns::enable_conntrack(&srv).expect("conntrack");
+    connections(&srv, &cli, 7, false);
+    connections(&srv, &cli, 2, true);
+    let path = Path::new(ns::NETNS_RUN_DIR).join(&srv);
+    let mut ct = CtNetlink::open_in_netns(&path).expect("ctnetlink");
+    let ep = SocketAddr::from((SERVER, PORT));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ctnetlink");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // Filtered by the kernel (CTA_FILTER), and the whole table.
+    let filtered = ct.dump_raw(ep, Some(0b10_1010)).expect("filtered dump");
+    std::fs::write(dir.join("dump_v4_filtered.bin"), filtered).expect("write");
+    let all = ct.dump_raw(ep, None).expect("dump");
+    std::fs::write(dir.join("dump_v4_all.bin"), all).expect("write");
+    let counts = ct.count(ep).expect("count");
+    std::fs::write(
+        dir.join("expected.txt"),
+        format!("{SERVER}:{PORT} {counts:?}\n"),
+    )
+    .expect("write");
+}
