@@ -406,3 +406,71 @@ fn the_embedded_lab_runs_with_no_external_program() {
     );
     assert_clean_machine(&before);
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size={size}").as_str()),
+        )
+        .expect("mount a small tmpfs");
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Fault: the run directory's disk fills during the load. The sampler's
+/// write fails, the load is stopped at once (not run to its end), the lab
+/// is removed, the error names the file and exit code 3; the samples
+/// written before the disk filled stay.
+#[test]
+fn a_full_disk_stops_the_run_and_leaves_nothing() {
+    if !require_root("a_full_disk_stops_the_run_and_leaves_nothing") {
+        return;
+    }
+    let before = machine_sysctls();
+    let disk = SmallDisk::mount("24k");
+    let dir = disk.dir.path().join("run");
+    let started = Instant::now();
+    let out = twlab_run(
+        "short.yaml",
+        &[
+            "--set",
+            "client.duration=40s",
+            "--set",
+            "collect.interval=50ms",
+        ],
+        &dir,
+    )
+    .output()
+    .expect("twlab runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("No space left on device"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "the load ran on after sampling failed: {took:?}\n{stderr}"
+    );
+    let samples = count_lines(&dir.join("samples.jsonl"));
+    assert!(samples > 0, "the samples before the fault were lost");
+    drop(disk);
+    assert_clean_machine(&before);
+}
