@@ -9,7 +9,7 @@ use crate::common::counts::{ClientStats, Counts, Source};
 use crate::common::endpoint::Side;
 use crate::scenario::RoleSysctls;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Median, min, max, mean and sample standard deviation of a metric.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -103,34 +103,63 @@ impl StateStats {
         samples: impl IntoIterator<Item = &'a Sample>,
         steady: std::ops::Range<f64>,
     ) -> Self {
-        let mut stats = StateStats::default();
-        let mut steady_sum: BTreeMap<String, f64> = BTreeMap::new();
-        let mut steady_n = 0u64;
-        let mut states = BTreeSet::new();
-        let mut steady_samples: Vec<&Sample> = Vec::new();
+        let mut acc = StateStatsAcc::new(steady);
         for s in samples {
+            acc.add(s);
+        }
+        acc.finish()
+    }
+}
+
+/// [`StateStats`] built one sample at a time, in constant memory per state:
+/// a run of any length is summarized without keeping its samples.
+#[derive(Debug, Clone)]
+pub struct StateStatsAcc {
+    steady: std::ops::Range<f64>,
+    stats: StateStats,
+    /// Sums over the steady samples; a state absent from a sample adds 0.
+    steady_sum: BTreeMap<String, f64>,
+    steady_n: u64,
+}
+
+impl StateStatsAcc {
+    pub fn new(steady: std::ops::Range<f64>) -> Self {
+        StateStatsAcc {
+            steady,
+            stats: StateStats::default(),
+            steady_sum: BTreeMap::new(),
+            steady_n: 0,
+        }
+    }
+
+    pub fn add(&mut self, s: &Sample) {
+        for (state, &n) in &s.counts {
+            let peak = self.stats.peak.entry(state.clone()).or_insert(0);
+            *peak = (*peak).max(n);
+        }
+        if s.is_final {
+            self.stats.final_ = s.counts.clone();
+        } else if self.steady.contains(&s.t) {
+            self.steady_n += 1;
             for (state, &n) in &s.counts {
-                states.insert(state.clone());
-                let peak = stats.peak.entry(state.clone()).or_insert(0);
-                *peak = (*peak).max(n);
-            }
-            if s.is_final {
-                stats.final_ = s.counts.clone();
-            } else if steady.contains(&s.t) {
-                steady_samples.push(s);
+                *self.steady_sum.entry(state.clone()).or_insert(0.0) += n as f64;
             }
         }
-        for s in &steady_samples {
-            steady_n += 1;
-            for state in &states {
-                *steady_sum.entry(state.clone()).or_insert(0.0) +=
-                    s.counts.get(state).copied().unwrap_or(0) as f64;
-            }
-        }
-        if steady_n > 0 {
-            stats.steady_mean = steady_sum
-                .into_iter()
-                .map(|(k, v)| (k, round2(v / steady_n as f64)))
+    }
+
+    /// The figures: every state seen anywhere in the run gets a steady mean
+    /// (0 when it never showed in the steady window), when there was one.
+    pub fn finish(self) -> StateStats {
+        let mut stats = self.stats;
+        if self.steady_n > 0 {
+            let n = self.steady_n as f64;
+            stats.steady_mean = stats
+                .peak
+                .keys()
+                .map(|k| {
+                    let sum = self.steady_sum.get(k).copied().unwrap_or(0.0);
+                    (k.clone(), round2(sum / n))
+                })
                 .collect();
         }
         stats

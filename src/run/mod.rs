@@ -10,6 +10,7 @@
 
 mod capture;
 mod drive;
+mod kept;
 mod one;
 mod plan;
 mod preflight;

@@ -3,6 +3,7 @@
 //! teardown at the end, on success, on error and on a signal.
 
 use super::drive::{drive, progress_bar};
+use super::kept::RunSamples;
 use super::run_lab::{RunLab, forget_process, note_process};
 use crate::analysis::validity::validity_problems;
 use crate::common::counts::Source;
@@ -16,10 +17,11 @@ use crate::load::client::{ClientContext, RunningClient};
 use crate::load::server;
 use crate::load::shutdown::{Level, Shutdown};
 use crate::results::env::RunEnv;
-use crate::results::{self, BySide, RunSummary, Sample, SampleWriter, StateStats};
+use crate::results::{self, BySide, RunSummary, Sample, SampleWriter};
 use crate::run::sampler::Collector;
 use crate::scenario::{ClientTool, Scenario, ServerKind, Variant};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -78,19 +80,19 @@ pub(crate) async fn run_one(
         repeat,
         writer,
         journal: &mut journal,
-        samples: Vec::new(),
+        samples: RunSamples::new(steady_window(ctx, variant, &summary)),
         summary: &mut summary,
         env: &mut env,
     };
     let outcome = run_in_lab(ctx, &lab, &mut run).await;
-    let samples = std::mem::take(&mut run.samples);
+    let samples = run.samples;
     env.sysctls = journal.changes.clone();
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
     let restore_errors = close_lab(&lab, &mut journal, keep).await;
     summarize(ctx, variant, &samples, &mut summary);
-    all_samples.extend(samples);
+    all_samples.extend(samples.into_chart_samples());
     let outcome = match (outcome, restore_errors.into_iter().next()) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
         (Ok(()), None) => Ok(()),
@@ -107,7 +109,7 @@ struct RunState<'r> {
     repeat: u32,
     writer: &'r mut SampleWriter,
     journal: &'r mut Journal,
-    samples: Vec<Sample>,
+    samples: RunSamples,
     summary: &'r mut RunSummary,
     env: &'r mut RunEnv,
 }
@@ -127,6 +129,13 @@ fn new_summary(ctx: &Context<'_>, variant: &Variant, run_id: &str, repeat: u32) 
 }
 
 /// The variant's load duration in seconds (`set` may change it).
+/// The offsets the steady mean is taken over: from when the count is
+/// steady to the end of the load, less a guard for the skew between the
+/// client's clock and twlab's (a remote client starts through ssh).
+fn steady_window(ctx: &Context<'_>, variant: &Variant, summary: &RunSummary) -> Range<f64> {
+    summary.steady_from_secs..(load_secs(ctx.scenario, variant) - LOAD_END_GUARD_SECS)
+}
+
 fn load_secs(scenario: &Scenario, variant: &Variant) -> f64 {
     scenario
         .effective(variant)
@@ -198,24 +207,14 @@ async fn close_lab(lab: &RunLab<'_>, journal: &mut Journal, keep: bool) -> Vec<E
 
 /// The run's figures from its samples: final, peak and steady mean per
 /// side and source, what was collected, and whether the run is valid.
-fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &[Sample], summary: &mut RunSummary) {
-    let series = |side: Side, source: Source| -> Vec<&Sample> {
-        samples
-            .iter()
-            .filter(|s| s.host == side && s.source == source)
-            .collect()
-    };
-    // Up to the end of the load, less a guard for the skew between the
-    // client's clock and twlab's (a remote client starts through ssh).
-    let steady = summary.steady_from_secs..(load_secs(ctx.scenario, variant) - LOAD_END_GUARD_SECS);
-    let stats = |side, source| StateStats::from_samples(series(side, source), steady.clone());
+fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &RunSamples, summary: &mut RunSummary) {
     summary.sockets = BySide {
-        server: stats(Side::Server, Source::Sockets),
-        client: stats(Side::Client, Source::Sockets),
+        server: samples.stats(Side::Server, Source::Sockets),
+        client: samples.stats(Side::Client, Source::Sockets),
     };
     summary.conntrack = BySide {
-        server: stats(Side::Server, Source::Conntrack),
-        client: stats(Side::Client, Source::Conntrack),
+        server: samples.stats(Side::Server, Source::Conntrack),
+        client: samples.stats(Side::Client, Source::Conntrack),
     };
     summary.collected = Some(
         [
@@ -227,13 +226,8 @@ fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &[Sample], summary: 
         .collect(),
     );
     let first_source = summary.collected.as_ref().and_then(|c| c.first()).copied();
-    summary.steady_samples = Some(
-        samples
-            .iter()
-            .filter(|s| !s.is_final && steady.contains(&s.t) && s.host == Side::Server)
-            .filter(|s| Some(s.source) == first_source)
-            .count() as u64,
-    );
+    summary.samples = samples.periodic(Side::Server, Source::Sockets);
+    summary.steady_samples = Some(first_source.map_or(0, |s| samples.steady(Side::Server, s)));
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
     if let Some(client) = &summary.client {
         summary.invalid = validity_problems(ctx.scenario, variant, client);
@@ -445,6 +439,7 @@ async fn sample_while_loading(
                 ctx.scenario.collect.interval.0,
                 load.start,
                 run.writer,
+                &mut run.samples,
                 stop_rx,
                 Some(&progress),
             )
@@ -470,19 +465,11 @@ async fn sample_while_loading(
     };
     let (sampled, client_stats) = tokio::join!(sampler, driver);
     progress.finish_and_clear();
-    let mut sampled = sampled.map(|s| {
-        run.summary.missed_ticks = s.missed_ticks;
-        run.samples.extend(s.samples)
-    });
+    let mut sampled = sampled.map(|s| run.summary.missed_ticks = s.missed_ticks);
     let immediate = ctx.shutdown.level() >= Level::Immediate;
     if !immediate && client_stats.is_ok() && sampled.is_ok() {
         sampled = final_snapshot(load.collector, load.start, run).await;
     }
-    run.summary.samples = run
-        .samples
-        .iter()
-        .filter(|s| !s.is_final && s.host == Side::Server && s.source == Source::Sockets)
-        .count() as u64;
     (client_stats, sampled)
 }
 
@@ -498,8 +485,8 @@ async fn final_snapshot(
         .await?;
     for s in &last {
         run.writer.append(s)?;
+        run.samples.add(s);
     }
-    run.samples.extend(last);
     Ok(())
 }
 

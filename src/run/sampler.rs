@@ -7,6 +7,7 @@
 //! at its height then, while the last periodic tick may be up to one
 //! interval older.
 
+use super::kept::RunSamples;
 use crate::common::counts::Source;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
@@ -64,7 +65,8 @@ impl Collector<'_> {
     }
 
     /// Sample every `interval` from `start` until `stop` turns true; each
-    /// sample goes to `writer` as it is taken and is also returned.
+    /// sample goes to `writer` as it is taken, and to `kept` (what memory
+    /// keeps of the run, bounded).
     ///
     /// A sample that takes longer than the interval never piles up: the
     /// ticks it overran are skipped and counted in [`Sampled::missed_ticks`]
@@ -78,6 +80,7 @@ impl Collector<'_> {
         interval: Duration,
         start: Instant,
         writer: &mut SampleWriter,
+        kept: &mut RunSamples,
         mut stop: watch::Receiver<bool>,
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Sampled> {
@@ -105,19 +108,18 @@ impl Collector<'_> {
             };
             for s in &samples {
                 writer.append(s)?;
+                kept.add(s);
             }
             if let Some(pb) = progress {
                 pb.set_message(progress_message(&samples));
             }
-            out.samples.extend(samples);
         }
     }
 }
 
-/// What [`Collector::run`] took.
+/// How [`Collector::run`] kept its interval.
 #[derive(Debug, Default)]
 pub struct Sampled {
-    pub samples: Vec<Sample>,
     /// Ticks skipped because the sample before them was still being taken.
     pub missed_ticks: u64,
 }
