@@ -110,96 +110,6 @@ enum Progress {
     Done,
 }
 
-/// The socket and, in a namespace of the run's own, its sockstat file.
-type Opened = (SockDiag, Option<File>);
-
-/// A host's sock_diag socket: opened on first use (in a named namespace, or
-/// in twlab's own), kept for every later sample, used off the async
-/// runtime's threads. Cheap to clone; clones share the socket.
-#[derive(Clone, Default)]
-pub struct LazySockDiag {
-    /// `/run/netns/NAME`, or `None` for the namespace twlab runs in.
-    netns: Option<std::path::PathBuf>,
-    /// The namespace holds nothing but the endpoint's connections (an
-    /// embedded lab's): count with [`SockDiag::count_in_own_namespace`].
-    own_namespace: bool,
-    cell: std::sync::Arc<std::sync::Mutex<Option<Opened>>>,
-}
-
-impl LazySockDiag {
-    /// For the namespace twlab runs in (a `local` host).
-    pub fn here() -> Self {
-        Self::default()
-    }
-
-    /// For the named namespace at `path`.
-    pub fn in_netns(path: std::path::PathBuf) -> Self {
-        LazySockDiag {
-            netns: Some(path),
-            ..Self::default()
-        }
-    }
-
-    /// For a namespace made for the run, whose every TCP socket is one of
-    /// the endpoint's (an embedded lab host): TIME_WAIT is read from the
-    /// namespace's sockstat instead of one message per socket.
-    pub fn in_own_netns(path: std::path::PathBuf) -> Self {
-        LazySockDiag {
-            netns: Some(path),
-            own_namespace: true,
-            ..Self::default()
-        }
-    }
-
-    /// Count the endpoint's sockets by state as seen from `side`.
-    pub async fn count(&self, endpoint: Endpoint, side: Side) -> crate::error::Result<Counts> {
-        use crate::error::Error;
-        let this = self.clone();
-        let place = match &self.netns {
-            Some(p) => format!(" in {}", p.display()),
-            None => String::new(),
-        };
-        tokio::task::spawn_blocking(move || {
-            let mut guard = this
-                .cell
-                .lock()
-                .map_err(|_| Error::env("sock_diag socket lock poisoned"))?;
-            if guard.is_none() {
-                let opened = match &this.netns {
-                    Some(path) => SockDiag::open_in_netns(path),
-                    None => SockDiag::open(),
-                };
-                let sd = opened.map_err(|e| Error::env(format!("sock_diag socket{place}: {e}")))?;
-                let sockstat = match (&this.netns, this.own_namespace) {
-                    (Some(path), true) => Some(
-                        open_sockstat_in_netns(path)
-                            .map_err(|e| Error::env(format!("/proc/net/sockstat{place}: {e}")))?,
-                    ),
-                    _ => None,
-                };
-                *guard = Some((sd, sockstat));
-            }
-            let (sd, sockstat) = guard
-                .as_mut()
-                .ok_or_else(|| Error::env("sock_diag socket missing"))?;
-            match sockstat {
-                Some(file) => sd.count_in_own_namespace(&endpoint, side, file),
-                None => sd.count(&endpoint, side),
-            }
-            .map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
-        })
-        .await
-        .map_err(|e| Error::env(format!("sock_diag task: {e}")))?
-    }
-
-    /// Close the socket (a namespace about to be deleted must not be held).
-    pub fn close(&self) {
-        if let Ok(mut guard) = self.cell.lock() {
-            *guard = None;
-        }
-    }
-}
-
 impl SockDiag {
     /// A sock_diag socket in this thread's current network namespace.
     pub fn open() -> io::Result<SockDiag> {
@@ -528,44 +438,6 @@ fn ends_dump(mut bytes: &[u8], seq: u32) -> bool {
     false
 }
 
-/// `/proc/net/sockstat` of the namespace at `netns_path`, opened from a
-/// thread inside it (the open file keeps showing that namespace's figures).
-pub fn open_sockstat_in_netns(netns_path: &Path) -> io::Result<File> {
-    let ns = File::open(netns_path)?;
-    std::thread::Builder::new()
-        .name("twlab-sockstat-setns".into())
-        .spawn(move || -> io::Result<File> {
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)?;
-            File::open("/proc/thread-self/net/sockstat")
-        })?
-        .join()
-        .map_err(|_| io::Error::other("the sockstat setns helper thread panicked"))?
-}
-
-/// The `tw` figure of a namespace's `/proc/net/sockstat` (read again from
-/// the start of the open file): its TIME_WAIT sockets, both families.
-pub fn read_sockstat_tw(file: &mut File) -> io::Result<u64> {
-    use std::io::{Read, Seek};
-    let mut text = String::new();
-    file.rewind()?;
-    file.read_to_string(&mut text)?;
-    parse_sockstat_tw(&text).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "/proc/net/sockstat has no `TCP: … tw N` figure",
-        )
-    })
-}
-
-/// The `tw` figure of `/proc/net/sockstat`'s TCP line.
-pub fn parse_sockstat_tw(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("TCP:"))?;
-    let f: Vec<&str> = line.split_whitespace().collect();
-    let i = f.iter().position(|w| *w == "tw")?;
-    f.get(i + 1)?.parse().ok()
-}
-
 /// Every TCP state, `NEW_SYN_RECV` included (the kernel reports request
 /// sockets as `SYN_RECV` anyway).
 fn all_states() -> StateFlags {
@@ -641,6 +513,11 @@ fn malformed(e: impl fmt::Display) -> io::Error {
         format!("sock_diag: malformed reply: {e}"),
     )
 }
+
+mod lazy;
+mod sockstat;
+pub use lazy::LazySockDiag;
+pub use sockstat::{open_sockstat_in_netns, parse_sockstat_tw, read_sockstat_tw};
 
 #[cfg(test)]
 mod tests;
