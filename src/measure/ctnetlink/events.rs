@@ -39,7 +39,7 @@
 
 use super::{
     CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, Message, NFNL_SUBSYS_CTNETLINK, TCP_STATES,
-    next_message, parse_entry, set_rcvtimeo, state_name, userland_match,
+    next_message, parse_entry, state_name, userland_match,
 };
 use crate::common::counts::Counts;
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_NETFILTER};
@@ -59,8 +59,8 @@ const GROUPS: u32 = 0b111;
 /// for ~100k events if the reader is held up for a moment.
 const RCVBUF: libc::c_int = 32 << 20;
 const RECV_LEN: usize = 1 << 20;
-/// How often the reader looks at its stop flag when no event comes.
-const POLL: Duration = Duration::from_millis(100);
+/// How often waiting events are read when no count asks for them.
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// `CTA_TIMEOUT` is rounded down to whole seconds; see the module docs.
 const HALF_SECOND: Duration = Duration::from_millis(500);
 /// Index of states the kernel may add later (counted as `UNKNOWN`).
@@ -164,73 +164,121 @@ impl Table {
 
 /// A listener inside one namespace keeping the endpoint's conntrack entries.
 pub struct CtEvents {
-    table: Arc<Mutex<Table>>,
+    inner: Arc<Mutex<Inner>>,
     stop: Arc<AtomicBool>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    drainer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The subscribed socket and the table it feeds, under one lock: a count
+/// and the background drain never read the socket at the same time.
+struct Inner {
+    sock: Socket,
+    buf: Vec<u8>,
+    ep: Endpoint,
+    table: Table,
+}
+
+impl Inner {
+    /// Apply every event waiting in the socket, without blocking.
+    fn drain(&mut self) {
+        while self.table.lost.is_none() {
+            let got = self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT);
+            let now = Instant::now();
+            match got {
+                Ok(n) => {
+                    let n = n.min(self.buf.len());
+                    if let Err(e) = self.table.apply_datagram(&self.buf[..n], &self.ep, now) {
+                        self.table.lost = Some(format!("a conntrack event could not be read: {e}"));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.table.lost = Some(
+                        "conntrack events were lost (the listener's buffer overflowed)".into(),
+                    );
+                }
+                Err(e) => self.table.lost = Some(format!("reading conntrack events: {e}")),
+            }
+        }
+    }
 }
 
 impl CtEvents {
     /// Subscribe inside the namespace at `netns_path` and keep the entries
     /// of `endpoint`. Fails when events are off there, or when the table
     /// already holds entries for the endpoint (they would never be seen).
+    ///
+    /// Events wait in the socket's buffer and are read in batches: by each
+    /// count, and by a background thread every [`DRAIN_EVERY`] so a long
+    /// interval cannot overflow the buffer. Reading each event as it comes
+    /// would wake a thread thousands of times a second on the machine that
+    /// runs the load (measured: 10% fewer requests/s than batches).
     pub fn start(netns_path: &Path, endpoint: SocketAddr) -> io::Result<CtEvents> {
         let ep = Endpoint::new(endpoint);
-        let table = Arc::new(Mutex::new(Table::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let path: PathBuf = netns_path.to_path_buf();
-        let (t, s) = (table.clone(), stop.clone());
-        let reader = std::thread::Builder::new()
+        let sock = std::thread::Builder::new()
+            .name("twlab-ct-subscribe".into())
+            .spawn(move || subscribe(&path, ep))?
+            .join()
+            .map_err(|_| io::Error::other("the conntrack subscribe thread panicked"))??;
+        let inner = Arc::new(Mutex::new(Inner {
+            sock,
+            buf: vec![0u8; RECV_LEN],
+            ep,
+            table: Table::default(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (i, st) = (inner.clone(), stop.clone());
+        let drainer = std::thread::Builder::new()
             .name("twlab-ct-events".into())
-            .spawn(move || match subscribe(&path, ep) {
-                Ok(sock) => {
-                    let _ = ready_tx.send(Ok(()));
-                    read_events(&sock, &ep, &t, &s);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(DRAIN_EVERY);
+                    match i.lock() {
+                        Ok(mut inner) => inner.drain(),
+                        Err(_) => return,
+                    }
                 }
             })?;
-        let ready = ready_rx
-            .recv()
-            .unwrap_or_else(|_| Err(io::Error::other("the conntrack event thread ended")));
-        let events = CtEvents {
-            table,
+        Ok(CtEvents {
+            inner,
             stop,
-            reader: Some(reader),
-        };
-        ready.map(|_| events)
+            drainer: Some(drainer),
+        })
     }
 
     /// The endpoint's entries by TCP state now, as a dump would count them.
     pub fn counts(&self) -> io::Result<Counts> {
-        let mut table = self
-            .table
+        let mut inner = self
+            .inner
             .lock()
             .map_err(|_| io::Error::other("the conntrack event table's lock is poisoned"))?;
-        if let Some(why) = &table.lost {
+        inner.drain();
+        if let Some(why) = &inner.table.lost {
             return Err(io::Error::other(why.clone()));
         }
-        table.prune(Instant::now());
-        Ok(table.counts())
+        inner.table.prune(Instant::now());
+        Ok(inner.table.counts())
     }
 
     /// Events read so far (of every entry, not only the endpoint's).
     pub fn events_seen(&self) -> u64 {
-        self.table.lock().map_or(0, |t| t.events)
+        self.inner.lock().map_or(0, |i| i.table.events)
     }
 }
 
 impl Drop for CtEvents {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
+        if let Some(d) = self.drainer.take() {
+            d.thread().unpark();
+            let _ = d.join();
         }
     }
 }
 
-/// On the reader thread: enter the namespace, check events are on,
+/// On a thread of its own: enter the namespace, check events are on,
 /// subscribe, and check the endpoint has no entry yet.
 fn subscribe(path: &Path, ep: Endpoint) -> io::Result<Socket> {
     let ns = std::fs::File::open(path)
@@ -246,7 +294,6 @@ fn subscribe(path: &Path, ep: Endpoint) -> io::Result<Socket> {
     let mut sock = Socket::new(NETLINK_NETFILTER)?;
     sock.bind(&NlAddr::new(0, GROUPS))?;
     force_rcvbuf(&sock);
-    set_rcvtimeo(&sock, POLL)?;
     let already = CtNetlink::open()?.count(SocketAddr::new(ep.ip, ep.port))?;
     let n: u64 = already.values().sum();
     if n > 0 {
@@ -274,39 +321,6 @@ fn force_rcvbuf(sock: &Socket) {
     if forced != 0 {
         // Not root: as much as net.core.rmem_max allows.
         let _ = sock.set_rx_buf_sz(RCVBUF as usize);
-    }
-}
-
-fn read_events(sock: &Socket, ep: &Endpoint, table: &Mutex<Table>, stop: &AtomicBool) {
-    let mut buf = vec![0u8; RECV_LEN];
-    while !stop.load(Ordering::Relaxed) {
-        let got = sock.recv(&mut &mut buf[..], 0);
-        let now = Instant::now();
-        let Ok(mut t) = table.lock() else { return };
-        match got {
-            Ok(n) => {
-                if let Err(e) = t.apply_datagram(&buf[..n.min(buf.len())], ep, now) {
-                    t.lost = Some(format!("a conntrack event could not be read: {e}"));
-                    return;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                t.lost = Some(
-                    "conntrack events were lost (the listener's buffer overflowed)".to_string(),
-                );
-                return;
-            }
-            Err(e) => {
-                t.lost = Some(format!("reading conntrack events: {e}"));
-                return;
-            }
-        }
     }
 }
 
