@@ -30,6 +30,10 @@ pub struct RunFigures {
     pub requests_per_sec: f64,
     /// Wall time of the whole `twlab run` (lab, server, load, writing).
     pub wall_secs: f64,
+    /// CPU time of the `twlab run` process itself (its threads: the
+    /// sampler, its dumps in the kernel, the event reader; not the server
+    /// and client it starts), read from /proc every 250 ms until it exits.
+    pub own_cpu_secs: f64,
     pub samples: u64,
     pub missed_ticks: u64,
 }
@@ -52,13 +56,26 @@ pub async fn twlab_run(
         .try_clone()
         .map_err(|e| Error::io(out.with_extension("log").display(), e))?;
     let started = std::time::Instant::now();
-    let status = cmd
+    let mut child = cmd
         .stdout(log)
         .stderr(log2)
         .kill_on_drop(true)
-        .status()
-        .await
+        .spawn()
         .map_err(|e| Error::env(format!("bench: cannot run {}: {e}", exe.display())))?;
+    let pid = child.id().unwrap_or(0);
+    let mut own_cpu_secs = 0.0;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s,
+            _ = tick.tick() => {
+                if let Some(cpu) = super::servers::proc_cpu_secs(pid) {
+                    own_cpu_secs = cpu;
+                }
+            }
+        }
+    }
+    .map_err(|e| Error::env(format!("bench: twlab run: {e}")))?;
     if !status.success() {
         return Err(Error::env(format!(
             "bench: `twlab run {}` failed ({status}); its output is in {}",
@@ -67,7 +84,11 @@ pub async fn twlab_run(
         )));
     }
     let wall_secs = started.elapsed().as_secs_f64();
-    read_figures(out).map(|f| RunFigures { wall_secs, ..f })
+    read_figures(out).map(|f| RunFigures {
+        wall_secs,
+        own_cpu_secs,
+        ..f
+    })
 }
 
 fn read_figures(dir: &Path) -> Result<RunFigures> {
@@ -87,6 +108,7 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
     Ok(RunFigures {
         requests_per_sec: client.requests_per_sec,
         wall_secs: f64::NAN,
+        own_cpu_secs: f64::NAN,
         samples: run.samples,
         missed_ticks: run.missed_ticks,
     })
@@ -173,6 +195,32 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
             }
         })
         .collect();
+    // The instrument's own CPU, per second of load: the direct cost of
+    // sampling, without the run-to-run spread of requests/s.
+    let own: Vec<Row> = SETTINGS
+        .iter()
+        .zip(&figures)
+        .skip(REFERENCE)
+        .map(|((name, _), f)| {
+            Row::new(
+                Section::Overhead,
+                format!("twlab's own CPU, {name}"),
+                &condition,
+            )
+            .values(
+                "ms/s",
+                f.iter()
+                    .map(|f| f.own_cpu_secs * 1000.0 / opts.duration.as_secs_f64())
+                    .collect(),
+            )
+        })
+        .collect();
+    let own_ref = own[0].clone();
+    rows.extend(
+        own.into_iter()
+            .enumerate()
+            .map(|(i, r)| if i == 0 { r } else { r.against(&own_ref) }),
+    );
     // The whole command against the load it drives: what a user waits for.
     let load = Row::new(Section::Overhead, "load duration", &condition)
         .values("s", vec![opts.duration.as_secs_f64()]);

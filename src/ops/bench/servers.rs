@@ -291,7 +291,7 @@ async fn wait_listening(lab: &NetnsLab) -> Result<()> {
 }
 
 /// utime + stime of a live process, in seconds.
-fn proc_cpu_secs(pid: u32) -> Option<f64> {
+pub(super) fn proc_cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields count from after its `)`.
     let rest = &stat[stat.rfind(')')? + 2..];
