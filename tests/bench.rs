@@ -6,21 +6,8 @@
 
 mod common;
 
-use common::{require_root, twlab};
+use common::{require_root, twlab, twlab_namespaces};
 use serde_json::Value;
-
-fn twlab_namespaces() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("twlab-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 /// The median TIME_WAIT a row's method saw, from its note.
 fn seen(row: &Value) -> Option<u64> {

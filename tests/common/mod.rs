@@ -42,16 +42,17 @@ pub fn manifest_dir() -> PathBuf {
 
 /// Network namespaces carrying twlab's label.
 pub fn twlab_namespaces() -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .expect("ip netns list");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("twlab-"))
-        .map(String::from)
-        .collect()
+    // /run/netns is where namespaces are named (by twlab and by `ip netns`).
+    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("twlab-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 /// Processes running twlab's own binary as `serve` or `load`, or a wrk
