@@ -81,10 +81,14 @@ impl Population {
                 "bench: cannot make {n} connections in {ns}: {e}"
             )));
         }
+        let built_in = started.elapsed();
+        // The last closes' final segments may still be in flight when the
+        // clients return: let them land, so every method counts the same.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(Population {
             lab,
             endpoint,
-            built_in: started.elapsed(),
+            built_in,
             events,
         })
     }
