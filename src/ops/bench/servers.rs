@@ -50,14 +50,8 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let secs = opts.duration.as_secs();
     if tool_installed("wrk") && tool_installed("nginx") {
-        let mut figs = [Vec::new(), Vec::new()];
-        for round in 0..opts.runs {
-            for i in round_order(2, round) {
-                let server = [Server::Builtin, Server::Nginx][i];
-                let f = one(opts, &dir, server, Client::Wrk, true).await?;
-                figs[i].push(f);
-            }
-        }
+        let pairs = [(Server::Builtin, Client::Wrk), (Server::Nginx, Client::Wrk)];
+        let figs = alternate(opts, &dir, pairs, true).await?;
         let condition = format!("wrk -t2 -c100 -d{secs}s, server on 1 thread");
         rows.extend(pair(
             &figs,
@@ -68,14 +62,11 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         rows.push(missing("builtin server vs nginx", "wrk and nginx"));
     }
     if tool_installed("wrk") {
-        let mut figs = [Vec::new(), Vec::new()];
-        for round in 0..opts.runs {
-            for i in round_order(2, round) {
-                let client = [Client::Builtin, Client::Wrk][i];
-                let f = one(opts, &dir, Server::Builtin, client, false).await?;
-                figs[i].push(f);
-            }
-        }
+        let pairs = [
+            (Server::Builtin, Client::Builtin),
+            (Server::Builtin, Client::Wrk),
+        ];
+        let figs = alternate(opts, &dir, pairs, false).await?;
         let condition = format!("100 connections, 2 threads, {secs}s, builtin server");
         rows.extend(pair(
             &figs,
@@ -86,6 +77,23 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         rows.push(missing("builtin client vs wrk", "wrk"));
     }
     Ok(rows)
+}
+
+/// `opts.runs` rounds of the two set-ups, in alternating order.
+async fn alternate(
+    opts: &BenchOptions,
+    dir: &Path,
+    pairs: [(Server, Client); 2],
+    server_cpu: bool,
+) -> Result<[Vec<Figures>; 2]> {
+    let mut figs = [Vec::new(), Vec::new()];
+    for round in 0..opts.runs {
+        for i in round_order(2, round) {
+            let (server, client) = pairs[i];
+            figs[i].push(one(opts, dir, server, client, server_cpu).await?);
+        }
+    }
+    Ok(figs)
 }
 
 fn missing(what: &str, tools: &str) -> Row {
