@@ -38,6 +38,84 @@ pub struct ClientStats {
     pub notes: Vec<String>,
 }
 
+impl ClientStats {
+    /// The figures of several client hosts as one load: requests, rates,
+    /// errors, connections and CPU add up; the duration is the longest;
+    /// the mean latency is weighted by requests. Percentiles do not add up,
+    /// so the total's are the highest of any client (the worst client), and
+    /// a note says so. `None` for no clients.
+    pub fn merged(all: &[ClientStats]) -> Option<ClientStats> {
+        let first = all.first()?;
+        if all.len() == 1 {
+            return Some(first.clone());
+        }
+        let sum_opt = |f: fn(&ClientStats) -> Option<u64>| -> Option<u64> {
+            all.iter().map(f).sum::<Option<u64>>()
+        };
+        let add_counts = |f: fn(&ClientStats) -> Option<&Counts>| -> Option<Counts> {
+            let mut total: Option<Counts> = None;
+            for counts in all.iter().filter_map(f) {
+                let t = total.get_or_insert_with(Counts::new);
+                for (k, v) in counts {
+                    *t.entry(k.clone()).or_insert(0) += v;
+                }
+            }
+            total
+        };
+        let requests: u64 = all.iter().map(|c| c.requests).sum();
+        let max = |f: fn(&Latency) -> f64| all.iter().map(|c| f(&c.latency)).fold(0.0, f64::max);
+        let mean_ms = if requests > 0 {
+            all.iter()
+                .map(|c| c.latency.mean_ms * c.requests as f64)
+                .sum::<f64>()
+                / requests as f64
+        } else {
+            0.0
+        };
+        let mut notes = vec![format!(
+            "{} client hosts: requests and errors are their sums; latency percentiles are the highest of any client (percentiles do not add up)",
+            all.len()
+        )];
+        for (i, c) in all.iter().enumerate() {
+            notes.extend(c.notes.iter().map(|n| format!("client {}: {n}", i + 1)));
+        }
+        Some(ClientStats {
+            tool: first.tool.clone(),
+            duration_secs: all.iter().map(|c| c.duration_secs).fold(0.0, f64::max),
+            requests,
+            requests_per_sec: all.iter().map(|c| c.requests_per_sec).sum(),
+            responses_by_class: if all.iter().all(|c| c.responses_by_class.is_some()) {
+                add_counts(|c| c.responses_by_class.as_ref())
+            } else {
+                None
+            },
+            non_2xx_3xx: all.iter().map(|c| c.non_2xx_3xx).sum(),
+            connections_opened: sum_opt(|c| c.connections_opened),
+            errors: ErrorCounts {
+                connect: all.iter().map(|c| c.errors.connect).sum(),
+                connect_by_errno: add_counts(|c| c.errors.connect_by_errno.as_ref()),
+                read: all.iter().map(|c| c.errors.read).sum(),
+                write: all.iter().map(|c| c.errors.write).sum(),
+                timeout: all.iter().map(|c| c.errors.timeout).sum(),
+            },
+            latency: Latency {
+                mean_ms,
+                p50_ms: max(|l| l.p50_ms),
+                p75_ms: if all.iter().all(|c| c.latency.p75_ms.is_some()) {
+                    Some(max(|l| l.p75_ms.unwrap_or(0.0)))
+                } else {
+                    None
+                },
+                p90_ms: max(|l| l.p90_ms),
+                p99_ms: max(|l| l.p99_ms),
+                max_ms: max(|l| l.max_ms),
+            },
+            cpu_secs: all.iter().map(|c| c.cpu_secs).sum::<Option<f64>>(),
+            notes,
+        })
+    }
+}
+
 /// Socket-level errors, split as wrk splits them, plus connect errors by errno.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorCounts {
@@ -82,5 +160,64 @@ impl Source {
             Source::Sockets => "sockets",
             Source::Conntrack => "conntrack",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(requests: u64, rps: f64, mean: f64, p99: f64, eaddr: u64) -> ClientStats {
+        ClientStats {
+            tool: "builtin".into(),
+            duration_secs: 10.0,
+            requests,
+            requests_per_sec: rps,
+            connections_opened: Some(requests / 100),
+            errors: ErrorCounts {
+                connect: eaddr,
+                connect_by_errno: Some([("EADDRNOTAVAIL".to_string(), eaddr)].into()),
+                ..Default::default()
+            },
+            latency: Latency {
+                mean_ms: mean,
+                p50_ms: mean,
+                p90_ms: p99,
+                p99_ms: p99,
+                max_ms: p99,
+                p75_ms: None,
+            },
+            cpu_secs: Some(1.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn several_clients_add_up_and_keep_the_worst_percentile() {
+        let total = ClientStats::merged(&[
+            client(1000, 100.0, 1.0, 5.0, 3),
+            client(3000, 300.0, 2.0, 9.0, 0),
+        ])
+        .unwrap();
+        assert_eq!(total.requests, 4000);
+        assert_eq!(total.requests_per_sec, 400.0);
+        assert_eq!(total.connections_opened, Some(40));
+        assert_eq!(total.errors.connect, 3);
+        assert_eq!(
+            total.errors.connect_by_errno,
+            Some([("EADDRNOTAVAIL".to_string(), 3)].into())
+        );
+        // Weighted by requests: (1000×1 + 3000×2) / 4000.
+        assert!((total.latency.mean_ms - 1.75).abs() < 1e-9);
+        assert_eq!(total.latency.p99_ms, 9.0);
+        assert_eq!(total.cpu_secs, Some(2.0));
+        assert!(total.notes[0].contains("2 client hosts"));
+    }
+
+    #[test]
+    fn one_client_is_its_own_total_and_none_is_none() {
+        let one = client(10, 1.0, 1.0, 1.0, 0);
+        assert_eq!(ClientStats::merged(std::slice::from_ref(&one)), Some(one));
+        assert_eq!(ClientStats::merged(&[]), None);
     }
 }

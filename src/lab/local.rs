@@ -77,6 +77,10 @@ impl Host for LocalHost {
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         self.diag.count(endpoint, self.side).await
     }
+
+    async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
+        Ok(Some(self.diag.peers_seen()))
+    }
 }
 
 #[cfg(test)]

@@ -116,6 +116,14 @@ pub trait Host: Send + Sync {
     /// TCP sockets for the endpoint by state, as seen from this side.
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts>;
 
+    /// How many distinct client addresses the server's socket counts of
+    /// this run have seen connected to the endpoint, where this host can
+    /// tell without another dump (sock_diag); `None` where it cannot (a
+    /// remote host's `ss`).
+    async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// conntrack entries towards the endpoint by TCP state.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         let out = self

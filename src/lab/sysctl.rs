@@ -73,7 +73,13 @@ impl Journal {
     pub async fn restore(&mut self, hosts: &[&dyn Host]) -> Vec<Error> {
         let mut errors = Vec::new();
         while let Some(change) = self.changes.pop() {
-            let Some(host) = hosts.iter().find(|h| h.side() == change.side) else {
+            // The host it was changed on: a run may have several hosts on
+            // one side (client hosts), told apart by their description.
+            let Some(host) = hosts
+                .iter()
+                .find(|h| h.side() == change.side && h.describe() == change.host)
+                .or_else(|| hosts.iter().find(|h| h.side() == change.side))
+            else {
                 continue;
             };
             let Ok(name) = SysctlName::parse(&change.name) else {
@@ -89,7 +95,7 @@ impl Journal {
             let older = self
                 .changes
                 .iter()
-                .any(|c| c.side == change.side && c.name == change.name);
+                .any(|c| c.side == change.side && c.host == change.host && c.name == change.name);
             if !older
                 && let Some(disk) = &self.disk
                 && let Err(e) = disk.forget_sysctl(change.side, &change.name)

@@ -40,10 +40,11 @@
 //! ([`decode_counts`]) so it is tested on replies captured from a real kernel
 //! (`tests/fixtures/sockdiag/`).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use netlink_packet_core::{
@@ -158,7 +159,28 @@ impl SockDiag {
     /// missing key as 0). IPv4 connections held by a dual-stack `AF_INET6`
     /// socket (`::ffff:a.b.c.d`) count for the IPv4 endpoint.
     pub fn count(&mut self, endpoint: &Endpoint, side: Side) -> io::Result<Counts> {
-        Ok(self.tally(endpoint, side, all_states())?.into_counts())
+        Ok(self
+            .tally(endpoint, side, all_states(), None)?
+            .into_counts())
+    }
+
+    /// [`SockDiag::count`] (or, with `sockstat`,
+    /// [`SockDiag::count_in_own_namespace`]) that also adds to `peers` the
+    /// remote address of every matching server-side socket the dump
+    /// reported (IPv4-mapped addresses as IPv4): the client addresses the
+    /// server saw, without a dump of its own.
+    pub fn count_noting_peers(
+        &mut self,
+        endpoint: &Endpoint,
+        sockstat: Option<&mut File>,
+        peers: &mut HashSet<IpAddr>,
+    ) -> io::Result<Counts> {
+        match sockstat {
+            Some(file) => self.count_own(endpoint, Side::Server, file, Some(peers)),
+            None => Ok(self
+                .tally(endpoint, Side::Server, all_states(), Some(peers))?
+                .into_counts()),
+        }
     }
 
     /// [`SockDiag::count`] in a namespace that holds nothing but the
@@ -176,9 +198,19 @@ impl SockDiag {
         side: Side,
         sockstat: &mut File,
     ) -> io::Result<Counts> {
+        self.count_own(endpoint, side, sockstat, None)
+    }
+
+    fn count_own(
+        &mut self,
+        endpoint: &Endpoint,
+        side: Side,
+        sockstat: &mut File,
+        peers: Option<&mut HashSet<IpAddr>>,
+    ) -> io::Result<Counts> {
         let mut states = all_states();
         states.remove(StateFlags::TIME_WAIT);
-        let tally = self.tally(endpoint, side, states)?;
+        let tally = self.tally(endpoint, side, states, peers)?;
         let fw2 = tally.fin_wait2_timewait;
         let tw = read_sockstat_tw(sockstat)?.saturating_sub(fw2);
         let mut counts = tally.into_counts();
@@ -188,14 +220,22 @@ impl SockDiag {
         Ok(counts)
     }
 
-    fn tally(&mut self, endpoint: &Endpoint, side: Side, states: StateFlags) -> io::Result<Tally> {
+    fn tally(
+        &mut self,
+        endpoint: &Endpoint,
+        side: Side,
+        states: StateFlags,
+        mut peers: Option<&mut HashSet<IpAddr>>,
+    ) -> io::Result<Tally> {
         let mut tally = Tally::default();
         for family in [AF_INET, AF_INET6] {
             self.exchange(
                 family,
                 Some((side, endpoint.port)),
                 states.clone(),
-                |datagram, seq| tally.add(datagram, Some(seq), endpoint, side),
+                |datagram, seq| {
+                    tally.add_noting(datagram, Some(seq), endpoint, side, peers.as_deref_mut())
+                },
             )?;
         }
         Ok(tally)
@@ -334,6 +374,21 @@ impl Tally {
         endpoint: &Endpoint,
         side: Side,
     ) -> io::Result<Progress> {
+        self.add_noting(bytes, seq, endpoint, side, None)
+    }
+
+    /// [`Tally::add`], adding the remote address of each matching socket to
+    /// `peers` when given (the last one is remembered, so a run of sockets
+    /// from one client costs no hash lookup each).
+    fn add_noting(
+        &mut self,
+        bytes: &[u8],
+        seq: Option<u32>,
+        endpoint: &Endpoint,
+        side: Side,
+        mut peers: Option<&mut HashSet<IpAddr>>,
+    ) -> io::Result<Progress> {
+        let mut last_peer: Option<IpAddr> = None;
         walk(bytes, seq, |sock| {
             let id = &sock.socket_id;
             let end = match side {
@@ -341,6 +396,13 @@ impl Tally {
                 Side::Client => SocketAddr::new(id.destination_address, id.destination_port),
             };
             if endpoint.matches(end) {
+                if let Some(set) = peers.as_deref_mut()
+                    && !id.destination_address.is_unspecified()
+                    && last_peer != Some(id.destination_address)
+                {
+                    last_peer = Some(id.destination_address);
+                    set.insert(crate::common::endpoint::canonical(id.destination_address));
+                }
                 self.by_state[usize::from(sock.state)] += 1;
                 if sock.state == TCP_FIN_WAIT2 && sock.timer == Some(Timer::TimeWait) {
                     self.fin_wait2_timewait += 1;

@@ -258,6 +258,8 @@ mod tests {
                     source: Source::Sockets,
                     is_final: false,
                     counts: tw(level * t / 10),
+                    per_client: Vec::new(),
+                    peers: None,
                 });
             }
         }

@@ -54,6 +54,9 @@ pub struct RunEnv {
     pub namespaces: Vec<String>,
     pub server_address: String,
     pub client_address: String,
+    /// With several client hosts: each one's address, in host order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_addresses: Vec<String>,
     /// Each sysctl written: before, wanted, read back.
     pub sysctls: Vec<SysctlChange>,
     /// conntrack timeouts (seconds) per side, by TCP state.

@@ -24,7 +24,17 @@ pub struct Sample {
     /// `true` for the snapshot taken right after the client stopped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_final: bool,
+    /// The counts: with several client hosts, on the client side, their sum.
     pub counts: Counts,
+    /// With several client hosts (`client.hosts`), on the client side: each
+    /// host's own counts, in host order (`counts` is their sum). Empty
+    /// otherwise, and then not written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_client: Vec<Counts>,
+    /// On the server side's final socket sample: how many distinct client
+    /// addresses the server's socket counts of the run have seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<u64>,
 }
 
 /// Appends samples to `samples.jsonl`, one flushed line each.

@@ -133,15 +133,21 @@ impl StateStatsAcc {
     }
 
     pub fn add(&mut self, s: &Sample) {
-        for (state, &n) in &s.counts {
+        self.add_counts(s.t, s.is_final, &s.counts);
+    }
+
+    /// Add the counts of a sample taken at offset `t` (one host's share of
+    /// a client total, say).
+    pub fn add_counts(&mut self, t: f64, is_final: bool, counts: &Counts) {
+        for (state, &n) in counts {
             let peak = self.stats.peak.entry(state.clone()).or_insert(0);
             *peak = (*peak).max(n);
         }
-        if s.is_final {
-            self.stats.final_ = s.counts.clone();
-        } else if self.steady.contains(&s.t) {
+        if is_final {
+            self.stats.final_ = counts.clone();
+        } else if self.steady.contains(&t) {
             self.steady_n += 1;
-            for (state, &n) in &s.counts {
+            for (state, &n) in counts {
                 *self.steady_sum.entry(state.clone()).or_insert(0.0) += n as f64;
             }
         }
@@ -217,6 +223,32 @@ pub struct RunSummary {
     /// studies exactly that. Empty for a valid run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<String>,
+    /// With several client hosts (`client.hosts`): each host's own load
+    /// figures and counts (`client`, `sockets.client` and
+    /// `conntrack.client` are then their totals). Empty with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientHostSummary>,
+    /// How many distinct client addresses the server's socket counts saw
+    /// connected to the endpoint during the run, where the server host can
+    /// tell (sock_diag: the embedded lab and `local` hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_peers: Option<u64>,
+}
+
+/// One client host of a run with several.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientHostSummary {
+    /// The host as the report names it (`netns twlab-…-client2`).
+    pub host: String,
+    /// Its address towards the server.
+    pub address: String,
+    /// What its load client reported; absent when it never finished.
+    pub load: Option<ClientStats>,
+    pub sockets: StateStats,
+    pub conntrack: StateStats,
+    /// Why its load failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A variant with its settings and runs.
@@ -342,6 +374,8 @@ mod tests {
             source: Source::Sockets,
             is_final,
             counts: [("TIME_WAIT".to_string(), tw)].into_iter().collect(),
+            per_client: Vec::new(),
+            peers: None,
         }
     }
 

@@ -46,6 +46,11 @@ struct Series {
 pub struct RunSamples {
     steady: Range<f64>,
     series: Vec<Series>,
+    /// With several client hosts: each host's figures, per source
+    /// (sockets, conntrack), from the samples' [`Sample::per_client`].
+    per_client: Vec<[StateStatsAcc; 2]>,
+    /// The distinct client addresses the server saw (its final sample).
+    server_peers: Option<u64>,
 }
 
 impl RunSamples {
@@ -61,10 +66,26 @@ impl RunSamples {
                 chart: Vec::new(),
             })
             .collect();
-        RunSamples { steady, series }
+        RunSamples {
+            steady,
+            series,
+            per_client: Vec::new(),
+            server_peers: None,
+        }
     }
 
     pub fn add(&mut self, s: &Sample) {
+        if s.peers.is_some() {
+            self.server_peers = s.peers;
+        }
+        let slot = usize::from(s.source == Source::Conntrack);
+        for (i, counts) in s.per_client.iter().enumerate() {
+            if self.per_client.len() <= i {
+                let fresh = || StateStatsAcc::new(self.steady.clone());
+                self.per_client.push([fresh(), fresh()]);
+            }
+            self.per_client[i][slot].add_counts(s.t, s.is_final, counts);
+        }
         let series = &mut self.series[series_index(s.host, s.source)];
         series.stats.add(s);
         if s.is_final {
@@ -97,6 +118,21 @@ impl RunSamples {
             .finish()
     }
 
+    /// The figures of client host `i` (0-based) of a run with several, for
+    /// one source; `None` with one client host.
+    pub fn client_stats(&self, i: usize, source: Source) -> Option<StateStats> {
+        let slot = usize::from(source == Source::Conntrack);
+        self.per_client
+            .get(i)
+            .map(|accs| accs[slot].clone().finish())
+    }
+
+    /// How many distinct client addresses the server held sockets with at
+    /// the end, when it was counted.
+    pub fn server_peers(&self) -> Option<u64> {
+        self.server_peers
+    }
+
     /// Periodic samples taken of one series.
     pub fn periodic(&self, side: Side, source: Source) -> u64 {
         self.series[series_index(side, source)].periodic
@@ -127,6 +163,8 @@ mod tests {
             source: Source::Sockets,
             is_final,
             counts: [("TIME_WAIT".to_string(), tw)].into_iter().collect(),
+            per_client: Vec::new(),
+            peers: None,
         }
     }
 

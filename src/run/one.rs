@@ -6,6 +6,7 @@ use super::drive::{drive, progress_bar};
 use super::kept::RunSamples;
 use super::run_lab::{RunLab, forget_process, note_process};
 use crate::analysis::validity::validity_problems;
+use crate::common::counts::ClientStats;
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
@@ -13,11 +14,12 @@ use crate::lab::Host;
 use crate::lab::netns::{self, NetnsLab};
 use crate::lab::real::RealLab;
 use crate::lab::sysctl::Journal;
-use crate::load::client::{ClientContext, RunningClient};
+use crate::load::client::ClientContext;
+use crate::load::client::group::ClientGroup;
 use crate::load::server;
 use crate::load::shutdown::{Level, Shutdown};
 use crate::results::env::RunEnv;
-use crate::results::{self, BySide, RunSummary, Sample, SampleWriter};
+use crate::results::{self, BySide, ClientHostSummary, RunSummary, Sample, SampleWriter};
 use crate::run::sampler::Collector;
 use crate::scenario::{ClientTool, Scenario, ServerKind, Variant};
 use std::collections::BTreeMap;
@@ -86,12 +88,18 @@ pub(crate) async fn run_one(
     };
     let outcome = run_in_lab(ctx, &lab, &mut run).await;
     let samples = run.samples;
+    let client_hosts: Vec<(String, String)> = lab
+        .clients()
+        .iter()
+        .map(|h| h.describe())
+        .zip(lab.client_addresses())
+        .collect();
     env.sysctls = journal.changes.clone();
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
     let restore_errors = close_lab(&lab, &mut journal, keep).await;
-    summarize(ctx, variant, &samples, &mut summary);
+    summarize(ctx, variant, &samples, &client_hosts, &mut summary);
     all_samples.extend(samples.into_chart_samples());
     let outcome = match (outcome, restore_errors.into_iter().next()) {
         (Err(e), _) | (Ok(()), Some(e)) => Err(e),
@@ -171,9 +179,17 @@ async fn open_lab<'a>(
             })
         }
         None => {
-            let lab = NetnsLab::create(run_id).await?;
-            env.namespaces = vec![lab.server.name().to_string(), lab.client.name().to_string()];
-            Ok(RunLab::Netns(lab))
+            let (_, client) = ctx.scenario.effective(variant).map_err(Error::invalid)?;
+            let lab = NetnsLab::create_with_clients(run_id, client.hosts.get()).await?;
+            env.namespaces = lab.hosts().map(|h| h.name().to_string()).collect();
+            if client.hosts.get() > 1 {
+                env.client_addresses = lab
+                    .client_addresses()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            }
+            Ok(RunLab::Netns(Box::new(lab)))
         }
     }
 }
@@ -181,7 +197,9 @@ async fn open_lab<'a>(
 /// Last step: restore the sysctls and remove the lab (or keep it for
 /// inspection). Returns what could not be restored.
 async fn close_lab(lab: &RunLab<'_>, journal: &mut Journal, keep: bool) -> Vec<Error> {
-    let hosts: [&dyn Host; 2] = [lab.host(Side::Server), lab.host(Side::Client)];
+    let hosts: Vec<&dyn Host> = std::iter::once(lab.host(Side::Server))
+        .chain(lab.clients())
+        .collect();
     match lab {
         RunLab::Netns(netns_lab) if keep => {
             eprintln!(
@@ -207,7 +225,13 @@ async fn close_lab(lab: &RunLab<'_>, journal: &mut Journal, keep: bool) -> Vec<E
 
 /// The run's figures from its samples: final, peak and steady mean per
 /// side and source, what was collected, and whether the run is valid.
-fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &RunSamples, summary: &mut RunSummary) {
+fn summarize(
+    ctx: &Context<'_>,
+    variant: &Variant,
+    samples: &RunSamples,
+    client_hosts: &[(String, String)],
+    summary: &mut RunSummary,
+) {
     summary.sockets = BySide {
         server: samples.stats(Side::Server, Source::Sockets),
         client: samples.stats(Side::Client, Source::Sockets),
@@ -229,6 +253,25 @@ fn summarize(ctx: &Context<'_>, variant: &Variant, samples: &RunSamples, summary
     summary.samples = samples.periodic(Side::Server, Source::Sockets);
     summary.steady_samples = Some(first_source.map_or(0, |s| samples.steady(Side::Server, s)));
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
+    summary.server_peers = samples.server_peers();
+    if client_hosts.len() > 1 {
+        for (i, (host, address)) in client_hosts.iter().enumerate() {
+            let entry = match summary.clients.get_mut(i) {
+                Some(e) => e,
+                None => {
+                    summary.clients.push(ClientHostSummary::default());
+                    let last = summary.clients.len() - 1;
+                    &mut summary.clients[last]
+                }
+            };
+            entry.host = host.clone();
+            entry.address = address.clone();
+            entry.sockets = samples.client_stats(i, Source::Sockets).unwrap_or_default();
+            entry.conntrack = samples
+                .client_stats(i, Source::Conntrack)
+                .unwrap_or_default();
+        }
+    }
     if let Some(client) = &summary.client {
         summary.invalid = validity_problems(ctx.scenario, variant, client);
     }
@@ -265,20 +308,28 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         .effective(run.variant)
         .map_err(Error::invalid)?;
     let endpoint = lab.endpoint(server_spec.port.0);
-    let (server_host, client_host) = (lab.host(Side::Server), lab.host(Side::Client));
+    let (server_host, client_hosts) = (lab.host(Side::Server), lab.clients());
     prepare_conntrack(ctx, lab, endpoint, run.env).await?;
     run.journal
         .apply(server_host, &run.variant.sysctls.server)
         .await?;
-    run.journal
-        .apply(client_host, &run.variant.sysctls.client)
-        .await?;
+    for client_host in &client_hosts {
+        run.journal
+            .apply(*client_host, &run.variant.sysctls.client)
+            .await?;
+    }
 
     let log = |name: &str| {
         ctx.dir
             .join(format!("{}-r{}-{name}.log", run.variant.name, run.repeat))
     };
-    let client_log = log("client");
+    let client_logs: Vec<PathBuf> = if client_hosts.len() == 1 {
+        vec![log("client")]
+    } else {
+        (1..=client_hosts.len())
+            .map(|i| log(&format!("client{i}")))
+            .collect()
+    };
     let (mut server, server_note) =
         start_server(ctx, lab, &server_spec, &log("server"), run.env).await?;
     if ctx.shutdown.level() >= Level::Graceful {
@@ -286,18 +337,25 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         forget_process(lab, server_note);
         return Err(Error::env("stopped by a signal before the load started"));
     }
-    let client_exe = match client_spec.tool {
-        ClientTool::Builtin => client_host.twlab_exe(&ctx.exe).await?,
-        _ => ctx.exe.clone(),
-    };
-    let client_ctx = ClientContext {
-        exe: &client_exe,
-        log: &client_log,
-        run_id: lab.run_id(),
-        engine: lab.client_engine(),
-    };
+    let mut client_exes = Vec::with_capacity(client_hosts.len());
+    for host in &client_hosts {
+        client_exes.push(match client_spec.tool {
+            ClientTool::Builtin => host.twlab_exe(&ctx.exe).await?,
+            _ => ctx.exe.clone(),
+        });
+    }
+    let client_ctxs: Vec<ClientContext<'_>> = client_exes
+        .iter()
+        .zip(&client_logs)
+        .map(|(exe, log)| ClientContext {
+            exe,
+            log,
+            run_id: lab.run_id(),
+            engine: lab.client_engine(),
+        })
+        .collect();
     let mut client =
-        match RunningClient::start(&client_spec, client_host, endpoint, &client_ctx).await {
+        match ClientGroup::start(&client_spec, &client_hosts, endpoint, &client_ctxs).await {
             Ok(c) => c,
             Err(e) => {
                 server.kill().await;
@@ -305,15 +363,18 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
                 return Err(e);
             }
         };
-    // The load's clock starts with the client, before the journal's fsync.
+    // The load's clock starts with the clients, before the journal's fsync.
     let start = Instant::now();
-    run.env.client_image_id = client.image_id.clone();
-    let client_note = match client.process() {
-        Some(p) => note_process(lab, Side::Client, p)?,
-        None => None,
-    };
+    run.env.client_image_id = client.clients.first().and_then(|c| c.image_id.clone());
+    let mut client_notes = Vec::new();
+    for c in &client.clients {
+        if let Some(p) = c.process() {
+            client_notes.push(note_process(lab, Side::Client, p)?);
+        }
+    }
     let collector = Collector {
-        hosts: vec![server_host, client_host],
+        server: server_host,
+        clients: client_hosts.clone(),
         endpoint,
         sockets: ctx.scenario.collect.sockets,
         conntrack: ctx.scenario.collect.conntrack,
@@ -332,13 +393,57 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     // A server that would not stop stays in the restore journal for `clean`.
     stop_server(ctx, server).await?;
     forget_process(lab, server_note);
-    forget_process(lab, client_note);
-    let (mut stats, cpu) = client_stats?;
-    if stats.cpu_secs.is_none() {
-        stats.cpu_secs = cpu;
+    for note in client_notes {
+        forget_process(lab, note);
     }
-    run.summary.client = Some(stats);
+    let loads = record_client_outcomes(client_stats?, run.summary);
+    loads?;
     sampled
+}
+
+/// Each client's figures into the summary: the total in `client`, and with
+/// several client hosts each one's in `clients`. The first client error,
+/// if any, is returned after every figure that came in is recorded.
+fn record_client_outcomes(
+    outcomes: super::drive::ClientOutcomes,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let several = outcomes.len() > 1;
+    let mut first_error = None;
+    let mut loads = Vec::new();
+    for (i, (stats, cpu)) in outcomes.into_iter().enumerate() {
+        let (load, error) = match stats {
+            Ok(mut s) => {
+                if s.cpu_secs.is_none() {
+                    s.cpu_secs = cpu;
+                }
+                loads.push(s.clone());
+                (Some(s), None)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                let e = if several {
+                    Error::env(format!("client host {}: {text}", i + 1))
+                } else {
+                    e
+                };
+                first_error.get_or_insert(e);
+                (None, Some(text))
+            }
+        };
+        if several {
+            summary.clients.push(ClientHostSummary {
+                load,
+                error,
+                ..Default::default()
+            });
+        }
+    }
+    // A total only of every client: one missing would make it a part.
+    if first_error.is_none() {
+        summary.client = ClientStats::merged(&loads);
+    }
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Step 4: the server, started and ready, noted in the restore journal on
@@ -384,8 +489,7 @@ async fn prepare_conntrack(
         return Ok(());
     }
     if let RunLab::Netns(netns_lab) = lab {
-        for side in Side::BOTH {
-            let host = netns_lab.host(side);
+        for host in netns_lab.hosts() {
             host.enable_conntrack().await?;
             if ctx.scenario.collect.conntrack_events {
                 host.watch_conntrack(endpoint).await;
@@ -410,7 +514,7 @@ async fn prepare_conntrack(
 /// The running load of one run, as the sampling step needs it.
 struct Load<'l, 'h> {
     collector: &'l Collector<'h>,
-    client: &'l mut RunningClient,
+    client: &'l mut ClientGroup,
     server: &'l mut server::RunningServer,
     start: Instant,
     duration: std::time::Duration,
@@ -423,10 +527,7 @@ async fn sample_while_loading(
     ctx: &Context<'_>,
     load: Load<'_, '_>,
     run: &mut RunState<'_>,
-) -> (
-    Result<(crate::common::counts::ClientStats, Option<f64>)>,
-    Result<()>,
-) {
+) -> (Result<super::drive::ClientOutcomes>, Result<()>) {
     let progress = progress_bar(&run.variant.name.to_string(), run.repeat, load.duration);
     let (stop_tx, stop_rx) = watch::channel(false);
     // A sampler that fails (a full disk, a hung collector) stops the load

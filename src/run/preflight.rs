@@ -45,6 +45,18 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
 /// A real lab: this machine needs what its local hosts run (the SSH hosts
 /// are checked when twlab connects to them).
 pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
+    // One client host per lab file for now: a variant that asks for more
+    // is refused before anything is touched.
+    for v in &scenario.variants {
+        if let Ok((_, client)) = scenario.effective(v)
+            && client.hosts.get() > 1
+        {
+            return Err(Error::invalid(format!(
+                "variant `{}` asks for client.hosts: {}, but a lab file has one client host (hosts.client); several client hosts run in the embedded lab (no --lab)",
+                v.name, client.hosts
+            )));
+        }
+    }
     let hosts = [&spec.hosts.server, &spec.hosts.client];
     if hosts.iter().any(|h| !h.is_local()) {
         lab::require_tool("ssh", "to reach the lab's SSH hosts", "openssh-client")?;

@@ -11,7 +11,7 @@ use crate::lab::real::RealLab;
 
 /// The lab of one run: a fresh pair of namespaces, or the real lab.
 pub(crate) enum RunLab<'a> {
-    Netns(NetnsLab),
+    Netns(Box<NetnsLab>),
     Real { lab: &'a RealLab, run_id: String },
 }
 
@@ -20,6 +20,34 @@ impl RunLab<'_> {
         match self {
             RunLab::Netns(l) => l.host(side),
             RunLab::Real { lab, .. } => lab.host(side),
+        }
+    }
+
+    /// Every client host, the first one first.
+    pub(crate) fn clients(&self) -> Vec<&dyn Host> {
+        match self {
+            RunLab::Netns(l) => l.clients().map(|h| h as &dyn Host).collect(),
+            RunLab::Real { lab, .. } => vec![lab.host(Side::Client)],
+        }
+    }
+
+    /// Each client host's address towards the server, in host order (empty
+    /// text where the lab file does not say).
+    pub(crate) fn client_addresses(&self) -> Vec<String> {
+        match self {
+            RunLab::Netns(l) => l
+                .client_addresses()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            RunLab::Real { lab, .. } => vec![
+                lab.spec
+                    .hosts
+                    .client
+                    .address
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            ],
         }
     }
 

@@ -8,7 +8,7 @@
 //! interval older.
 
 use super::kept::RunSamples;
-use crate::common::counts::Source;
+use crate::common::counts::{Counts, Source};
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::lab::Host;
@@ -18,7 +18,11 @@ use tokio::sync::watch;
 
 /// What to count and where.
 pub struct Collector<'a> {
-    pub hosts: Vec<&'a dyn Host>,
+    pub server: &'a dyn Host,
+    /// The client hosts: one, or `client.hosts` of them. With several, the
+    /// client side's sample is their sum and carries each host's counts
+    /// ([`Sample::per_client`]).
+    pub clients: Vec<&'a dyn Host>,
     pub endpoint: Endpoint,
     pub sockets: bool,
     pub conntrack: bool,
@@ -29,39 +33,82 @@ pub struct Collector<'a> {
 }
 
 impl Collector<'_> {
-    /// Count everything once, on every host, at offset `t`.
+    /// Count everything once, on every host, at offset `t`: every host and
+    /// source at once, so no slow count delays another. The final
+    /// snapshot also notes how many client addresses the server's counts
+    /// have seen.
     pub async fn snapshot(&self, t: f64, is_final: bool) -> Result<Vec<Sample>> {
-        let mut jobs = Vec::new();
-        for host in &self.hosts {
-            if self.sockets {
-                jobs.push((host.side(), Source::Sockets, *host));
+        let sources: Vec<Source> = [
+            (self.sockets, Source::Sockets),
+            (self.conntrack, Source::Conntrack),
+        ]
+        .into_iter()
+        .filter_map(|(on, s)| on.then_some(s))
+        .collect();
+        let hosts: Vec<&dyn Host> = std::iter::once(self.server)
+            .chain(self.clients.iter().copied())
+            .collect();
+        let jobs: Vec<(usize, Source)> = (0..hosts.len())
+            .flat_map(|h| sources.iter().map(move |s| (h, *s)))
+            .collect();
+        let count = |(h, source): (usize, Source)| {
+            let host = hosts[h];
+            async move {
+                match source {
+                    Source::Sockets => host.socket_counts(self.endpoint).await,
+                    Source::Conntrack => host.conntrack_counts(self.endpoint).await,
+                }
             }
-            if self.conntrack {
-                jobs.push((host.side(), Source::Conntrack, *host));
+        };
+        let counts = futures::future::join_all(jobs.iter().copied().map(count)).await;
+        // The client addresses the server's counts have seen, after them.
+        let peers = if is_final && self.sockets {
+            self.server.peer_addresses(self.endpoint).await
+        } else {
+            Ok(None)
+        };
+        let mut by_job: Vec<((usize, Source), Counts)> = Vec::with_capacity(jobs.len());
+        for (job, c) in jobs.into_iter().zip(counts) {
+            by_job.push((job, c?));
+        }
+        let sample = |side: Side, source: Source, counts: Counts, per_client: Vec<Counts>| Sample {
+            t: (t * 1000.0).round() / 1000.0,
+            variant: self.variant.clone(),
+            repeat: self.repeat,
+            run_id: self.run_id.clone(),
+            host: side,
+            source,
+            is_final,
+            counts,
+            per_client,
+            peers: None,
+        };
+        let mut out = Vec::new();
+        for &source in &sources {
+            let mut of_source = by_job
+                .iter()
+                .filter(|((_, s), _)| *s == source)
+                .map(|((h, _), c)| (*h, c));
+            if let Some((_, server)) = of_source.next() {
+                let mut s = sample(Side::Server, source, server.clone(), Vec::new());
+                if source == Source::Sockets {
+                    // A server that cannot tell its peers leaves it unknown.
+                    s.peers = peers.as_ref().ok().copied().flatten();
+                }
+                out.push(s);
+            }
+            let clients: Vec<Counts> = of_source.map(|(_, c)| c.clone()).collect();
+            match clients.len() {
+                0 => {}
+                1 => out.extend(
+                    clients
+                        .into_iter()
+                        .map(|c| sample(Side::Client, source, c, Vec::new())),
+                ),
+                _ => out.push(sample(Side::Client, source, sum_counts(&clients), clients)),
             }
         }
-        let counts = futures::future::join_all(jobs.iter().map(|(_, source, host)| async move {
-            match source {
-                Source::Sockets => host.socket_counts(self.endpoint).await,
-                Source::Conntrack => host.conntrack_counts(self.endpoint).await,
-            }
-        }))
-        .await;
-        jobs.into_iter()
-            .zip(counts)
-            .map(|((side, source, _), counts)| {
-                Ok(Sample {
-                    t: (t * 1000.0).round() / 1000.0,
-                    variant: self.variant.clone(),
-                    repeat: self.repeat,
-                    run_id: self.run_id.clone(),
-                    host: side,
-                    source,
-                    is_final,
-                    counts: counts?,
-                })
-            })
-            .collect()
+        Ok(out)
     }
 
     /// Sample every `interval` from `start` until `stop` turns true; each
@@ -117,6 +164,17 @@ impl Collector<'_> {
     }
 }
 
+/// The counts of several hosts added up, state by state.
+pub fn sum_counts(all: &[Counts]) -> Counts {
+    let mut total = Counts::new();
+    for counts in all {
+        for (state, n) in counts {
+            *total.entry(state.clone()).or_insert(0) += n;
+        }
+    }
+    total
+}
+
 /// How [`Collector::run`] kept its interval.
 #[derive(Debug, Default)]
 pub struct Sampled {
@@ -165,6 +223,22 @@ fn progress_message(samples: &[Sample]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_total_adds_up_each_host_state_by_state() {
+        let c = |pairs: &[(&str, u64)]| -> Counts {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        let total = sum_counts(&[
+            c(&[("TIME_WAIT", 10), ("ESTABLISHED", 2)]),
+            c(&[("TIME_WAIT", 5), ("SYN_SENT", 1)]),
+            c(&[]),
+        ]);
+        assert_eq!(
+            total,
+            c(&[("TIME_WAIT", 15), ("ESTABLISHED", 2), ("SYN_SENT", 1)])
+        );
+    }
 
     #[test]
     fn ticks_overrun_by_a_slow_sample_are_counted() {

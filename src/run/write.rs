@@ -160,6 +160,8 @@ variants:
                     source: Source::Sockets,
                     is_final: false,
                     counts,
+                    per_client: Vec::new(),
+                    peers: None,
                 });
             }
         }

@@ -137,6 +137,15 @@ pub struct ClientSpec {
     /// passes wrk's arguments only). Default [`DEFAULT_CLIENT_IMAGE`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// How many client hosts run the load at once, each with `connections`
+    /// and `threads` (as if the tool ran on each). Not written when 1, so
+    /// the resolved scenario of a one-client run is what it was before
+    /// `hosts` existed.
+    #[serde(skip_serializing_if = "is_one")]
+    pub hosts: NonZeroU32,
+}
+fn is_one(n: &NonZeroU32) -> bool {
+    n.get() == 1
 }
 /// Where the load client runs on the client host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -175,6 +184,7 @@ impl Default for ClientSpec {
             linger_zero: false,
             via: ClientVia::Host,
             image: None,
+            hosts: NonZeroU32::MIN,
         }
     }
 }
@@ -217,6 +227,12 @@ pub(crate) struct RawClientSpec {
     /// docker/wrk/build.sh); its entrypoint must be wrk.
     #[serde(default)]
     image: Option<String>,
+    /// Client hosts running the load at once (default 1, at most 64), each
+    /// with `connections` and `threads`: in the embedded lab one namespace
+    /// each (198.18.0.2, .3, …).
+    #[serde(default, deserialize_with = "client_hosts_count")]
+    #[schemars(range(min = 1, max = 64))]
+    hosts: Option<NonZeroU32>,
 }
 impl TryFrom<RawClientSpec> for ClientSpec {
     type Error = String;
@@ -234,6 +250,7 @@ impl TryFrom<RawClientSpec> for ClientSpec {
             linger_zero: raw.linger_zero.unwrap_or(d.linger_zero),
             via: raw.via.unwrap_or(d.via),
             image: raw.image,
+            hosts: raw.hosts.unwrap_or(d.hosts),
         };
         if spec.via == ClientVia::Docker && spec.tool != ClientTool::Wrk {
             return Err(format!(
@@ -311,6 +328,17 @@ pub(crate) fn connections_count<'de, D: Deserializer<'de>>(
         "client.connections",
         MAX_CONNECTIONS,
         "one client address holds at most one connection per local port to the server's address and port (MAX_CONNECTIONS)",
+    )
+    .map(Some)
+}
+pub(crate) fn client_hosts_count<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NonZeroU32>, D::Error> {
+    bounded_count(
+        d,
+        "client.hosts",
+        MAX_CLIENT_HOSTS,
+        "each client host runs a whole load generator (MAX_CLIENT_HOSTS)",
     )
     .map(Some)
 }

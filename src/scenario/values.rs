@@ -374,6 +374,11 @@ pub const MAX_CONNECTIONS: u32 = 65_535;
 /// worker of the builtin client) with its own stack; far more threads than
 /// the machine has cores measure the scheduler, not TIME_WAIT.
 pub const MAX_THREADS: u32 = 1_024;
+/// The most client hosts one run may have (`client.hosts`): 64. The
+/// embedded lab gives each a namespace and an address in 198.18.0.0/24;
+/// each runs a whole load generator, and 64 of them are far more than a
+/// machine's cores can drive at once.
+pub const MAX_CLIENT_HOSTS: u32 = 64;
 /// The most times a variant may repeat: 1 000. Each repetition builds a lab
 /// and loads it for `client.duration`; the plan of every run is made up
 /// front, so `repeat: 4294967295` would allocate gigabytes before the first.

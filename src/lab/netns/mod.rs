@@ -2,7 +2,17 @@
 //!
 //! Each run gets a fresh pair, `twlab-<runid>-server` and
 //! `twlab-<runid>-client`, so no TIME_WAIT socket or conntrack entry carries
-//! over from the previous variant and no cooldown is needed. The veth ends
+//! over from the previous variant and no cooldown is needed.
+//!
+//! With `client.hosts: N` above 1 there are N client namespaces,
+//! `twlab-<runid>-client1` … `clientN` at 198.18.0.2 … 198.18.0.(N+1), each
+//! joined to the server namespace by a veth pair of its own, addressed
+//! point to point (the server's end of every pair holds 198.18.0.1 with
+//! that client as its peer: a /32 route each, no subnet). One veth per
+//! client rather than a bridge: a packet takes the same path as with one
+//! client (no bridge hop to change what is measured), and no bridge means
+//! no `br_netfilter` — loaded on every Docker host — sending the lab's
+//! frames through netfilter a second time and doubling what conntrack sees. The veth ends
 //! are created directly inside the namespaces (no interface ever appears in
 //! the machine's own namespace) and addresses come from 198.18.0.0/15, the
 //! range reserved for benchmarking. Deleting a namespace removes its veth
@@ -33,8 +43,22 @@ use tokio::process::Command;
 
 /// The server's lab address.
 pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-/// The client's lab address.
+/// The client's lab address (of the first client, when there are several).
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The most client namespaces one embedded lab holds (`client.hosts`):
+/// addresses 198.18.0.2 to .65.
+pub use crate::scenario::MAX_CLIENT_HOSTS;
+
+/// The lab address of client `i` (1-based) of a lab with several clients.
+pub fn client_addr(i: u32) -> Ipv4Addr {
+    let [a, b, c, d] = CLIENT_ADDR.octets();
+    Ipv4Addr::new(
+        a,
+        b,
+        c,
+        d.saturating_add((i.saturating_sub(1)).min(250) as u8),
+    )
+}
 const PREFIX_LEN: u8 = 24;
 /// The veth end's name inside each namespace.
 pub const IFACE: &str = "twlab0";
@@ -42,6 +66,11 @@ pub const IFACE: &str = "twlab0";
 /// The namespace name of a run's host.
 pub fn netns_name(run_id: &str, side: Side) -> String {
     format!("{LABEL_PREFIX}{run_id}-{side}")
+}
+
+/// The namespace name of client `i` (1-based) of a lab with several.
+pub fn client_netns_name(run_id: &str, i: u32) -> String {
+    format!("{LABEL_PREFIX}{run_id}-client{i}")
 }
 
 /// A host that is a named network namespace on this machine.
@@ -190,6 +219,10 @@ impl Host for NetnsHost {
         self.diag.count(endpoint, self.side).await
     }
 
+    async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
+        Ok(Some(self.diag.peers_seen()))
+    }
+
     /// From the event listener when it runs; else in-process over
     /// ctnetlink dumps, filtered by the kernel where it can.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
@@ -234,11 +267,14 @@ impl NetnsHost {
     }
 }
 
-/// The two namespaces of one run.
+/// The namespaces of one run: the server's and one per client.
 pub struct NetnsLab {
     pub run_id: String,
     pub server: NetnsHost,
+    /// The (first) client.
     pub client: NetnsHost,
+    /// Clients 2 … N, with `client.hosts` above 1.
+    pub other_clients: Vec<NetnsHost>,
     /// Set once the lab is destroyed or deliberately kept; until then,
     /// dropping the lab (a panic, an early return) removes it.
     settled: std::sync::atomic::AtomicBool,
@@ -277,16 +313,48 @@ pub fn run_id_of(netns: &str) -> Option<&str> {
     let rest = netns.strip_prefix(LABEL_PREFIX)?;
     rest.strip_suffix("-server")
         .or_else(|| rest.strip_suffix("-client"))
+        .or_else(|| {
+            let numbered = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            (numbered.len() < rest.len())
+                .then(|| numbered.strip_suffix("-client"))
+                .flatten()
+        })
 }
 
 impl NetnsLab {
     /// Create both namespaces, the veth pair, addresses and loopback. On
     /// failure whatever was made is removed again before the error returns.
     pub async fn create(run_id: &str) -> Result<NetnsLab> {
+        Self::create_with_clients(run_id, 1).await
+    }
+
+    /// Create the server's namespace and `clients` client namespaces (1 to
+    /// [`MAX_CLIENT_HOSTS`]), each joined to the server's by its own veth
+    /// pair (the module doc says why). On failure whatever was made is
+    /// removed again before the error returns.
+    pub async fn create_with_clients(run_id: &str, clients: u32) -> Result<NetnsLab> {
+        if !(1..=MAX_CLIENT_HOSTS).contains(&clients) {
+            return Err(Error::invalid(format!(
+                "an embedded lab holds 1 to {MAX_CLIENT_HOSTS} client hosts, not {clients}"
+            )));
+        }
+        let (client, other_clients) = if clients == 1 {
+            (
+                NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
+                Vec::new(),
+            )
+        } else {
+            let mut all: Vec<NetnsHost> = (1..=clients)
+                .map(|i| NetnsHost::new(Side::Client, client_netns_name(run_id, i)))
+                .collect();
+            let first = all.remove(0);
+            (first, all)
+        };
         let lab = NetnsLab {
             run_id: run_id.to_string(),
             server: NetnsHost::new(Side::Server, netns_name(run_id, Side::Server)),
-            client: NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
+            client,
+            other_clients,
             settled: std::sync::atomic::AtomicBool::new(false),
         };
         write_owner_file(run_id)?;
@@ -298,15 +366,48 @@ impl NetnsLab {
     }
 
     async fn build(&self) -> Result<()> {
-        let (s, c) = (self.server.name.clone(), self.client.name.clone());
-        let what = format!("cannot build the lab {s} / {c}");
+        let s = self.server.name.clone();
+        let clients: Vec<String> = self.clients().map(|c| c.name.clone()).collect();
+        let what = format!("cannot build the lab {s} / {}", clients.join(", "));
         blocking(move || {
             sys::add_netns(&s)?;
-            sys::add_netns(&c)?;
-            sys::veth_pair(&s, IFACE, SERVER_ADDR, &c, IFACE, CLIENT_ADDR, PREFIX_LEN)
+            if let [c] = clients.as_slice() {
+                sys::add_netns(c)?;
+                return sys::veth_pair(&s, IFACE, SERVER_ADDR, c, IFACE, CLIENT_ADDR, PREFIX_LEN);
+            }
+            for (i, c) in (1u32..).zip(&clients) {
+                sys::add_netns(c)?;
+                sys::veth_pair_with(
+                    (&s, &format!("twlab{i}"), SERVER_ADDR),
+                    (c, IFACE, client_addr(i)),
+                    sys::Addressing::PointToPoint,
+                )?;
+            }
+            Ok(())
         })
         .await
         .map_err(|e| Error::env(format!("{what}: {e}")))
+    }
+
+    /// Every client host, the first one first.
+    pub fn clients(&self) -> impl Iterator<Item = &NetnsHost> {
+        std::iter::once(&self.client).chain(&self.other_clients)
+    }
+
+    /// Every namespace of the lab: the server's, then the clients'.
+    pub fn hosts(&self) -> impl Iterator<Item = &NetnsHost> {
+        std::iter::once(&self.server).chain(self.clients())
+    }
+
+    /// The lab address of each client, in order.
+    pub fn client_addresses(&self) -> Vec<Ipv4Addr> {
+        if self.other_clients.is_empty() {
+            vec![CLIENT_ADDR]
+        } else {
+            (1..=1 + self.other_clients.len() as u32)
+                .map(client_addr)
+                .collect()
+        }
     }
 
     pub fn host(&self, side: Side) -> &NetnsHost {
@@ -324,7 +425,8 @@ impl NetnsLab {
     /// Stop every process left in the namespaces and delete them. Never
     /// fails: what cannot be removed is reported on stderr for `twlab clean`.
     pub async fn destroy(&self) {
-        for host in [&self.client, &self.server] {
+        let hosts: Vec<&NetnsHost> = self.clients().chain([&self.server]).collect();
+        for host in hosts {
             host.diag.close();
             host.unwatch_conntrack();
             remove_netns(host.name()).await;
@@ -352,7 +454,7 @@ impl Drop for NetnsLab {
         if self.settled.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        for host in [&self.client, &self.server] {
+        for host in self.hosts() {
             for pid in sys::netns_pids(host.name()).unwrap_or_default() {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
@@ -438,8 +540,20 @@ mod tests {
             run_id_of(&netns_name("ab12cd34", Side::Client)),
             Some("ab12cd34")
         );
+        assert_eq!(
+            run_id_of(&client_netns_name("ab12cd34", 12)),
+            Some("ab12cd34")
+        );
+        assert_eq!(run_id_of("twlab-ab12cd34-clientx"), None);
         assert_eq!(run_id_of("twlab-doctor-77"), None);
         assert_eq!(run_id_of("other-ab12-server"), None);
+    }
+
+    #[test]
+    fn clients_are_numbered_from_the_first_lab_address_after_the_server() {
+        assert_eq!(client_addr(1), CLIENT_ADDR);
+        assert_eq!(client_addr(4), Ipv4Addr::new(198, 18, 0, 5));
+        assert_eq!(client_addr(MAX_CLIENT_HOSTS), Ipv4Addr::new(198, 18, 0, 65));
     }
 
     #[test]

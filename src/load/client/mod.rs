@@ -10,6 +10,7 @@
 
 pub mod builtin;
 pub mod docker;
+pub mod group;
 pub mod wrk;
 
 use crate::common::counts::ClientStats;

@@ -5,7 +5,9 @@
 use super::{SockDiag, open_sockstat_in_netns};
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
+use std::collections::HashSet;
 use std::fs::File;
+use std::net::IpAddr;
 
 /// The socket and, in a namespace of the run's own, its sockstat file.
 type Opened = (SockDiag, Option<File>);
@@ -21,6 +23,8 @@ pub struct LazySockDiag {
     /// embedded lab's): count with [`SockDiag::count_in_own_namespace`].
     own_namespace: bool,
     cell: std::sync::Arc<std::sync::Mutex<Option<Opened>>>,
+    /// The client addresses that server-side counts have seen so far.
+    peers: std::sync::Arc<std::sync::Mutex<HashSet<IpAddr>>>,
 }
 
 impl LazySockDiag {
@@ -48,8 +52,36 @@ impl LazySockDiag {
         }
     }
 
-    /// Count the endpoint's sockets by state as seen from `side`.
+    /// Count the endpoint's sockets by state as seen from `side`. On the
+    /// server side the remote addresses of the sockets the dump reported
+    /// are noted too ([`LazySockDiag::peers_seen`]).
     pub async fn count(&self, endpoint: Endpoint, side: Side) -> crate::error::Result<Counts> {
+        let peers = self.peers.clone();
+        self.with(move |sd, sockstat| match (side, sockstat) {
+            (Side::Server, sockstat) => {
+                let mut seen = peers
+                    .lock()
+                    .map_err(|_| std::io::Error::other("the peer set's lock is poisoned"))?;
+                sd.count_noting_peers(&endpoint, sockstat, &mut seen)
+            }
+            (Side::Client, Some(file)) => sd.count_in_own_namespace(&endpoint, side, file),
+            (Side::Client, None) => sd.count(&endpoint, side),
+        })
+        .await
+    }
+
+    /// How many distinct client addresses the server-side counts so far
+    /// have seen: of the sockets each dump reported (in an embedded lab's
+    /// namespace every state but TIME_WAIT, which comes from sockstat).
+    pub fn peers_seen(&self) -> u64 {
+        self.peers.lock().map_or(0, |p| p.len() as u64)
+    }
+
+    /// Run `f` on the socket (opened first if need be) off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SockDiag, Option<&mut File>) -> std::io::Result<T> + Send + 'static,
+    ) -> crate::error::Result<T> {
         use crate::error::Error;
         let this = self.clone();
         let place = match &self.netns {
@@ -79,11 +111,7 @@ impl LazySockDiag {
             let (sd, sockstat) = guard
                 .as_mut()
                 .ok_or_else(|| Error::env("sock_diag socket missing"))?;
-            match sockstat {
-                Some(file) => sd.count_in_own_namespace(&endpoint, side, file),
-                None => sd.count(&endpoint, side),
-            }
-            .map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
+            f(sd, sockstat.as_mut()).map_err(|e| Error::env(format!("sock_diag dump{place}: {e}")))
         })
         .await
         .map_err(|e| Error::env(format!("sock_diag task: {e}")))?

@@ -18,6 +18,8 @@ fn sample(variant: &str, run: &str, side: Side, source: Source, t: f64, tw: u64)
         source,
         is_final: false,
         counts,
+        per_client: Vec::new(),
+        peers: None,
     }
 }
 

@@ -28,6 +28,7 @@
 mod clients;
 mod header;
 mod headline;
+mod hosts;
 mod runs;
 mod states;
 mod terminal;
@@ -37,6 +38,7 @@ mod tests;
 use clients::*;
 use header::*;
 use headline::*;
+use hosts::*;
 use runs::*;
 use states::*;
 pub use terminal::render_terminal;
@@ -106,6 +108,7 @@ pub fn render_markdown(summary: &Summary) -> String {
     if !view.variants.is_empty() {
         state_tables(&mut out, &view);
         client_tables(&mut out, &view);
+        client_hosts_table(&mut out, &view);
         runs_section(&mut out, &view);
     }
     reproduce(&mut out, &summary.info.command);

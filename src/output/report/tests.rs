@@ -139,6 +139,8 @@ fn run(
         interrupted: false,
         error: None,
         invalid: vec![],
+        clients: vec![],
+        server_peers: None,
     }
 }
 

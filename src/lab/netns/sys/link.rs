@@ -100,51 +100,66 @@ pub(super) fn set_link_up(sock: &Socket, index: u32, name: &str) -> io::Result<(
         &format!("set link {name} up"),
     )
 }
-/// `ip addr replace ADDR/PREFIX dev NAME` (local and address both ADDR).
+/// How the two ends of a veth pair are addressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// Both ends in one subnet of this prefix length (`ip addr add A/24`).
+    Subnet(u8),
+    /// Each end has its address with the other end as its peer (`ip addr
+    /// add A peer B`): a /32 route to the peer and nothing else, so several
+    /// pairs in one namespace can share that namespace's address (the
+    /// embedded lab's server end towards each of several clients).
+    PointToPoint,
+}
+
+/// `ip addr replace LOCAL/PREFIX dev NAME`, or with `peer` set
+/// `ip addr replace LOCAL peer PEER dev NAME` (a /32 route to the peer).
 pub(super) fn add_ipv4(
     sock: &Socket,
     index: u32,
     name: &str,
-    addr: Ipv4Addr,
+    local: Ipv4Addr,
+    peer: Option<Ipv4Addr>,
     prefix: u8,
 ) -> io::Result<()> {
     let mut msg = AddressMessage::default();
     msg.header.family = AddressFamily::Inet;
-    msg.header.prefix_len = prefix;
+    msg.header.prefix_len = if peer.is_some() { 32 } else { prefix };
     msg.header.index = index;
     msg.attributes = vec![
-        AddressAttribute::Local(IpAddr::V4(addr)),
-        AddressAttribute::Address(IpAddr::V4(addr)),
+        AddressAttribute::Local(IpAddr::V4(local)),
+        AddressAttribute::Address(IpAddr::V4(peer.unwrap_or(local))),
     ];
+    let what = match peer {
+        Some(p) => format!("add address {local} peer {p} to {name}"),
+        None => format!("add address {local}/{prefix} to {name}"),
+    };
     rtnl(
         sock,
         RouteNetlinkMessage::NewAddress(msg),
         NLM_F_CREATE | NLM_F_REPLACE,
-        &format!("add address {addr}/{prefix} to {name}"),
+        &what,
     )
 }
-/// Give `ifname` its address and bring it and `lo` up, in the calling
-/// thread's namespace.
+/// Give `ifname` its address (with `peer`: point to point) and bring it and
+/// `lo` up, in the calling thread's namespace.
 pub(super) fn configure_end(
     sock: &Socket,
     ifname: &str,
     addr: Ipv4Addr,
+    peer: Option<Ipv4Addr>,
     prefix: u8,
 ) -> io::Result<()> {
     let idx = ifindex(ifname)?;
-    add_ipv4(sock, idx, ifname, addr, prefix)?;
+    add_ipv4(sock, idx, ifname, addr, peer, prefix)?;
     set_link_up(sock, idx, ifname)?;
     let lo = ifindex("lo")?;
     set_link_up(sock, lo, "lo")
 }
 /// Create a veth pair with end `a_if` inside namespace `a_ns` and `b_if`
 /// inside `b_ns`, give each end its address with `prefix`, and bring both
-/// ends and `lo` of both namespaces up.
-///
-/// The pair is created by a thread inside `a_ns` with the peer's
-/// `IFLA_NET_NS_FD` pointing at `b_ns`, so it never appears in the caller's
-/// namespace. If configuring fails after the pair was made, the pair is
-/// deleted again (best effort) before the error is returned.
+/// ends and `lo` of both namespaces up. [`veth_pair_with`] with
+/// [`Addressing::Subnet`].
 pub fn veth_pair(
     a_ns: &str,
     a_if: &str,
@@ -154,6 +169,30 @@ pub fn veth_pair(
     b_addr: Ipv4Addr,
     prefix: u8,
 ) -> io::Result<()> {
+    veth_pair_with(
+        (a_ns, a_if, a_addr),
+        (b_ns, b_if, b_addr),
+        Addressing::Subnet(prefix),
+    )
+}
+
+/// Create a veth pair between the ends `(namespace, interface, address)`
+/// `a` and `b`, addressed as `addressing` says, and bring both ends and
+/// `lo` of both namespaces up.
+///
+/// The pair is created by a thread inside `a_ns` with the peer's
+/// `IFLA_NET_NS_FD` pointing at `b_ns`, so it never appears in the caller's
+/// namespace. If configuring fails after the pair was made, the pair is
+/// deleted again (best effort) before the error is returned.
+pub fn veth_pair_with(
+    (a_ns, a_if, a_addr): (&str, &str, Ipv4Addr),
+    (b_ns, b_if, b_addr): (&str, &str, Ipv4Addr),
+    addressing: Addressing,
+) -> io::Result<()> {
+    let (prefix, a_peer, b_peer) = match addressing {
+        Addressing::Subnet(p) => (p, None, None),
+        Addressing::PointToPoint => (32, Some(b_addr), Some(a_addr)),
+    };
     check_ns_name(a_ns)?;
     check_ns_name(b_ns)?;
     check_ifname(a_if)?;
@@ -174,7 +213,7 @@ pub fn veth_pair(
         let sock = netlink_socket(protocols::NETLINK_ROUTE)?;
         create_veth(&sock, &a_if_s, &b_if_s, b_file.as_raw_fd(), &b_ns_s)?;
         drop(b_file);
-        if let Err(e) = configure_end(&sock, &a_if_s, a_addr, prefix) {
+        if let Err(e) = configure_end(&sock, &a_if_s, a_addr, a_peer, prefix) {
             if let Ok(idx) = ifindex(&a_if_s) {
                 let _ = delete_link(&sock, idx, &a_if_s);
             }
@@ -187,7 +226,7 @@ pub fn veth_pair(
     let b_if_s = b_if.to_string();
     let configured_b = in_named_netns(b_ns, move || {
         let sock = netlink_socket(protocols::NETLINK_ROUTE)?;
-        configure_end(&sock, &b_if_s, b_addr, prefix)
+        configure_end(&sock, &b_if_s, b_addr, b_peer, prefix)
     });
     if let Err(e) = configured_b {
         // Deleting one end of a veth pair deletes both.
