@@ -28,6 +28,37 @@
 //! [`docker`] (the engine, through bollard). CONTRIBUTING.md says where
 //! each kind of addition goes.
 
+/// `println!` that never panics. Rust ignores SIGPIPE, so a write to a
+/// closed pipe (`twlab run | head -1`, a terminal gone) fails with EPIPE,
+/// and `println!` turns that into a panic (exit 101) in the middle of a
+/// run, with a lab up and sysctls applied. What twlab prints is a copy of
+/// what it writes to files; losing it is no reason to stop.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
+/// `eprintln!` that never panics (see [`outln!`]): stderr closed or a
+/// broken pipe must not end a run that is restoring a machine.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod analysis;
 pub mod cli;
 pub mod common;
@@ -68,7 +99,7 @@ pub fn run() -> i32 {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("twlab: error: {e}");
+            errln!("twlab: error: {e}");
             e.exit_code()
         }
     }
@@ -101,30 +132,30 @@ fn dispatch(command: Command) -> Result<i32> {
             };
             let outcome = runtime()?.block_on(run::run(&opts))?;
             let summary = &outcome.summary;
-            println!("{}", report::render_terminal(summary));
-            println!(
+            outln!("{}", report::render_terminal(summary));
+            outln!(
                 "report: {}",
                 outcome.dir.join(results::REPORT_FILE).display()
             );
             if let Some(path) = junit {
                 output::export(&junit::Junit, summary, &outcome.dir, &path)?;
-                println!("junit: {}", path.display());
+                outln!("junit: {}", path.display());
             }
             if outcome.interrupted {
-                eprintln!("twlab: interrupted; the results above cover what ran");
+                errln!("twlab: interrupted; the results above cover what ran");
                 return Ok(exit_code::INTERRUPTED);
             }
             let failed: Vec<_> = summary.expectations.iter().filter(|e| !e.passed).collect();
             if !failed.is_empty() {
                 for e in &failed {
-                    eprintln!("twlab: expectation failed: {}: {}", e.text, e.detail);
+                    errln!("twlab: expectation failed: {}: {}", e.text, e.detail);
                 }
                 return Ok(exit_code::EXPECTATION_FAILED);
             }
             Ok(exit_code::OK)
         }
         Command::Schema => {
-            println!("{}", scenario::json_schema());
+            outln!("{}", scenario::json_schema());
             Ok(exit_code::OK)
         }
         Command::Validate { scenario, set, lab } => {
@@ -133,7 +164,7 @@ fn dispatch(command: Command) -> Result<i32> {
             let s = scenario::Scenario::parse(&text, &origin, &set)?;
             let lab_spec = run::resolve_lab(&s, lab.as_deref())?;
             s.check_lab(&origin, &text, lab_spec.as_ref())?;
-            println!(
+            outln!(
                 "{}: valid: scenario `{}`, {} variant(s) x {} repeat(s), {} for {} per run, on {}",
                 scenario.display(),
                 s.name,
@@ -156,27 +187,27 @@ fn dispatch(command: Command) -> Result<i32> {
             let summary = results::read_summary(&dir)?;
             for (format, path) in output::every_run(&dir) {
                 output::export(format, &summary, &dir, &path)?;
-                println!("{}", path.display());
+                outln!("{}", path.display());
             }
             if html {
                 let page = dir.join(results::HTML_FILE);
                 output::export(&html::Html, &summary, &dir, &page)?;
-                println!("{}", page.display());
+                outln!("{}", page.display());
             }
             Ok(exit_code::OK)
         }
         Command::Compare { a, b, out } => {
             let c = compare::compare_dirs(&a, &b)?;
-            println!("{}", compare::render_terminal(&c));
+            outln!("{}", compare::render_terminal(&c));
             if let Some(path) = out {
-                results::write_text(&path, &compare::render_markdown(&c))?;
-                println!("comparison: {}", path.display());
+                output::write_to(&path, &compare::render_markdown(&c))?;
+                outln!("comparison: {}", path.display());
             }
             Ok(exit_code::OK)
         }
         Command::Doctor { lab } => {
             let checks = runtime()?.block_on(doctor::run(lab.as_deref()))?;
-            print!("{}", doctor::render(&checks));
+            out!("{}", doctor::render(&checks));
             Ok(if checks.iter().all(|c| c.ok) {
                 exit_code::OK
             } else {
@@ -255,16 +286,16 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Clean { force } => {
             let done = runtime()?.block_on(clean::clean(force))?;
             if done.removed.is_empty() && done.in_use.is_empty() && done.failed.is_empty() {
-                println!("nothing to clean");
+                outln!("nothing to clean");
             }
             for r in &done.removed {
-                println!("removed {r}");
+                outln!("removed {r}");
             }
             for r in &done.in_use {
-                println!("left {r}; `twlab clean --force` removes it too");
+                outln!("left {r}; `twlab clean --force` removes it too");
             }
             for r in &done.failed {
-                eprintln!("twlab: could not undo: {r}");
+                errln!("twlab: could not undo: {r}");
             }
             Ok(if done.failed.is_empty() {
                 exit_code::OK
@@ -320,9 +351,9 @@ fn dispatch(command: Command) -> Result<i32> {
             if json {
                 let text = serde_json::to_string(&stats)
                     .map_err(|e| Error::env(format!("cannot encode the result: {e}")))?;
-                println!("{text}");
+                outln!("{text}");
             } else {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&stats).unwrap_or_default()
                 );

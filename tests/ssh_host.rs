@@ -284,7 +284,7 @@ fn ssh_remote_program_is_stopped_by_its_remote_pid() {
         );
         let pidfile = host.last_pidfile().expect("a pidfile");
         assert!(
-            pidfile.starts_with("/tmp/twlab-") && pidfile.ends_with(".pid"),
+            pidfile.starts_with("/run/twlab/pids/twlab-") && pidfile.ends_with(".pid"),
             "{pidfile}"
         );
         assert_eq!(host.pidfiles(), vec![pidfile.clone()]);

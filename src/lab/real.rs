@@ -78,7 +78,14 @@ pub struct RealLab {
     _control_dir: tempfile::TempDir,
     /// One lock per machine, held while the lab is connected.
     _locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+    /// Has a stop (Ctrl-C, SIGTERM) been asked for? The waits between runs
+    /// (the drain) end early on one. A question rather than the run's
+    /// `Shutdown`: the lab sits below the load and run modules.
+    stop_requested: StopCheck,
 }
+
+/// See [`RealLab::with_stop_check`].
+pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Take the lock of each machine of the lab: two twlab runs on one host
 /// would each restore "their" old sysctl values and leave the second
@@ -181,7 +188,15 @@ impl RealLab {
             restore,
             _control_dir: control_dir,
             _locks: locks,
+            stop_requested: std::sync::Arc::new(|| false),
         })
+    }
+
+    /// Let the waits between runs end once `stop` says a stop signal came
+    /// (a cooldown may be hours long; Ctrl-C must not wait for it).
+    pub fn with_stop_check(mut self, stop: StopCheck) -> RealLab {
+        self.stop_requested = stop;
+        self
     }
 
     pub fn host(&self, side: Side) -> &dyn Host {
@@ -206,7 +221,8 @@ impl RealLab {
 
     /// Wait until no socket (but LISTEN) and no conntrack entry of the
     /// endpoint is left on either host, at most `cooldown`. Returns what was
-    /// still there when the wait ended (empty when drained).
+    /// still there when the wait ended (empty when drained). A stop signal
+    /// ends the wait with an error: the next run is not started.
     pub async fn drain(&self, endpoint: Endpoint, conntrack: bool) -> Result<Vec<String>> {
         let deadline = Instant::now() + self.spec.cooldown();
         loop {
@@ -232,13 +248,54 @@ impl RealLab {
             if left.is_empty() || Instant::now() >= deadline {
                 return Ok(left);
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // Counted once a second, a stop looked for every 100 ms.
+            for _ in 0..10 {
+                if (self.stop_requested)() {
+                    return Err(Error::env(format!(
+                        "stopped by a signal while waiting for the endpoint {endpoint} to drain ({} left)",
+                        left.join(", ")
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 
     /// Close the SSH connections; the restore journal is removed when
-    /// nothing is left to undo.
+    /// nothing is left to undo. A program on an SSH host is forgotten only
+    /// once its pidfile is seen gone there: after a dropped connection it
+    /// may still run, and then `twlab clean` must still find it.
     pub async fn close(self) -> Result<()> {
+        for (side, host) in [(Side::Server, &self.server), (Side::Client, &self.client)] {
+            let RealHost::Ssh(h) = host else {
+                continue;
+            };
+            let files = self.restore.remote_pidfiles(side);
+            if files.is_empty() {
+                continue;
+            }
+            match h.present_pidfiles(&files).await {
+                Ok(left) => {
+                    let gone: Vec<String> = files
+                        .iter()
+                        .filter(|f| !left.contains(f))
+                        .cloned()
+                        .collect();
+                    self.restore.forget_remote(side, &gone)?;
+                    if !left.is_empty() {
+                        errln!(
+                            "twlab: {} program(s) still run on {}; `twlab clean` ends them",
+                            left.len(),
+                            h.describe()
+                        );
+                    }
+                }
+                Err(e) => errln!(
+                    "twlab: cannot tell whether the programs twlab started on {} have ended ({e}); `twlab clean` ends what is left",
+                    h.describe()
+                ),
+            }
+        }
         for host in [self.server, self.client] {
             if let RealHost::Ssh(h) = host {
                 h.close().await;

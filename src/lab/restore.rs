@@ -65,6 +65,10 @@ pub struct RestoreState {
     pub lab_id: String,
     /// The twlab that owns this journal.
     pub owner_pid: u32,
+    /// Its start time (clock ticks since boot), so a later process that got
+    /// the same PID is not taken for the owner. Absent in older journals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_start_ticks: Option<u64>,
     pub started_at: String,
     /// How to reach the hosts again.
     pub lab: LabSpec,
@@ -93,6 +97,7 @@ impl RestoreFile {
         let state = RestoreState {
             lab_id: lab_id.to_string(),
             owner_pid: std::process::id(),
+            owner_start_ticks: start_ticks(std::process::id()),
             started_at: chrono::Local::now().to_rfc3339(),
             lab: lab.clone(),
             sysctls: Vec::new(),
@@ -140,9 +145,38 @@ impl RestoreFile {
         self.update(|s| s.processes.push(entry))
     }
 
-    /// A process has been stopped and reaped.
+    /// A process has been stopped and reaped. A program on an SSH host is
+    /// kept: its local `ssh` ending says nothing about it when the
+    /// connection dropped (the program runs on); [`RestoreFile::forget_remote`]
+    /// drops it once its pidfile is seen gone on the host.
     pub fn forget_process(&self, pid: u32) -> Result<()> {
-        self.update(|s| s.processes.retain(|p| p.pid != pid))
+        self.update(|s| {
+            s.processes
+                .retain(|p| p.pid != pid || p.remote_pidfile.is_some())
+        })
+    }
+
+    /// The pidfiles of the programs noted on the `side` host.
+    pub fn remote_pidfiles(&self, side: Side) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|g| {
+                g.1.processes
+                    .iter()
+                    .filter(|p| p.side == side)
+                    .filter_map(|p| p.remote_pidfile.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Programs whose pidfiles are gone from their host have ended.
+    pub fn forget_remote(&self, side: Side, gone: &[String]) -> Result<()> {
+        self.update(|s| {
+            s.processes.retain(|p| {
+                !(p.side == side && p.remote_pidfile.as_ref().is_some_and(|f| gone.contains(f)))
+            })
+        })
     }
 
     /// Note a run id (its containers carry it as a label).
@@ -216,12 +250,17 @@ pub fn save_or_remove(path: &Path, state: &RestoreState) -> Result<()> {
     }
 }
 
-/// Is the owner of a journal a live process (other than this one)?
+/// Is the owner of a journal a live process (other than this one), and the
+/// same process that wrote it (its start time, when recorded)?
 pub fn owner_alive(state: &RestoreState) -> bool {
-    let pid = state.owner_pid as i32;
-    pid != std::process::id() as i32
-        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-        && start_ticks(state.owner_pid).is_some()
+    let pid = state.owner_pid;
+    if pid == 0 || pid > i32::MAX as u32 || pid == std::process::id() {
+        return false;
+    }
+    let started = start_ticks(pid);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+        && started.is_some()
+        && state.owner_start_ticks.is_none_or(|t| Some(t) == started)
 }
 
 /// Start time of a process in clock ticks since boot (`/proc/PID/stat`

@@ -34,7 +34,10 @@
 //! process does not reach the remote program: the channel closes, and the
 //! program keeps running — holding the port, the sockets twlab counts, the
 //! load it generates. So a long-running program is started through a small
-//! wrapper that writes its PID to a pidfile under `/tmp` before `exec`ing it,
+//! wrapper that writes its PID to a pidfile before `exec`ing it (in
+//! `/run/twlab/pids` when it runs as root, a `0700` directory only root can
+//! write, since root later signals the PID the file holds; else in a `0700`
+//! directory of the user in `/tmp`),
 //! and the [`Supervised`] child gets a [`Signaller`] that runs
 //! `kill -s SIG <pid>` on the host over the same master (through sudo when
 //! configured). The wrapper removes the pidfile when the program ends, so a
@@ -79,8 +82,9 @@ const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// The master exits after this long without any command or program on it
 /// (a run keeps it busy; a killed twlab must not leave it for ever).
 const IDLE_PERSIST_SECS: usize = 900;
-/// Where remote pidfiles live; they are named `twlab-<16 hex>.pid`.
-pub const PIDFILE_DIR: &str = "/tmp";
+/// Where remote pidfiles of programs run as root live; they are named
+/// `twlab-<16 hex>.pid`. Other users' go to [`pidfile_dir`].
+pub const PIDFILE_DIR: &str = "/run/twlab/pids";
 /// How long [`SshHost::close`] lets signals still being delivered finish.
 const PENDING_SIGNALS_WAIT: Duration = Duration::from_secs(5);
 /// The remote Docker engine's socket.
@@ -107,6 +111,9 @@ pub struct SshHost {
     tool: AtomicU8,
     /// Pidfiles of the programs started with [`Host::spawn`], in order.
     pidfiles: Mutex<Vec<String>>,
+    /// Their directory ([`pidfile_dir`] of the user programs run as there),
+    /// found by the probe.
+    pidfile_dir: std::sync::OnceLock<String>,
     /// Threads waiting for `kill` commands still under way.
     pending: Arc<Mutex<Vec<std::thread::JoinHandle<()>>>>,
     /// Unix socket forwards (local, remote), cancelled on close.
@@ -185,6 +192,7 @@ impl SshHost {
             exe: tokio::sync::OnceCell::new(),
             tool: AtomicU8::new(TOOL_NONE),
             pidfiles: Mutex::new(Vec::new()),
+            pidfile_dir: std::sync::OnceLock::new(),
             pending: Arc::new(Mutex::new(Vec::new())),
             forwards: Mutex::new(Vec::new()),
         };
@@ -201,6 +209,16 @@ impl SshHost {
             _ => TOOL_NONE,
         };
         self.tool.store(tool, Ordering::Relaxed);
+        // Programs run as this user (root with sudo): their pidfiles go
+        // where only that user can write.
+        let uid = self
+            .run(&["id".to_string(), "-u".to_string()])
+            .await
+            .ok()
+            .and_then(|out| out.trim().parse::<u32>().ok());
+        if let Some(uid) = uid {
+            let _ = self.pidfile_dir.set(pidfile_dir(uid));
+        }
         if self.sudo
             && let Err(e) = self.run(&["true".to_string()]).await
         {
@@ -236,7 +254,7 @@ impl SshHost {
     /// host, oldest first. Each holds the program's PID while it runs and is
     /// removed when it ends; a cleanup after a crash signals what is left
     /// with [`SshHost::signal_pidfile`] (all of them match
-    /// `/tmp/twlab-*.pid` on the host).
+    /// `DIR/twlab-*.pid` on the host, DIR from [`pidfile_dir`]).
     pub fn pidfiles(&self) -> Vec<String> {
         self.pidfiles.lock().map(|p| p.clone()).unwrap_or_default()
     }
@@ -244,6 +262,19 @@ impl SshHost {
     /// The pidfile of the program started last, if any.
     pub fn last_pidfile(&self) -> Option<String> {
         self.pidfiles.lock().ok().and_then(|p| p.last().cloned())
+    }
+
+    /// Which of `pidfiles` still exist on the host (their programs run).
+    pub async fn present_pidfiles(&self, pidfiles: &[String]) -> Result<Vec<String>> {
+        let files: Vec<&str> = pidfiles.iter().map(String::as_str).collect();
+        let out = self
+            .run_maybe_sudo(&script(PRESENT, "twlab-present", &files), self.sudo)
+            .await?;
+        Ok(out
+            .lines()
+            .filter(|l| pidfiles.iter().any(|f| f == l))
+            .map(String::from)
+            .collect())
     }
 
     /// Send `sig` to the program of a remote pidfile, and wait for the
@@ -524,7 +555,12 @@ impl Host for SshHost {
         if argv.is_empty() {
             return Err(self.err("nothing to run (empty command)".into()));
         }
-        let pidfile = new_pidfile();
+        let Some(dir) = self.pidfile_dir.get() else {
+            return Err(self.err(
+                "`id -u` did not answer there, so there is no directory of that user for the program's pidfile".into(),
+            ));
+        };
+        let pidfile = new_pidfile(dir);
         let mut wrapped: Vec<String> = ["sh", "-c", WRAPPER, "twlab-remote", pidfile.as_str()]
             .iter()
             .map(|s| s.to_string())

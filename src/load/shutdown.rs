@@ -44,11 +44,11 @@ impl Shutdown {
                     _ => Level::Immediate,
                 };
                 if next == Level::Graceful {
-                    eprintln!(
+                    errln!(
                         "\ntwlab: stopping after this run's final snapshot (press Ctrl-C again to stop at once)"
                     );
                 } else {
-                    eprintln!("\ntwlab: stopping now; removing the lab");
+                    errln!("\ntwlab: stopping now; removing the lab");
                 }
                 let _ = tx.send(next);
             }

@@ -142,7 +142,9 @@ async fn remove_containers(engine: &Engine, run: &str, done: &mut Cleaned) {
 async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) {
     // Local children first: the server, the client, the ssh of a remote one.
     state.processes.retain(|p| {
-        if restore::start_ticks(p.pid) == Some(p.start_ticks) {
+        // A PID from a file: positive and a single process, never a group.
+        let single = p.pid > 0 && p.pid <= i32::MAX as u32;
+        if single && restore::start_ticks(p.pid) == Some(p.start_ticks) {
             let pid = nix::unistd::Pid::from_raw(p.pid as i32);
             let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -181,16 +183,9 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
                 kept.push(p);
                 continue;
             };
-            let argv: Vec<String> = [
-                "sh",
-                "-c",
-                "test -f \"$1\" || exit 0; kill -s KILL \"$(cat \"$1\")\" 2>/dev/null; rm -f \"$1\"",
-                "sh",
-                pidfile,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            // Root signals the PID in that file: CLEAN_KILL acts only on a
+            // positive PID in a file of its own user (never `-1` or `0`).
+            let argv = crate::lab::ssh::clean_kill_argv(pidfile);
             match h.run(&argv).await {
                 Ok(_) => done
                     .removed

@@ -102,7 +102,34 @@ pub fn every_run(run_dir: &Path) -> impl Iterator<Item = (&'static dyn Format, P
 /// write names the path.
 pub fn export(format: &dyn Format, summary: &Summary, run_dir: &Path, path: &Path) -> Result<()> {
     let text = format.render(summary, run_dir)?;
-    results::write_text(path, &text)
+    write_to(path, &text)
+}
+
+/// Write `text` to a path the user named. A regular file (or a new one) is
+/// written through a temporary file and renamed into place, so a reader
+/// never sees half of it. Anything else is written where it is, as a
+/// shell's `>` would: `/dev/stdout` is a symlink to a pipe or a terminal,
+/// and a rename would replace that symlink (in the machine's `/dev`) rather
+/// than write to it; a FIFO would be replaced by a regular file its reader
+/// never sees; a symlink to a file is followed, not replaced.
+pub fn write_to(path: &Path, text: &str) -> Result<()> {
+    let special = match std::fs::symlink_metadata(path) {
+        Ok(meta) => !meta.file_type().is_file(),
+        Err(_) => false,
+    };
+    if !special {
+        return results::write_text(path, text);
+    }
+    use std::io::Write as _;
+    // Truncate only what is a regular file behind a symlink; a pipe or a
+    // device has nothing to truncate (and some refuse O_TRUNC).
+    let regular_target = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+    std::fs::File::options()
+        .write(true)
+        .truncate(regular_target)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| crate::error::Error::io(path.display(), e))
 }
 
 #[cfg(test)]

@@ -96,10 +96,25 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::env(format!("cannot find twlab's own executable: {e}")))?;
     let shutdown = Shutdown::install().map_err(|e| Error::env(format!("signal handlers: {e}")))?;
-    let real = match &lab_spec {
-        Some(spec) => Some(RealLab::connect(spec, &netns::new_run_id()).await?),
-        None => None,
-    };
+    // The lab's id names its restore journal; reserved like a run's id so
+    // two labs never share a journal, and released when the run ends.
+    let lab_id = lab_spec.as_ref().map(|_| netns::new_run_id());
+    let real =
+        match (&lab_spec, &lab_id) {
+            (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
+                Ok(real) => {
+                    let stop = shutdown.clone();
+                    Some(real.with_stop_check(std::sync::Arc::new(move || {
+                        stop.level() >= Level::Graceful
+                    })))
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(netns::owner_file(id));
+                    return Err(e);
+                }
+            },
+            _ => None,
+        };
     let checked = match &real {
         Some(real) => require_remote_wrk(&scenario, real).await,
         None => Ok(()),
@@ -111,7 +126,10 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     if let Some(real) = real
         && let Err(e) = real.close().await
     {
-        eprintln!("twlab: {e}");
+        errln!("twlab: {e}");
+    }
+    if let Some(id) = &lab_id {
+        let _ = std::fs::remove_file(netns::owner_file(id));
     }
     result
 }
@@ -159,7 +177,7 @@ async fn run_plan(
         }
         let keep = opts.keep && i + 1 == total;
         let variant = &scenario.variants[vi];
-        eprintln!(
+        errln!(
             "twlab: run {}/{total}: variant `{}`, repeat {repeat}",
             i + 1,
             variant.name

@@ -202,7 +202,7 @@ async fn close_lab(lab: &RunLab<'_>, journal: &mut Journal, keep: bool) -> Vec<E
         .collect();
     match lab {
         RunLab::Netns(netns_lab) if keep => {
-            eprintln!(
+            errln!(
                 "twlab: lab kept for inspection: `ip netns exec {} bash` (or {}); `twlab clean` removes it",
                 netns_lab.client.name(),
                 netns_lab.server.name()
@@ -290,7 +290,7 @@ async fn prepare_real_run(
     let endpoint = real.endpoint(server_spec.port.0);
     let left = real.drain(endpoint, ctx.scenario.collect.conntrack).await?;
     if !left.is_empty() {
-        eprintln!(
+        errln!(
             "twlab: the endpoint {endpoint} did not drain within {}: {} left; the run starts anyway",
             humantime::format_duration(real.spec.cooldown()),
             left.join(", ")

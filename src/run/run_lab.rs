@@ -106,6 +106,6 @@ pub(crate) fn forget_process(lab: &RunLab<'_>, pid: Option<u32>) {
     if let (RunLab::Real { lab, .. }, Some(pid)) = (lab, pid)
         && let Err(e) = lab.restore.forget_process(pid)
     {
-        eprintln!("twlab: {e}");
+        errln!("twlab: {e}");
     }
 }

@@ -14,22 +14,99 @@ use crate::results::{self, RunInfo, Sample, Summary, VariantSummary};
 use crate::scenario::Scenario;
 use std::path::{Path, PathBuf};
 
+/// The run directory, claimed for this run alone before anything starts.
+///
+/// `--out DIR` must not exist yet or be an empty directory: a directory
+/// holding a run is refused, and so is one holding anything else (a run
+/// would write its files among someone's own, and `twlab clean` or a rerun
+/// could not tell them apart). Without `--out`, the default
+/// `runs/<time>-<name>` gets a `-2`, `-3`… suffix when another run took the
+/// name in the same second. The claim is the exclusive creation of
+/// `scenario.yaml` (`O_EXCL`): of two runs started into one directory at the
+/// same moment, the second is refused.
 pub(crate) fn prepare_dir(opts: &RunOptions, scenario: &Scenario) -> Result<PathBuf> {
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => PathBuf::from("runs").join(format!(
-            "{}-{}",
-            chrono::Local::now().format("%Y%m%d-%H%M%S"),
-            scenario.name
-        )),
-    };
+    match &opts.out {
+        Some(d) => {
+            check_out_dir(d)?;
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d.display(), e))?;
+            claim(d)?;
+            finish_dir(d.clone(), scenario)
+        }
+        None => {
+            let base = format!(
+                "{}-{}",
+                chrono::Local::now().format("%Y%m%d-%H%M%S"),
+                scenario.name
+            );
+            let runs = PathBuf::from("runs");
+            std::fs::create_dir_all(&runs).map_err(|e| Error::io(runs.display(), e))?;
+            for n in 1..1000 {
+                let dir = match n {
+                    1 => runs.join(&base),
+                    _ => runs.join(format!("{base}-{n}")),
+                };
+                // create_dir, not create_dir_all: an existing one is another run's.
+                match std::fs::create_dir(&dir) {
+                    Ok(()) => {
+                        claim(&dir)?;
+                        return finish_dir(dir, scenario);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(Error::io(dir.display(), e)),
+                }
+            }
+            Err(Error::env(format!(
+                "runs/{base}: 999 run directories of this name exist already; use --out"
+            )))
+        }
+    }
+}
+
+/// Refuse an `--out` that holds a run, or anything at all.
+fn check_out_dir(dir: &Path) -> Result<()> {
     if dir.join(results::SUMMARY_FILE).exists() || dir.join(results::SAMPLES_FILE).exists() {
         return Err(Error::invalid(format!(
             "{} already holds a run; choose another --out",
             dir.display()
         )));
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(Error::invalid(format!(
+                    "--out {} is a directory that is not empty (and holds no twlab run): a run writes several files there; choose a new or an empty directory",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(format!(
+            "--out {} exists and is not a directory",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::io(dir.display(), e)),
+    }
+}
+
+/// Create `scenario.yaml` exclusively: whoever does first owns the directory.
+fn claim(dir: &Path) -> Result<()> {
+    let path = dir.join(results::SCENARIO_FILE);
+    match std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::invalid(format!(
+            "{} is being used by another twlab run; choose another --out",
+            dir.display()
+        ))),
+        Err(e) => Err(Error::io(path.display(), e)),
+    }
+}
+
+fn finish_dir(dir: PathBuf, scenario: &Scenario) -> Result<PathBuf> {
     results::write_text(&dir.join(results::SCENARIO_FILE), &scenario.to_yaml())?;
     Ok(dir)
 }

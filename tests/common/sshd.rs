@@ -87,7 +87,7 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// Remote pidfiles (`/tmp/twlab-*.pid`, see `twlab::lab::ssh`) that name
+/// Remote pidfiles (`/run/twlab/pids/twlab-*.pid`: the sshd serves root; see `twlab::lab::ssh`) that name
 /// one of `pids`: their wrapper shell is killed with them and cannot remove
 /// them itself.
 fn remove_pidfiles_of(pids: &[i32]) {

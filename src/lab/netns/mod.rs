@@ -124,11 +124,11 @@ impl NetnsHost {
         .await;
         match started {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!(
+            Ok(Err(e)) => errln!(
                 "twlab: conntrack in {} is counted by dumps (the event listener did not start: {e})",
                 self.name
             ),
-            Err(e) => eprintln!("twlab: conntrack event listener task: {e}"),
+            Err(e) => errln!("twlab: conntrack event listener task: {e}"),
         }
     }
 
@@ -256,7 +256,7 @@ impl NetnsHost {
         match result {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!(
+                errln!(
                     "twlab: conntrack in {} is counted by dumps from now on: {e}",
                     self.name
                 );
@@ -281,7 +281,8 @@ pub struct NetnsLab {
 }
 
 /// Where a running twlab notes that a lab is its own (`<runid>.pid` holds
-/// its PID), so `twlab clean` leaves the labs of live runs alone.
+/// its PID and start time), so `twlab clean` leaves the labs of live runs
+/// alone.
 pub const OWNER_DIR: &str = "/run/twlab";
 
 /// The owner file of a run.
@@ -289,23 +290,61 @@ pub fn owner_file(run_id: &str) -> PathBuf {
     PathBuf::from(OWNER_DIR).join(format!("{run_id}.pid"))
 }
 
+/// This process as an owner file says it: `PID START_TICKS`. The start time
+/// (`/proc/PID/stat` field 22) tells this twlab from a later process that
+/// got the same PID after it died.
+fn owner_text() -> String {
+    let pid = std::process::id();
+    match super::restore::start_ticks(pid) {
+        Some(ticks) => format!("{pid} {ticks}\n"),
+        None => format!("{pid}\n"),
+    }
+}
+
 /// Note that this twlab owns the run `run_id` (its lab, its containers).
 pub fn write_owner_file(run_id: &str) -> Result<()> {
     let owner = owner_file(run_id);
     std::fs::create_dir_all(OWNER_DIR)
-        .and_then(|_| std::fs::write(&owner, std::process::id().to_string()))
+        .and_then(|_| std::fs::write(&owner, owner_text()))
         .map_err(|e| Error::io(owner.display(), e))
 }
 
-/// The PID of the live twlab that owns the lab of `run_id`, if any.
+/// The PID and, when recorded, the start time of an owner file's text.
+/// `None` unless the PID is a positive decimal number: a `0` or `-1` would
+/// name a process group, or every process, to `kill`.
+pub fn parse_owner(text: &str) -> Option<(i32, Option<u64>)> {
+    let mut fields = text.split_whitespace();
+    let pid = fields.next()?;
+    if !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid: i32 = pid.parse().ok().filter(|p| *p > 0)?;
+    // Files written before the start time was recorded hold only the PID.
+    let ticks = match fields.next() {
+        Some(t) => Some(t.parse().ok()?),
+        None => None,
+    };
+    Some((pid, ticks))
+}
+
+/// Is the process an owner file names still the one that wrote it?
+fn owner_is_alive(pid: i32, ticks: Option<u64>) -> bool {
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match ticks {
+        Some(t) => super::restore::start_ticks(pid as u32) == Some(t),
+        None => true,
+    }
+}
+
+/// The PID of the live twlab that owns the lab of `run_id`, if any. A PID
+/// whose process started at another time than the file says is a recycled
+/// one: the owner is dead.
 pub fn live_owner(run_id: &str) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(owner_file(run_id))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
-    (alive && pid != std::process::id() as i32).then_some(pid)
+    let text = std::fs::read_to_string(owner_file(run_id)).ok()?;
+    let (pid, ticks) = parse_owner(&text)?;
+    (pid != std::process::id() as i32 && owner_is_alive(pid, ticks)).then_some(pid)
 }
 
 /// The run id inside a lab namespace name (`twlab-<runid>-server`).
@@ -323,7 +362,9 @@ pub fn run_id_of(netns: &str) -> Option<&str> {
 
 impl NetnsLab {
     /// Create both namespaces, the veth pair, addresses and loopback. On
-    /// failure whatever was made is removed again before the error returns.
+    /// failure whatever this call made is removed again before the error
+    /// returns — and only that: a namespace of the same name that existed
+    /// already (another run's, should two ids ever meet) is never touched.
     pub async fn create(run_id: &str) -> Result<NetnsLab> {
         Self::create_with_clients(run_id, 1).await
     }
@@ -357,9 +398,19 @@ impl NetnsLab {
             other_clients,
             settled: std::sync::atomic::AtomicBool::new(false),
         };
+        for host in lab.hosts() {
+            if host.path().exists() {
+                lab.settled.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(Error::env(format!(
+                    "cannot build the lab of run {run_id}: the namespace {} exists already (another run's); nothing was changed",
+                    host.name()
+                )));
+            }
+        }
         write_owner_file(run_id)?;
         if let Err(e) = lab.build().await {
-            lab.destroy().await;
+            // What `build` made it removed itself; no process runs inside yet.
+            lab.settle();
             return Err(e);
         }
         Ok(lab)
@@ -370,20 +421,43 @@ impl NetnsLab {
         let clients: Vec<String> = self.clients().map(|c| c.name.clone()).collect();
         let what = format!("cannot build the lab {s} / {}", clients.join(", "));
         blocking(move || {
+            // add_netns refuses a name that exists (O_EXCL): a name taken
+            // between the check above and here is not ours to delete.
             sys::add_netns(&s)?;
-            if let [c] = clients.as_slice() {
-                sys::add_netns(c)?;
-                return sys::veth_pair(&s, IFACE, SERVER_ADDR, c, IFACE, CLIENT_ADDR, PREFIX_LEN);
+            let mut made = vec![s.clone()];
+            let built = (|| {
+                if let [c] = clients.as_slice() {
+                    sys::add_netns(c)?;
+                    made.push(c.clone());
+                    return sys::veth_pair(
+                        &s,
+                        IFACE,
+                        SERVER_ADDR,
+                        c,
+                        IFACE,
+                        CLIENT_ADDR,
+                        PREFIX_LEN,
+                    );
+                }
+                for (i, c) in (1u32..).zip(&clients) {
+                    sys::add_netns(c)?;
+                    made.push(c.clone());
+                    sys::veth_pair_with(
+                        (&s, &format!("twlab{i}"), SERVER_ADDR),
+                        (c, IFACE, client_addr(i)),
+                        sys::Addressing::PointToPoint,
+                    )?;
+                }
+                Ok(())
+            })();
+            if built.is_err() {
+                // Only what this call made: a name it could not add is
+                // another run's.
+                for ns in &made {
+                    let _ = sys::del_netns(ns);
+                }
             }
-            for (i, c) in (1u32..).zip(&clients) {
-                sys::add_netns(c)?;
-                sys::veth_pair_with(
-                    (&s, &format!("twlab{i}"), SERVER_ADDR),
-                    (c, IFACE, client_addr(i)),
-                    sys::Addressing::PointToPoint,
-                )?;
-            }
-            Ok(())
+            built
         })
         .await
         .map_err(|e| Error::env(format!("{what}: {e}")))
@@ -504,7 +578,7 @@ pub async fn remove_netns(name: &str) {
     }
     let owned = name.to_string();
     if let Err(e) = blocking(move || sys::del_netns(&owned)).await {
-        eprintln!("twlab: could not delete namespace {name} (run `twlab clean`): {e}");
+        errln!("twlab: could not delete namespace {name} (run `twlab clean`): {e}");
     }
 }
 
@@ -515,15 +589,49 @@ async fn netns_pids(name: &str) -> Vec<i32> {
         .unwrap_or_default()
 }
 
-/// A short id for a run: unique enough on one machine, short enough for
-/// interface and namespace names.
+/// A short random id: eight hex digits, short enough for interface and
+/// namespace names. Two draws can meet; [`new_run_id`] makes sure a run's
+/// id is not in use.
+pub fn random_id() -> String {
+    format!("{:08x}", fastrand::u32(..))
+}
+
+/// A fresh id for a run, reserved on this machine: its owner file is
+/// created exclusively (`O_EXCL`), and an id whose namespaces exist (a
+/// kept lab, a dead run's leftovers) or whose owner file is there (a live
+/// run, a dead one `twlab clean` has not seen yet) is skipped for another.
+/// Two runs can therefore never share an id, whose lab one of them would
+/// tear down. Without the rights to write the owner directory the id is
+/// returned unreserved (making the lab fails later, with the reason).
 pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let mixed = (nanos as u64) ^ (u64::from(std::process::id()) << 32);
-    format!("{:08x}", (mixed ^ (mixed >> 29)) as u32)
+    reserve_run_id(random_id)
+}
+
+/// [`new_run_id`] with the ids drawn from `draw` (tests pass a sequence).
+pub fn reserve_run_id(mut draw: impl FnMut() -> String) -> String {
+    let _ = std::fs::create_dir_all(OWNER_DIR);
+    let mut id = draw();
+    for _ in 0..64 {
+        let taken = [Side::Server, Side::Client].iter().any(|s| {
+            std::path::Path::new(sys::NETNS_RUN_DIR)
+                .join(netns_name(&id, *s))
+                .exists()
+        });
+        if !taken {
+            let claimed = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(owner_file(&id))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, owner_text().as_bytes()));
+            match claimed {
+                Ok(()) => return id,
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return id,
+                Err(_) => {}
+            }
+        }
+        id = draw();
+    }
+    id
 }
 
 #[cfg(test)]
@@ -554,6 +662,16 @@ mod tests {
         assert_eq!(client_addr(1), CLIENT_ADDR);
         assert_eq!(client_addr(4), Ipv4Addr::new(198, 18, 0, 5));
         assert_eq!(client_addr(MAX_CLIENT_HOSTS), Ipv4Addr::new(198, 18, 0, 65));
+    }
+
+    #[test]
+    fn owner_files_name_one_positive_pid_and_maybe_its_start_time() {
+        assert_eq!(parse_owner("1234 5678\n"), Some((1234, Some(5678))));
+        // Files of older twlabs hold the PID alone.
+        assert_eq!(parse_owner("1234\n"), Some((1234, None)));
+        for bad in ["", "-1", "0", "+5", "12ab", "1234 x", "99999999999"] {
+            assert_eq!(parse_owner(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,21 +5,40 @@
 use super::*;
 
 /// The remote wrapper of a long-running program (`sh -c WRAPPER twlab-remote
-/// PIDFILE ARGV...`). It claims the pidfile exclusively (`set -C`: a file of
-/// the same name, or a symlink planted there, makes it fail rather than write
-/// through it), then a child shell writes its own PID and `exec`s the program
-/// in the foreground (a background job of a non-interactive shell would have
-/// SIGINT ignored, and wrk stops on SIGINT). When the program ends, the
-/// pidfile goes and its exit status is passed on.
-pub(super) const WRAPPER: &str = r#"f=$1; shift; (set -C; : > "$f") || exit 125; sh -c 'echo $$ > "$1"; shift; exec "$@"' twlab-remote "$f" "$@"; rc=$?; rm -f "$f"; exit $rc"#;
+/// PIDFILE ARGV...`). The pidfile's directory must be one only the user
+/// the program runs as can write: it is made `0700` when missing, and a
+/// symlink, or a directory of another user, is refused (exit 125) — root
+/// later signals whatever PID the file holds. It claims the pidfile
+/// exclusively (`set -C`: a file of the same name, or a symlink planted
+/// there, makes it fail rather than write through it), then a child shell
+/// writes its own PID and `exec`s the program in the foreground (a
+/// background job of a non-interactive shell would have SIGINT ignored, and
+/// wrk stops on SIGINT). When the program ends, the pidfile goes and its
+/// exit status is passed on.
+pub(super) const WRAPPER: &str = r#"f=$1; shift; d=${f%/*}; mkdir -p "${d%/*}" 2>/dev/null; mkdir -m 700 "$d" 2>/dev/null; if [ -L "$d" ] || [ ! -d "$d" ] || [ ! -O "$d" ] || ! chmod 700 "$d"; then echo "twlab: $d is not a directory of this user alone; refusing to keep a pidfile there" >&2; exit 125; fi; (set -C; : > "$f") || exit 125; sh -c 'echo $$ > "$1"; shift; exec "$@"' twlab-remote "$f" "$@"; rc=$?; rm -f "$f"; exit $rc"#;
 /// Deliver a signal to the program of a pidfile (`sh -c KILL twlab-kill
 /// PIDFILE SIG`). A signal sent right after the start waits (2 s at most)
 /// for the PID to be written; once the program has ended its pidfile is gone
-/// and nothing is signalled. Always exits 0.
-pub(super) const KILL: &str = r#"f=$1; i=0; while [ ! -s "$f" ]; do [ "$i" -ge 20 ] && exit 0; i=$((i+1)); sleep 0.1 2>/dev/null || sleep 1; done; p=$(cat "$f" 2>/dev/null); case "$p" in ''|*[!0-9]*) exit 0;; esac; kill -s "$2" "$p" 2>/dev/null; exit 0"#;
+/// and nothing is signalled. A pidfile that is a symlink, belongs to
+/// another user or holds anything but a positive PID is ignored. Always
+/// exits 0.
+pub(super) const KILL: &str = concat!(
+    r#"f=$1; i=0; while [ ! -s "$f" ]; do [ "$i" -ge 20 ] && exit 0; i=$((i+1)); sleep 0.1 2>/dev/null || sleep 1; done; { [ -L "$f" ] || [ ! -O "$f" ]; } && exit 0; p=$(cat "$f" 2>/dev/null); "#,
+    r#"case "$p" in ''|0*|*[!0-9]*) exit 0;; esac; kill -s "$2" "$p" 2>/dev/null; exit 0"#
+);
 /// Remove the pidfiles among `$@` whose program is gone (its wrapper was
 /// killed with it and could not); those of running programs stay.
-pub(super) const TIDY: &str = r#"for f; do [ -f "$f" ] || continue; p=$(cat "$f" 2>/dev/null); case "$p" in ''|*[!0-9]*) continue;; esac; kill -0 "$p" 2>/dev/null || rm -f "$f"; done"#;
+pub(super) const TIDY: &str = r#"for f; do [ -f "$f" ] && [ ! -L "$f" ] && [ -O "$f" ] || continue; p=$(cat "$f" 2>/dev/null); case "$p" in ''|0*|*[!0-9]*) continue;; esac; kill -0 "$p" 2>/dev/null || rm -f "$f"; done"#;
+/// Print those of the pidfiles `$@` that exist.
+pub(super) const PRESENT: &str = r#"for f; do [ -e "$f" ] && printf '%s\n' "$f"; done; exit 0"#;
+/// `twlab clean`'s end of a program a killed twlab left on a host (`sh -c
+/// CLEAN_KILL twlab-clean PIDFILE`): SIGKILL to the PID of the pidfile and
+/// the pidfile removed; the same checks as [`KILL`] (a symlink, a file of
+/// another user or anything but a positive PID is not acted on).
+pub const CLEAN_KILL: &str = concat!(
+    r#"f=$1; [ -f "$f" ] || exit 0; { [ -L "$f" ] || [ ! -O "$f" ]; } && exit 0; p=$(cat "$f" 2>/dev/null); "#,
+    r#"case "$p" in ''|0*|*[!0-9]*) exit 0;; esac; kill -s KILL "$p" 2>/dev/null; rm -f "$f"; exit 0"#
+);
 /// Which socket listing tool the host has: `ss` (iproute2) or `netstat`.
 pub(super) const PROBE: &str = r#"if command -v ss >/dev/null 2>&1; then echo ss; elif command -v netstat >/dev/null 2>&1; then echo netstat; else echo none; fi"#;
 /// Is `$1` an executable file? Prints `yes` or `no`.
@@ -77,9 +96,25 @@ pub(super) fn kill_argv(pidfile: &str, sig: Signal) -> Vec<String> {
     let name = name.strip_prefix("SIG").unwrap_or(name);
     script(KILL, "twlab-kill", &[pidfile, name])
 }
-/// A fresh pidfile name: `/tmp/twlab-<16 hex>.pid`.
-pub(super) fn new_pidfile() -> String {
-    format!("{PIDFILE_DIR}/twlab-{:016x}.pid", fastrand::u64(..))
+/// Where the pidfiles of programs run as the user `uid` live on a host:
+/// [`PIDFILE_DIR`] for root (under `/run`, which only root can write),
+/// else a `0700` directory of that user in `/tmp` (`/tmp` is sticky: no
+/// one else can replace it once made; one made by another user first is
+/// refused by [`WRAPPER`]).
+pub fn pidfile_dir(uid: u32) -> String {
+    if uid == 0 {
+        PIDFILE_DIR.to_string()
+    } else {
+        format!("/tmp/twlab-{uid}")
+    }
+}
+/// A fresh pidfile name in `dir`: `DIR/twlab-<16 hex>.pid`.
+pub(super) fn new_pidfile(dir: &str) -> String {
+    format!("{dir}/twlab-{:016x}.pid", fastrand::u64(..))
+}
+/// `twlab clean`'s SIGKILL for the program of a remote pidfile, as an argv.
+pub fn clean_kill_argv(pidfile: &str) -> Vec<String> {
+    script(CLEAN_KILL, "twlab-clean", &[pidfile])
 }
 /// Where a copy of this twlab goes on a host.
 pub fn remote_copy_path(hash: u64) -> String {

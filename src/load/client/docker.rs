@@ -142,7 +142,7 @@ impl ClientContainer {
     /// not get it.
     pub async fn signal(&self, signal: &str) {
         if let Err(e) = self.engine.signal_container(&self.name, signal).await {
-            eprintln!("twlab: {e}");
+            errln!("twlab: {e}");
         }
     }
 

@@ -210,11 +210,11 @@ pub async fn serve_on_with(
         "with FIN"
     };
     if max_keepalive_requests == 0 {
-        eprintln!(
+        errln!(
             "twlab serve: listening on {local}, never closing keep-alive connections (max keep-alive requests 0); closes {how}"
         );
     } else {
-        eprintln!(
+        errln!(
             "twlab serve: listening on {local}, closing connections after {max_keepalive_requests} requests {how}"
         );
     }
@@ -245,7 +245,7 @@ pub async fn serve_on_with(
                 }
                 Err(e) => {
                     // EMFILE, ECONNABORTED, ...: the listener is still fine.
-                    eprintln!("twlab serve: accept failed: {e}");
+                    errln!("twlab serve: accept failed: {e}");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 }
             },

@@ -55,7 +55,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for &n in &opts.sizes {
         let pop = Population::build(n).await?;
-        eprintln!(
+        errln!(
             "  {n} connections made in {:.1}s",
             pop.built_in.as_secs_f64()
         );

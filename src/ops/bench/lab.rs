@@ -7,7 +7,7 @@ use super::counting::tool_installed;
 use super::{BenchOptions, Row, Section, round_order};
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
-use crate::lab::netns::{NetnsLab, netns_name, new_run_id};
+use crate::lab::netns::{NetnsLab, netns_name, random_id, reserve_run_id};
 use std::time::Instant;
 
 pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
@@ -55,7 +55,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
 
 async fn in_process() -> Result<(f64, f64)> {
     let t = Instant::now();
-    let lab = NetnsLab::create(&format!("b{}", new_run_id())).await?;
+    let lab = NetnsLab::create(&reserve_run_id(|| format!("b{}", random_id()))).await?;
     let up = ms(t);
     let t = Instant::now();
     lab.destroy().await;
@@ -63,7 +63,7 @@ async fn in_process() -> Result<(f64, f64)> {
 }
 
 async fn with_ip_commands() -> Result<(f64, f64)> {
-    let id = format!("b{}", new_run_id());
+    let id = reserve_run_id(|| format!("b{}", random_id()));
     let (s, c) = (netns_name(&id, Side::Server), netns_name(&id, Side::Client));
     // The owner file tells `twlab clean` whose lab this is, as for a run.
     crate::lab::netns::write_owner_file(&id)?;

@@ -172,9 +172,9 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
         machine: table::Machine::read(),
         rows: Vec::new(),
     };
-    eprintln!("twlab bench: {}", result.machine.describe());
+    errln!("twlab bench: {}", result.machine.describe());
     for section in &opts.sections {
-        eprintln!("twlab bench: {section:?} …");
+        errln!("twlab bench: {section:?} …");
         let rows = match section {
             Section::Counting => counting::run(opts).await?,
             Section::Overhead => overhead::run(opts).await?,
@@ -182,11 +182,11 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
             Section::Lab => lab::run(opts).await?,
             Section::Rss => rss::run(opts).await?,
         };
-        println!("{}", table::render_terminal(&rows));
+        outln!("{}", table::render_terminal(&rows));
         result.rows.extend(rows);
         table::save(&opts.out, &result)?;
     }
-    eprintln!(
+    errln!(
         "twlab bench: results in {} (bench.json, bench.md)",
         opts.out.display()
     );

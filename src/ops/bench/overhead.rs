@@ -160,7 +160,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
                 .collect();
             let out: PathBuf = dir.join(format!("{slug}-{round}"));
             let f = twlab_run(&opts.exe, &scenario, &out, sets).await?;
-            eprintln!("  {name}: {:.0} requests/s", f.requests_per_sec);
+            errln!("  {name}: {:.0} requests/s", f.requests_per_sec);
             figures[i].push(f);
         }
     }

@@ -15,7 +15,7 @@
 //! each — the "several client addresses" of a real load, on loopback.
 
 use crate::error::{Error, Result};
-use crate::lab::netns::{NetnsLab, new_run_id, sys};
+use crate::lab::netns::{NetnsLab, random_id, reserve_run_id, sys};
 use crate::measure::ctnetlink::events::CtEvents;
 use socket2::{Domain, Socket, Type};
 use std::io::Read;
@@ -44,7 +44,7 @@ pub struct Population {
 impl Population {
     /// Make a fresh lab and `n` connections closed by the server first.
     pub async fn build(n: u64) -> Result<Population> {
-        let lab = NetnsLab::create(&format!("b{}", new_run_id())).await?;
+        let lab = NetnsLab::create(&reserve_run_id(|| format!("b{}", random_id()))).await?;
         let ns = lab.server.name().to_string();
         let tw_buckets = (2 * n + 10_000).to_string();
         let settings = [
@@ -66,7 +66,7 @@ impl Population {
         let events = match CtEvents::start(&path, endpoint) {
             Ok(ev) => Some(ev),
             Err(e) => {
-                eprintln!("  conntrack events unavailable ({e}): that row is left out");
+                errln!("  conntrack events unavailable ({e}): that row is left out");
                 None
             }
         };

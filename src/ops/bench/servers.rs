@@ -16,7 +16,7 @@ use crate::common::counts::ClientStats;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab::Host;
-use crate::lab::netns::{NetnsLab, SERVER_ADDR, new_run_id};
+use crate::lab::netns::{NetnsLab, SERVER_ADDR, random_id, reserve_run_id};
 use crate::measure::sockdiag::SockDiag;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -141,7 +141,7 @@ async fn one(
     client: Client,
     server_cpu: bool,
 ) -> Result<Figures> {
-    let lab = NetnsLab::create(&format!("b{}", new_run_id())).await?;
+    let lab = NetnsLab::create(&reserve_run_id(|| format!("b{}", random_id()))).await?;
     let result = one_in(opts, dir, &lab, server, client, server_cpu).await;
     lab.destroy().await;
     result

@@ -1,0 +1,1024 @@
+//! The fault matrix (issue 9): real runs of the binary, as root, each
+//! broken in one way while it works — a signal at a given phase, the server
+//! or the client dying, the Docker engine refusing, two runs at once, a
+//! closed stdout — and each checked for the same promises: the exit code
+//! README gives, no namespace or process of the run left, the machine's
+//! own sysctls as they were, `samples.jsonl` kept up to the fault, and
+//! `summary.json` / `report.md` written wherever the run got that far.
+//! Beside them, the suspicions of the issue that a test settles (owner
+//! files and start times, run id collisions, `--out`, `--junit` to a FIFO,
+//! Ctrl-C during the drain of a real lab).
+//!
+//! Leftovers are looked for precisely (the run's own namespaces, processes
+//! of this build's binary, processes naming this test's temporary
+//! directory), so another twlab on the machine does not make a test fail.
+//! nextest runs these one at a time (`.config/nextest.toml`).
+
+mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use common::*;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// One test's temporary directory and what the machine looked like before.
+struct Fixture {
+    tmp: tempfile::TempDir,
+    sysctls: Vec<(String, String)>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            tmp: tempfile::tempdir().expect("tempdir"),
+            sysctls: machine_sysctls(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A scenario file named `name` with `body`.
+    fn scenario(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, body).expect("scenario");
+        path
+    }
+
+    /// The marker that every program a scenario of this test starts names
+    /// on its command line (its temporary directory).
+    fn marker(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    /// `twlab run SCENARIO --out OUT ARGS…` with stdout and stderr in files
+    /// (never a pipe nobody reads, which would block twlab).
+    fn spawn(&self, scenario: &Path, out: &Path, args: &[&str]) -> Child {
+        let log = |n: &str| {
+            std::fs::File::create(self.path().join(format!(
+                "{}.{n}",
+                out.file_name().unwrap_or_default().to_string_lossy()
+            )))
+            .expect("log file")
+        };
+        twlab()
+            .arg("run")
+            .arg(scenario)
+            .arg("--out")
+            .arg(out)
+            .args(args)
+            .stdout(log("stdout"))
+            .stderr(log("stderr"))
+            .spawn()
+            .expect("twlab run starts")
+    }
+
+    /// What the run writing to `out` printed on stderr.
+    fn stderr_of(&self, out: &Path) -> String {
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        std::fs::read_to_string(self.path().join(format!("{name}.stderr"))).unwrap_or_default()
+    }
+
+    /// The run is over and nothing of it is left: its namespaces, this
+    /// build's twlab processes, programs naming this test's directory; and
+    /// the machine's own sysctls are unchanged.
+    fn assert_nothing_left(&self, namespaces: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ns: Vec<&String> = namespaces
+                .iter()
+                .filter(|n| Path::new("/run/netns").join(n).exists())
+                .collect();
+            let procs = our_processes(&self.marker());
+            if ns.is_empty() && procs.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "left behind: namespaces {ns:?}, processes {procs:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            machine_sysctls(),
+            self.sysctls,
+            "the machine's own sysctls changed"
+        );
+    }
+}
+
+/// Processes of this build's twlab binary (any subcommand) and processes
+/// whose command line names `marker`.
+fn our_processes(marker: &str) -> Vec<String> {
+    let exe = env!("CARGO_BIN_EXE_twlab");
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let ours = args.first().is_some_and(|a| a == exe);
+        let named = args.iter().any(|a| a.contains(marker));
+        if ours || named {
+            found.push(format!("{pid}: {}", args.join(" ")));
+        }
+    }
+    found
+}
+
+/// The PIDs of this build's `twlab load` processes.
+fn load_processes() -> Vec<i32> {
+    let exe = env!("CARGO_BIN_EXE_twlab");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+        if args.first() == Some(&exe.as_bytes()) && args.get(1) == Some(&&b"load"[..]) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The twlab namespaces whose owner file names `pid`.
+fn namespaces_owned_by(pid: u32) -> Vec<String> {
+    twlab_namespaces()
+        .into_iter()
+        .filter(|ns| {
+            let Some(id) = twlab::lab::netns::run_id_of(ns) else {
+                return false;
+            };
+            std::fs::read_to_string(twlab::lab::netns::owner_file(id))
+                .ok()
+                .and_then(|t| t.split_whitespace().next().map(str::to_string))
+                .is_some_and(|p| p == pid.to_string())
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, child: &mut Child, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!("twlab ended ({status}) before {what}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("not within {limit:?}: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Wait for twlab to end; kill it and fail after `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("twlab did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, sig: Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig)
+        .expect("signal twlab");
+}
+
+fn sample_lines(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("samples.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a sample line: {e}: {l}")))
+        .collect()
+}
+
+/// The namespaces a run directory's env.json names.
+fn env_namespaces(out: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(out.join("env.json")) else {
+        return Vec::new();
+    };
+    let env: Value = serde_json::from_str(&text).expect("env.json");
+    env["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["namespaces"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
+}
+
+fn first_run(out: &Path) -> Value {
+    read_json(&out.join("summary.json"))["variants"][0]["runs"][0].clone()
+}
+
+/// One variant that sets a sysctl in the lab (per namespace: the machine's
+/// own is never touched) and loads the builtin server for `duration`.
+fn load_scenario(duration: &str) -> String {
+    format!(
+        "name: fault\nserver: {{ kind: builtin, port: 8080, max_keepalive_requests: 10 }}\nclient: {{ tool: builtin, connections: 10, threads: 1, duration: {duration} }}\ncollect: {{ interval: 250ms, sockets: true, conntrack: true }}\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: 1 }}\n      client: {{ net.ipv4.tcp_fin_timeout: 20 }}\n"
+    )
+}
+
+/// Start a load of 30 s, wait for samples, send `sig` once, and return
+/// the fixture, the run directory, twlab's status, the run's namespaces
+/// and how many sample lines were on disk when the signal went.
+fn signal_during_load(sig: Signal) -> (Fixture, PathBuf, ExitStatus, Vec<String>, usize) {
+    let fx = Fixture::new();
+    let scenario = fx.scenario("load", &load_scenario("30s"));
+    let out = fx.path().join("run");
+    let mut child = fx.spawn(&scenario, &out, &[]);
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || sample_lines(&out).len() >= 8,
+    );
+    let namespaces = namespaces_owned_by(child.id());
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
+    let seen = sample_lines(&out).len();
+    signal(&child, sig);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    (fx, out, status, namespaces, seen)
+}
+
+/// A graceful stop: exit 130, the samples so far kept (and a final
+/// snapshot), summary.json marked interrupted with the client's figures,
+/// report.md written, nothing left.
+fn graceful_stop(sig: Signal) {
+    let (fx, out, status, namespaces, seen) = signal_during_load(sig);
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let samples = sample_lines(&out);
+    assert!(samples.len() >= seen, "samples were lost");
+    assert!(
+        samples.iter().any(|s| s["is_final"] == true),
+        "no final snapshot"
+    );
+    let run = first_run(&out);
+    assert_eq!(run["interrupted"], true, "{run}");
+    assert!(run["client"]["requests"].as_u64().unwrap_or(0) > 0, "{run}");
+    assert_eq!(
+        read_json(&out.join("summary.json"))["info"]["complete"],
+        false
+    );
+    assert!(out.join("report.md").exists(), "no report.md");
+    fx.assert_nothing_left(&namespaces);
+}
+
+#[test]
+fn sigint_during_the_load_stops_gracefully() {
+    if require_root("sigint_during_the_load_stops_gracefully") {
+        graceful_stop(Signal::SIGINT);
+    }
+}
+
+#[test]
+fn sigterm_during_the_load_stops_gracefully() {
+    if require_root("sigterm_during_the_load_stops_gracefully") {
+        graceful_stop(Signal::SIGTERM);
+    }
+}
+
+/// kill -9: twlab cannot tidy up, so the lab stays (the test checks that
+/// the fault is real) with the samples up to the kill on disk; `twlab
+/// clean` then removes the namespaces, their processes and the owner file.
+#[test]
+fn sigkill_during_the_load_then_clean_leaves_nothing() {
+    if !require_root("sigkill_during_the_load_then_clean_leaves_nothing") {
+        return;
+    }
+    let (fx, out, status, namespaces, seen) = signal_during_load(Signal::SIGKILL);
+    assert_eq!(status.code(), None, "killed by a signal");
+    assert!(sample_lines(&out).len() >= seen, "samples were lost");
+    for ns in &namespaces {
+        assert!(
+            Path::new("/run/netns").join(ns).exists(),
+            "{ns} is gone without clean: the fault was not real"
+        );
+    }
+    let id = twlab::lab::netns::run_id_of(&namespaces[0]).expect("run id");
+    let owner = twlab::lab::netns::owner_file(id);
+    assert!(owner.exists(), "the dead run's owner file");
+    let clean = run_expecting(twlab().arg("clean"), 0);
+    let said = String::from_utf8_lossy(&clean.stdout);
+    for ns in &namespaces {
+        assert!(
+            said.contains(ns.as_str()),
+            "clean did not name {ns}: {said}"
+        );
+    }
+    assert!(!owner.exists(), "clean left the owner file: {said}");
+    fx.assert_nothing_left(&namespaces);
+}
+
+/// SIGINT while the server is starting (a `kind: command` server that
+/// takes 4 s to listen): the run ends as soon as the server is up, without
+/// a load; exit 130, summary and report written, the server's whole
+/// process group gone.
+#[test]
+fn sigint_while_the_server_starts_stops_before_the_load() {
+    if !require_root("sigint_while_the_server_starts_stops_before_the_load") {
+        return;
+    }
+    let fx = Fixture::new();
+    let body = format!(
+        "name: slow-server\nserver:\n  kind: command\n  port: 8080\n  command: [sh, -c, 'sleep 4; exec python3 -m http.server 8080 --bind :: --directory \"$0\"', '{}']\nclient: {{ tool: builtin, connections: 4, threads: 1, duration: 10s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: default\n",
+        fx.marker()
+    );
+    let scenario = fx.scenario("slow", &body);
+    let out = fx.path().join("run");
+    let mut child = fx.spawn(&scenario, &out, &[]);
+    let marker = fx.marker();
+    wait_until(
+        "the server's shell runs",
+        Duration::from_secs(20),
+        &mut child,
+        || our_processes(&marker).iter().any(|p| p.contains("sleep 4")),
+    );
+    let namespaces = namespaces_owned_by(child.id());
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
+    let signalled = Instant::now();
+    signal(&child, Signal::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        signalled.elapsed()
+    );
+    let run = first_run(&out);
+    assert_eq!(run["interrupted"], true, "{run}");
+    assert!(run["client"].is_null(), "a load ran: {run}");
+    assert!(out.join("report.md").exists());
+    fx.assert_nothing_left(&namespaces);
+}
+
+/// The server dies 3 s into a 20 s load: the run ends at once with exit 3
+/// and the server's failure, the samples before it kept, summary.json
+/// naming the error, report.md written, nothing left.
+#[test]
+fn a_server_crash_mid_load_ends_the_run_with_exit_3() {
+    if !require_root("a_server_crash_mid_load_ends_the_run_with_exit_3") {
+        return;
+    }
+    let fx = Fixture::new();
+    let body = format!(
+        "name: crash\nserver:\n  kind: command\n  port: 8080\n  command: [sh, -c, 'exec timeout 3 python3 -m http.server 8080 --bind :: --directory \"$0\"', '{}']\nclient: {{ tool: builtin, connections: 4, threads: 1, duration: 20s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: default\n",
+        fx.marker()
+    );
+    let scenario = fx.scenario("crash", &body);
+    let out = fx.path().join("run");
+    let started = Instant::now();
+    let mut child = fx.spawn(&scenario, &out, &[]);
+    let pid = child.id();
+    let mut namespaces = Vec::new();
+    wait_until("the lab is up", Duration::from_secs(20), &mut child, || {
+        namespaces = namespaces_owned_by(pid);
+        namespaces.len() == 2
+    });
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(17),
+        "the load ran on after the server died: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("timeout"),
+        "the failing server is named: {stderr}"
+    );
+    assert!(
+        !sample_lines(&out).is_empty(),
+        "no samples before the crash"
+    );
+    let run = first_run(&out);
+    assert!(run["error"].is_string(), "{run}");
+    assert!(out.join("report.md").exists());
+    let mut all = namespaces;
+    all.extend(env_namespaces(&out));
+    fx.assert_nothing_left(&all);
+}
+
+/// The load client (`twlab load` in the client namespace) is killed with
+/// SIGKILL mid-load: exit 3 naming the client, samples kept, summary and
+/// report written, nothing left.
+#[test]
+fn a_client_crash_mid_load_ends_the_run_with_exit_3() {
+    if !require_root("a_client_crash_mid_load_ends_the_run_with_exit_3") {
+        return;
+    }
+    let fx = Fixture::new();
+    let scenario = fx.scenario("load", &load_scenario("30s"));
+    let out = fx.path().join("run");
+    let mut child = fx.spawn(&scenario, &out, &[]);
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || sample_lines(&out).len() >= 8,
+    );
+    let namespaces = namespaces_owned_by(child.id());
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
+    let client_ns = namespaces
+        .iter()
+        .find(|n| n.ends_with("-client"))
+        .expect("client namespace");
+    let ns_inode = std::fs::metadata(Path::new("/run/netns").join(client_ns))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("client namespace inode");
+    // The client is the `twlab load` whose network namespace is the run's.
+    let client: Vec<i32> = load_processes()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == ns_inode)
+        })
+        .collect();
+    assert_eq!(client.len(), 1, "the run's client: {client:?}");
+    let seen = sample_lines(&out).len();
+    let killed = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(client[0]), Signal::SIGKILL)
+        .expect("kill the client");
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(killed.elapsed() < Duration::from_secs(15), "{stderr}");
+    assert!(stderr.contains("load"), "the client is named: {stderr}");
+    assert!(sample_lines(&out).len() >= seen, "samples were lost");
+    let run = first_run(&out);
+    assert!(run["error"].is_string(), "{run}");
+    assert!(out.join("report.md").exists());
+    fx.assert_nothing_left(&namespaces);
+}
+
+/// Needs this machine's Docker engine (not an image): without one on a
+/// user's machine the test says so and passes; under CI=true it fails.
+fn require_engine(test: &str) -> bool {
+    if !require_root(test) {
+        return false;
+    }
+    let ok = Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{test}: CI=true but no Docker engine");
+        }
+        eprintln!("SKIPPED {test}: needs a Docker engine");
+    }
+    ok
+}
+
+/// The engine answers an error (an image that is not there, `pull:
+/// never`): exit 3 with the engine's reason, no container, no restore
+/// journal, the machine's sysctls as they were.
+#[test]
+fn a_docker_engine_error_exits_3_and_leaves_nothing() {
+    if !require_engine("a_docker_engine_error_exits_3_and_leaves_nothing") {
+        return;
+    }
+    let fx = Fixture::new();
+    let containers = twlab_containers();
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
+    )
+    .expect("lab file");
+    let scenario = fx.scenario(
+        "docker",
+        "name: docker-error\nserver:\n  kind: docker\n  port: 18473\n  image: twlab/no-such-image-for-faults:0\n  pull: never\nclient: { tool: builtin, connections: 2, threads: 1, duration: 3s }\ncollect: { interval: 250ms, conntrack: false }\nvariants:\n  - name: default\n",
+    );
+    let state = fx.path().join("state");
+    let out = fx.path().join("run");
+    let done = run_expecting(
+        twlab()
+            .env("TWLAB_STATE_DIR", &state)
+            .arg("run")
+            .arg(&scenario)
+            .arg("--lab")
+            .arg(&lab)
+            .arg("--out")
+            .arg(&out),
+        3,
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("no-such-image-for-faults"),
+        "the image is named: {stderr}"
+    );
+    assert_eq!(twlab_containers(), containers, "a container was left");
+    let journals: Vec<_> = std::fs::read_dir(state.join("restore"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(journals.is_empty(), "restore journal left: {journals:?}");
+    fx.assert_nothing_left(&[]);
+}
+
+/// Two runs started together, both without `--out` (the same second, the
+/// same default directory name): both succeed, each in its own run
+/// directory, with its own run id and namespaces, and nothing is left.
+#[test]
+fn two_concurrent_runs_do_not_interfere() {
+    if !require_root("two_concurrent_runs_do_not_interfere") {
+        return;
+    }
+    let fx = Fixture::new();
+    let scenario = fx.scenario("load", &load_scenario("3s"));
+    let spawn = || {
+        twlab()
+            .current_dir(fx.path())
+            .arg("run")
+            .arg(&scenario)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("twlab run starts")
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        a.wait_with_output().expect("a"),
+        b.wait_with_output().expect("b"),
+    );
+    for out in [&a, &b] {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dirs: Vec<PathBuf> = std::fs::read_dir(fx.path().join("runs"))
+        .expect("runs/")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(dirs.len(), 2, "one run directory each: {dirs:?}");
+    let mut ids = Vec::new();
+    let mut namespaces = Vec::new();
+    for dir in &dirs {
+        let run = first_run(dir);
+        assert!(run["error"].is_null(), "{run}");
+        assert!(run["client"]["requests"].as_u64().unwrap_or(0) > 0, "{run}");
+        ids.push(run["run_id"].as_str().expect("run id").to_string());
+        assert_eq!(
+            sample_lines(dir)
+                .iter()
+                .filter(|s| s["run_id"] != ids[ids.len() - 1])
+                .count(),
+            0,
+            "another run's samples in {}",
+            dir.display()
+        );
+        namespaces.extend(env_namespaces(dir));
+    }
+    assert_ne!(ids[0], ids[1], "two runs, one id");
+    let distinct: std::collections::BTreeSet<&String> = namespaces.iter().collect();
+    assert_eq!(distinct.len(), 4, "{namespaces:?}");
+    fx.assert_nothing_left(&namespaces);
+}
+
+/// stdout and stderr are pipes whose reading end is closed before twlab
+/// writes a line: the run still completes (exit 0, not a panic's 101),
+/// its results are on disk and nothing is left.
+#[test]
+fn closed_stdout_and_stderr_do_not_stop_a_run() {
+    if !require_root("closed_stdout_and_stderr_do_not_stop_a_run") {
+        return;
+    }
+    let fx = Fixture::new();
+    let scenario = fx.scenario("load", &load_scenario("2s"));
+    let out = fx.path().join("run");
+    let mut child = twlab()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("twlab run starts");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    assert_ne!(status.code(), Some(101), "twlab panicked");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let run = first_run(&out);
+    assert!(run["client"]["requests"].as_u64().unwrap_or(0) > 0, "{run}");
+    assert!(out.join("report.md").exists());
+    let namespaces = env_namespaces(&out);
+    assert_eq!(namespaces.len(), 2, "{namespaces:?}");
+    fx.assert_nothing_left(&namespaces);
+}
+
+/// `--junit` naming a FIFO (as `/dev/stdout` names a pipe): the XML goes
+/// into the FIFO, which stays a FIFO. Before, the file was written beside
+/// it and renamed over it — over `/dev/stdout` itself on a real machine.
+#[test]
+fn junit_to_a_fifo_is_written_into_it() {
+    if !require_root("junit_to_a_fifo_is_written_into_it") {
+        return;
+    }
+    use std::os::unix::fs::FileTypeExt;
+    let fx = Fixture::new();
+    let fifo = fx.path().join("junit.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    // Read without blocking on open: a rename over the FIFO must fail the
+    // test, not hang it.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::File::options()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&fifo)
+                .expect("open the FIFO");
+            let mut got = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(90);
+            let mut buf = [0u8; 4096];
+            while Instant::now() < deadline {
+                match f.read(&mut buf) {
+                    Ok(0) if !got.is_empty() => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("reading the FIFO: {e}"),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            String::from_utf8_lossy(&got).into_owned()
+        })
+    };
+    let scenario = fx.scenario(
+        "junit",
+        "name: junit\nclient: { connections: 2, threads: 1, duration: 1s }\ncollect: { interval: 250ms, conntrack: false }\nallow: [client_saturation]\nvariants:\n  - name: default\nexpect:\n  - { metric: client.requests, variant: default, change: '> 0' }\n",
+    );
+    let out = fx.path().join("run");
+    run_expecting(
+        twlab()
+            .arg("run")
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out)
+            .arg("--junit")
+            .arg(&fifo),
+        0,
+    );
+    let kind = std::fs::symlink_metadata(&fifo)
+        .expect("the FIFO")
+        .file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    let xml = reader.join().expect("reader");
+    assert!(xml.contains("<testsuite"), "the FIFO got: {xml:?}");
+    assert!(!fx.path().join("junit.tmp").exists());
+    fx.assert_nothing_left(&env_namespaces(&out));
+}
+
+/// `--out` naming a directory that holds files but no run: refused with
+/// exit 2 before anything starts; the files are untouched.
+#[test]
+fn out_into_a_non_empty_directory_is_refused() {
+    if !require_root("out_into_a_non_empty_directory_is_refused") {
+        return;
+    }
+    let fx = Fixture::new();
+    let scenario = fx.scenario("load", &load_scenario("2s"));
+    let out = fx.path().join("mine");
+    std::fs::create_dir(&out).expect("dir");
+    std::fs::write(out.join("report.md"), "my own notes").expect("a file of mine");
+    let before = twlab_namespaces();
+    let done = run_expecting(twlab().arg("run").arg(&scenario).arg("--out").arg(&out), 2);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("not empty"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("report.md")).expect("kept"),
+        "my own notes"
+    );
+    assert!(!out.join("scenario.yaml").exists(), "twlab wrote into it");
+    assert_eq!(twlab_namespaces(), before, "a lab was made");
+    // An empty directory is fine (it is where a run would go).
+    let empty = fx.path().join("empty");
+    std::fs::create_dir(&empty).expect("dir");
+    let validate = twlab()
+        .arg("validate")
+        .arg(&scenario)
+        .output()
+        .expect("validate");
+    assert_eq!(validate.status.code(), Some(0));
+}
+
+/// A run id that is in use is never handed out again, and a lab is never
+/// made over (or, on failure, torn down from under) another's namespace.
+#[test]
+fn a_run_id_in_use_is_skipped_and_never_destroyed() {
+    if !require_root("a_run_id_in_use_is_skipped_and_never_destroyed") {
+        return;
+    }
+    use twlab::lab::netns::{self, NetnsLab, sys};
+    let taken = "f0a1c7e5";
+    let server = netns::netns_name(taken, twlab::common::endpoint::Side::Server);
+    sys::add_netns(&server).expect("a namespace of another run");
+    let ino = || {
+        std::fs::metadata(Path::new("/run/netns").join(&server))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok()
+    };
+    let before = ino();
+    // The draw meets the id in use, then a free one.
+    let mut draws = vec!["f0a1c7e6".to_string(), taken.to_string()];
+    let id = netns::reserve_run_id(|| draws.pop().expect("a draw"));
+    assert_eq!(id, "f0a1c7e6");
+    let owner = std::fs::read_to_string(netns::owner_file(&id)).expect("reserved");
+    assert!(
+        owner.starts_with(&format!("{} ", std::process::id())),
+        "{owner}"
+    );
+    let _ = std::fs::remove_file(netns::owner_file(&id));
+    // Asked for the taken id anyway, the lab is refused and the other
+    // run's namespace stays as it was.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let made = rt.block_on(NetnsLab::create(taken));
+    let still = ino();
+    let _ = sys::del_netns(&server);
+    let client = netns::netns_name(taken, twlab::common::endpoint::Side::Client);
+    let client_made = Path::new("/run/netns").join(&client).exists();
+    let _ = sys::del_netns(&client);
+    assert!(made.is_err(), "a lab was made over another run's namespace");
+    assert_eq!(still, before, "the other run's namespace was destroyed");
+    assert!(!client_made, "half a lab was left");
+}
+
+/// An owner file whose PID now belongs to a process that started at
+/// another time (a recycled PID) has no live owner; the right start time,
+/// or an old file with only a PID, has. PIDs that are not positive are
+/// never taken for an owner.
+#[test]
+fn an_owner_with_a_recycled_pid_is_dead() {
+    if !require_root("an_owner_with_a_recycled_pid_is_dead") {
+        return;
+    }
+    use twlab::lab::netns;
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let pid = sleeper.id();
+    let ticks = twlab::lab::restore::start_ticks(pid).expect("start time");
+    let id = "f0a1c7e7";
+    let file = netns::owner_file(id);
+    let check = |text: String| {
+        std::fs::write(&file, text).expect("owner file");
+        netns::live_owner(id)
+    };
+    let results = [
+        check(format!("{pid} {ticks}\n")),
+        check(format!("{pid} {}\n", ticks + 1)),
+        check(format!("{pid}\n")),
+        check("-1\n".to_string()),
+        check("0\n".to_string()),
+    ];
+    let _ = std::fs::remove_file(&file);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let pid = pid as i32;
+    assert_eq!(
+        results,
+        [Some(pid), None, Some(pid), None, None],
+        "right start time, recycled PID, PID only, -1, 0"
+    );
+}
+
+/// Ctrl-C while twlab waits for a real lab's endpoint to drain (a
+/// connection the test holds open keeps it busy; cooldown two minutes):
+/// twlab stops at once with exit 130, changes nothing, leaves no journal.
+#[test]
+fn ctrl_c_during_the_drain_of_a_real_lab_stops_at_once() {
+    if !require_root("ctrl_c_during_the_drain_of_a_real_lab_stops_at_once") {
+        return;
+    }
+    let fx = Fixture::new();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let _held = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _accepted = listener.accept().expect("accept");
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 120s\n",
+    )
+    .expect("lab file");
+    let scenario = fx.scenario(
+        "drain",
+        &format!("name: drain\nserver: {{ kind: builtin, port: {port} }}\nclient: {{ connections: 2, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nvariants:\n  - name: default\n"),
+    );
+    let state = fx.path().join("state");
+    let out = fx.path().join("run");
+    let mut child = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("twlab run starts");
+    wait_until(
+        "the restore journal exists (connected, draining)",
+        Duration::from_secs(20),
+        &mut child,
+        || {
+            std::fs::read_dir(state.join("restore"))
+                .map(|d| d.count() > 0)
+                .unwrap_or(false)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let signalled = Instant::now();
+    signal(&child, Signal::SIGINT);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let took = signalled.elapsed();
+    let stderr = child
+        .stderr
+        .take()
+        .map(|mut e| {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+            s
+        })
+        .unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        took < Duration::from_secs(10),
+        "the drain ignored Ctrl-C: {took:?}"
+    );
+    let run = first_run(&out);
+    assert!(
+        run["error"].as_str().is_some_and(|e| e.contains("drain")),
+        "the run names the interrupted drain: {run}\n{stderr}"
+    );
+    let journals: Vec<_> = std::fs::read_dir(state.join("restore"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(journals.is_empty(), "restore journal left: {journals:?}");
+    fx.assert_nothing_left(&[]);
+}
+
+/// The SSH connection to the client host drops mid-run (the sshd child
+/// serving twlab's master connection is killed): twlab exits 3 with an
+/// error naming the host; what it could not restore over the dead
+/// connection stays in the restore journal, and `twlab clean` reconnects
+/// and puts the host's sysctl back, ends the remote client and removes the
+/// journal.
+#[test]
+fn an_ssh_connection_dropped_mid_run_is_restored_by_clean() {
+    if !require_root("an_ssh_connection_dropped_mid_run_is_restored_by_clean") {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = sshd::SshdHost::start("faultdrop");
+    let sysctl = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
+    let before = host.exec(&sysctl);
+    let wanted = other_than(before.trim());
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        format!(
+            "hosts:\n  server:\n    address: {root}\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\ncooldown: 2s\n",
+            root = host.root_addr,
+            dest = host.destination(),
+            id = host.identity.display(),
+            kh = host.known_hosts.display(),
+            addr = host.addr,
+        ),
+    )
+    .expect("lab file");
+    let scenario = fx.scenario(
+        "drop",
+        &format!("name: drop\nserver: {{ kind: builtin, port: 18475 }}\nclient: {{ connections: 4, threads: 1, duration: 30s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      client: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"),
+    );
+    let state = fx.path().join("state");
+    let out = fx.path().join("run");
+    let mut child = twlab()
+        .env("TWLAB_STATE_DIR", &state)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(fx.path().join("run.stderr")).expect("log"))
+        .spawn()
+        .expect("twlab run starts");
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(60),
+        &mut child,
+        || sample_lines(&out).len() >= 8,
+    );
+    assert_eq!(host.exec(&sysctl).trim(), wanted, "the variant is in force");
+    let sshd_pid = host.sshd_pid().expect("sshd runs") as i32;
+    let sessions = children_of(sshd_pid);
+    assert!(!sessions.is_empty(), "no sshd child serves twlab");
+    for pid in &sessions {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("ssh"),
+        "the error names the SSH host: {stderr}"
+    );
+    assert!(!sample_lines(&out).is_empty(), "samples were lost");
+    assert!(out.join("summary.json").exists(), "no summary.json");
+    let clean = run_expecting(twlab().env("TWLAB_STATE_DIR", &state).arg("clean"), 0);
+    let said = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(
+        host.exec(&sysctl).trim(),
+        before.trim(),
+        "the SSH host's sysctl after clean: {said}"
+    );
+    let journals: Vec<_> = std::fs::read_dir(state.join("restore"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        journals.is_empty(),
+        "restore journal left: {journals:?}\n{said}"
+    );
+    // Only sshd (and its new sessions' leftovers, none) runs on the host.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<i32> = sshd::netns_pids(&host.netns)
+            .into_iter()
+            .filter(|p| *p != sshd_pid)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left on the SSH host: {:?}\n{said}",
+            left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fx.assert_nothing_left(&[]);
+}
+
+fn children_of(parent: i32) -> Vec<i32> {
+    let mut kids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<i32>().ok());
+        if ppid == Some(parent) {
+            kids.push(pid);
+        }
+    }
+    kids
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .unwrap_or_default()
+}
