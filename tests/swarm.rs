@@ -510,10 +510,12 @@ async fn a_global_counter_streams_states_json_lines_per_node() {
         );
     }
 
+    let removing = Instant::now();
     let removed = swarm
         .remove_labelled(Some(&run))
         .await
         .expect("remove the counter");
+    eprintln!("removed the running counter in {:.2?}", removing.elapsed());
     assert_eq!(removed, vec![service.name().to_string()]);
     assert!(services_of(&run).is_empty());
     assert!(containers_of(&run).is_empty());

@@ -63,7 +63,7 @@ use futures::StreamExt;
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 /// The label naming the image a service was asked for (its spec holds the id).
 pub const LABEL_IMAGE: &str = "twlab.image";
@@ -387,9 +387,12 @@ impl Swarm {
                     capability_add: (!request.cap_add.is_empty()).then(|| request.cap_add.clone()),
                     // An init as PID 1 (the engine's docker-init) passes
                     // signals on: the program does not run as PID 1, whose
-                    // signals without a handler are ignored. SIGINT lets a
-                    // stopped load print what it measured (wrk and twlab
-                    // load both report on it) and ends `twlab states`.
+                    // signals without a handler are ignored, so removing
+                    // the service ends it at once on SIGINT (wrk, `twlab
+                    // load`, `twlab states`) instead of SIGKILL 3 s later.
+                    // Removal deletes the containers and their logs: a
+                    // load's result is read after it ended by itself
+                    // (its duration), not after a stop.
                     init: Some(true),
                     stop_signal: Some("SIGINT".to_string()),
                     stop_grace_period: Some(3_000_000_000),
@@ -807,7 +810,9 @@ impl Service {
         let swarm = self.swarm.clone();
         let (id, name) = (self.id.clone(), self.name.clone());
         let handle = tokio::spawn(async move {
-            let mut followed: HashMap<String, JoinHandle<()>> = HashMap::new();
+            // Dropped with this task (aborted or ended): the followers go too.
+            let mut followers = JoinSet::new();
+            let mut followed: BTreeSet<String> = BTreeSet::new();
             loop {
                 let tasks = match swarm.tasks_of(&id, &format!("service {name}")).await {
                     Ok(t) => t,
@@ -817,25 +822,20 @@ impl Service {
                     }
                 };
                 for task in &tasks {
-                    if followed.contains_key(&task.id) || task.node_id.is_empty() {
+                    if task.node_id.is_empty() || !followed.insert(task.id.clone()) {
                         continue;
                     }
-                    followed.insert(
-                        task.id.clone(),
-                        tokio::spawn(follow_task(swarm.clone(), task.clone(), tx.clone())),
-                    );
+                    followers.spawn(follow_task(swarm.clone(), task.clone(), tx.clone()));
                 }
+                while followers.try_join_next().is_some() {}
                 if tx.is_closed() {
                     break;
                 }
                 let all_ended = !tasks.is_empty() && tasks.iter().all(TaskInfo::ended);
-                if all_ended && followed.values().all(JoinHandle::is_finished) {
+                if all_ended && followers.is_empty() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            for (_, h) in followed {
-                h.abort();
             }
         });
         (rx, handle)
