@@ -33,6 +33,7 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   # Kept between runs: an existing image is reused.
   bash docker/tomcat/build.sh twlab/tomcat:10.1
   bash docker/wrk/build.sh twlab/wrk:4.1
+  # twlab's own image (twlab/twlab:test) is built by tests/swarm.rs from the test build's binary.
 elif [ "${CI:-}" = true ]; then
   echo "scripts/test.sh: the Docker engine is not running; the Docker tests need it" >&2
   exit 3

@@ -22,6 +22,9 @@
 //!   engine's unix socket over its own SSH connection and talks to the
 //!   forwarded socket with [`Engine::at_socket`]. For the same reason
 //!   [`Engine::local`] refuses `DOCKER_HOST=ssh://...`.
+//!
+//! Past one machine the same engine API runs services on a Swarm: see
+//! [`swarm`].
 
 use crate::error::{Error, Result};
 use bollard::Docker;
@@ -38,6 +41,8 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub mod swarm;
 
 /// The label every container twlab creates carries, with the run id as value.
 pub const LABEL_RUN: &str = "twlab.run";

@@ -14,10 +14,13 @@
 //! with the journal's runs on each host's engine (server and client), and
 //! deletes the journal once nothing is left.
 //! Containers labelled `twlab.run` on this machine's engine whose run is not
-//! live are removed too.
+//! live are removed too, and so are the Swarm services labelled so when
+//! that engine is a Swarm manager (first: their containers, on every node,
+//! go with them; an engine outside a swarm has none, which is no error).
 
 use crate::common::endpoint::Side;
 use crate::docker::Engine;
+use crate::docker::swarm::Swarm;
 use crate::error::Result;
 use crate::lab::real::RealHost;
 use crate::lab::restore::{self, RestoreState};
@@ -69,6 +72,7 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
         undo_journal(&path, state, &mut done).await;
     }
     if let Ok(engine) = Engine::local().await {
+        remove_services(&engine, force, &mut done).await;
         match engine.labelled_runs().await {
             Ok(runs) => {
                 for run in runs {
@@ -123,6 +127,39 @@ fn stop_ssh_masters(dir: &Path) {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status();
+        }
+    }
+}
+
+/// Remove the labelled Swarm services of runs that are not live (all with
+/// `force`) when `engine` is a Swarm manager.
+async fn remove_services(engine: &Engine, force: bool, done: &mut Cleaned) {
+    let swarm = match Swarm::if_manager(engine).await {
+        Ok(Some(swarm)) => swarm,
+        Ok(None) => return,
+        Err(e) => {
+            done.failed.push(format!("swarm services: {e}"));
+            return;
+        }
+    };
+    let runs = match swarm.labelled_runs().await {
+        Ok(runs) => runs,
+        Err(e) => {
+            done.failed.push(format!("listing services: {e}"));
+            return;
+        }
+    };
+    for run in runs {
+        if !force && netns::live_owner(&run).is_some() {
+            continue;
+        }
+        match swarm.remove_labelled(Some(&run)).await {
+            Ok(names) => done.removed.extend(
+                names
+                    .into_iter()
+                    .map(|n| format!("service {n} (swarm of the {})", engine.describe)),
+            ),
+            Err(e) => done.failed.push(format!("services of run {run}: {e}")),
         }
     }
 }
