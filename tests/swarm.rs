@@ -520,3 +520,84 @@ async fn a_global_counter_streams_states_json_lines_per_node() {
     assert!(services_of(&run).is_empty());
     assert!(containers_of(&run).is_empty());
 }
+
+/// `twlab run` with `client.via: swarm`: a lab file whose client host is
+/// this machine's engine (the manager of the test's one-node swarm) and
+/// whose server is twlab's builtin server on this machine's loopback. The
+/// load runs as a service task, a second service counts on the node, the
+/// figures come back through the task logs, and no service is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service() {
+    let test = "twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service";
+    let _one = SWARM.lock().await;
+    let Some((_engine, _swarm, _guard)) = require_swarm(test).await else {
+        return;
+    };
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join("swarm.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: swarm_run\n\
+             server: {{ kind: builtin, port: {port}, max_keepalive_requests: 100 }}\n\
+             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", connections: 8, threads: 1, duration: 4s }}\n\
+             collect: {{ interval: 500ms }}\n\
+             variants:\n  - name: one-node\n"
+        ),
+    )
+    .expect("scenario");
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server: {}\n  client: { docker: true, swarm: { one_per_node: true } }\ncooldown: 1s\n",
+    )
+    .expect("lab");
+    let dir = tmp.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_twlab"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .expect("twlab runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr:\n{stderr}");
+
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    let run = &summary["variants"][0]["runs"][0];
+    assert!(run["error"].is_null(), "{run}");
+    assert!(
+        run["client"]["requests"].as_u64().unwrap_or(0) > 0,
+        "the task's figures came back through its log: {run}"
+    );
+    assert_eq!(run["server_peers"].as_u64(), Some(1), "{run}");
+    // The node's counter saw the load's connections from the client side.
+    let samples = std::fs::read_to_string(dir.join("samples.jsonl")).expect("samples");
+    let established_on_node = samples
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|s| s["host"] == "client" && s["source"] == "sockets")
+        .any(|s| s["counts"]["ESTABLISHED"].as_u64().unwrap_or(0) > 0);
+    assert!(
+        established_on_node,
+        "no client-side count from the node:\n{samples}"
+    );
+    let services = docker_lines(&[
+        "service",
+        "ls",
+        "--filter",
+        "label=twlab.run",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert!(services.is_empty(), "services left: {services:?}");
+}

@@ -61,6 +61,11 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
                 ClientVia::Host => String::new(),
                 ClientVia::Docker =>
                     format!(" in container `{}` (host network)", scenario.client.image()),
+                ClientVia::Swarm => format!(
+                    " as a Swarm service of `{}`, {} task(s) (host network)",
+                    scenario.client.image(),
+                    scenario.client.hosts
+                ),
             },
             scenario.client.connections,
             scenario.client.threads,

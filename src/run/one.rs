@@ -16,12 +16,13 @@ use crate::lab::real::RealLab;
 use crate::lab::sysctl::Journal;
 use crate::load::client::ClientContext;
 use crate::load::client::group::ClientGroup;
+use crate::load::client::swarm::SwarmCounters;
 use crate::load::server;
 use crate::load::shutdown::{Level, Shutdown};
 use crate::results::env::RunEnv;
 use crate::results::{self, BySide, ClientHostSummary, RunSummary, Sample, SampleWriter};
 use crate::run::sampler::Collector;
-use crate::scenario::{ClientTool, Scenario, ServerKind, Variant};
+use crate::scenario::{ClientTool, ClientVia, Scenario, ServerKind, Variant};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -85,15 +86,19 @@ pub(crate) async fn run_one(
         samples: RunSamples::new(steady_window(ctx, variant, &summary)),
         summary: &mut summary,
         env: &mut env,
+        client_hosts: Vec::new(),
     };
     let outcome = run_in_lab(ctx, &lab, &mut run).await;
     let samples = run.samples;
-    let client_hosts: Vec<(String, String)> = lab
-        .clients()
-        .iter()
-        .map(|h| h.describe())
-        .zip(lab.client_addresses())
-        .collect();
+    let client_hosts = if run.client_hosts.is_empty() {
+        lab.clients()
+            .iter()
+            .map(|h| h.describe())
+            .zip(lab.client_addresses())
+            .collect()
+    } else {
+        run.client_hosts
+    };
     env.sysctls = journal.changes.clone();
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
@@ -120,6 +125,9 @@ struct RunState<'r> {
     samples: RunSamples,
     summary: &'r mut RunSummary,
     env: &'r mut RunEnv,
+    /// The client hosts counted, as (description, address), when they are
+    /// not the lab's own (the nodes of a Swarm load).
+    client_hosts: Vec<(String, String)>,
 }
 
 /// The summary before anything ran: ids and the steady window's start.
@@ -352,29 +360,78 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
             log,
             run_id: lab.run_id(),
             engine: lab.client_engine(),
+            swarm: lab.client_swarm(),
         })
         .collect();
+    // A Swarm load is counted on its nodes by a service of its own, started
+    // first so that it sees the load from its first connection.
+    let counters = match client_spec.via {
+        ClientVia::Swarm => match SwarmCounters::start(
+            lab.client_engine(),
+            lab.client_swarm(),
+            &client_spec,
+            endpoint,
+            ctx.scenario.collect.interval.0,
+            ctx.scenario.collect.conntrack,
+            lab.run_id(),
+        )
+        .await
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                server.kill().await;
+                forget_process(lab, server_note);
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let mut client =
         match ClientGroup::start(&client_spec, &client_hosts, endpoint, &client_ctxs).await {
             Ok(c) => c,
             Err(e) => {
                 server.kill().await;
                 forget_process(lab, server_note);
+                if let Some(c) = counters {
+                    c.remove().await;
+                }
                 return Err(e);
             }
         };
     // The load's clock starts with the clients, before the journal's fsync.
     let start = Instant::now();
-    run.env.client_image_id = client.clients.first().and_then(|c| c.image_id.clone());
+    run.env.client_image_id = client.image_id();
     let mut client_notes = Vec::new();
-    for c in &client.clients {
-        if let Some(p) = c.process() {
-            client_notes.push(note_process(lab, Side::Client, p)?);
-        }
+    for p in client.processes() {
+        client_notes.push(note_process(lab, Side::Client, p)?);
     }
+    let node_hosts = match (&counters, client.swarm()) {
+        (Some(c), Some(load)) => match c.hosts(load.nodes()).await {
+            Ok(hosts) => hosts,
+            Err(e) => {
+                client.kill_and_reap().await;
+                server.kill().await;
+                forget_process(lab, server_note);
+                if let Some(c) = counters {
+                    c.remove().await;
+                }
+                return Err(e);
+            }
+        },
+        _ => Vec::new(),
+    };
+    let counted: Vec<&dyn Host> = if node_hosts.is_empty() {
+        client_hosts.clone()
+    } else {
+        run.client_hosts = node_hosts
+            .iter()
+            .map(|h| (h.describe(), h.describe().replace("swarm node ", "")))
+            .collect();
+        node_hosts.iter().map(|h| h as &dyn Host).collect()
+    };
     let collector = Collector {
         server: server_host,
-        clients: client_hosts.clone(),
+        clients: counted,
         endpoint,
         sockets: ctx.scenario.collect.sockets,
         conntrack: ctx.scenario.collect.conntrack,
@@ -390,6 +447,9 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         duration: client_spec.duration.0,
     };
     let (client_stats, sampled) = sample_while_loading(ctx, load, run).await;
+    if let Some(c) = counters {
+        c.remove().await;
+    }
     // A server that would not stop stays in the restore journal for `clean`.
     stop_server(ctx, server).await?;
     forget_process(lab, server_note);

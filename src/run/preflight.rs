@@ -45,14 +45,16 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
 /// A real lab: this machine needs what its local hosts run (the SSH hosts
 /// are checked when twlab connects to them).
 pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
-    // One client host per lab file for now: a variant that asks for more
-    // is refused before anything is touched.
+    // One client host per lab file for now, unless the load runs as a
+    // Swarm service (`client.hosts` tasks): a variant that asks for more is
+    // refused before anything is touched.
     for v in &scenario.variants {
         if let Ok((_, client)) = scenario.effective(v)
             && client.hosts.get() > 1
+            && client.via != crate::scenario::ClientVia::Swarm
         {
             return Err(Error::invalid(format!(
-                "variant `{}` asks for client.hosts: {}, but a lab file has one client host (hosts.client); several client hosts run in the embedded lab (no --lab)",
+                "variant `{}` asks for client.hosts: {}, but a lab file has one client host (hosts.client); several client hosts run in the embedded lab (no --lab), or as a Swarm service (client.via: swarm)",
                 v.name, client.hosts
             )));
         }

@@ -72,6 +72,15 @@ impl RunLab<'_> {
         }
     }
 
+    /// The placement of a `client.via: swarm` load (the lab file's
+    /// `hosts.client.swarm`).
+    pub(crate) fn client_swarm(&self) -> Option<&crate::scenario::labfile::SwarmPlacement> {
+        match self {
+            RunLab::Netns(_) => None,
+            RunLab::Real { lab, .. } => lab.spec.hosts.client.swarm.as_ref(),
+        }
+    }
+
     pub(crate) fn client_engine(&self) -> Option<&crate::docker::Engine> {
         match self {
             RunLab::Netns(_) => None,

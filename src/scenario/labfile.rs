@@ -103,6 +103,51 @@ pub struct HostSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub twlab: Option<String>,
+    /// This host's Docker engine is a Swarm manager, and `client.via:
+    /// swarm` runs the load as a service there (client host only; needs
+    /// `docker: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmPlacement>,
+}
+
+/// Where a Swarm service's tasks go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwarmPlacement {
+    /// A placement constraint for the load's tasks and the counters, e.g.
+    /// `node.labels.twlab.role==client` (default: any node).
+    #[serde(
+        default,
+        deserialize_with = "swarm_constraint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub constraint: Option<String>,
+    /// At most one load task per node (default true: one client machine per
+    /// task, so each has its own ports and counts). `false` lets several
+    /// share a node (a one-node swarm); their counts are then the node's.
+    #[serde(default = "yes")]
+    pub one_per_node: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A placement constraint: `key==value` or `key!=value`, of printable
+/// characters without spaces around nothing else.
+fn swarm_constraint<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    crate::scenario::checked_str(d, |s| {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-=!/:".contains(c);
+        if s.len() > 256 || !s.chars().all(ok_char) || !(s.contains("==") || s.contains("!=")) {
+            return Err(format!(
+                "`{s}` is not a Swarm placement constraint: write `KEY==VALUE` or `KEY!=VALUE`, e.g. node.labels.twlab.role==client"
+            ));
+        }
+        Ok(s.to_string())
+    })
+    .map(Some)
 }
 
 /// An address a host can be reached at (or, for a client, sends from):
@@ -267,6 +312,18 @@ impl LabSpec {
                 }
             }
         }
+        if self.hosts.server.swarm.is_some() {
+            return Err(Error::invalid(format!(
+                "{}{hosts}.server.swarm: a Swarm runs the load, so it belongs to hosts.client",
+                at("server", "swarm")
+            )));
+        }
+        if self.hosts.client.swarm.is_some() && !self.hosts.client.docker {
+            return Err(Error::invalid(format!(
+                "{}{hosts}.client.swarm needs {hosts}.client.docker: true (the Swarm manager is that host's Docker engine)",
+                at("client", "swarm")
+            )));
+        }
         if self.hosts.server.ssh.is_some() && self.hosts.server.address.is_none() {
             return Err(Error::invalid(format!(
                 "{}{hosts}.server.address is needed for an SSH server: the address the client targets",
@@ -399,5 +456,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot reach"), "{e}");
+    }
+
+    #[test]
+    fn a_swarm_belongs_to_a_client_host_with_docker_and_a_real_constraint() {
+        let ok = parse(
+            "hosts:\n  server: {}\n  client:\n    docker: true\n    swarm: { constraint: node.labels.twlab.role==client }\n",
+        )
+        .expect("valid");
+        let placement = ok.hosts.client.swarm.expect("swarm");
+        assert_eq!(
+            placement.constraint.as_deref(),
+            Some("node.labels.twlab.role==client")
+        );
+        assert!(placement.one_per_node, "one task per node by default");
+        for (text, needle) in [
+            (
+                "hosts:\n  server: { docker: true, swarm: {} }\n  client: {}\n",
+                "belongs to hosts.client",
+            ),
+            (
+                "hosts:\n  server: {}\n  client: { swarm: {} }\n",
+                "docker: true",
+            ),
+            (
+                "hosts:\n  server: {}\n  client: { docker: true, swarm: { constraint: \"x; rm -rf /\" } }\n",
+                "placement constraint",
+            ),
+            (
+                "hosts:\n  server: {}\n  client: { docker: true, swarm: { constraint: node.role } }\n",
+                "KEY==VALUE",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+            assert!(
+                e.contains(":3:") || e.contains(":2:"),
+                "the line is named: {e}"
+            );
+        }
     }
 }

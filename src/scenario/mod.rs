@@ -378,6 +378,38 @@ mod tests {
     }
 
     #[test]
+    fn check_lab_refuses_a_swarm_client_without_a_manager_or_with_client_sysctls() {
+        let text = "name: x\nclient:\n  hosts: 3\n  via: swarm\nvariants:\n  - name: a\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).unwrap();
+        assert_eq!(s.client.image(), crate::scenario::DEFAULT_TWLAB_IMAGE);
+        let lab = |swarm: bool| {
+            let client = if swarm {
+                "{ docker: true, swarm: {} }"
+            } else {
+                "{ docker: true }"
+            };
+            let l: crate::scenario::labfile::LabSpec =
+                serde_yaml_ng::from_str(&format!("hosts:\n  server: {{}}\n  client: {client}\n"))
+                    .unwrap();
+            l
+        };
+        for l in [None, Some(lab(false))] {
+            let err = s.check_lab("s.yaml", text, l.as_ref()).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.starts_with("s.yaml:4: client.via: swarm"), "{msg}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        s.check_lab("s.yaml", text, Some(&lab(true))).unwrap();
+        let text = "name: x\nclient:\n  via: swarm\nvariants:\n  - name: a\n    sysctls:\n      client: { net.ipv4.tcp_tw_reuse: 1 }\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).unwrap();
+        let msg = s
+            .check_lab("s.yaml", text, Some(&lab(true)))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("sets client sysctls"), "{msg}");
+    }
+
+    #[test]
     fn each_variant_is_checked_as_it_runs_at_its_own_line() {
         // The base is valid; variant `b` makes a command server with no
         // command, which `run` would only find at its second variant.

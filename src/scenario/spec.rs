@@ -157,6 +157,11 @@ pub enum ClientVia {
     /// A container on the client host's Docker engine, with host
     /// networking; needs a lab whose client host has `docker: true`.
     Docker,
+    /// A service on the Docker Swarm whose manager is the client host's
+    /// engine: `client.hosts` tasks, one per node the lab file's placement
+    /// selects, host networking; needs a lab whose client host has
+    /// `docker: true` and `swarm:`.
+    Swarm,
 }
 impl ClientVia {
     fn is_host(&self) -> bool {
@@ -165,10 +170,18 @@ impl ClientVia {
 }
 /// The image of a containerized wrk (docker/wrk/build.sh builds it).
 pub const DEFAULT_CLIENT_IMAGE: &str = "twlab/wrk:4.1";
+/// The image of twlab itself, for the builtin client as a Swarm service
+/// (docker/twlab/build.sh builds it).
+pub const DEFAULT_TWLAB_IMAGE: &str = "twlab/twlab:dev";
 impl ClientSpec {
-    /// The image of a `via: docker` client.
+    /// The image of a `via: docker` or `via: swarm` client: wrk's, or for
+    /// the builtin client on a swarm twlab's own.
     pub fn image(&self) -> &str {
-        self.image.as_deref().unwrap_or(DEFAULT_CLIENT_IMAGE)
+        match (&self.image, self.tool) {
+            (Some(image), _) => image,
+            (None, ClientTool::Builtin) => DEFAULT_TWLAB_IMAGE,
+            (None, ClientTool::Wrk) => DEFAULT_CLIENT_IMAGE,
+        }
     }
 }
 impl Default for ClientSpec {
@@ -218,13 +231,17 @@ pub(crate) struct RawClientSpec {
     /// Close with RST instead of FIN (default false).
     #[serde(default)]
     linger_zero: Option<bool>,
-    /// `host` (default: the client host's own wrk or twlab) or `docker`
+    /// `host` (default: the client host's own wrk or twlab), `docker`
     /// (wrk in a container of `image` on the client host's engine, host
-    /// network; needs `tool: wrk` and a lab whose client host has `docker: true`).
+    /// network; needs `tool: wrk` and a lab whose client host has `docker:
+    /// true`) or `swarm` (`hosts` tasks of a Swarm service, builtin or wrk,
+    /// host network; needs a lab whose client host has `docker: true` and
+    /// `swarm:`).
     #[serde(default)]
     via: Option<ClientVia>,
-    /// For `via: docker`: the wrk image (default twlab/wrk:4.1, built by
-    /// docker/wrk/build.sh); its entrypoint must be wrk.
+    /// For `via: docker` or `swarm`: the image (default twlab/wrk:4.1 for
+    /// wrk, built by docker/wrk/build.sh, its entrypoint wrk; on a swarm the
+    /// builtin client's is twlab/twlab:dev, by docker/twlab/build.sh).
     #[serde(default)]
     image: Option<String>,
     /// Client hosts running the load at once (default 1, at most 64), each
@@ -258,8 +275,8 @@ impl TryFrom<RawClientSpec> for ClientSpec {
                 spec.tool.as_str()
             ));
         }
-        if spec.image.is_some() && spec.via != ClientVia::Docker {
-            return Err("client.image is only for client.via: docker".into());
+        if spec.image.is_some() && spec.via == ClientVia::Host {
+            return Err("client.image is only for client.via: docker or swarm".into());
         }
         if let Some(problem) = spec.image.as_deref().and_then(image_problem) {
             return Err(format!("client.image {problem}"));

@@ -289,6 +289,28 @@ impl Scenario {
                 v.name
             )));
         }
+        let swarm_client = self.variants.iter().find(|v| {
+            self.effective(v)
+                .is_ok_and(|(_, c)| c.via == ClientVia::Swarm)
+        });
+        if let Some(v) = swarm_client {
+            let at = match client_key_line(text, "via") {
+                Some(line) => format!("{origin}:{line}: "),
+                None => format!("{origin}: "),
+            };
+            if !lab.is_some_and(|l| l.hosts.client.docker && l.hosts.client.swarm.is_some()) {
+                return Err(Error::invalid(format!(
+                    "{at}client.via: swarm (variant `{}`) needs a lab whose client host is a Swarm manager: run with --lab FILE whose hosts.client has `docker: true` and `swarm: {{}}` (optionally `swarm: {{ constraint: node.labels.twlab.role==client }}`)",
+                    v.name
+                )));
+            }
+            if let Some(v) = self.variants.iter().find(|v| !v.sysctls.client.is_empty()) {
+                return Err(Error::invalid(format!(
+                    "{at}client.via: swarm runs the load on the swarm's nodes, which twlab does not change: variant `{}` sets client sysctls; set them on the nodes, or drop them",
+                    v.name
+                )));
+            }
+        }
         let docker_client = self.variants.iter().find(|v| {
             self.effective(v)
                 .is_ok_and(|(_, c)| c.via == ClientVia::Docker)

@@ -9,19 +9,24 @@
 //! kept: how TIME_WAIT and port exhaustion spread over the clients is what
 //! a run with several is for.
 
+use super::swarm::SwarmLoad;
 use super::{ClientContext, RunningClient};
 use crate::common::counts::ClientStats;
 use crate::common::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::lab::Host;
-use crate::scenario::ClientSpec;
+use crate::process::Supervised;
+use crate::scenario::{ClientSpec, ClientVia};
 
 /// The running clients of one run, one per client host, in host order.
 pub struct ClientGroup {
-    pub clients: Vec<RunningClient>,
+    clients: Vec<RunningClient>,
     /// Each client's outcome as it arrives, so a `select!` loop that drops
     /// [`ClientGroup::finish`] part way loses none.
     results: Vec<Option<Result<ClientStats>>>,
+    /// `client.via: swarm`: the load is one service of several tasks
+    /// instead (`clients` is then empty).
+    swarm: Option<SwarmLoad>,
 }
 
 impl ClientGroup {
@@ -34,6 +39,18 @@ impl ClientGroup {
         endpoint: Endpoint,
         ctxs: &[ClientContext<'_>],
     ) -> Result<ClientGroup> {
+        if spec.via == ClientVia::Swarm {
+            let ctx = ctxs
+                .first()
+                .ok_or_else(|| Error::env("internal: no client context"))?;
+            let argv = super::argv(spec, endpoint, ctx.exe);
+            let load = SwarmLoad::start(ctx.engine, ctx.swarm, spec, &argv, ctx.run_id).await?;
+            return Ok(ClientGroup {
+                clients: Vec::new(),
+                results: Vec::new(),
+                swarm: Some(load),
+            });
+        }
         if hosts.len() != ctxs.len() || hosts.is_empty() {
             return Err(Error::env(format!(
                 "internal: {} client hosts but {} client contexts",
@@ -68,26 +85,59 @@ impl ClientGroup {
 
     fn of(clients: Vec<RunningClient>) -> ClientGroup {
         let results = clients.iter().map(|_| None).collect();
-        ClientGroup { clients, results }
+        ClientGroup {
+            clients,
+            results,
+            swarm: None,
+        }
     }
 
     /// How many clients run.
     pub fn len(&self) -> usize {
-        self.clients.len()
+        match &self.swarm {
+            Some(load) => load.len(),
+            None => self.clients.len(),
+        }
     }
 
     /// Never true for a started group; for clippy's `len_without_is_empty`.
     pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
+        self.len() == 0
     }
 
-    /// Ask every client still running to stop early and report.
-    pub async fn request_stop(&self) {
+    /// The Swarm load, for `client.via: swarm`.
+    pub fn swarm(&self) -> Option<&SwarmLoad> {
+        self.swarm.as_ref()
+    }
+
+    /// The clients that are processes (not containers or tasks), for the
+    /// restore journal.
+    pub fn processes(&self) -> Vec<&Supervised> {
+        self.clients
+            .iter()
+            .filter_map(RunningClient::process)
+            .collect()
+    }
+
+    /// The image id of the first client container, for env.json.
+    pub fn image_id(&self) -> Option<String> {
+        self.clients.first().and_then(|c| c.image_id.clone())
+    }
+
+    /// Ask every client still running to stop early and report (a Swarm
+    /// load is removed: it cannot report early, see [`SwarmLoad::abandon`]).
+    pub async fn request_stop(&mut self) {
+        if let Some(load) = &mut self.swarm {
+            load.abandon().await;
+        }
         futures::future::join_all(self.pending().map(RunningClient::request_stop)).await;
     }
 
     /// Kill every client still running at once (SIGKILL).
-    pub async fn signal_kill(&self) {
+    pub async fn signal_kill(&mut self) {
+        if let Some(load) = &mut self.swarm {
+            load.abandon().await;
+        }
         futures::future::join_all(self.pending().map(RunningClient::signal_kill)).await;
     }
 
@@ -102,17 +152,26 @@ impl ClientGroup {
 
     /// CPU time each client has used so far (see [`RunningClient::cpu_secs`]).
     pub fn cpu_secs(&self) -> Vec<Option<f64>> {
-        self.clients.iter().map(RunningClient::cpu_secs).collect()
+        match &self.swarm {
+            Some(load) => vec![None; load.len()],
+            None => self.clients.iter().map(RunningClient::cpu_secs).collect(),
+        }
     }
 
     /// The first client's command line, for messages.
     pub fn command(&self) -> &str {
-        self.clients.first().map_or("", |c| c.command())
+        match &self.swarm {
+            Some(load) => load.command(),
+            None => self.clients.first().map_or("", |c| c.command()),
+        }
     }
 
     /// Wait for every client to end; each one's figures or error, in host
     /// order. Cancel-safe: outcomes already in are kept for the next call.
     pub async fn finish(&mut self) -> Vec<Result<ClientStats>> {
+        if let Some(load) = &mut self.swarm {
+            return load.finish().await;
+        }
         futures::future::join_all(
             self.clients
                 .iter_mut()

@@ -11,6 +11,7 @@
 pub mod builtin;
 pub mod docker;
 pub mod group;
+pub mod swarm;
 pub mod wrk;
 
 use crate::common::counts::ClientStats;
@@ -72,6 +73,9 @@ pub struct ClientContext<'a> {
     pub run_id: &'a str,
     /// The client host's Docker engine, when the lab has one.
     pub engine: Option<&'a Engine>,
+    /// Where a `client.via: swarm` load's tasks go (the lab file's
+    /// `hosts.client.swarm`).
+    pub swarm: Option<&'a crate::scenario::labfile::SwarmPlacement>,
 }
 
 /// A load client that is running.
@@ -106,6 +110,11 @@ impl RunningClient {
                     .await?;
                 let id = c.image_id.clone();
                 (Inner::Container(c), Some(id))
+            }
+            ClientVia::Swarm => {
+                return Err(Error::env(
+                    "internal: a Swarm load is started as a group (ClientGroup::start)",
+                ));
             }
         };
         Ok(RunningClient {

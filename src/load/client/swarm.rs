@@ -1,0 +1,483 @@
+//! `client.via: swarm`: the load as a Docker Swarm service, counted on
+//! every node by a second one.
+//!
+//! One client machine has one port range towards the server's endpoint;
+//! a swarm has one per node. The client host of the lab file is the
+//! manager's engine; the load runs as a replicated service of
+//! `client.hosts` tasks ([`SwarmLoad`]: the builtin client from twlab's
+//! image, or wrk from the wrk image, with host networking, at most one task
+//! per node unless the lab file says otherwise), and each node's sockets
+//! and conntrack entries for the endpoint come from a global service of
+//! `twlab states ENDPOINT --watch --json` on the same nodes
+//! ([`SwarmCounters`]), whose lines stream back through the task logs. Each
+//! node the load runs on is a client host of the run ([`SwarmNodeHost`]):
+//! its counts are the latest line its counter printed, so a sample is at
+//! most one interval (plus the log's delivery) old.
+//!
+//! What Swarm cannot do shapes the rest. A service's task logs go with the
+//! service, so the load's figures are read once every task has ended on its
+//! own (`--duration`), and a stop before that (Ctrl-C, a failed sampler)
+//! removes the services and the load reports nothing. The tasks start when
+//! the scheduler starts them (about 0.7 s for two on one node, measured),
+//! not at one instant. twlab changes nothing on the nodes: a variant with
+//! client sysctls is refused before the run.
+
+use super::wrk;
+use crate::common::counts::{ClientStats, Counts};
+use crate::common::endpoint::{Endpoint, Side};
+use crate::docker::swarm::{Service, ServiceRequest, Swarm};
+use crate::docker::{Engine, LABEL_ROLE};
+use crate::error::{Error, Result, display_argv};
+use crate::lab::Host;
+use crate::scenario::labfile::SwarmPlacement;
+use crate::scenario::{ClientSpec, ClientTool, DEFAULT_TWLAB_IMAGE, SysctlName};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::Command;
+
+/// How long the tasks of a service may take to be running.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long after its duration a load task may take to end.
+const END_GRACE: Duration = Duration::from_secs(30);
+
+/// Each task's figures or error, in slot order.
+type Outcomes = Vec<Result<ClientStats>>;
+
+/// The load's replicated service. Its end is waited for by a task of its
+/// own (which reads the task logs and removes the service), so waiting in
+/// a `select!` loop that drops [`SwarmLoad::finish`] every tick loses
+/// nothing and never restarts a log read or a removal half way.
+pub struct SwarmLoad {
+    /// "swarm service NAME (IMAGE) xN: load …", for messages.
+    command: String,
+    /// The tasks' nodes, in slot order, once running: (node id, hostname).
+    nodes: Vec<(String, String)>,
+    /// Ends the waiting task early (a stop): it removes the service.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    outcome: tokio::sync::oneshot::Receiver<Outcomes>,
+}
+
+impl SwarmLoad {
+    /// Start `spec.hosts` tasks of the client on the swarm whose manager is
+    /// `engine`, and wait until they all run. `argv` is the client's argv
+    /// as on a host; its program is the image's entrypoint and is left out.
+    pub async fn start(
+        engine: Option<&Engine>,
+        placement: Option<&SwarmPlacement>,
+        spec: &ClientSpec,
+        argv: &[String],
+        run_id: &str,
+    ) -> Result<SwarmLoad> {
+        let (engine, placement) = match (engine, placement) {
+            (Some(e), Some(p)) => (e, p),
+            _ => {
+                return Err(Error::invalid(
+                    "client.via: swarm needs a lab whose client host has `docker: true` and `swarm:`",
+                ));
+            }
+        };
+        let swarm = Swarm::connect(engine).await?;
+        let request = ServiceRequest {
+            run_id: run_id.to_string(),
+            name_suffix: "client".into(),
+            image: spec.image().to_string(),
+            args: argv.iter().skip(1).cloned().collect(),
+            constraint: placement.constraint.clone(),
+            labels: HashMap::from([(LABEL_ROLE.to_string(), "client".to_string())]),
+            cap_add: Vec::new(),
+        };
+        let replicas = spec.hosts.get();
+        let per_node = placement.one_per_node.then_some(1);
+        let mut service = swarm.start_replicated(&request, replicas, per_node).await?;
+        let command = format!(
+            "swarm service {} ({}) x{replicas}: {}",
+            service.name(),
+            spec.image(),
+            display_argv(&request.args)
+        );
+        let mut running = match service.wait_running(START_TIMEOUT).await {
+            Ok(t) => t,
+            Err(e) => {
+                if let Err(r) = service.remove().await {
+                    errln!("twlab: {r}");
+                }
+                return Err(e);
+            }
+        };
+        running.sort_by_key(|t| t.slot);
+        let nodes: Vec<(String, String)> = running
+            .iter()
+            .map(|t| {
+                (
+                    t.node_id.clone(),
+                    t.hostname.clone().unwrap_or_else(|| t.node_id.clone()),
+                )
+            })
+            .collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let (tool, duration, shown, n) = (spec.tool, spec.duration.0, command.clone(), nodes.len());
+        tokio::spawn(async move {
+            let outcomes = tokio::select! {
+                o = collect(&service, tool, duration, &shown) => o,
+                _ = stopped => (0..n.max(1))
+                    .map(|_| Err(Error::env(format!(
+                        "`{shown}` was stopped before its end: Swarm removes what a task printed with its service, so it reports nothing"
+                    ))))
+                    .collect(),
+            };
+            if let Err(e) = service.remove().await {
+                errln!("twlab: {e}");
+            }
+            let _ = done.send(outcomes);
+        });
+        Ok(SwarmLoad {
+            command,
+            nodes,
+            stop: Some(stop),
+            outcome,
+        })
+    }
+
+    /// The nodes the tasks run on, in slot order: (node id, hostname).
+    pub fn nodes(&self) -> &[(String, String)] {
+        &self.nodes
+    }
+
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// How many tasks run.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Never true for a started load; for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Wait until every task has ended, what each printed is read and the
+    /// service removed; each task's figures or error, in slot order.
+    /// Cancel-safe (the waiting is done by the load's own task).
+    pub async fn finish(&mut self) -> Outcomes {
+        match (&mut self.outcome).await {
+            Ok(outcomes) => outcomes,
+            Err(_) => (0..self.nodes.len().max(1))
+                .map(|_| {
+                    Err(Error::env(format!(
+                        "`{}`: its waiting task ended without a result",
+                        self.command
+                    )))
+                })
+                .collect(),
+        }
+    }
+
+    /// Stop the load now: the service is removed, and with it what its
+    /// tasks printed (Swarm keeps a task's log only while its service
+    /// exists), so the load reports nothing.
+    pub async fn abandon(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Wait for the tasks to end and read what each printed.
+async fn collect(
+    service: &Service,
+    tool: ClientTool,
+    duration: Duration,
+    command: &str,
+) -> Outcomes {
+    let every = |e: &Error| -> Outcomes { vec![Err(Error::env(e.to_string()))] };
+    if let Err(e) = service.wait_complete(duration + END_GRACE).await {
+        return every(&e);
+    }
+    let mut outputs = match service.task_outputs().await {
+        Ok(o) => o,
+        Err(e) => return every(&e),
+    };
+    outputs.sort_by_key(|o| o.task.slot);
+    outputs
+        .into_iter()
+        .map(|o| {
+            if o.task.exit_code.is_some_and(|c| c != 0) || o.task.err.is_some() {
+                return Err(Error::env(format!(
+                    "`{command}`: {}; stderr:\n{}",
+                    o.task.describe(),
+                    String::from_utf8_lossy(&o.stderr)
+                )));
+            }
+            parse(tool, &o.stdout, command)
+        })
+        .collect()
+}
+
+/// The builtin client's JSON or wrk's report.
+fn parse(tool: ClientTool, stdout: &[u8], command: &str) -> Result<ClientStats> {
+    let text = String::from_utf8_lossy(stdout);
+    match tool {
+        ClientTool::Builtin => serde_json::from_str(text.trim()).map_err(|e| {
+            Error::env(format!(
+                "`{command}` printed no valid result ({e}): {}",
+                text.chars().take(400).collect::<String>()
+            ))
+        }),
+        ClientTool::Wrk => wrk::parse_wrk_output(&text).map_err(|e| {
+            Error::env(format!(
+                "cannot read the output of `{command}`: {e}\n{text}"
+            ))
+        }),
+    }
+}
+
+/// What one line of `twlab states --json` says of the client side.
+#[derive(serde::Deserialize)]
+struct CounterLine {
+    #[serde(default)]
+    client: Counts,
+    #[serde(default)]
+    conntrack: Option<Counts>,
+}
+
+/// The latest counts of each node, by node id.
+type Latest = Arc<Mutex<BTreeMap<String, CounterLine>>>;
+
+/// The global counter service and the latest line of each node.
+pub struct SwarmCounters {
+    service: Service,
+    latest: Latest,
+    follower: tokio::task::JoinHandle<()>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl SwarmCounters {
+    /// Start `twlab states ENDPOINT --watch INTERVAL --json` on every node
+    /// of the placement, with host networking and `NET_ADMIN`, and follow
+    /// what they print. `image` is twlab's image (the client's when it is
+    /// the builtin one).
+    pub async fn start(
+        engine: Option<&Engine>,
+        placement: Option<&SwarmPlacement>,
+        spec: &ClientSpec,
+        endpoint: Endpoint,
+        interval: Duration,
+        conntrack: bool,
+        run_id: &str,
+    ) -> Result<SwarmCounters> {
+        let Some(engine) = engine else {
+            return Err(Error::invalid(
+                "client.via: swarm needs a lab whose client host has `docker: true`",
+            ));
+        };
+        let swarm = Swarm::connect(engine).await?;
+        let image = match (spec.tool, &spec.image) {
+            (ClientTool::Builtin, Some(image)) => image.clone(),
+            _ => DEFAULT_TWLAB_IMAGE.to_string(),
+        };
+        let mut args = vec![
+            "states".to_string(),
+            endpoint.to_string(),
+            "--watch".into(),
+            humantime::format_duration(interval).to_string(),
+            "--json".into(),
+        ];
+        if !conntrack {
+            args.push("--no-conntrack".into());
+        }
+        let request = ServiceRequest {
+            run_id: run_id.to_string(),
+            name_suffix: "counters".into(),
+            image,
+            args,
+            constraint: placement.and_then(|p| p.constraint.clone()),
+            labels: HashMap::from([(LABEL_ROLE.to_string(), "counters".to_string())]),
+            cap_add: vec!["CAP_NET_ADMIN".into()],
+        };
+        let service = swarm.start_global(&request).await?;
+        service.wait_running(START_TIMEOUT).await?;
+        let latest: Latest = Arc::default();
+        let (mut lines, follower) = service.follow_lines();
+        let sink = latest.clone();
+        let reader = tokio::spawn(async move {
+            while let Some(line) = lines.recv().await {
+                let Ok(line) = line else { break };
+                if line.stderr {
+                    continue;
+                }
+                if let Ok(parsed) = serde_json::from_str::<CounterLine>(&line.line)
+                    && let Ok(mut map) = sink.lock()
+                {
+                    map.insert(line.node_id, parsed);
+                }
+            }
+        });
+        Ok(SwarmCounters {
+            service,
+            latest,
+            follower,
+            reader,
+        })
+    }
+
+    /// A client host per node the load runs on (`nodes`: node id and
+    /// hostname), counted from that node's counter. Waits (up to 10 s) for
+    /// a first line from each.
+    pub async fn hosts(&self, nodes: &[(String, String)]) -> Result<Vec<SwarmNodeHost>> {
+        let mut distinct: Vec<&(String, String)> = Vec::new();
+        for n in nodes {
+            if !distinct.iter().any(|d| d.0 == n.0) {
+                distinct.push(n);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let missing: Vec<&str> = {
+                let map = self
+                    .latest
+                    .lock()
+                    .map_err(|_| Error::env("the swarm counters' lock is poisoned"))?;
+                distinct
+                    .iter()
+                    .filter(|(id, _)| !map.contains_key(id))
+                    .map(|(_, host)| host.as_str())
+                    .collect()
+            };
+            if missing.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::env(format!(
+                    "no count came from the counter service {} on {} within 10 s",
+                    self.service.name(),
+                    missing.join(", ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(distinct
+            .into_iter()
+            .map(|(id, hostname)| SwarmNodeHost {
+                node_id: id.clone(),
+                hostname: hostname.clone(),
+                latest: self.latest.clone(),
+            })
+            .collect())
+    }
+
+    /// Stop following and remove the counter service.
+    pub async fn remove(mut self) {
+        self.follower.abort();
+        self.reader.abort();
+        if let Err(e) = self.service.remove().await {
+            errln!("twlab: {e}");
+        }
+    }
+}
+
+/// One node of the swarm that runs a load task, as a client host of the
+/// run: counted from its counter's latest line; it runs nothing for twlab
+/// and twlab changes none of its settings.
+pub struct SwarmNodeHost {
+    node_id: String,
+    hostname: String,
+    latest: Latest,
+}
+
+impl SwarmNodeHost {
+    fn latest<T>(&self, f: impl FnOnce(&CounterLine) -> T) -> Result<T> {
+        let map = self
+            .latest
+            .lock()
+            .map_err(|_| Error::env("the swarm counters' lock is poisoned"))?;
+        map.get(&self.node_id)
+            .map(f)
+            .ok_or_else(|| Error::env(format!("no count from swarm node {}", self.hostname)))
+    }
+
+    fn refused(&self, what: &str) -> Error {
+        Error::env(format!(
+            "swarm node {}: twlab does not {what} on Swarm nodes (client.via: swarm)",
+            self.hostname
+        ))
+    }
+}
+
+#[async_trait]
+impl Host for SwarmNodeHost {
+    fn side(&self) -> Side {
+        Side::Client
+    }
+
+    fn describe(&self) -> String {
+        format!("swarm node {}", self.hostname)
+    }
+
+    /// Nothing runs on a node but the services: the command is one that
+    /// fails at once and says why (it is never reached: sysctls are
+    /// refused before the run, and the load is a service).
+    fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
+        let mut cmd = Command::new("false");
+        cmd.env_clear();
+        (
+            cmd,
+            vec![format!("(swarm node {})", self.hostname)]
+                .into_iter()
+                .chain(argv.iter().cloned())
+                .collect(),
+        )
+    }
+
+    async fn read_sysctl(&self, _name: &SysctlName) -> Result<String> {
+        Err(self.refused("read sysctls"))
+    }
+
+    async fn write_sysctl(&self, _name: &SysctlName, _value: &str) -> Result<()> {
+        Err(self.refused("write sysctls"))
+    }
+
+    async fn socket_counts(&self, _endpoint: Endpoint) -> Result<Counts> {
+        self.latest(|l| l.client.clone())
+    }
+
+    async fn conntrack_counts(&self, _endpoint: Endpoint) -> Result<Counts> {
+        self.latest(|l| l.conntrack.clone().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_line_gives_the_client_side_and_conntrack() {
+        let line = r#"{"endpoint":"127.0.0.1:8080","time":1.5,"server":{"LISTEN":1},"client":{"ESTABLISHED":4,"TIME_WAIT":9},"conntrack":{"TIME_WAIT":9},"took_ms":0.4}"#;
+        let parsed: CounterLine = serde_json::from_str(line).expect("line");
+        assert_eq!(parsed.client.get("TIME_WAIT"), Some(&9));
+        assert_eq!(
+            parsed.conntrack.and_then(|c| c.get("TIME_WAIT").copied()),
+            Some(9)
+        );
+        assert!(serde_json::from_str::<CounterLine>("not json").is_err());
+    }
+
+    #[test]
+    fn load_output_is_parsed_by_tool_and_garbage_is_an_error() {
+        let json = serde_json::to_string(&ClientStats {
+            tool: "builtin".into(),
+            requests: 7,
+            ..Default::default()
+        })
+        .expect("json");
+        let stats = parse(ClientTool::Builtin, json.as_bytes(), "x").expect("stats");
+        assert_eq!(stats.requests, 7);
+        assert!(parse(ClientTool::Builtin, b"\xff\xfe garbage", "x").is_err());
+        assert!(parse(ClientTool::Wrk, b"not wrk", "x").is_err());
+    }
+}
