@@ -39,9 +39,11 @@ pub fn validity_problems(
         && let Some(cpu) = client.cpu_secs
         && client.duration_secs > 0.0
     {
+        // `cpu_secs` of several client hosts is their sum, and each host
+        // has the scenario's threads.
         let threads = scenario
             .effective(variant)
-            .map(|(_, c)| c.threads.get())
+            .map(|(_, c)| c.threads.get() * c.hosts.get())
             .unwrap_or(1) as f64;
         let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
         let usable = threads.min(cores);
@@ -53,4 +55,31 @@ pub fn validity_problems(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy(cpu_per_sec: f64) -> ClientStats {
+        ClientStats {
+            duration_secs: 10.0,
+            cpu_secs: Some(cpu_per_sec * 10.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_client_is_cpu_bound_against_the_threads_of_all_its_hosts() {
+        let text = "name: x\nclient: { threads: 1, connections: 10 }\nvariants:\n  - name: one\n  - name: four\n    set: { client.hosts: 4 }\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).expect("scenario");
+        let (one, four) = (&s.variants[0], &s.variants[1]);
+        // One host, one thread, a full core: the client set the pace.
+        assert_eq!(validity_problems(&s, one, &busy(0.97)).len(), 1);
+        // Four hosts of one thread each: the same core in all is not.
+        if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
+            assert!(validity_problems(&s, four, &busy(0.97)).is_empty());
+        }
+        assert_eq!(validity_problems(&s, four, &busy(64.0)).len(), 1);
+    }
 }
