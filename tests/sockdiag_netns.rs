@@ -368,6 +368,21 @@ fn counts_by_state_in_a_namespace() {
     for ((endpoint, side, want), got) in expectations().iter().zip(&got) {
         assert_eq!(got, want, "{endpoint} side {side}");
     }
+    // Counted in one walk of the socket hash for both families (the kernel
+    // answers TCPDIAG_GETSOCK), with the very counts of one walk per family.
+    assert_eq!(
+        diag.one_walk(),
+        Some(true),
+        "the one-walk dump was not used"
+    );
+    let mut per_family = SockDiag::open_in_netns(&ns.path())
+        .expect("open_in_netns")
+        .per_family();
+    for ((endpoint, side, _), got) in expectations().iter().zip(&got) {
+        let two = per_family.count(&ep(endpoint), *side).expect("count");
+        assert_eq!(&two, got, "{endpoint} side {side}: one walk vs two");
+    }
+    assert_eq!(per_family.one_walk(), Some(false));
 
     // The kernel applied the port filter: a filtered dump holds only sockets
     // of that port, fewer than the unfiltered one.
@@ -435,6 +450,21 @@ fn capture_fixtures() {
     for ((endpoint, side, want), got) in expectations().iter().zip(&got) {
         assert_eq!(got, want, "{endpoint} side {side}");
     }
+    // Counted in one walk of the socket hash for both families (the kernel
+    // answers TCPDIAG_GETSOCK), with the very counts of one walk per family.
+    assert_eq!(
+        diag.one_walk(),
+        Some(true),
+        "the one-walk dump was not used"
+    );
+    let mut per_family = SockDiag::open_in_netns(&ns.path())
+        .expect("open_in_netns")
+        .per_family();
+    for ((endpoint, side, _), got) in expectations().iter().zip(&got) {
+        let two = per_family.count(&ep(endpoint), *side).expect("count");
+        assert_eq!(&two, got, "{endpoint} side {side}: one walk vs two");
+    }
+    assert_eq!(per_family.one_walk(), Some(false));
 
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sockdiag");
     std::fs::create_dir_all(&dir).expect("mkdir fixtures");

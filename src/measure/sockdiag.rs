@@ -90,6 +90,10 @@ pub struct SockDiag {
     socket: Socket,
     buf: Vec<u8>,
     seq: u32,
+    /// Does this kernel answer the one-walk dump of both families (the
+    /// `TCPDIAG_GETSOCK` request, see [`build_compat_request`])? `None`
+    /// until the first count tries it.
+    one_walk: Option<bool>,
 }
 
 impl fmt::Debug for SockDiag {
@@ -122,7 +126,22 @@ impl SockDiag {
             socket,
             buf: vec![0; RECV_BUF_LEN],
             seq: 0,
+            one_walk: None,
         })
+    }
+
+    /// Whether counts walk the kernel's socket hash once for both families
+    /// (`Some(true)`), once per family (`Some(false)`: this kernel does not
+    /// answer the one-walk request), or have not been tried yet (`None`).
+    pub fn one_walk(&self) -> Option<bool> {
+        self.one_walk
+    }
+
+    /// Count with one walk per family from now on (to compare the two ways
+    /// in tests and in `twlab bench`).
+    pub fn per_family(mut self) -> SockDiag {
+        self.one_walk = Some(false);
+        self
     }
 
     /// A sock_diag socket that lives in the network namespace at `netns_path`
@@ -227,6 +246,31 @@ impl SockDiag {
         states: StateFlags,
         mut peers: Option<&mut HashSet<IpAddr>>,
     ) -> io::Result<Tally> {
+        // One walk of the kernel's socket hash for both families where the
+        // kernel takes the older request; else one walk per family. The
+        // hash holds every namespace's sockets, and walking it is most of
+        // what a count costs in a lab namespace (the bench's lab row).
+        if self.one_walk != Some(false) {
+            // (A failed try adds nothing to `peers` but real peers.)
+            let mut tally = Tally::default();
+            let walked = self.exchange(
+                BOTH_FAMILIES,
+                Some((side, endpoint.port)),
+                states.clone(),
+                |datagram, seq| {
+                    tally.add_noting(datagram, Some(seq), endpoint, side, peers.as_deref_mut())
+                },
+            );
+            match walked {
+                Ok(()) => {
+                    self.one_walk = Some(true);
+                    return Ok(tally);
+                }
+                // Not answered here: one walk per family from now on.
+                Err(_) if self.one_walk.is_none() => self.one_walk = Some(false),
+                Err(e) => return Err(e),
+            }
+        }
         let mut tally = Tally::default();
         for family in [AF_INET, AF_INET6] {
             self.exchange(
@@ -277,7 +321,11 @@ impl SockDiag {
     ) -> io::Result<()> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let request = build_request(seq, family, port_filter, states);
+        let request = if family == BOTH_FAMILIES {
+            build_compat_request(seq, port_filter, states)
+        } else {
+            build_request(seq, family, port_filter, states)
+        };
         let sent = self.socket.send(&request, 0)?;
         if sent != request.len() {
             return Err(io::Error::other(format!(
@@ -441,7 +489,7 @@ fn walk(
         if seq.is_none_or(|seq| msg.sequence_number() == seq) {
             let payload = msg.payload();
             match msg.message_type() {
-                SOCK_DIAG_BY_FAMILY => {
+                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                     let sock = InetResponseHeader::parse(payload).map_err(malformed)?;
                     on_socket(&sock);
                 }
@@ -542,6 +590,48 @@ fn build_request(
     header.emit(head);
     let (body, attrs) = rest.split_at_mut(request_len);
     request.emit(body);
+    if let Some(nla) = bytecode {
+        nla.emit(attrs);
+    }
+    bytes
+}
+
+/// `TCPDIAG_GETSOCK`: the request type of the `inet_diag_req` layout that
+/// came before `SOCK_DIAG_BY_FAMILY` (linux/inet_diag.h); the kernel still
+/// answers it, with replies of the same type.
+const TCPDIAG_GETSOCK: u16 = 18;
+
+/// The "family" of a dump of both families in one walk ([`build_compat_request`]).
+const BOTH_FAMILIES: u8 = 0;
+
+/// A `TCPDIAG_GETSOCK` dump request: TCP sockets of both families in the
+/// states of `states`, with the same bytecode filter as [`build_request`].
+///
+/// The kernel turns it into a `SOCK_DIAG_BY_FAMILY` dump of family
+/// `AF_UNSPEC`, which `inet_diag_dump_icsk` serves in one walk of its
+/// socket hash, where a request per family walks it twice (the hash is
+/// one for both families and every namespace). The layout is `struct
+/// inet_diag_req`: family, source and destination prefix lengths and
+/// extensions (one byte each), the 48-byte `inet_diag_sockid` (zero: no
+/// socket in particular), the state mask and `idiag_dbs` (`u32` each).
+fn build_compat_request(seq: u32, port_filter: Option<(Side, u16)>, states: StateFlags) -> Vec<u8> {
+    const REQ_LEN: usize = 4 + 48 + 4 + 4;
+    let mut body = [0u8; REQ_LEN];
+    body[52..56].copy_from_slice(&states.bits().to_ne_bytes());
+    let bytecode = port_filter
+        .map(|(side, port)| DefaultNla::new(INET_DIAG_REQ_BYTECODE, port_bytecode(side, port)));
+    let mut header = NetlinkHeader::default();
+    let header_len = header.buffer_len();
+    let total = header_len + REQ_LEN + bytecode.as_ref().map_or(0, |nla| nla.buffer_len());
+    header.length = total as u32;
+    header.message_type = TCPDIAG_GETSOCK;
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = seq;
+    let mut bytes = vec![0; total];
+    let (head, rest) = bytes.split_at_mut(header_len);
+    header.emit(head);
+    let (req, attrs) = rest.split_at_mut(REQ_LEN);
+    req.copy_from_slice(&body);
     if let Some(nla) = bytecode {
         nla.emit(attrs);
     }

@@ -108,6 +108,53 @@ fn request_carries_all_states_and_the_port_program() {
     assert_eq!(unfiltered.len(), 72);
 }
 
+#[test]
+fn the_one_walk_request_is_an_inet_diag_req_for_both_families() {
+    let bytes = build_compat_request(5, Some((Side::Client, 8080)), all_states());
+    // nlmsghdr 16 + inet_diag_req 60 + nlattr 4 + two bc ops 8.
+    assert_eq!(bytes.len(), 88);
+    let msg = NetlinkBuffer::new_checked(&bytes[..]).expect("header");
+    assert_eq!(msg.message_type(), TCPDIAG_GETSOCK);
+    assert_eq!(msg.flags(), NLM_F_REQUEST | NLM_F_DUMP);
+    assert_eq!(msg.sequence_number(), 5);
+    // Family 0 (both), no prefix lengths, no extensions, no socket id.
+    assert!(bytes[16..68].iter().all(|b| *b == 0));
+    assert_eq!(
+        u32::from_ne_bytes([bytes[68], bytes[69], bytes[70], bytes[71]]),
+        0x1ffe,
+        "idiag_states"
+    );
+    assert_eq!(&bytes[72..76], &[0, 0, 0, 0], "idiag_dbs");
+    let attr = &bytes[76..];
+    assert_eq!(u16::from_ne_bytes([attr[0], attr[1]]), 12, "nla_len");
+    assert_eq!(attr[4], INET_DIAG_BC_D_EQ);
+    // Replies of that type are counted as SOCK_DIAG_BY_FAMILY ones: the
+    // captured reply with every socket message retyped counts the same.
+    let reply = fixture("inet_all.bin");
+    let mut retyped = reply.clone();
+    let mut at = 0;
+    while at + 16 <= retyped.len() {
+        let len = u32::from_ne_bytes([
+            retyped[at],
+            retyped[at + 1],
+            retyped[at + 2],
+            retyped[at + 3],
+        ]) as usize;
+        if u16::from_ne_bytes([retyped[at + 4], retyped[at + 5]]) == SOCK_DIAG_BY_FAMILY {
+            retyped[at + 4..at + 6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+        }
+        at += len.next_multiple_of(4).max(16);
+    }
+    assert_ne!(retyped, reply);
+    let endpoint = ep("127.0.0.1:18080");
+    let want = decode_counts(&reply, &endpoint, Side::Server).expect("decode");
+    assert!(!want.is_empty());
+    assert_eq!(
+        decode_counts(&retyped, &endpoint, Side::Server).expect("decode"),
+        want
+    );
+}
+
 // The fixtures were captured on Linux 6.18 by the ignored test
 // `capture_fixtures` in tests/sockdiag_netns.rs; the scenario and the
 // `ss` view of the same sockets are in tests/fixtures/sockdiag/README.md.

@@ -130,6 +130,13 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
     let lab_diag = SockDiag::open_in_netns(&ns).map_err(|e| open_err("sock_diag", e))?;
     let lab_sockstat = crate::measure::sockdiag::open_sockstat_in_netns(&ns)
         .map_err(|e| open_err("/proc/net/sockstat", e))?;
+    // The same with one walk of the kernel's socket hash per family, as
+    // before the one-walk request: what that request saves.
+    let lab_diag_per_family = SockDiag::open_in_netns(&ns)
+        .map_err(|e| open_err("sock_diag", e))?
+        .per_family();
+    let lab_sockstat_2 = crate::measure::sockdiag::open_sockstat_in_netns(&ns)
+        .map_err(|e| open_err("/proc/net/sockstat", e))?;
     let sockets = vec![
         timed("twlab sockets (sock_diag)".into(), Method::Sockets(diag)),
         Timed {
@@ -139,6 +146,10 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
                 Method::LabSockets(lab_diag, lab_sockstat),
             )
         },
+        timed(
+            "twlab sockets, lab namespace, one hash walk per family (before)".into(),
+            Method::LabSockets(lab_diag_per_family, lab_sockstat_2),
+        ),
         shell(
             format!("ss -tanH state all src {ep} | awk '{{print $1}}' | sort | uniq -c"),
             "ss",
