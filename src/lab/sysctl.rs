@@ -106,3 +106,90 @@ impl Journal {
         errors
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::counts::Counts;
+    use crate::common::endpoint::{Endpoint, Side};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A host whose sysctls live in a map; reads fail once `reads_fail`.
+    struct FakeHost {
+        values: Mutex<BTreeMap<String, String>>,
+        fail_reads_after_write: bool,
+        reads_fail: AtomicBool,
+    }
+
+    impl FakeHost {
+        fn new(name: &str, value: &str, fail_reads_after_write: bool) -> FakeHost {
+            FakeHost {
+                values: Mutex::new([(name.to_string(), value.to_string())].into()),
+                fail_reads_after_write,
+                reads_fail: AtomicBool::new(false),
+            }
+        }
+
+        fn value(&self, name: &str) -> String {
+            self.values.lock().unwrap()[name].clone()
+        }
+    }
+
+    #[async_trait]
+    impl Host for FakeHost {
+        fn side(&self) -> Side {
+            Side::Server
+        }
+
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+
+        fn command(&self, argv: &[String]) -> (tokio::process::Command, Vec<String>) {
+            (tokio::process::Command::new("false"), argv.to_vec())
+        }
+
+        async fn read_sysctl(&self, name: &SysctlName) -> Result<String> {
+            if self.reads_fail.load(Ordering::SeqCst) {
+                return Err(Error::env("read failed (the connection dropped)"));
+            }
+            Ok(self.value(&name.to_string()))
+        }
+
+        async fn write_sysctl(&self, name: &SysctlName, value: &str) -> Result<()> {
+            self.values
+                .lock()
+                .unwrap()
+                .insert(name.to_string(), value.to_string());
+            if self.fail_reads_after_write {
+                self.reads_fail.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+
+        async fn socket_counts(&self, _endpoint: Endpoint) -> Result<Counts> {
+            Ok(Counts::new())
+        }
+    }
+
+    fn sysctls(name: &str, value: &str) -> BTreeMap<SysctlName, SysctlValue> {
+        [(SysctlName::parse(name).unwrap(), SysctlValue(value.into()))].into()
+    }
+
+    /// Issue 9: a value written whose read-back failed must still be put
+    /// back (the write happened; only the check of it did not).
+    #[tokio::test]
+    async fn a_sysctl_written_whose_read_back_failed_is_restored() {
+        let key = "net.ipv4.tcp_fin_timeout";
+        let host = FakeHost::new(key, "60", true);
+        let mut journal = Journal::default();
+        let applied = journal.apply(&host, &sysctls(key, "20")).await;
+        assert!(applied.is_err(), "the failed read-back is an error");
+        assert_eq!(host.value(key), "20", "the write happened");
+        let errors = journal.restore(&[&host]).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(host.value(key), "60", "the old value is back");
+    }
+}
