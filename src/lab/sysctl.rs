@@ -49,15 +49,21 @@ impl Journal {
                 })?;
             }
             host.write_sysctl(name, &value.0).await?;
-            let after = host.read_sysctl(name).await?;
+            // Recorded as soon as it is written: a read-back that fails
+            // (a dropped connection) must not leave the value unrestored.
+            // `after` stays empty (unknown) until it is read back.
             self.changes.push(SysctlChange {
                 side: host.side(),
                 host: host.describe(),
                 name: name.to_string(),
                 before,
                 wanted: value.0.clone(),
-                after: after.clone(),
+                after: String::new(),
             });
+            let after = host.read_sysctl(name).await?;
+            if let Some(change) = self.changes.last_mut() {
+                change.after = after.clone();
+            }
             if normalize_sysctl(&after) != value.normalized() {
                 return Err(Error::env(format!(
                     "sysctl {name} on {} was set to `{value}` but reads back `{after}`",
