@@ -137,6 +137,8 @@ impl RealLab {
     /// Docker engines). Nothing is changed on the hosts yet.
     pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
         let locks = lock_machines(spec)?;
+        // Under the locks, so no `clean` is undoing it meanwhile.
+        crate::lab::restore::refuse_dead_journals(spec)?;
         let restore = RestoreFile::create(id, spec)?;
         let result = Self::connect_hosts(spec, id, restore.clone(), locks).await;
         if result.is_err() {

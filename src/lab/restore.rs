@@ -240,6 +240,40 @@ pub fn list() -> Vec<(PathBuf, RestoreState)> {
     out
 }
 
+/// Refuse a new lab on a machine where a run that died (its owner is gone,
+/// `twlab clean` was not run) left changes not undone: the new run would
+/// read the dead run's values as the machine's own and "restore" them at
+/// its end. `clean` puts them back first.
+pub fn refuse_dead_journals(spec: &LabSpec) -> Result<()> {
+    let machines: Vec<String> = Side::BOTH
+        .iter()
+        .map(|s| spec.hosts.get(*s).machine_key())
+        .collect();
+    for (path, state) in list() {
+        if owner_alive(&state) {
+            // A live run on one of these machines holds its lock already.
+            continue;
+        }
+        let shared: Vec<String> = Side::BOTH
+            .iter()
+            .map(|s| state.lab.hosts.get(*s))
+            .filter(|h| machines.contains(&h.machine_key()))
+            .map(|h| h.describe())
+            .collect();
+        if let Some(host) = shared.first() {
+            return Err(Error::env(format!(
+                "a twlab run that was killed (PID {}, started {}) left changes on {host} that are not undone yet ({} sysctl(s), {} process(es) in the restore journal {}); a new run would take its values for the machine's own: run `twlab clean` first",
+                state.owner_pid,
+                state.started_at,
+                state.sysctls.len(),
+                state.processes.len(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Rewrite a journal after `clean` undid part of it, or remove it when
 /// nothing is left.
 pub fn save_or_remove(path: &Path, state: &RestoreState) -> Result<()> {
