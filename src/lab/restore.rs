@@ -122,22 +122,25 @@ impl RestoreFile {
     }
 
     /// Note a sysctl's old value; written to disk before the caller changes it.
-    /// The first old value of a key is kept (it is the machine's own).
+    /// The first old value of a key on a machine is kept (it is the
+    /// machine's own), whichever side changes it next: when server and
+    /// client are one machine and both set a key, the client's "old" value
+    /// is the server's written one, which `clean` must not put back.
     pub fn record_sysctl(&self, entry: PendingSysctl) -> Result<()> {
         self.update(|s| {
             if !s
                 .sysctls
                 .iter()
-                .any(|p| p.side == entry.side && p.name == entry.name)
+                .any(|p| p.host == entry.host && p.name == entry.name)
             {
                 s.sysctls.push(entry);
             }
         })
     }
 
-    /// A sysctl is back to its old value.
-    pub fn forget_sysctl(&self, side: Side, name: &str) -> Result<()> {
-        self.update(|s| s.sysctls.retain(|p| !(p.side == side && p.name == name)))
+    /// A sysctl of the machine `host` is back to its old value.
+    pub fn forget_sysctl(&self, host: &str, name: &str) -> Result<()> {
+        self.update(|s| s.sysctls.retain(|p| !(p.host == host && p.name == name)))
     }
 
     /// Note a process started on a real host.
@@ -325,9 +328,10 @@ mod tests {
             before: "2".into(),
         })
         .unwrap();
-        // A second change of the same key keeps the machine's own value.
+        // A second change of the same key on that machine, by either side,
+        // keeps the machine's own value.
         file.record_sysctl(PendingSysctl {
-            side: Side::Server,
+            side: Side::Client,
             host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "1".into(),
@@ -343,7 +347,7 @@ mod tests {
         );
         file.finish().unwrap();
         assert_eq!(list().len(), 1, "kept while a sysctl is not restored");
-        file.forget_sysctl(Side::Server, "net.ipv4.tcp_tw_reuse")
+        file.forget_sysctl("local", "net.ipv4.tcp_tw_reuse")
             .unwrap();
         file.finish().unwrap();
         assert!(list().is_empty());

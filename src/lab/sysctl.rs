@@ -96,15 +96,16 @@ impl Journal {
                 errors.push(e);
                 continue;
             }
-            // Only once the oldest change of a key is undone is it back to
-            // the machine's own value (changes are undone newest first).
+            // Only once the oldest change of a key on that machine is undone
+            // (by either side: both may be one machine) is it back to the
+            // machine's own value (changes are undone newest first).
             let older = self
                 .changes
                 .iter()
-                .any(|c| c.side == change.side && c.host == change.host && c.name == change.name);
+                .any(|c| c.host == change.host && c.name == change.name);
             if !older
                 && let Some(disk) = &self.disk
-                && let Err(e) = disk.forget_sysctl(change.side, &change.name)
+                && let Err(e) = disk.forget_sysctl(&change.host, &change.name)
             {
                 errors.push(e);
             }
