@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::restore::{PendingSysctl, RestoreFile};
-use crate::results::env::SysctlChange;
+use crate::results::env::{SysctlChange, SysctlChangedMeanwhile};
 use crate::scenario::{SysctlName, SysctlValue, normalize_sysctl};
 use std::collections::BTreeMap;
 
@@ -23,6 +23,8 @@ pub struct Journal {
     pub changes: Vec<SysctlChange>,
     /// Real hosts: the on-disk journal each old value goes to first.
     pub disk: Option<RestoreFile>,
+    /// What [`Journal::restore`] found changed by someone else (for env.json).
+    pub changed_meanwhile: Vec<SysctlChangedMeanwhile>,
 }
 
 impl Journal {
@@ -91,8 +93,36 @@ impl Journal {
             let Ok(name) = SysctlName::parse(&change.name) else {
                 continue;
             };
+            // Someone else changed it meanwhile when it is neither what twlab
+            // wrote nor what it was: said, and put back to what it was all
+            // the same (the promise is the machine as it was before the run).
+            let mut meanwhile = false;
+            if !change.after.is_empty()
+                && let Ok(found) = host.read_sysctl(&name).await
+                && normalize_sysctl(&found) != normalize_sysctl(&change.after)
+                && normalize_sysctl(&found) != normalize_sysctl(&change.before)
+            {
+                errln!(
+                    "twlab: sysctl {} on {} was changed by someone else during the run: twlab wrote `{}`, it is now `{found}`; putting back `{}`, its value before the run",
+                    change.name,
+                    change.host,
+                    change.after,
+                    change.before
+                );
+                self.changed_meanwhile.push(SysctlChangedMeanwhile {
+                    side: change.side,
+                    host: change.host.clone(),
+                    name: change.name.clone(),
+                    written: change.after.clone(),
+                    found,
+                    restored: change.before.clone(),
+                });
+                meanwhile = true;
+            }
             let unchanged = normalize_sysctl(&change.after) == normalize_sysctl(&change.before);
-            if !unchanged && let Err(e) = host.write_sysctl(&name, &change.before).await {
+            if (!unchanged || meanwhile)
+                && let Err(e) = host.write_sysctl(&name, &change.before).await
+            {
                 errors.push(e);
                 continue;
             }

@@ -99,6 +99,7 @@ pub(crate) async fn run_one(
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
     let restore_errors = close_lab(&lab, &mut journal, keep).await;
+    env.sysctls_changed_meanwhile = std::mem::take(&mut journal.changed_meanwhile);
     summarize(ctx, variant, &samples, &client_hosts, &mut summary);
     all_samples.extend(samples.into_chart_samples());
     let outcome = match (outcome, restore_errors.into_iter().next()) {
