@@ -210,6 +210,35 @@ impl Drop for Supervised {
     }
 }
 
+/// Make the child of `cmd` die with twlab (PR_SET_PDEATHSIG, SIGKILL), for
+/// programs that run on this machine: a `kill -9` of twlab then ends the
+/// server or client it was starting or running, even one not journaled yet.
+/// Not for the `ssh` of a program on another host: its death would not end
+/// the remote program (that one is ended through its pidfile, by twlab or
+/// by `twlab clean`), only cut twlab's view of it. The kernel sends the
+/// signal when the *thread* that spawned the child ends: twlab spawns from
+/// its runtime's threads, which live as long as twlab. Dropped by the
+/// kernel across the exec of a set-user-ID program (`sudo`). Only the
+/// child itself gets it: what it forked itself is ended through its
+/// process group (by twlab or from the restore journal by `clean`).
+pub fn die_with_twlab(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe system calls
+    // (prctl, getppid), no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // twlab died before the prctl: nobody would send the signal.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// CPU time (user + system, all threads) a live process has used, from
 /// `/proc/PID/stat`; `None` once it is gone.
 pub fn cpu_secs(pid: u32) -> Option<f64> {

@@ -467,12 +467,17 @@ async fn start_server(
         run_id: lab.run_id(),
         engine: lab.engine(),
     };
-    let server = server::start(spec, host, &server_ctx).await?;
-    env.server_image_id = server.image_id.clone();
-    let note = match server.process() {
-        Some(p) => note_process(lab, Side::Server, p)?,
-        None => None,
+    // Journaled once spawned, not once it listens.
+    let noted = std::sync::Mutex::new(None);
+    let note = |p: &crate::process::Supervised| {
+        let pid = note_process(lab, Side::Server, p)?;
+        *noted.lock().map_err(|_| Error::env("journal note lock"))? = pid;
+        Ok(())
     };
+    let started = server::start_noted(spec, host, &server_ctx, &note).await;
+    let note = noted.lock().ok().and_then(|n| *n);
+    let server = started.inspect_err(|_| forget_process(lab, note))?;
+    env.server_image_id = server.image_id.clone();
     Ok((server, note))
 }
 
