@@ -266,12 +266,27 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
     // Its own process group, like every child: a Ctrl-C in the terminal goes
     // to twlab alone, which decides what stops (a `conntrack -L` or an
     // `ip netns del` cut short by SIGINT would lose a sample or a cleanup).
-    cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
-    let out = cmd.output().await.map_err(|e| CommandError {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| CommandError {
         command: command.clone(),
         status: None,
         stderr: format!("cannot start: {e}"),
     })?;
+    // A caller that gives up (a sample's timeout, a Ctrl-C) drops this
+    // future: kill_on_drop ends the child, the guard its whole group (a
+    // wrapper's own children would outlive it otherwise).
+    let group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+    let out = child.wait_with_output().await.map_err(|e| CommandError {
+        command: command.clone(),
+        status: None,
+        stderr: format!("waiting for it: {e}"),
+    });
+    group.disarm();
+    let out = out?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -280,6 +295,47 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
             status: out.status.code(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }))
+    }
+}
+
+/// Run a command for what it prints, whatever its exit status (a tool's
+/// `--version`), for at most `limit`: `None` when it cannot start or does
+/// not end in time (then it and its process group are killed).
+pub async fn output_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().ok()?;
+    let group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+    let out = tokio::time::timeout(limit, child.wait_with_output()).await;
+    match out {
+        Ok(out) => {
+            group.disarm();
+            out.ok()
+        }
+        // The guard kills the group; kill_on_drop has killed the child.
+        Err(_) => None,
+    }
+}
+
+/// Kills a process group when dropped, unless disarmed first.
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    /// The leader has been reaped: its group id may be reused, so it must
+    /// not be signalled any more.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
     }
 }
 
