@@ -227,7 +227,14 @@ pub fn die_with_twlab(cmd: &mut Command) {
     // (prctl, getppid), no allocation, no lock.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) == -1 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // twlab died before the prctl: nobody would send the signal.
@@ -279,7 +286,12 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
     // A caller that gives up (a sample's timeout, a Ctrl-C) drops this
     // future: kill_on_drop ends the child, the guard its whole group (a
     // wrapper's own children would outlive it otherwise).
-    let group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+    let group = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
     let out = child.wait_with_output().await.map_err(|e| CommandError {
         command: command.clone(),
         status: None,
@@ -308,7 +320,12 @@ pub async fn output_within(mut cmd: Command, limit: Duration) -> Option<std::pro
         .process_group(0)
         .kill_on_drop(true);
     let child = cmd.spawn().ok()?;
-    let group = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+    let group = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
     let out = tokio::time::timeout(limit, child.wait_with_output()).await;
     match out {
         Ok(out) => {

@@ -7,7 +7,11 @@
 //! `summary.json` / `report.md` written wherever the run got that far.
 //! Beside them, the suspicions of the issue that a test settles (owner
 //! files and start times, run id collisions, `--out`, `--junit` to a FIFO,
-//! Ctrl-C during the drain of a real lab).
+//! Ctrl-C during the drain of a real lab; on a local real lab: one sysctl
+//! set by both roles of one machine, a dead run's journal, a sysctl changed
+//! by someone else, a `kill -9` while a server starts, a hung `conntrack`).
+//! The local real-lab tests change one harmless sysctl of this machine
+//! ([`SHARED_SYSCTL`]) and put it back themselves, also when they fail.
 //!
 //! Leftovers are looked for precisely (the run's own namespaces, processes
 //! of this build's binary, processes naming this test's temporary
@@ -1140,8 +1144,9 @@ fn clean_with_state(fx: &Fixture) -> String {
 /// is refused: it would take the dead run's value for the machine's own.
 #[test]
 fn one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9() {
-    if !require_root("one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9")
-    {
+    if !require_root(
+        "one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9",
+    ) {
         return;
     }
     let fx = Fixture::new();
@@ -1240,8 +1245,16 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         stderr.contains("twlab clean") && stderr.contains("dead0001"),
         "the refusal names the journal and the fix: {stderr}"
     );
-    assert_eq!(guard.current(), guard.original, "the refused run changed it");
-    assert_eq!(journals(&fx), vec![journal.clone()], "only the dead journal");
+    assert_eq!(
+        guard.current(),
+        guard.original,
+        "the refused run changed it"
+    );
+    assert_eq!(
+        journals(&fx),
+        vec![journal.clone()],
+        "only the dead journal"
+    );
     let said = clean_with_state(&fx);
     assert!(journals(&fx).is_empty(), "{said}");
     fx.assert_nothing_left(&[]);
@@ -1327,9 +1340,9 @@ fn kill_9_while_a_local_server_starts_leaves_no_server() {
     assert_eq!(journal.len(), 1, "{journal:?}");
     let state = read_json(&journal[0]);
     assert!(
-        state["processes"]
-            .as_array()
-            .is_some_and(|p| p.iter().any(|p| p["command"].as_str().is_some_and(|c| c.contains("sleep 8")))),
+        state["processes"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["command"].as_str().is_some_and(|c| c.contains("sleep 8")))),
         "the starting server is not journaled: {state}"
     );
     signal(&child, Signal::SIGKILL);
