@@ -210,6 +210,42 @@ impl Drop for Supervised {
     }
 }
 
+/// Make the child of `cmd` die with twlab (PR_SET_PDEATHSIG, SIGKILL), for
+/// programs that run on this machine: a `kill -9` of twlab then ends the
+/// server or client it was starting or running, even one not journaled yet.
+/// Not for the `ssh` of a program on another host: its death would not end
+/// the remote program (that one is ended through its pidfile, by twlab or
+/// by `twlab clean`), only cut twlab's view of it. The kernel sends the
+/// signal when the *thread* that spawned the child ends: twlab spawns from
+/// its runtime's threads, which live as long as twlab. Dropped by the
+/// kernel across the exec of a set-user-ID program (`sudo`). Only the
+/// child itself gets it: what it forked itself is ended through its
+/// process group (by twlab or from the restore journal by `clean`).
+pub fn die_with_twlab(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe system calls
+    // (prctl, getppid), no allocation, no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // twlab died before the prctl: nobody would send the signal.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// CPU time (user + system, all threads) a live process has used, from
 /// `/proc/PID/stat`; `None` once it is gone.
 pub fn cpu_secs(pid: u32) -> Option<f64> {
@@ -237,12 +273,32 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
     // Its own process group, like every child: a Ctrl-C in the terminal goes
     // to twlab alone, which decides what stops (a `conntrack -L` or an
     // `ip netns del` cut short by SIGINT would lose a sample or a cleanup).
-    cmd.stdin(Stdio::null()).process_group(0).kill_on_drop(true);
-    let out = cmd.output().await.map_err(|e| CommandError {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| CommandError {
         command: command.clone(),
         status: None,
         stderr: format!("cannot start: {e}"),
     })?;
+    // A caller that gives up (a sample's timeout, a Ctrl-C) drops this
+    // future: kill_on_drop ends the child, the guard its whole group (a
+    // wrapper's own children would outlive it otherwise).
+    let group = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
+    let out = child.wait_with_output().await.map_err(|e| CommandError {
+        command: command.clone(),
+        status: None,
+        stderr: format!("waiting for it: {e}"),
+    });
+    group.disarm();
+    let out = out?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -251,6 +307,52 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
             status: out.status.code(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }))
+    }
+}
+
+/// Run a command for what it prints, whatever its exit status (a tool's
+/// `--version`), for at most `limit`: `None` when it cannot start or does
+/// not end in time (then it and its process group are killed).
+pub async fn output_within(mut cmd: Command, limit: Duration) -> Option<std::process::Output> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().ok()?;
+    let group = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
+    let out = tokio::time::timeout(limit, child.wait_with_output()).await;
+    match out {
+        Ok(out) => {
+            group.disarm();
+            out.ok()
+        }
+        // The guard kills the group; kill_on_drop has killed the child.
+        Err(_) => None,
+    }
+}
+
+/// Kills a process group when dropped, unless disarmed first.
+struct GroupGuard(Option<Pid>);
+
+impl GroupGuard {
+    /// The leader has been reaped: its group id may be reused, so it must
+    /// not be signalled any more.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
     }
 }
 

@@ -7,7 +7,11 @@
 //! `summary.json` / `report.md` written wherever the run got that far.
 //! Beside them, the suspicions of the issue that a test settles (owner
 //! files and start times, run id collisions, `--out`, `--junit` to a FIFO,
-//! Ctrl-C during the drain of a real lab).
+//! Ctrl-C during the drain of a real lab; on a local real lab: one sysctl
+//! set by both roles of one machine, a dead run's journal, a sysctl changed
+//! by someone else, a `kill -9` while a server starts, a hung `conntrack`).
+//! The local real-lab tests change one harmless sysctl of this machine
+//! ([`SHARED_SYSCTL`]) and put it back themselves, also when they fail.
 //!
 //! Leftovers are looked for precisely (the run's own namespaces, processes
 //! of this build's binary, processes naming this test's temporary
@@ -1021,4 +1025,464 @@ fn cmdline(pid: i32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
         .unwrap_or_default()
+}
+
+/// A sysctl of this machine that the tests below change: harmless to flip
+/// (the interval between keepalive probes of idle connections that asked
+/// for keepalive), and in no other test's list of the machine's values.
+const SHARED_SYSCTL: &str = "net.ipv4.tcp_keepalive_intvl";
+
+/// A sysctl of this machine a test changes, put back to what it was when
+/// the guard is dropped, also when the test fails.
+struct SysctlGuard {
+    path: PathBuf,
+    original: String,
+}
+
+impl SysctlGuard {
+    fn new(key: &str) -> SysctlGuard {
+        assert_ne!(key, "net.ipv4.tcp_tw_reuse", "never touched by a test");
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        let original = std::fs::read_to_string(&path)
+            .expect("the sysctl")
+            .trim()
+            .to_string();
+        SysctlGuard { path, original }
+    }
+
+    fn current(&self) -> String {
+        std::fs::read_to_string(&self.path)
+            .expect("the sysctl")
+            .trim()
+            .to_string()
+    }
+
+    fn set(&self, value: &str) {
+        std::fs::write(&self.path, value).expect("write the sysctl");
+    }
+
+    /// A value that is neither the original nor any of `taken`.
+    fn other(&self, taken: &[&str]) -> String {
+        (21..40)
+            .map(|v| v.to_string())
+            .find(|v| *v != self.original && !taken.contains(&v.as_str()))
+            .expect("a free value")
+    }
+}
+
+impl Drop for SysctlGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.original);
+    }
+}
+
+/// Both roles on this machine's own namespace.
+const LOCAL_LAB: &str = "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 2s\n";
+
+/// `twlab run SCENARIO --lab LAB --out OUT` with its own state directory
+/// (restore journals) and `path_first` put first on PATH when given.
+fn spawn_on_lab(
+    fx: &Fixture,
+    scenario: &Path,
+    lab: &Path,
+    out: &Path,
+    path_first: Option<&Path>,
+) -> Child {
+    let log = |n: &str| {
+        std::fs::File::create(fx.path().join(format!(
+            "{}.{n}",
+            out.file_name().unwrap_or_default().to_string_lossy()
+        )))
+        .expect("log file")
+    };
+    let mut cmd = twlab();
+    cmd.env("TWLAB_STATE_DIR", fx.path().join("state"));
+    if let Some(dir) = path_first {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).expect("PATH"));
+    }
+    cmd.arg("run")
+        .arg(scenario)
+        .arg("--lab")
+        .arg(lab)
+        .arg("--out")
+        .arg(out)
+        .stdout(log("stdout"))
+        .stderr(log("stderr"))
+        .spawn()
+        .expect("twlab run starts")
+}
+
+/// The restore journals in the fixture's state directory.
+fn journals(fx: &Fixture) -> Vec<PathBuf> {
+    std::fs::read_dir(fx.path().join("state").join("restore"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn clean_with_state(fx: &Fixture) -> String {
+    let out = run_expecting(
+        twlab()
+            .env("TWLAB_STATE_DIR", fx.path().join("state"))
+            .arg("clean"),
+        0,
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 9: server and client are both this machine and both set one
+/// sysctl. After a `kill -9` mid-load, `twlab clean` must put back the
+/// machine's own value, not the server's written one (which the client's
+/// change recorded as its "before"). Before clean, a new run on the host
+/// is refused: it would take the dead run's value for the machine's own.
+#[test]
+fn one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9() {
+    if !require_root(
+        "one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9",
+    ) {
+        return;
+    }
+    let fx = Fixture::new();
+    let guard = SysctlGuard::new(SHARED_SYSCTL);
+    let server_value = guard.other(&[]);
+    let client_value = guard.other(&[&server_value]);
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    let scenario = fx.scenario(
+        "both",
+        &format!("name: both\nserver: {{ kind: builtin, port: 18476 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {server_value} }}\n      client: {{ {SHARED_SYSCTL}: {client_value} }}\n"),
+    );
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, None);
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || sample_lines(&out).len() >= 4,
+    );
+    assert_eq!(guard.current(), client_value, "the client's change is last");
+    signal(&child, Signal::SIGKILL);
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(guard.current(), client_value, "the fault is real");
+    assert_eq!(journals(&fx).len(), 1, "the dead run's journal");
+
+    // A new run now would record the dead run's value as "before".
+    let again = fx.path().join("again");
+    let mut second = spawn_on_lab(&fx, &scenario, &lab, &again, None);
+    let status = wait_exit(&mut second, Duration::from_secs(30));
+    let stderr = fx.stderr_of(&again);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("twlab clean"), "{stderr}");
+    assert_eq!(guard.current(), client_value, "the refused run changed it");
+    assert_eq!(journals(&fx).len(), 1, "the refused run left a journal");
+
+    let said = clean_with_state(&fx);
+    assert_eq!(
+        guard.current(),
+        guard.original,
+        "clean put back a value twlab wrote: {said}"
+    );
+    assert!(journals(&fx).is_empty(), "journal left: {said}");
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: a dead run's restore journal naming this machine (its owner is
+/// gone, `clean` was not run) makes a new run on the machine refuse with
+/// exit 3 and the fix, before it changes anything; `clean` then removes it.
+#[test]
+fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
+    if !require_root("a_new_run_refuses_a_host_with_a_dead_runs_journal") {
+        return;
+    }
+    use twlab::lab::restore::{PendingSysctl, RestoreState};
+    let fx = Fixture::new();
+    let guard = SysctlGuard::new(SHARED_SYSCTL);
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    // A journal whose owner has ended; its old value is the current one, so
+    // the clean at the end changes nothing on the machine.
+    let mut dead = Command::new("true").spawn().expect("true");
+    let dead_pid = dead.id();
+    let _ = dead.wait();
+    let state = RestoreState {
+        lab_id: "dead0001".into(),
+        owner_pid: dead_pid,
+        owner_start_ticks: Some(1),
+        started_at: "2026-01-01T00:00:00+00:00".into(),
+        lab: serde_yaml_ng::from_str(LOCAL_LAB).expect("lab"),
+        sysctls: vec![PendingSysctl {
+            side: twlab::common::endpoint::Side::Server,
+            host: "local (this machine)".into(),
+            name: SHARED_SYSCTL.into(),
+            before: guard.original.clone(),
+        }],
+        processes: Vec::new(),
+        runs: Vec::new(),
+        control_dir: None,
+    };
+    let dir = fx.path().join("state").join("restore");
+    std::fs::create_dir_all(&dir).expect("state dir");
+    let journal = dir.join("dead0001.json");
+    std::fs::write(&journal, serde_json::to_vec(&state).expect("json")).expect("journal");
+    let value = guard.other(&[]);
+    let scenario = fx.scenario(
+        "after",
+        &format!("name: after\nserver: {{ kind: builtin, port: 18477 }}\nclient: {{ connections: 2, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {value} }}\n"),
+    );
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, None);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("twlab clean") && stderr.contains("dead0001"),
+        "the refusal names the journal and the fix: {stderr}"
+    );
+    assert_eq!(
+        guard.current(),
+        guard.original,
+        "the refused run changed it"
+    );
+    assert_eq!(
+        journals(&fx),
+        vec![journal.clone()],
+        "only the dead journal"
+    );
+    let said = clean_with_state(&fx);
+    assert!(journals(&fx).is_empty(), "{said}");
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: someone else changes a sysctl twlab set while the run goes on.
+/// At the end twlab still puts back the value from before the run (its
+/// promise is the machine as it was), and says so: on stderr and in
+/// env.json (`sysctls_changed_meanwhile`), with the value it found.
+#[test]
+fn a_sysctl_changed_by_someone_else_mid_run_is_named_and_put_back() {
+    if !require_root("a_sysctl_changed_by_someone_else_mid_run_is_named_and_put_back") {
+        return;
+    }
+    let fx = Fixture::new();
+    let guard = SysctlGuard::new(SHARED_SYSCTL);
+    let value = guard.other(&[]);
+    let meanwhile = guard.other(&[&value]);
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    let scenario = fx.scenario(
+        "meanwhile",
+        &format!("name: meanwhile\nserver: {{ kind: builtin, port: 18478 }}\nclient: {{ connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {value} }}\n"),
+    );
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, None);
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || sample_lines(&out).len() >= 2,
+    );
+    assert_eq!(guard.current(), value, "the variant is in force");
+    guard.set(&meanwhile);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(guard.current(), guard.original, "put back to the original");
+    assert!(
+        stderr.contains(SHARED_SYSCTL) && stderr.contains(&format!("`{meanwhile}`")),
+        "stderr names the other change: {stderr}"
+    );
+    let env = read_json(&out.join("env.json"));
+    let noted = &env["runs"][0]["sysctls_changed_meanwhile"][0];
+    assert_eq!(noted["name"], SHARED_SYSCTL, "{env}");
+    assert_eq!(noted["found"], meanwhile.as_str(), "{env}");
+    assert_eq!(noted["written"], value.as_str(), "{env}");
+    assert_eq!(noted["restored"], guard.original.as_str(), "{env}");
+    assert!(journals(&fx).is_empty());
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: a `kill -9` of twlab while a `kind: command` server on this
+/// machine is still starting (it listens after 8 s). The server was
+/// journaled as soon as it was spawned, before it listened, and it dies
+/// with twlab (PR_SET_PDEATHSIG) without waiting for `clean`; `clean`
+/// then finds nothing running and removes the journal.
+#[test]
+fn kill_9_while_a_local_server_starts_leaves_no_server() {
+    if !require_root("kill_9_while_a_local_server_starts_leaves_no_server") {
+        return;
+    }
+    let fx = Fixture::new();
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    let body = format!(
+        "name: slow-server\nserver:\n  kind: command\n  port: 18479\n  command: [sh, -c, 'sleep 8; exec python3 -m http.server 18479 --bind 127.0.0.1 --directory \"$0\"', '{}']\nclient: {{ tool: builtin, connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: default\n",
+        fx.marker()
+    );
+    let scenario = fx.scenario("slow", &body);
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, None);
+    let marker = fx.marker();
+    wait_until(
+        "the server's shell runs",
+        Duration::from_secs(20),
+        &mut child,
+        || our_processes(&marker).iter().any(|p| p.contains("sleep 8")),
+    );
+    // Give the journal's fsync a moment, then look: the server is in it.
+    std::thread::sleep(Duration::from_millis(500));
+    let journal = journals(&fx);
+    assert_eq!(journal.len(), 1, "{journal:?}");
+    let state = read_json(&journal[0]);
+    assert!(
+        state["processes"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|p| p["command"].as_str().is_some_and(|c| c.contains("sleep 8")))),
+        "the starting server is not journaled: {state}"
+    );
+    signal(&child, Signal::SIGKILL);
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = our_processes(&marker)
+            .into_iter()
+            .filter(|p| p.contains("sleep 8"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server outlived twlab before clean: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = clean_with_state(&fx);
+    assert!(journals(&fx).is_empty(), "{said}");
+    fx.assert_nothing_left(&[]);
+}
+
+/// A directory holding a fake `conntrack` that answers an empty table until
+/// the file `hang` appears next to it, then never answers (its shell waits
+/// on a `sleep` child, so a kill of the shell alone would leave the sleep).
+fn hanging_conntrack(fx: &Fixture) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = fx.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let flag = bin.join("hang");
+    let tool = bin.join("conntrack");
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then sleep 987654; fi\nexit 0\n",
+            flag.display()
+        ),
+    )
+    .expect("fake conntrack");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin, flag)
+}
+
+fn hung_sleeps() -> Vec<String> {
+    our_processes("987654")
+}
+
+fn conntrack_scenario(fx: &Fixture, port: u16) -> PathBuf {
+    fx.scenario(
+        "hung",
+        &format!("name: hung\nserver: {{ kind: builtin, port: {port} }}\nclient: {{ connections: 2, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: true }}\nallow: [client_saturation]\nvariants:\n  - name: default\n"),
+    )
+}
+
+/// Issue 9: `conntrack -L` hangs mid-load on a real lab (a fake one first on
+/// PATH). The sampler gives a sample 10 s; then the run ends with exit 3,
+/// the samples before the hang kept, summary.json written, the hung tool
+/// (its whole process group) gone and no journal left.
+#[test]
+fn a_hung_conntrack_mid_load_on_a_real_lab_ends_the_run_with_exit_3() {
+    if !require_root("a_hung_conntrack_mid_load_on_a_real_lab_ends_the_run_with_exit_3") {
+        return;
+    }
+    let fx = Fixture::new();
+    let (bin, flag) = hanging_conntrack(&fx);
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    let scenario = conntrack_scenario(&fx, 18480);
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, Some(&bin));
+    wait_until(
+        "samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || sample_lines(&out).len() >= 8,
+    );
+    let seen = sample_lines(&out).len();
+    std::fs::write(&flag, "").expect("hang");
+    let hung = Instant::now();
+    let status = wait_exit(&mut child, Duration::from_secs(40));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        hung.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        hung.elapsed()
+    );
+    assert!(stderr.contains("hung"), "{stderr}");
+    assert!(sample_lines(&out).len() >= seen, "samples were lost");
+    assert!(out.join("summary.json").exists(), "no summary.json");
+    assert!(journals(&fx).is_empty(), "journal left");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !hung_sleeps().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the hung tool is left: {:?}",
+            hung_sleeps()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: `conntrack -L` hangs already while twlab waits for a real lab's
+/// endpoint to drain before the first run: the wait is bounded too (exit
+/// 3, nothing started, nothing left), not forever.
+#[test]
+fn a_hung_conntrack_in_the_drain_of_a_real_lab_ends_with_exit_3() {
+    if !require_root("a_hung_conntrack_in_the_drain_of_a_real_lab_ends_with_exit_3") {
+        return;
+    }
+    let fx = Fixture::new();
+    let (bin, flag) = hanging_conntrack(&fx);
+    std::fs::write(&flag, "").expect("hang");
+    let lab = fx.path().join("lab.yaml");
+    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    let scenario = conntrack_scenario(&fx, 18481);
+    let out = fx.path().join("run");
+    let started = Instant::now();
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, Some(&bin));
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let stderr = fx.stderr_of(&out);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(stderr.contains("conntrack"), "{stderr}");
+    assert!(journals(&fx).is_empty(), "journal left");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !hung_sleeps().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the hung tool is left: {:?}",
+            hung_sleeps()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fx.assert_nothing_left(&[]);
 }

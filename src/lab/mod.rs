@@ -63,10 +63,13 @@ pub trait Host: Send + Sync {
     /// Start a long-running program (server, load client) on this host in
     /// its own process group, stderr appended to `log`, stdout captured
     /// when `capture_stdout`. Stopping it reaches the program itself, also
-    /// where it runs on another machine.
+    /// where it runs on another machine. This default is for programs on
+    /// this machine (its namespace or a lab namespace): they die with twlab
+    /// ([`process::die_with_twlab`]).
     fn spawn(&self, argv: &[String], log: &Path, capture_stdout: bool) -> Result<Supervised> {
         require_program(argv)?;
-        let (cmd, shown) = self.command(argv);
+        let (mut cmd, shown) = self.command(argv);
+        process::die_with_twlab(&mut cmd);
         Supervised::spawn(cmd, &shown, log, capture_stdout)
     }
 

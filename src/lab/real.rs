@@ -84,6 +84,10 @@ pub struct RealLab {
     stop_requested: StopCheck,
 }
 
+/// How long one count of the drain between runs may take (a `conntrack -L`
+/// of a large table over SSH) before the tool counts as hung.
+pub const DRAIN_COUNT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// See [`RealLab::with_stop_check`].
 pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
@@ -137,6 +141,8 @@ impl RealLab {
     /// Docker engines). Nothing is changed on the hosts yet.
     pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
         let locks = lock_machines(spec)?;
+        // Under the locks, so no `clean` is undoing it meanwhile.
+        crate::lab::restore::refuse_dead_journals(spec)?;
         let restore = RestoreFile::create(id, spec)?;
         let result = Self::connect_hosts(spec, id, restore.clone(), locks).await;
         if result.is_err() {
@@ -229,7 +235,12 @@ impl RealLab {
             let mut left = Vec::new();
             for side in Side::BOTH {
                 let host = self.host(side);
-                let sockets = host.socket_counts(endpoint).await?;
+                let sockets = self
+                    .bounded(
+                        format!("counting the sockets of {endpoint} on the {side} host to see them drain"),
+                        host.socket_counts(endpoint),
+                    )
+                    .await?;
                 let n: u64 = sockets
                     .iter()
                     .filter(|(state, _)| state.as_str() != "LISTEN")
@@ -239,7 +250,14 @@ impl RealLab {
                     left.push(format!("{n} sockets on the {side}"));
                 }
                 if conntrack {
-                    let n: u64 = host.conntrack_counts(endpoint).await?.values().sum();
+                    let n: u64 = self
+                        .bounded(
+                            format!("counting the conntrack entries of {endpoint} on the {side} host to see them drain"),
+                            host.conntrack_counts(endpoint),
+                        )
+                        .await?
+                        .values()
+                        .sum();
                     if n > 0 {
                         left.push(format!("{n} conntrack entries on the {side}"));
                     }
@@ -258,6 +276,30 @@ impl RealLab {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+
+    /// One count of the drain, bounded: a hung tool (`conntrack -L`, a
+    /// command on an SSH host) ends the wait with an error after
+    /// [`DRAIN_COUNT_TIMEOUT`], a stop signal at once.
+    async fn bounded<T>(
+        &self,
+        what: String,
+        count: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let stopped = async {
+            while !(self.stop_requested)() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            counted = tokio::time::timeout(DRAIN_COUNT_TIMEOUT, count) => counted.unwrap_or_else(|_| {
+                Err(Error::env(format!(
+                    "{what} took longer than {}s (a hung tool?); no run is started",
+                    DRAIN_COUNT_TIMEOUT.as_secs()
+                )))
+            }),
+            () = stopped => Err(Error::env(format!("stopped by a signal while {what}"))),
         }
     }
 

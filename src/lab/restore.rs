@@ -122,22 +122,25 @@ impl RestoreFile {
     }
 
     /// Note a sysctl's old value; written to disk before the caller changes it.
-    /// The first old value of a key is kept (it is the machine's own).
+    /// The first old value of a key on a machine is kept (it is the
+    /// machine's own), whichever side changes it next: when server and
+    /// client are one machine and both set a key, the client's "old" value
+    /// is the server's written one, which `clean` must not put back.
     pub fn record_sysctl(&self, entry: PendingSysctl) -> Result<()> {
         self.update(|s| {
             if !s
                 .sysctls
                 .iter()
-                .any(|p| p.side == entry.side && p.name == entry.name)
+                .any(|p| p.host == entry.host && p.name == entry.name)
             {
                 s.sysctls.push(entry);
             }
         })
     }
 
-    /// A sysctl is back to its old value.
-    pub fn forget_sysctl(&self, side: Side, name: &str) -> Result<()> {
-        self.update(|s| s.sysctls.retain(|p| !(p.side == side && p.name == name)))
+    /// A sysctl of the machine `host` is back to its old value.
+    pub fn forget_sysctl(&self, host: &str, name: &str) -> Result<()> {
+        self.update(|s| s.sysctls.retain(|p| !(p.host == host && p.name == name)))
     }
 
     /// Note a process started on a real host.
@@ -240,6 +243,40 @@ pub fn list() -> Vec<(PathBuf, RestoreState)> {
     out
 }
 
+/// Refuse a new lab on a machine where a run that died (its owner is gone,
+/// `twlab clean` was not run) left changes not undone: the new run would
+/// read the dead run's values as the machine's own and "restore" them at
+/// its end. `clean` puts them back first.
+pub fn refuse_dead_journals(spec: &LabSpec) -> Result<()> {
+    let machines: Vec<String> = Side::BOTH
+        .iter()
+        .map(|s| spec.hosts.get(*s).machine_key())
+        .collect();
+    for (path, state) in list() {
+        if owner_alive(&state) {
+            // A live run on one of these machines holds its lock already.
+            continue;
+        }
+        let shared: Vec<String> = Side::BOTH
+            .iter()
+            .map(|s| state.lab.hosts.get(*s))
+            .filter(|h| machines.contains(&h.machine_key()))
+            .map(|h| h.describe())
+            .collect();
+        if let Some(host) = shared.first() {
+            return Err(Error::env(format!(
+                "a twlab run that was killed (PID {}, started {}) left changes on {host} that are not undone yet ({} sysctl(s), {} process(es) in the restore journal {}); a new run would take its values for the machine's own: run `twlab clean` first",
+                state.owner_pid,
+                state.started_at,
+                state.sysctls.len(),
+                state.processes.len(),
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Rewrite a journal after `clean` undid part of it, or remove it when
 /// nothing is left.
 pub fn save_or_remove(path: &Path, state: &RestoreState) -> Result<()> {
@@ -291,9 +328,10 @@ mod tests {
             before: "2".into(),
         })
         .unwrap();
-        // A second change of the same key keeps the machine's own value.
+        // A second change of the same key on that machine, by either side,
+        // keeps the machine's own value.
         file.record_sysctl(PendingSysctl {
-            side: Side::Server,
+            side: Side::Client,
             host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "1".into(),
@@ -309,7 +347,7 @@ mod tests {
         );
         file.finish().unwrap();
         assert_eq!(list().len(), 1, "kept while a sysctl is not restored");
-        file.forget_sysctl(Side::Server, "net.ipv4.tcp_tw_reuse")
+        file.forget_sysctl("local", "net.ipv4.tcp_tw_reuse")
             .unwrap();
         file.finish().unwrap();
         assert!(list().is_empty());

@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::restore::{PendingSysctl, RestoreFile};
-use crate::results::env::SysctlChange;
+use crate::results::env::{SysctlChange, SysctlChangedMeanwhile};
 use crate::scenario::{SysctlName, SysctlValue, normalize_sysctl};
 use std::collections::BTreeMap;
 
@@ -23,6 +23,8 @@ pub struct Journal {
     pub changes: Vec<SysctlChange>,
     /// Real hosts: the on-disk journal each old value goes to first.
     pub disk: Option<RestoreFile>,
+    /// What [`Journal::restore`] found changed by someone else (for env.json).
+    pub changed_meanwhile: Vec<SysctlChangedMeanwhile>,
 }
 
 impl Journal {
@@ -49,15 +51,21 @@ impl Journal {
                 })?;
             }
             host.write_sysctl(name, &value.0).await?;
-            let after = host.read_sysctl(name).await?;
+            // Recorded as soon as it is written: a read-back that fails
+            // (a dropped connection) must not leave the value unrestored.
+            // `after` stays empty (unknown) until it is read back.
             self.changes.push(SysctlChange {
                 side: host.side(),
                 host: host.describe(),
                 name: name.to_string(),
                 before,
                 wanted: value.0.clone(),
-                after: after.clone(),
+                after: String::new(),
             });
+            let after = host.read_sysctl(name).await?;
+            if let Some(change) = self.changes.last_mut() {
+                change.after = after.clone();
+            }
             if normalize_sysctl(&after) != value.normalized() {
                 return Err(Error::env(format!(
                     "sysctl {name} on {} was set to `{value}` but reads back `{after}`",
@@ -85,24 +93,140 @@ impl Journal {
             let Ok(name) = SysctlName::parse(&change.name) else {
                 continue;
             };
+            // Someone else changed it meanwhile when it is neither what twlab
+            // wrote nor what it was: said, and put back to what it was all
+            // the same (the promise is the machine as it was before the run).
+            let mut meanwhile = false;
+            if !change.after.is_empty()
+                && let Ok(found) = host.read_sysctl(&name).await
+                && normalize_sysctl(&found) != normalize_sysctl(&change.after)
+                && normalize_sysctl(&found) != normalize_sysctl(&change.before)
+            {
+                errln!(
+                    "twlab: sysctl {} on {} was changed by someone else during the run: twlab wrote `{}`, it is now `{found}`; putting back `{}`, its value before the run",
+                    change.name,
+                    change.host,
+                    change.after,
+                    change.before
+                );
+                self.changed_meanwhile.push(SysctlChangedMeanwhile {
+                    side: change.side,
+                    host: change.host.clone(),
+                    name: change.name.clone(),
+                    written: change.after.clone(),
+                    found,
+                    restored: change.before.clone(),
+                });
+                meanwhile = true;
+            }
             let unchanged = normalize_sysctl(&change.after) == normalize_sysctl(&change.before);
-            if !unchanged && let Err(e) = host.write_sysctl(&name, &change.before).await {
+            if (!unchanged || meanwhile)
+                && let Err(e) = host.write_sysctl(&name, &change.before).await
+            {
                 errors.push(e);
                 continue;
             }
-            // Only once the oldest change of a key is undone is it back to
-            // the machine's own value (changes are undone newest first).
+            // Only once the oldest change of a key on that machine is undone
+            // (by either side: both may be one machine) is it back to the
+            // machine's own value (changes are undone newest first).
             let older = self
                 .changes
                 .iter()
-                .any(|c| c.side == change.side && c.host == change.host && c.name == change.name);
+                .any(|c| c.host == change.host && c.name == change.name);
             if !older
                 && let Some(disk) = &self.disk
-                && let Err(e) = disk.forget_sysctl(change.side, &change.name)
+                && let Err(e) = disk.forget_sysctl(&change.host, &change.name)
             {
                 errors.push(e);
             }
         }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::counts::Counts;
+    use crate::common::endpoint::{Endpoint, Side};
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A host whose sysctls live in a map; reads fail once `reads_fail`.
+    struct FakeHost {
+        values: Mutex<BTreeMap<String, String>>,
+        fail_reads_after_write: bool,
+        reads_fail: AtomicBool,
+    }
+
+    impl FakeHost {
+        fn new(name: &str, value: &str, fail_reads_after_write: bool) -> FakeHost {
+            FakeHost {
+                values: Mutex::new([(name.to_string(), value.to_string())].into()),
+                fail_reads_after_write,
+                reads_fail: AtomicBool::new(false),
+            }
+        }
+
+        fn value(&self, name: &str) -> String {
+            self.values.lock().unwrap()[name].clone()
+        }
+    }
+
+    #[async_trait]
+    impl Host for FakeHost {
+        fn side(&self) -> Side {
+            Side::Server
+        }
+
+        fn describe(&self) -> String {
+            "fake".into()
+        }
+
+        fn command(&self, argv: &[String]) -> (tokio::process::Command, Vec<String>) {
+            (tokio::process::Command::new("false"), argv.to_vec())
+        }
+
+        async fn read_sysctl(&self, name: &SysctlName) -> Result<String> {
+            if self.reads_fail.load(Ordering::SeqCst) {
+                return Err(Error::env("read failed (the connection dropped)"));
+            }
+            Ok(self.value(&name.to_string()))
+        }
+
+        async fn write_sysctl(&self, name: &SysctlName, value: &str) -> Result<()> {
+            self.values
+                .lock()
+                .unwrap()
+                .insert(name.to_string(), value.to_string());
+            if self.fail_reads_after_write {
+                self.reads_fail.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        }
+
+        async fn socket_counts(&self, _endpoint: Endpoint) -> Result<Counts> {
+            Ok(Counts::new())
+        }
+    }
+
+    fn sysctls(name: &str, value: &str) -> BTreeMap<SysctlName, SysctlValue> {
+        [(SysctlName::parse(name).unwrap(), SysctlValue(value.into()))].into()
+    }
+
+    /// Issue 9: a value written whose read-back failed must still be put
+    /// back (the write happened; only the check of it did not).
+    #[tokio::test]
+    async fn a_sysctl_written_whose_read_back_failed_is_restored() {
+        let key = "net.ipv4.tcp_fin_timeout";
+        let host = FakeHost::new(key, "60", true);
+        let mut journal = Journal::default();
+        let applied = journal.apply(&host, &sysctls(key, "20")).await;
+        assert!(applied.is_err(), "the failed read-back is an error");
+        assert_eq!(host.value(key), "20", "the write happened");
+        let errors = journal.restore(&[&host]).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(host.value(key), "60", "the old value is back");
     }
 }

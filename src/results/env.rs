@@ -59,6 +59,9 @@ pub struct RunEnv {
     pub client_addresses: Vec<String>,
     /// Each sysctl written: before, wanted, read back.
     pub sysctls: Vec<SysctlChange>,
+    /// Sysctls someone else changed during the run (put back all the same).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls_changed_meanwhile: Vec<SysctlChangedMeanwhile>,
     /// conntrack timeouts (seconds) per side, by TCP state.
     pub conntrack_timeouts: BTreeMap<String, BTreeMap<String, String>>,
     /// The server's image id, for a docker server.
@@ -79,6 +82,23 @@ pub struct SysctlChange {
     pub before: String,
     /// The value asked for.
     pub wanted: String,
-    /// The value read back after writing.
+    /// The value read back after writing (empty when the read-back failed;
+    /// the value is restored all the same).
     pub after: String,
+}
+
+/// A sysctl that someone else changed while twlab's value was in force:
+/// at the restore it was neither what twlab wrote nor what it was before.
+/// twlab put the value from before the run back all the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SysctlChangedMeanwhile {
+    pub side: Side,
+    pub host: String,
+    pub name: String,
+    /// What twlab had written (read back).
+    pub written: String,
+    /// What it found at the restore.
+    pub found: String,
+    /// What it put back (the value before the run).
+    pub restored: String,
 }

@@ -86,6 +86,9 @@ pub fn kernel_release() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// How long a tool may take to print its version for env.json.
+const TOOL_VERSION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) async fn machine_env(scenario: &Scenario) -> Env {
     let mut tools = BTreeMap::new();
     for (tool, args) in [
@@ -94,11 +97,11 @@ pub(crate) async fn machine_env(scenario: &Scenario) -> Env {
         ("conntrack", vec!["--version"]),
         ("wrk", vec!["--version"]),
     ] {
+        let mut cmd = tokio::process::Command::new(tool);
+        cmd.args(&args);
+        // A tool that hangs (even on `--version`) must not hold the run.
         if lab::which(tool).is_some()
-            && let Ok(out) = tokio::process::Command::new(tool)
-                .args(&args)
-                .output()
-                .await
+            && let Some(out) = crate::process::output_within(cmd, TOOL_VERSION_TIMEOUT).await
         {
             let text = String::from_utf8_lossy(&out.stdout).to_string()
                 + &String::from_utf8_lossy(&out.stderr);

@@ -104,6 +104,7 @@ pub(crate) async fn run_one(
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
     let restore_errors = close_lab(&lab, &mut journal, keep).await;
+    env.sysctls_changed_meanwhile = std::mem::take(&mut journal.changed_meanwhile);
     summarize(ctx, variant, &samples, &client_hosts, &mut summary);
     all_samples.extend(samples.into_chart_samples());
     let outcome = match (outcome, restore_errors.into_iter().next()) {
@@ -526,12 +527,17 @@ async fn start_server(
         run_id: lab.run_id(),
         engine: lab.engine(),
     };
-    let server = server::start(spec, host, &server_ctx).await?;
-    env.server_image_id = server.image_id.clone();
-    let note = match server.process() {
-        Some(p) => note_process(lab, Side::Server, p)?,
-        None => None,
+    // Journaled once spawned, not once it listens.
+    let noted = std::sync::Mutex::new(None);
+    let note = |p: &crate::process::Supervised| {
+        let pid = note_process(lab, Side::Server, p)?;
+        *noted.lock().map_err(|_| Error::env("journal note lock"))? = pid;
+        Ok(())
     };
+    let started = server::start_noted(spec, host, &server_ctx, &note).await;
+    let note = noted.lock().ok().and_then(|n| *n);
+    let server = started.inspect_err(|_| forget_process(lab, note))?;
+    env.server_image_id = server.image_id.clone();
     Ok((server, note))
 }
 

@@ -119,6 +119,19 @@ pub async fn start(
     host: &dyn Host,
     ctx: &ServerContext<'_>,
 ) -> Result<RunningServer> {
+    start_noted(spec, host, ctx, &|_| Ok(())).await
+}
+
+/// As [`start`], with `noted` called on the server's process as soon as it
+/// is spawned, before the wait for it to listen (up to [`READY_TIMEOUT`]):
+/// a real host's restore journal then holds it while it starts. An error
+/// from `noted` kills the process.
+pub async fn start_noted(
+    spec: &ServerSpec,
+    host: &dyn Host,
+    ctx: &ServerContext<'_>,
+    noted: &(dyn Fn(&Supervised) -> Result<()> + Sync),
+) -> Result<RunningServer> {
     let argv = match spec.kind {
         ServerKind::Builtin => builtin_argv(ctx.exe, spec),
         ServerKind::Command => spec.command.clone(),
@@ -132,6 +145,10 @@ pub async fn start(
         }
     };
     let mut process = host.spawn(&argv, ctx.log, false)?;
+    if let Err(e) = noted(&process) {
+        let _ = process.stop(Signal::SIGKILL, Duration::ZERO).await;
+        return Err(e);
+    }
     let listening = Endpoint::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), spec.port.0);
     let started = Instant::now();
     loop {
