@@ -82,6 +82,7 @@ fn wrk_in_a_container_loads_tomcat_and_the_client_sysctl_is_restored() {
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
+    let _restore = TwReuseGuard::new();
     let before = tw_reuse();
     let wanted = other_than(&before);
     let lab = tmp.path().join("lab.yaml");

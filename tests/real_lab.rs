@@ -48,6 +48,7 @@ fn a_local_lab_runs_both_variants_and_restores_the_machines_sysctls() {
     assert!(port_is_free(), "port {PORT} is in use on this machine");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
+    let _restore = TwReuseGuard::new();
     let before = tw_reuse();
     let lab = write_local_lab(tmp.path());
     let scenario = write_scenario(tmp.path(), "3s", other_than(&before));
@@ -204,15 +205,15 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
     assert!(port_is_free(), "port {PORT} is in use on this machine");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
+    let _restore = TwReuseGuard::new();
     let before = tw_reuse();
     let wanted = other_than(&before);
     let lab = write_local_lab(tmp.path());
     let scenario = write_kill_scenario(tmp.path(), &format!("  port: {PORT}\n"), wanted);
     let journal = run_and_kill_9(&state, &scenario, &lab, wanted);
-    assert!(
-        !lab_processes().is_empty(),
-        "server and client outlive a kill -9"
-    );
+    // The server and the client die with twlab (PR_SET_PDEATHSIG), and the
+    // sysctl it set is still in force until `clean`.
+    assert_no_lab_processes_soon();
     let said = clean(&state);
     assert!(said.contains("sysctl net.ipv4.tcp_tw_reuse"), "{said}");
     assert_eq!(tw_reuse(), before, "clean did not restore tcp_tw_reuse");
@@ -225,6 +226,8 @@ fn after_kill_9_clean_restores_the_sysctls_and_ends_the_processes() {
 struct TomcatLab {
     /// Holds the files below for the test's lifetime.
     _tmp: tempfile::TempDir,
+    /// Puts tcp_tw_reuse back should the test fail half way.
+    _restore: TwReuseGuard,
     state: PathBuf,
     before: String,
     wanted: &'static str,
@@ -239,6 +242,7 @@ impl TomcatLab {
             "port 8080 (Tomcat's) is in use on this machine"
         );
         let tmp = tempfile::tempdir().expect("tempdir");
+        let _restore = TwReuseGuard::new();
         let before = tw_reuse();
         let wanted = other_than(&before);
         let lab = tmp.path().join("lab.yaml");
@@ -252,6 +256,7 @@ impl TomcatLab {
         TomcatLab {
             state: tmp.path().join("state"),
             _tmp: tmp,
+            _restore,
             before,
             wanted,
             lab,
@@ -331,6 +336,7 @@ fn a_second_run_on_a_host_in_use_is_refused_before_it_changes_anything() {
     assert!(port_is_free(), "port {PORT} is in use on this machine");
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
+    let _restore = TwReuseGuard::new();
     let before = tw_reuse();
     let wanted = other_than(&before);
     let lab = write_local_lab(tmp.path());

@@ -208,3 +208,22 @@ pub fn tw_reuse() -> String {
 pub fn other_than(current: &str) -> &'static str {
     if current == "0" { "1" } else { "0" }
 }
+
+/// Puts this machine's `net.ipv4.tcp_tw_reuse` back to the value it had
+/// when the guard was made, when dropped: a test that makes twlab change it
+/// and then fails must not leave the machine changed.
+pub struct TwReuseGuard(String);
+
+impl TwReuseGuard {
+    pub fn new() -> TwReuseGuard {
+        TwReuseGuard(tw_reuse())
+    }
+}
+
+impl Drop for TwReuseGuard {
+    fn drop(&mut self) {
+        if tw_reuse() != self.0 {
+            let _ = std::fs::write("/proc/sys/net/ipv4/tcp_tw_reuse", &self.0);
+        }
+    }
+}
