@@ -62,6 +62,11 @@ const FAMILY: &str = "DejaVu Sans, Verdana, sans-serif";
 /// keeps its size when the image is shown there.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 480;
+/// Height of a legend row, and how many rows [`HEIGHT`] has room for: a
+/// chart whose legend needs more (one line per client host of many hosts)
+/// is that much taller, so its plot keeps its size.
+const LEGEND_ROW: i32 = 30;
+const LEGEND_ROWS_IN_HEIGHT: usize = 2;
 
 /// Text sizes in plotters' units (the SVG gets 1/1.24 of each, in px).
 const TITLE_SIZE: f64 = 28.0;
@@ -261,10 +266,17 @@ fn font(size: f64) -> TextStyle<'static> {
 fn render_svg(spec: &ChartSpec) -> Result<String> {
     ensure_font()?;
     let fail = |e: &dyn Display| Error::env(format!("cannot draw the chart {:?}: {e}", spec.title));
+    let entries = legend_entries(spec);
+    let rows = {
+        let mut scratch = String::new();
+        let root = SVGBackend::with_string(&mut scratch, (WIDTH, HEIGHT)).into_drawing_area();
+        legend_rows(&root, &entries).map_err(|e| fail(&e))?.len()
+    };
+    let extra = rows.saturating_sub(LEGEND_ROWS_IN_HEIGHT) as u32 * LEGEND_ROW as u32;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, spec).map_err(|e| fail(&e))?;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + extra)).into_drawing_area();
+        draw(&root, spec, &entries).map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(svg)
@@ -272,16 +284,18 @@ fn render_svg(spec: &ChartSpec) -> Result<String> {
 
 type DrawResult<T> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>>;
 
-fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<()> {
+fn draw(
+    root: &DrawingArea<SVGBackend, Shift>,
+    spec: &ChartSpec,
+    entries: &[Entry],
+) -> DrawResult<()> {
     root.fill(&WHITE)?;
     let area = root.titled(spec.title, font(TITLE_SIZE))?;
 
     // The legend gets its own strip under the title, so it never hides a line.
-    let entries = legend_entries(spec);
-    let rows = legend_rows(&area, &entries)?;
-    let row_height = 30;
-    let (legend_area, plot_area) = area.split_vertically(rows.len() as i32 * row_height + 8);
-    draw_legend(&legend_area, &rows, row_height)?;
+    let rows = legend_rows(&area, entries)?;
+    let (legend_area, plot_area) = area.split_vertically(rows.len() as i32 * LEGEND_ROW + 8);
+    draw_legend(&legend_area, &rows, LEGEND_ROW)?;
 
     let x_max = spec
         .runs

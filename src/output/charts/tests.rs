@@ -227,11 +227,16 @@ fn a_chart_renders_to_pixels() {
 /// own TIME_WAIT level (host i has `100 * (i + 1)` at the end), their sum
 /// in `counts`; and the server's samples of the same run.
 fn four_hosts(variant: &str, run: &str, repeat: u32) -> Vec<Sample> {
+    client_hosts(variant, run, repeat, 4)
+}
+
+/// [`four_hosts`] on `hosts` client hosts.
+fn client_hosts(variant: &str, run: &str, repeat: u32, hosts: u64) -> Vec<Sample> {
     let mut out = Vec::new();
     for step in 1..=20u32 {
         let t = f64::from(step);
         for source in [Source::Sockets, Source::Conntrack] {
-            let per_client: Vec<Counts> = (1..=4u64)
+            let per_client: Vec<Counts> = (1..=hosts)
                 .map(|host| {
                     let mut c = Counts::new();
                     c.insert("ESTABLISHED".into(), 25);
@@ -335,6 +340,7 @@ fn per_host_client_charts_draw_a_line_per_client_host() {
     let read = |i: usize| std::fs::read_to_string(dir.path().join(&charts[i].path)).unwrap();
 
     let client = read(1);
+    assert!(client.contains("viewBox=\"0 0 960 480\""), "{client}");
     // The one-client run keeps its line (its one host); the four-clients
     // run has a line per host instead of its sum, each in a colour of its
     // own after the variants' (blue, orange), each named in the legend.
@@ -443,4 +449,49 @@ fn per_host_lines_of_single_host_runs_are_the_total_ones() {
             c.path
         );
     }
+}
+
+/// A legend of many client hosts takes more rows than a chart has room
+/// for: the chart grows by those rows, so its plot keeps its height.
+#[test]
+fn many_client_hosts_make_a_taller_chart_not_a_smaller_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = client_hosts("sixteen", "c", 1, 16);
+    let charts = write_charts(dir.path(), &samples, &per_host(&["TIME_WAIT"])).unwrap();
+    let client = std::fs::read_to_string(dir.path().join(&charts[1].path)).unwrap();
+    assert!(svg_has_label(&client, "sixteen client 16"), "{client}");
+    let points = |line: &str| -> Vec<(i32, i32)> {
+        let Some(rest) = line.split("points=\"").nth(1) else {
+            return Vec::new();
+        };
+        rest.split('"')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.split_once(','))
+            .filter_map(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+            .collect()
+    };
+    // Legend rows: the distinct heights of the swatches.
+    let mut rows: Vec<i32> = client
+        .lines()
+        .filter(|l| l.contains("stroke-width=\"4\""))
+        .filter_map(|l| points(l).first().map(|p| p.1))
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    assert!(rows.len() > 2, "{rows:?}");
+    let height = 480 + (rows.len() as i32 - 2) * 30;
+    assert!(
+        client.contains(&format!("viewBox=\"0 0 960 {height}\"")),
+        "{client}"
+    );
+    // The x axis is as far above the bottom as in a chart of 480 (two
+    // legend rows), where it is at 410.
+    let axis = client
+        .lines()
+        .filter(|l| l.contains("stroke=\"#555555\""))
+        .map(points)
+        .find(|p| p.len() == 2 && p[0].1 == p[1].1 && p[1].0 - p[0].0 > 500);
+    assert_eq!(axis.map(|p| height - p[0].1), Some(70), "{client}");
 }
