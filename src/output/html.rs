@@ -305,10 +305,12 @@ mod tests {
             Chart {
                 title: "TIME_WAIT sockets on the server".into(),
                 path: "charts/server-sockets-TIME_WAIT.svg".into(),
+                per_host: false,
             },
             Chart {
                 title: "elsewhere".into(),
                 path: "../secret.svg".into(),
+                per_host: false,
             },
         ];
         let html = render_html(&s, dir.path()).unwrap();
@@ -332,6 +334,7 @@ mod tests {
         s.charts = vec![Chart {
             title: "x".into(),
             path: "charts/x.svg".into(),
+            per_host: false,
         }];
         let err = render_html(&s, dir.path()).unwrap_err();
         assert!(err.to_string().contains("charts/x.svg"), "{err}");

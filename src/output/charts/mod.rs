@@ -153,6 +153,7 @@ pub fn plan<'a>(samples: &'a [Sample], collect: &CollectSpec) -> Plan<'a> {
                     chart: Chart {
                         title: title(state, source, side, per_host),
                         path: format!("{CHARTS_DIR}/{file}"),
+                        per_host,
                     },
                     y_desc: match source {
                         Source::Sockets => "sockets",

@@ -315,7 +315,9 @@ fn per_host_client_charts_draw_a_line_per_client_host() {
         .map(|c| (c.path.as_str(), c.title.as_str()))
         .collect();
     // The files are the same as with total lines; the client charts' titles
-    // say that their lines are the hosts'.
+    // (and their `per_host`) say that their lines are the hosts'.
+    let per_host: Vec<bool> = charts.iter().map(|c| c.per_host).collect();
+    assert_eq!(per_host, [false, true, false, true]);
     assert_eq!(
         listed,
         [
@@ -417,6 +419,7 @@ fn total_lines_draw_the_sum_whatever_the_hosts_counted() {
     assert_eq!(charts, write_charts(b.path(), &without, &collect).unwrap());
     assert_eq!(charts.len(), 8);
     assert_eq!(charts[1].title, "TIME_WAIT sockets on the client");
+    assert!(charts.iter().all(|c| !c.per_host));
     for c in &charts {
         let svg = std::fs::read_to_string(a.path().join(&c.path)).unwrap();
         assert_eq!(
