@@ -195,7 +195,7 @@ mod tests {
     use crate::common::endpoint::Side;
     use crate::output::charts;
     use crate::results::{BySide, Chart, RunInfo, RunSummary, Sample, StateStats, VariantSummary};
-    use crate::scenario::RoleSysctls;
+    use crate::scenario::{CollectSpec, RoleSysctls};
 
     fn tw(n: u64) -> Counts {
         [("TIME_WAIT".to_string(), n)].into_iter().collect()
@@ -270,8 +270,7 @@ mod tests {
     fn the_page_holds_the_report_and_its_charts_inline() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = summary("tw_reuse");
-        s.charts =
-            charts::write_charts(dir.path(), &samples(), &["TIME_WAIT".to_string()]).unwrap();
+        s.charts = charts::write_charts(dir.path(), &samples(), &CollectSpec::default()).unwrap();
         assert_eq!(s.charts.len(), 1);
         let html = render_html(&s, dir.path()).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
@@ -306,10 +305,12 @@ mod tests {
             Chart {
                 title: "TIME_WAIT sockets on the server".into(),
                 path: "charts/server-sockets-TIME_WAIT.svg".into(),
+                per_host: false,
             },
             Chart {
                 title: "elsewhere".into(),
                 path: "../secret.svg".into(),
+                per_host: false,
             },
         ];
         let html = render_html(&s, dir.path()).unwrap();
@@ -333,6 +334,7 @@ mod tests {
         s.charts = vec![Chart {
             title: "x".into(),
             path: "charts/x.svg".into(),
+            per_host: false,
         }];
         let err = render_html(&s, dir.path()).unwrap_err();
         assert!(err.to_string().contains("charts/x.svg"), "{err}");

@@ -314,6 +314,10 @@ pub struct Chart {
     pub title: String,
     /// Path relative to the run directory, e.g. `charts/server-sockets-TIME_WAIT.svg`.
     pub path: String,
+    /// Its lines are client hosts' of runs on several, not runs
+    /// (`collect.client_lines: per_host`); written only then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_host: bool,
 }
 
 /// What ran, where and when: the report's header.

@@ -132,7 +132,7 @@ pub(crate) fn write_results(
     samples: &[Sample],
 ) -> Result<Summary> {
     let ordered = baseline_first(scenario, samples);
-    let plan = charts::plan(&ordered, &scenario.collect.states);
+    let plan = charts::plan(&ordered, &scenario.collect);
     let mut summary = Summary {
         scenario: scenario.name.to_string(),
         info: info.clone(),

@@ -515,6 +515,27 @@ mod tests {
         }
     }
 
+    /// `collect.client_lines` is `total` unless chosen, and only a choice
+    /// is written into a resolved scenario (old runs' stay as they were).
+    #[test]
+    fn client_lines_default_to_total_and_are_written_only_when_chosen() {
+        let s = Scenario::parse(SEED, "seed", &[]).unwrap();
+        assert_eq!(s.collect.client_lines, ClientLines::Total);
+        assert!(!s.to_yaml().contains("client_lines"), "{}", s.to_yaml());
+        let set = ["collect.client_lines=per_host".to_string()];
+        let s = Scenario::parse(SEED, "seed", &set).unwrap();
+        assert_eq!(s.collect.client_lines, ClientLines::PerHost);
+        assert!(
+            s.to_yaml().contains("client_lines: per_host"),
+            "{}",
+            s.to_yaml()
+        );
+        assert_eq!(Scenario::parse(&s.to_yaml(), "resolved", &[]).unwrap(), s);
+        let bad = ["collect.client_lines=each".to_string()];
+        let err = Scenario::parse(SEED, "seed", &bad).unwrap_err().to_string();
+        assert!(err.contains("total") && err.contains("per_host"), "{err}");
+    }
+
     #[test]
     fn resolved_yaml_round_trips() {
         let s = Scenario::parse(SEED, "seed", &[]).unwrap();

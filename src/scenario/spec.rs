@@ -413,6 +413,29 @@ pub struct CollectSpec {
     /// `false` is for measuring the difference.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub conntrack_events: bool,
+    /// The lines of the client-side charts when the client runs on several
+    /// hosts (`client.hosts`): `total` (default), one line per run, the
+    /// hosts' sum; `per_host`, one line per client host of each run, to see
+    /// how the states spread over the clients (and whether one runs out of
+    /// ports while the others do not). The tables show both either way.
+    #[serde(default, skip_serializing_if = "ClientLines::is_total")]
+    pub client_lines: ClientLines,
+}
+/// What a client-side chart draws for a run on several client hosts
+/// (`collect.client_lines`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientLines {
+    /// One line per run: the client hosts' sum.
+    #[default]
+    Total,
+    /// One line per client host of each run.
+    PerHost,
+}
+impl ClientLines {
+    pub fn is_total(&self) -> bool {
+        *self == ClientLines::Total
+    }
 }
 impl Default for CollectSpec {
     fn default() -> Self {
@@ -423,6 +446,7 @@ impl Default for CollectSpec {
             sockets: true,
             conntrack: true,
             conntrack_events: true,
+            client_lines: ClientLines::Total,
         }
     }
 }

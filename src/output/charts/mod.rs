@@ -28,14 +28,23 @@
 //! interval before it. Colours follow the order in which variants first
 //! appear in the samples (the baseline first in an interleaved run); the
 //! repeats of a variant share its colour and its one legend entry.
+//!
+//! With several client hosts the client-side charts draw their sum, or one
+//! line per client host (`collect.client_lines`), each host in a colour of
+//! its own after the variants'; `series` says which samples make which
+//! line, and why.
+
+mod series;
 
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::results::{self, Chart, Sample};
+use crate::scenario::CollectSpec;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
+use series::{Key, RunSeries, keys, runs_of};
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -53,6 +62,11 @@ const FAMILY: &str = "DejaVu Sans, Verdana, sans-serif";
 /// keeps its size when the image is shown there.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 480;
+/// Height of a legend row, and how many rows [`HEIGHT`] has room for: a
+/// chart whose legend needs more (one line per client host of many hosts)
+/// is that much taller, so its plot keeps its size.
+const LEGEND_ROW: i32 = 30;
+const LEGEND_ROWS_IN_HEIGHT: usize = 2;
 
 /// Text sizes in plotters' units (the SVG gets 1/1.24 of each, in px).
 const TITLE_SIZE: f64 = 28.0;
@@ -81,8 +95,8 @@ const AXIS: RGBColor = RGBColor(0x55, 0x55, 0x55);
 ///
 /// [`plan`] then [`write_planned`]; after a failure the other charts are
 /// still written, and the first failure is returned.
-pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result<Vec<Chart>> {
-    let drawn = write_planned(dir, &plan(samples, states));
+pub fn write_charts(dir: &Path, samples: &[Sample], collect: &CollectSpec) -> Result<Vec<Chart>> {
+    let drawn = write_planned(dir, &plan(samples, collect));
     match drawn.errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(drawn.charts),
@@ -93,8 +107,9 @@ pub fn write_charts(dir: &Path, samples: &[Sample], states: &[String]) -> Result
 /// drawn or written: which charts a run has is known (and goes into
 /// `summary.json`) before a file is written.
 pub struct Plan<'a> {
-    /// Variant names in the order they first appear (the palette's order).
-    variants: Vec<&'a str>,
+    /// What the lines stand for, in the palette's order: the variants in
+    /// the order they first appear, then their client hosts when drawn.
+    keys: Vec<Key<'a>>,
     charts: Vec<Planned>,
 }
 
@@ -114,25 +129,31 @@ impl Plan<'_> {
 
 /// Plan the charts of a run directory from its samples.
 ///
-/// One chart per state in `states`, source (sockets, conntrack) and side
-/// (server, client), in that order, for each combination whose samples
-/// ever counted that state. Files are `charts/{side}-{source}-{STATE}.svg`;
-/// [`Chart::path`] is relative to the run directory. No sample, no chart.
-pub fn plan<'a>(samples: &'a [Sample], states: &[String]) -> Plan<'a> {
-    let variants = variant_order(samples);
+/// One chart per state in `collect.states`, source (sockets, conntrack)
+/// and side (server, client), in that order, for each combination whose
+/// samples ever counted that state. Files are
+/// `charts/{side}-{source}-{STATE}.svg`; [`Chart::path`] is relative to the
+/// run directory. No sample, no chart. `collect.client_lines` chooses the
+/// client-side lines of runs on several client hosts (the file is the same
+/// either way; the title says when the lines are the hosts').
+pub fn plan<'a>(samples: &'a [Sample], collect: &CollectSpec) -> Plan<'a> {
+    let lines = collect.client_lines;
+    let keys = keys(samples, lines);
     let mut charts = Vec::new();
-    for state in states {
+    for state in &collect.states {
         for source in [Source::Sockets, Source::Conntrack] {
             for side in Side::BOTH {
-                let runs = runs_of(samples, side, source, state, &variants);
+                let runs = runs_of(samples, side, source, state, &keys, lines);
                 if runs.is_empty() {
                     continue;
                 }
+                let per_host = runs.iter().any(|r| keys[r.key].host.is_some());
                 let file = format!("{side}-{}-{}.svg", source.as_str(), file_safe(state));
                 charts.push(Planned {
                     chart: Chart {
-                        title: title(state, source, side),
+                        title: title(state, source, side, per_host),
                         path: format!("{CHARTS_DIR}/{file}"),
+                        per_host,
                     },
                     y_desc: match source {
                         Source::Sockets => "sockets",
@@ -143,7 +164,7 @@ pub fn plan<'a>(samples: &'a [Sample], states: &[String]) -> Plan<'a> {
             }
         }
     }
-    Plan { variants, charts }
+    Plan { keys, charts }
 }
 
 /// What [`write_planned`] did: the charts written, in plan order, and a
@@ -175,7 +196,7 @@ pub fn write_planned(dir: &Path, plan: &Plan) -> Drawn {
         let spec = ChartSpec {
             title: &planned.chart.title,
             y_desc: planned.y_desc,
-            variants: &plan.variants,
+            keys: &plan.keys,
             runs: &planned.runs,
         };
         let written = render_svg(&spec)
@@ -189,13 +210,19 @@ pub fn write_planned(dir: &Path, plan: &Plan) -> Drawn {
     drawn
 }
 
-/// "TIME_WAIT sockets on the server", "TIME_WAIT conntrack entries on the client".
-fn title(state: &str, source: Source, side: Side) -> String {
+/// "TIME_WAIT sockets on the server", "TIME_WAIT conntrack entries on the
+/// client"; "TIME_WAIT sockets on each client host" when the lines are the
+/// client hosts'.
+fn title(state: &str, source: Source, side: Side, per_host: bool) -> String {
     let what = match source {
         Source::Sockets => "sockets",
         Source::Conntrack => "conntrack entries",
     };
-    format!("{state} {what} on the {side}")
+    if per_host {
+        format!("{state} {what} on each {side} host")
+    } else {
+        format!("{state} {what} on the {side}")
+    }
 }
 
 /// A state name as a file name part: letters, digits, `_` and `-` kept.
@@ -212,76 +239,11 @@ fn file_safe(state: &str) -> String {
         .collect()
 }
 
-/// Variant names in the order they first appear.
-fn variant_order(samples: &[Sample]) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for s in samples {
-        if !out.contains(&s.variant.as_str()) {
-            out.push(&s.variant);
-        }
-    }
-    out
-}
-
-/// One line of a chart: a run's counts of one state over time.
-struct RunSeries {
-    /// Index into the variant order (and the palette).
-    variant: usize,
-    points: Vec<(f64, u64)>,
-}
-
-/// The runs of one chart, in the order they first appear. Empty when no
-/// periodic sample of this side and source counted `state`: a sample that
-/// does not name a state saw none, so it counts as zero in a chart that has
-/// the state at all.
-fn runs_of(
-    samples: &[Sample],
-    side: Side,
-    source: Source,
-    state: &str,
-    variants: &[&str],
-) -> Vec<RunSeries> {
-    let relevant: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.host == side && s.source == source && !s.is_final && s.t.is_finite())
-        .collect();
-    if !relevant.iter().any(|s| s.counts.contains_key(state)) {
-        return Vec::new();
-    }
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    let mut runs: Vec<RunSeries> = Vec::new();
-    for s in relevant {
-        // A run is a run id within a variant (ids are unique per run, the
-        // variant is there in case two runs ever share one).
-        let key = (s.variant.as_str(), s.run_id.as_str());
-        let i = match keys.iter().position(|k| *k == key) {
-            Some(i) => i,
-            None => {
-                keys.push(key);
-                runs.push(RunSeries {
-                    variant: variants
-                        .iter()
-                        .position(|v| *v == s.variant)
-                        .unwrap_or_default(),
-                    points: Vec::new(),
-                });
-                runs.len() - 1
-            }
-        };
-        let count = s.counts.get(state).copied().unwrap_or(0);
-        runs[i].points.push((s.t.max(0.0), count));
-    }
-    for r in &mut runs {
-        r.points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    runs
-}
-
 /// What one chart draws.
 struct ChartSpec<'a> {
     title: &'a str,
     y_desc: &'static str,
-    variants: &'a [&'a str],
+    keys: &'a [Key<'a>],
     runs: &'a [RunSeries],
 }
 
@@ -305,10 +267,17 @@ fn font(size: f64) -> TextStyle<'static> {
 fn render_svg(spec: &ChartSpec) -> Result<String> {
     ensure_font()?;
     let fail = |e: &dyn Display| Error::env(format!("cannot draw the chart {:?}: {e}", spec.title));
+    let entries = legend_entries(spec);
+    let rows = {
+        let mut scratch = String::new();
+        let root = SVGBackend::with_string(&mut scratch, (WIDTH, HEIGHT)).into_drawing_area();
+        legend_rows(&root, &entries).map_err(|e| fail(&e))?.len()
+    };
+    let extra = rows.saturating_sub(LEGEND_ROWS_IN_HEIGHT) as u32 * LEGEND_ROW as u32;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, spec).map_err(|e| fail(&e))?;
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + extra)).into_drawing_area();
+        draw(&root, spec, &entries).map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(svg)
@@ -316,16 +285,18 @@ fn render_svg(spec: &ChartSpec) -> Result<String> {
 
 type DrawResult<T> = std::result::Result<T, DrawingAreaErrorKind<std::io::Error>>;
 
-fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<()> {
+fn draw(
+    root: &DrawingArea<SVGBackend, Shift>,
+    spec: &ChartSpec,
+    entries: &[Entry],
+) -> DrawResult<()> {
     root.fill(&WHITE)?;
     let area = root.titled(spec.title, font(TITLE_SIZE))?;
 
     // The legend gets its own strip under the title, so it never hides a line.
-    let entries = legend_entries(spec);
-    let rows = legend_rows(&area, &entries)?;
-    let row_height = 30;
-    let (legend_area, plot_area) = area.split_vertically(rows.len() as i32 * row_height + 8);
-    draw_legend(&legend_area, &rows, row_height)?;
+    let rows = legend_rows(&area, entries)?;
+    let (legend_area, plot_area) = area.split_vertically(rows.len() as i32 * LEGEND_ROW + 8);
+    draw_legend(&legend_area, &rows, LEGEND_ROW)?;
 
     let x_max = spec
         .runs
@@ -367,10 +338,14 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<(
         .draw()?;
 
     // Repeats share a colour; a slight transparency lets overlapping lines
-    // of the same variant show as a darker band rather than one line.
-    let several = spec.runs.len() > spec.variants.len();
+    // of the same variant (or client host) show as a darker band rather
+    // than one line.
+    let mut drawn_keys: Vec<usize> = spec.runs.iter().map(|r| r.key).collect();
+    drawn_keys.sort_unstable();
+    drawn_keys.dedup();
+    let several = spec.runs.len() > drawn_keys.len();
     for run in spec.runs {
-        let colour = PALETTE[run.variant % PALETTE.len()];
+        let colour = PALETTE[run.key % PALETTE.len()];
         let style = if several {
             colour.mix(0.8).stroke_width(2)
         } else {
@@ -390,22 +365,24 @@ fn draw(root: &DrawingArea<SVGBackend, Shift>, spec: &ChartSpec) -> DrawResult<(
     Ok(())
 }
 
-/// A legend entry: the variant's colour and its label.
+/// A legend entry: the colour of a variant (or of one of its client
+/// hosts) and its label.
 struct Entry {
     colour: RGBColor,
     label: String,
 }
 
 fn legend_entries(spec: &ChartSpec) -> Vec<Entry> {
-    spec.variants
+    spec.keys
         .iter()
         .enumerate()
-        .filter_map(|(i, name)| {
-            let runs = spec.runs.iter().filter(|r| r.variant == i).count();
+        .filter_map(|(i, key)| {
+            let runs = spec.runs.iter().filter(|r| r.key == i).count();
+            let name = key.label();
             (runs > 0).then(|| Entry {
                 colour: PALETTE[i % PALETTE.len()],
                 label: if runs == 1 {
-                    name.to_string()
+                    name
                 } else {
                     format!("{name} ({runs} runs)")
                 },

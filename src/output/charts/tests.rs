@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::common::counts::Counts;
+use crate::scenario::ClientLines;
 
 fn sample(variant: &str, run: &str, side: Side, source: Source, t: f64, tw: u64) -> Sample {
     let mut counts = Counts::new();
@@ -51,8 +52,12 @@ fn samples() -> Vec<Sample> {
     out
 }
 
-fn states(names: &[&str]) -> Vec<String> {
-    names.iter().map(|s| s.to_string()).collect()
+/// What is collected, with these states charted (the rest as by default).
+fn states(names: &[&str]) -> CollectSpec {
+    CollectSpec {
+        states: names.iter().map(|s| s.to_string()).collect(),
+        ..CollectSpec::default()
+    }
 }
 
 #[test]
@@ -216,4 +221,280 @@ fn a_chart_renders_to_pixels() {
         .filter(|(x, y)| px(*x, *y).0 < 80)
         .count();
     assert!(title_dark > 200, "{title_dark} dark pixels in the title");
+}
+
+/// Client-side samples of a run on four client hosts, each host with its
+/// own TIME_WAIT level (host i has `100 * (i + 1)` at the end), their sum
+/// in `counts`; and the server's samples of the same run.
+fn four_hosts(variant: &str, run: &str, repeat: u32) -> Vec<Sample> {
+    client_hosts(variant, run, repeat, 4)
+}
+
+/// [`four_hosts`] on `hosts` client hosts.
+fn client_hosts(variant: &str, run: &str, repeat: u32, hosts: u64) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for step in 1..=20u32 {
+        let t = f64::from(step);
+        for source in [Source::Sockets, Source::Conntrack] {
+            let per_client: Vec<Counts> = (1..=hosts)
+                .map(|host| {
+                    let mut c = Counts::new();
+                    c.insert("ESTABLISHED".into(), 25);
+                    c.insert("TIME_WAIT".into(), host * 100 * u64::from(step) / 20);
+                    c
+                })
+                .collect();
+            let sum: u64 = per_client.iter().map(|c| c["TIME_WAIT"]).sum();
+            let mut c = sample(variant, run, Side::Client, source, t, sum);
+            c.repeat = repeat;
+            c.per_client = per_client;
+            out.push(c);
+            let mut s = sample(variant, run, Side::Server, source, t, 10 * u64::from(step));
+            s.repeat = repeat;
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// One run on one client host (no `per_client`), then one on four: the
+/// shape of `scenarios/many_clients.yaml`.
+fn one_then_four() -> Vec<Sample> {
+    let mut out = Vec::new();
+    for step in 1..=20u32 {
+        let t = f64::from(step);
+        for source in [Source::Sockets, Source::Conntrack] {
+            out.push(sample(
+                "one-client",
+                "a",
+                Side::Client,
+                source,
+                t,
+                30 * u64::from(step),
+            ));
+            out.push(sample(
+                "one-client",
+                "a",
+                Side::Server,
+                source,
+                t,
+                5 * u64::from(step),
+            ));
+        }
+    }
+    out.extend(four_hosts("four-clients", "b", 1));
+    out
+}
+
+fn per_host(names: &[&str]) -> CollectSpec {
+    CollectSpec {
+        client_lines: ClientLines::PerHost,
+        ..states(names)
+    }
+}
+
+/// A line (not a legend swatch) of this colour, drawn alone or among repeats.
+fn lines_of(svg: &str, colour: &str) -> usize {
+    let alone = format!("opacity=\"1\" stroke=\"{colour}\" stroke-width=\"3\"");
+    let among = format!("opacity=\"0.8\" stroke=\"{colour}\" stroke-width=\"2\"");
+    svg.matches(&alone).count() + svg.matches(&among).count()
+}
+
+/// Tableau colours of the palette in order: blue, orange, green, red,
+/// purple, brown.
+const COLOURS: [&str; 6] = [
+    "#4E79A7", "#F28E2B", "#59A14F", "#E15759", "#B07AA1", "#9C755F",
+];
+
+#[test]
+fn per_host_client_charts_draw_a_line_per_client_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let charts = write_charts(dir.path(), &one_then_four(), &per_host(&["TIME_WAIT"])).unwrap();
+    let listed: Vec<(&str, &str)> = charts
+        .iter()
+        .map(|c| (c.path.as_str(), c.title.as_str()))
+        .collect();
+    // The files are the same as with total lines; the client charts' titles
+    // (and their `per_host`) say that their lines are the hosts'.
+    let per_host: Vec<bool> = charts.iter().map(|c| c.per_host).collect();
+    assert_eq!(per_host, [false, true, false, true]);
+    assert_eq!(
+        listed,
+        [
+            (
+                "charts/server-sockets-TIME_WAIT.svg",
+                "TIME_WAIT sockets on the server"
+            ),
+            (
+                "charts/client-sockets-TIME_WAIT.svg",
+                "TIME_WAIT sockets on each client host"
+            ),
+            (
+                "charts/server-conntrack-TIME_WAIT.svg",
+                "TIME_WAIT conntrack entries on the server"
+            ),
+            (
+                "charts/client-conntrack-TIME_WAIT.svg",
+                "TIME_WAIT conntrack entries on each client host"
+            ),
+        ]
+    );
+    let read = |i: usize| std::fs::read_to_string(dir.path().join(&charts[i].path)).unwrap();
+
+    let client = read(1);
+    assert!(client.contains("viewBox=\"0 0 960 480\""), "{client}");
+    // The one-client run keeps its line (its one host); the four-clients
+    // run has a line per host instead of its sum, each in a colour of its
+    // own after the variants' (blue, orange), each named in the legend.
+    for label in [
+        "one-client",
+        "four-clients client 1",
+        "four-clients client 2",
+        "four-clients client 3",
+        "four-clients client 4",
+    ] {
+        assert!(svg_has_label(&client, label), "no {label:?} in {client}");
+    }
+    assert!(!svg_has_label(&client, "four-clients"), "{client}");
+    assert_eq!(lines_of(&client, COLOURS[0]), 1, "{client}");
+    assert_eq!(lines_of(&client, COLOURS[1]), 0, "{client}");
+    for colour in &COLOURS[2..6] {
+        assert_eq!(lines_of(&client, colour), 1, "{colour} in {client}");
+    }
+    // The highest line is one-client's (600): the hosts' sum (1000) is not
+    // drawn, so the axis (a little above the highest line) stops below it.
+    assert!(client.contains(">\n600\n<"), "{client}");
+    assert!(!client.contains(">\n1\u{2009}000\n<"), "{client}");
+
+    // The server side has no hosts: a line per run, in the variants' colours.
+    let server = read(0);
+    assert!(svg_has_label(&server, "one-client"), "{server}");
+    assert!(svg_has_label(&server, "four-clients"), "{server}");
+    assert!(!server.contains("client 1"), "{server}");
+    assert_eq!(lines_of(&server, COLOURS[0]), 1, "{server}");
+    assert_eq!(lines_of(&server, COLOURS[1]), 1, "{server}");
+    assert_eq!(lines_of(&server, COLOURS[2]), 0, "{server}");
+}
+
+/// A legend label as plotters writes it: alone between tags.
+fn svg_has_label(svg: &str, label: &str) -> bool {
+    svg.contains(&format!(">\n{label}\n<"))
+}
+
+#[test]
+fn repeats_of_a_client_host_share_its_colour_and_legend_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples = four_hosts("four-clients", "b1", 1);
+    samples.extend(four_hosts("four-clients", "b2", 2));
+    let charts = write_charts(dir.path(), &samples, &per_host(&["TIME_WAIT"])).unwrap();
+    let client = std::fs::read_to_string(dir.path().join(&charts[1].path)).unwrap();
+    assert_eq!(charts[1].path, "charts/client-sockets-TIME_WAIT.svg");
+    // One variant (blue, on the server's charts), then its four hosts.
+    for (host, colour) in COLOURS[1..5].iter().enumerate() {
+        let label = format!("four-clients client {} (2 runs)", host + 1);
+        assert!(svg_has_label(&client, &label), "no {label:?} in {client}");
+        let among = format!("opacity=\"0.8\" stroke=\"{colour}\" stroke-width=\"2\"");
+        assert_eq!(client.matches(&among).count(), 2, "{colour} in {client}");
+    }
+    assert_eq!(lines_of(&client, COLOURS[0]), 0, "{client}");
+}
+
+/// With `total` (the default) the hosts' counts change nothing: every
+/// chart is the one the same samples without them give, byte for byte.
+#[test]
+fn total_lines_draw_the_sum_whatever_the_hosts_counted() {
+    let with_hosts = one_then_four();
+    let without: Vec<Sample> = with_hosts
+        .iter()
+        .cloned()
+        .map(|mut s| {
+            s.per_client.clear();
+            s
+        })
+        .collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let collect = states(&["TIME_WAIT", "ESTABLISHED"]);
+    assert_eq!(collect.client_lines, ClientLines::Total);
+    let charts = write_charts(a.path(), &with_hosts, &collect).unwrap();
+    assert_eq!(charts, write_charts(b.path(), &without, &collect).unwrap());
+    assert_eq!(charts.len(), 8);
+    assert_eq!(charts[1].title, "TIME_WAIT sockets on the client");
+    assert!(charts.iter().all(|c| !c.per_host));
+    for c in &charts {
+        let svg = std::fs::read_to_string(a.path().join(&c.path)).unwrap();
+        assert_eq!(
+            svg,
+            std::fs::read_to_string(b.path().join(&c.path)).unwrap(),
+            "{}",
+            c.path
+        );
+        assert!(!svg.contains("client 1"), "{}: {svg}", c.path);
+    }
+    let client = std::fs::read_to_string(a.path().join(&charts[1].path)).unwrap();
+    assert!(svg_has_label(&client, "four-clients"), "{client}");
+    assert_eq!(lines_of(&client, COLOURS[1]), 1, "{client}");
+}
+
+/// `per_host` on runs of one client host each: nothing to split, so the
+/// charts are the total ones.
+#[test]
+fn per_host_lines_of_single_host_runs_are_the_total_ones() {
+    let samples = samples();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let total = write_charts(a.path(), &samples, &states(&["TIME_WAIT"])).unwrap();
+    let hosts = write_charts(b.path(), &samples, &per_host(&["TIME_WAIT"])).unwrap();
+    assert_eq!(total, hosts);
+    for c in &total {
+        assert_eq!(
+            std::fs::read(a.path().join(&c.path)).unwrap(),
+            std::fs::read(b.path().join(&c.path)).unwrap(),
+            "{}",
+            c.path
+        );
+    }
+}
+
+/// A legend of many client hosts takes more rows than a chart has room
+/// for: the chart grows by those rows, so its plot keeps its height.
+#[test]
+fn many_client_hosts_make_a_taller_chart_not_a_smaller_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = client_hosts("sixteen", "c", 1, 16);
+    let charts = write_charts(dir.path(), &samples, &per_host(&["TIME_WAIT"])).unwrap();
+    let client = std::fs::read_to_string(dir.path().join(&charts[1].path)).unwrap();
+    assert!(svg_has_label(&client, "sixteen client 16"), "{client}");
+    let points = |line: &str| -> Vec<(i32, i32)> {
+        let Some(rest) = line.split("points=\"").nth(1) else {
+            return Vec::new();
+        };
+        rest.split('"')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.split_once(','))
+            .filter_map(|(x, y)| Some((x.parse().ok()?, y.parse().ok()?)))
+            .collect()
+    };
+    // Legend rows: the distinct heights of the swatches.
+    let mut rows: Vec<i32> = client
+        .lines()
+        .filter(|l| l.contains("stroke-width=\"4\""))
+        .filter_map(|l| points(l).first().map(|p| p.1))
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    assert!(rows.len() > 2, "{rows:?}");
+    let height = 480 + (rows.len() as i32 - 2) * 30;
+    assert!(
+        client.contains(&format!("viewBox=\"0 0 960 {height}\"")),
+        "{client}"
+    );
+    // The x axis is as far above the bottom as in a chart of 480 (two
+    // legend rows), where it is at 410.
+    let axis = client
+        .lines()
+        .filter(|l| l.contains("stroke=\"#555555\""))
+        .map(points)
+        .find(|p| p.len() == 2 && p[0].1 == p[1].1 && p[1].0 - p[0].0 > 500);
+    assert_eq!(axis.map(|p| height - p[0].1), Some(70), "{client}");
 }

@@ -63,8 +63,15 @@ pub(super) fn charts(out: &mut String, summary: &Summary) {
     }
     out.push_str(
         "## Charts\n\nCounts over time for the server endpoint, one line per run; \
-         the repeats of a variant share its colour.\n\n",
+         the repeats of a variant share its colour.",
     );
+    if summary.charts.iter().any(|c| c.per_host) {
+        out.push_str(
+            " On the charts of each client host a line is one client host of a run, \
+             each host in a colour of its own (its repeats share it).",
+        );
+    }
+    out.push_str("\n\n");
     for c in &summary.charts {
         let _ = writeln!(out, "![{}]({})\n", alt_text(&c.title), link_target(&c.path));
     }

@@ -449,14 +449,43 @@ fn flagged() -> Summary {
         results::Chart {
             title: "TIME_WAIT sockets on the server".into(),
             path: "charts/server-sockets-TIME_WAIT.svg".into(),
+            per_host: false,
         },
         results::Chart {
             title: "TIME_WAIT conntrack entries on the server".into(),
             path: "charts/server-conntrack-TIME_WAIT.svg".into(),
+            per_host: false,
         },
     ];
     s.comparisons = metrics::compare(&s.variants);
     s
+}
+
+/// Charts of each client host say what their lines are; without any, the
+/// charts' sentence is the one it always was.
+#[test]
+fn per_host_charts_say_a_line_is_a_client_host() {
+    const SENTENCE: &str = "On the charts of each client host a line is one client host of a run";
+    let mut s = flagged();
+    assert!(!render_markdown(&s).contains(SENTENCE));
+    s.charts.push(results::Chart {
+        title: "TIME_WAIT sockets on each client host".into(),
+        path: "charts/client-sockets-TIME_WAIT.svg".into(),
+        per_host: true,
+    });
+    let md = render_markdown(&s);
+    assert!(
+        md.contains(&format!(
+            "the repeats of a variant share its colour. {SENTENCE}, each host in a colour of its own (its repeats share it).\n\n"
+        )),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "![TIME_WAIT sockets on each client host](charts/client-sockets-TIME_WAIT.svg)\n"
+        ),
+        "{md}"
+    );
 }
 
 #[test]
