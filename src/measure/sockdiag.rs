@@ -573,23 +573,33 @@ fn build_request(
             SocketId::new_v4()
         },
     };
+    let mut body = vec![0; request.buffer_len()];
+    request.emit(&mut body);
+    dump_request(seq, SOCK_DIAG_BY_FAMILY, &body, port_filter)
+}
+
+/// A netlink dump request of `message_type` with `body` and, with
+/// `port_filter`, the port program ([`port_bytecode`]) as its one attribute.
+fn dump_request(
+    seq: u32,
+    message_type: u16,
+    body: &[u8],
+    port_filter: Option<(Side, u16)>,
+) -> Vec<u8> {
     let bytecode = port_filter
         .map(|(side, port)| DefaultNla::new(INET_DIAG_REQ_BYTECODE, port_bytecode(side, port)));
-
     let mut header = NetlinkHeader::default();
     let header_len = header.buffer_len();
-    let request_len = request.buffer_len();
-    let total = header_len + request_len + bytecode.as_ref().map_or(0, |nla| nla.buffer_len());
+    let total = header_len + body.len() + bytecode.as_ref().map_or(0, |nla| nla.buffer_len());
     header.length = total as u32;
-    header.message_type = SOCK_DIAG_BY_FAMILY;
+    header.message_type = message_type;
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
-
     let mut bytes = vec![0; total];
     let (head, rest) = bytes.split_at_mut(header_len);
     header.emit(head);
-    let (body, attrs) = rest.split_at_mut(request_len);
-    request.emit(body);
+    let (req, attrs) = rest.split_at_mut(body.len());
+    req.copy_from_slice(body);
     if let Some(nla) = bytecode {
         nla.emit(attrs);
     }
@@ -618,24 +628,7 @@ fn build_compat_request(seq: u32, port_filter: Option<(Side, u16)>, states: Stat
     const REQ_LEN: usize = 4 + 48 + 4 + 4;
     let mut body = [0u8; REQ_LEN];
     body[52..56].copy_from_slice(&states.bits().to_ne_bytes());
-    let bytecode = port_filter
-        .map(|(side, port)| DefaultNla::new(INET_DIAG_REQ_BYTECODE, port_bytecode(side, port)));
-    let mut header = NetlinkHeader::default();
-    let header_len = header.buffer_len();
-    let total = header_len + REQ_LEN + bytecode.as_ref().map_or(0, |nla| nla.buffer_len());
-    header.length = total as u32;
-    header.message_type = TCPDIAG_GETSOCK;
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    header.sequence_number = seq;
-    let mut bytes = vec![0; total];
-    let (head, rest) = bytes.split_at_mut(header_len);
-    header.emit(head);
-    let (req, attrs) = rest.split_at_mut(REQ_LEN);
-    req.copy_from_slice(&body);
-    if let Some(nla) = bytecode {
-        nla.emit(attrs);
-    }
-    bytes
+    dump_request(seq, TCPDIAG_GETSOCK, &body, port_filter)
 }
 
 /// An `inet_diag` bytecode program that accepts the sockets whose local
