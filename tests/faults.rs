@@ -1030,6 +1030,51 @@ fn ssh_lab(
     lab
 }
 
+/// Wait until the run writing to `out` has samples on disk; on failure
+/// say what it printed.
+fn wait_for_samples(fx: &Fixture, child: &mut Child, out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample_lines(out).is_empty() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "twlab ended ({status}) before samples: {}",
+                fx.stderr_of(out)
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no samples within 60 s: {}", fx.stderr_of(out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lab A names `host` `root@ADDR`, lab B `alias`, a `Host` of an
+/// `ssh_config` whose `HostName` is ADDR (one alias per test: the
+/// destination locks of tests run at once by `cargo test` are not shared).
+fn labs_naming_one_host_two_ways(
+    fx: &Fixture,
+    host: &sshd::SshdHost,
+    alias: &str,
+) -> (PathBuf, PathBuf) {
+    let config = fx.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host {alias}\n  HostName {addr}\n  User root\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
+            addr = host.addr,
+            id = host.identity.display(),
+            kh = host.known_hosts.display(),
+        ),
+    )
+    .expect("ssh_config");
+    (
+        ssh_lab(fx, "lab-a", host, &host.destination(), None),
+        ssh_lab(fx, "lab-b", host, alias, Some(&config)),
+    )
+}
+
 /// Issue 9: the host lock was keyed by the lab file's destination, so one
 /// machine named two ways (`root@ADDR`, and an `ssh_config` alias for it)
 /// took two locks and two runs undid each other's sysctls. A second run
@@ -1044,19 +1089,7 @@ fn one_host_named_two_ways_is_one_machine_in_use() {
     }
     let fx = Fixture::new();
     let host = sshd::SshdHost::start("twonames");
-    let config = fx.path().join("ssh_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host twlab-alias\n  HostName {addr}\n  User root\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
-            addr = host.addr,
-            id = host.identity.display(),
-            kh = host.known_hosts.display(),
-        ),
-    )
-    .expect("ssh_config");
-    let lab_a = ssh_lab(&fx, "lab-a", &host, &host.destination(), None);
-    let lab_b = ssh_lab(&fx, "lab-b", &host, "twlab-alias", Some(&config));
+    let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias");
     let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
     let fin_timeout = ["sysctl", "-n", "net.ipv4.tcp_fin_timeout"];
     let reuse_before = host.exec(&tw_reuse).trim().to_string();
@@ -1073,12 +1106,7 @@ fn one_host_named_two_ways_is_one_machine_in_use() {
     );
     let out_a = fx.path().join("run-a");
     let mut first = spawn_on_lab(&fx, &scenario_a, &lab_a, &out_a, None);
-    wait_until(
-        "the first run's samples are on disk",
-        Duration::from_secs(60),
-        &mut first,
-        || !sample_lines(&out_a).is_empty(),
-    );
+    wait_for_samples(&fx, &mut first, &out_a);
     assert_eq!(
         host.exec(&tw_reuse).trim(),
         reuse_a,
@@ -1123,6 +1151,80 @@ fn one_host_named_two_ways_is_one_machine_in_use() {
         "journal left: {:?}",
         journals(&fx)
     );
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: a run on an SSH host is killed (`kill -9`); a new run that
+/// names the host another way (an `ssh_config` alias) is refused before it
+/// changes anything, since the dead run's journal names the machine by
+/// identity; `twlab clean` then restores the host, both roles of that
+/// journal being one machine under one lock.
+#[test]
+fn a_dead_runs_journal_is_found_under_another_name_of_the_host() {
+    if !require_root("a_dead_runs_journal_is_found_under_another_name_of_the_host") {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = sshd::SshdHost::start("deadnames");
+    let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias-dead");
+    let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
+    let fin_timeout = ["sysctl", "-n", "net.ipv4.tcp_fin_timeout"];
+    let reuse_before = host.exec(&tw_reuse).trim().to_string();
+    let fin_before = host.exec(&fin_timeout).trim().to_string();
+    let reuse_a = other_than(&reuse_before);
+    let fin_b = if fin_before == "33" { "34" } else { "33" };
+    let scenario_a = fx.scenario(
+        "killed",
+        &format!("name: killed\nserver: {{ kind: builtin, port: 18480 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {reuse_a} }}\n"),
+    );
+    let scenario_b = fx.scenario(
+        "after",
+        &format!("name: after\nserver: {{ kind: builtin, port: 18481 }}\nclient: {{ connections: 4, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_fin_timeout: {fin_b} }}\n"),
+    );
+    let out_a = fx.path().join("run-a");
+    let mut first = spawn_on_lab(&fx, &scenario_a, &lab_a, &out_a, None);
+    wait_for_samples(&fx, &mut first, &out_a);
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        reuse_a,
+        "the variant is in force"
+    );
+    signal(&first, Signal::SIGKILL);
+    let _ = wait_exit(&mut first, Duration::from_secs(10));
+    let dead = journals(&fx);
+    assert_eq!(dead.len(), 1, "the dead run's journal: {dead:?}");
+
+    let out_b = fx.path().join("run-b");
+    let mut second = spawn_on_lab(&fx, &scenario_b, &lab_b, &out_b, None);
+    let status = wait_exit(&mut second, Duration::from_secs(60));
+    let stderr = fx.stderr_of(&out_b);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("twlab clean"), "{stderr}");
+    assert_eq!(journals(&fx), dead, "the refused run left a journal");
+    assert_eq!(host.exec(&fin_timeout).trim(), fin_before, "{stderr}");
+    assert_eq!(host.exec(&tw_reuse).trim(), reuse_a, "{stderr}");
+
+    let said = clean_with_state(&fx);
+    assert!(!said.contains("in use"), "clean blocked by itself: {said}");
+    assert_eq!(host.exec(&tw_reuse).trim(), reuse_before, "{said}");
+    assert!(journals(&fx).is_empty(), "journal left: {said}");
+    let sshd_pid = host.sshd_pid().expect("sshd runs") as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<i32> = sshd::netns_pids(&host.netns)
+            .into_iter()
+            .filter(|p| *p != sshd_pid)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left on the SSH host: {:?}\n{said}",
+            left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     fx.assert_nothing_left(&[]);
 }
 
@@ -1351,6 +1453,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         processes: Vec::new(),
         runs: Vec::new(),
         control_dir: None,
+        machines: Vec::new(),
     };
     let dir = fx.path().join("state").join("restore");
     std::fs::create_dir_all(&dir).expect("state dir");
