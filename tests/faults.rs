@@ -1001,6 +1001,233 @@ fn an_ssh_connection_dropped_mid_run_is_restored_by_clean() {
     fx.assert_nothing_left(&[]);
 }
 
+/// A lab file with both roles on the SSH host `dest` of `host` (a
+/// destination, or a `Host` alias of `ssh_config`), the builtin server and
+/// client run by this build's binary there.
+fn ssh_lab(
+    fx: &Fixture,
+    name: &str,
+    host: &sshd::SshdHost,
+    dest: &str,
+    config: Option<&Path>,
+) -> PathBuf {
+    let mut role = format!(
+        "    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\n    twlab: {exe}\n",
+        id = host.identity.display(),
+        kh = host.known_hosts.display(),
+        addr = host.addr,
+        exe = env!("CARGO_BIN_EXE_twlab"),
+    );
+    if let Some(config) = config {
+        role.push_str(&format!("    ssh_config: {}\n", config.display()));
+    }
+    let lab = fx.path().join(format!("{name}.yaml"));
+    std::fs::write(
+        &lab,
+        format!("hosts:\n  server:\n{role}  client:\n{role}cooldown: 2s\n"),
+    )
+    .expect("lab file");
+    lab
+}
+
+/// Wait until the run writing to `out` has samples on disk; on failure
+/// say what it printed.
+fn wait_for_samples(fx: &Fixture, child: &mut Child, out: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sample_lines(out).is_empty() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "twlab ended ({status}) before samples: {}",
+                fx.stderr_of(out)
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no samples within 60 s: {}", fx.stderr_of(out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lab A names `host` `root@ADDR`, lab B `alias`, a `Host` of an
+/// `ssh_config` whose `HostName` is ADDR (one alias per test: the
+/// destination locks of tests run at once by `cargo test` are not shared).
+fn labs_naming_one_host_two_ways(
+    fx: &Fixture,
+    host: &sshd::SshdHost,
+    alias: &str,
+) -> (PathBuf, PathBuf) {
+    let config = fx.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host {alias}\n  HostName {addr}\n  User root\n  IdentityFile {id}\n  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n",
+            addr = host.addr,
+            id = host.identity.display(),
+            kh = host.known_hosts.display(),
+        ),
+    )
+    .expect("ssh_config");
+    (
+        ssh_lab(fx, "lab-a", host, &host.destination(), None),
+        ssh_lab(fx, "lab-b", host, alias, Some(&config)),
+    )
+}
+
+/// Issue 9: the host lock was keyed by the lab file's destination, so one
+/// machine named two ways (`root@ADDR`, and an `ssh_config` alias for it)
+/// took two locks and two runs undid each other's sysctls. A second run
+/// whose host turns out (once connected: boot id, network namespace) to be
+/// a machine in use is refused with exit 3, naming both names, before it
+/// changes anything: no journal of its own left, the host's sysctls as the
+/// first run set them; the first run then ends normally and restores them.
+#[test]
+fn one_host_named_two_ways_is_one_machine_in_use() {
+    if !require_root("one_host_named_two_ways_is_one_machine_in_use") {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = sshd::SshdHost::start("twonames");
+    let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias");
+    let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
+    let fin_timeout = ["sysctl", "-n", "net.ipv4.tcp_fin_timeout"];
+    let reuse_before = host.exec(&tw_reuse).trim().to_string();
+    let fin_before = host.exec(&fin_timeout).trim().to_string();
+    let reuse_a = other_than(&reuse_before);
+    let fin_b = if fin_before == "33" { "34" } else { "33" };
+    let scenario_a = fx.scenario(
+        "first",
+        &format!("name: first\nserver: {{ kind: builtin, port: 18478 }}\nclient: {{ connections: 4, threads: 1, duration: 8s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {reuse_a} }}\n"),
+    );
+    let scenario_b = fx.scenario(
+        "second",
+        &format!("name: second\nserver: {{ kind: builtin, port: 18479 }}\nclient: {{ connections: 4, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_fin_timeout: {fin_b} }}\n"),
+    );
+    let out_a = fx.path().join("run-a");
+    let mut first = spawn_on_lab(&fx, &scenario_a, &lab_a, &out_a, None);
+    wait_for_samples(&fx, &mut first, &out_a);
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        reuse_a,
+        "the first run's variant"
+    );
+    let journal_a = journals(&fx);
+    assert_eq!(journal_a.len(), 1, "the first run's journal: {journal_a:?}");
+
+    let out_b = fx.path().join("run-b");
+    let mut second = spawn_on_lab(&fx, &scenario_b, &lab_b, &out_b, None);
+    let status = wait_exit(&mut second, Duration::from_secs(60));
+    let stderr = fx.stderr_of(&out_b);
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "a second run on the machine in use, by another name: {stderr}"
+    );
+    assert!(
+        stderr.contains("another twlab run")
+            && stderr.contains("twlab-alias")
+            && stderr.contains(&host.destination()),
+        "the refusal names both destinations: {stderr}"
+    );
+    assert_eq!(journals(&fx), journal_a, "the refused run left a journal");
+    assert_eq!(
+        host.exec(&fin_timeout).trim(),
+        fin_before,
+        "the refused run changed a sysctl"
+    );
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        reuse_a,
+        "the refused run touched the first run's sysctl"
+    );
+
+    let status = wait_exit(&mut first, Duration::from_secs(90));
+    assert_eq!(status.code(), Some(0), "{}", fx.stderr_of(&out_a));
+    assert_eq!(host.exec(&tw_reuse).trim(), reuse_before, "restored");
+    assert_eq!(host.exec(&fin_timeout).trim(), fin_before);
+    assert!(
+        journals(&fx).is_empty(),
+        "journal left: {:?}",
+        journals(&fx)
+    );
+    fx.assert_nothing_left(&[]);
+}
+
+/// Issue 9: a run on an SSH host is killed (`kill -9`); a new run that
+/// names the host another way (an `ssh_config` alias) is refused before it
+/// changes anything, since the dead run's journal names the machine by
+/// identity; `twlab clean` then restores the host, both roles of that
+/// journal being one machine under one lock.
+#[test]
+fn a_dead_runs_journal_is_found_under_another_name_of_the_host() {
+    if !require_root("a_dead_runs_journal_is_found_under_another_name_of_the_host") {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = sshd::SshdHost::start("deadnames");
+    let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias-dead");
+    let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
+    let fin_timeout = ["sysctl", "-n", "net.ipv4.tcp_fin_timeout"];
+    let reuse_before = host.exec(&tw_reuse).trim().to_string();
+    let fin_before = host.exec(&fin_timeout).trim().to_string();
+    let reuse_a = other_than(&reuse_before);
+    let fin_b = if fin_before == "33" { "34" } else { "33" };
+    let scenario_a = fx.scenario(
+        "killed",
+        &format!("name: killed\nserver: {{ kind: builtin, port: 18480 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {reuse_a} }}\n"),
+    );
+    let scenario_b = fx.scenario(
+        "after",
+        &format!("name: after\nserver: {{ kind: builtin, port: 18481 }}\nclient: {{ connections: 4, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_fin_timeout: {fin_b} }}\n"),
+    );
+    let out_a = fx.path().join("run-a");
+    let mut first = spawn_on_lab(&fx, &scenario_a, &lab_a, &out_a, None);
+    wait_for_samples(&fx, &mut first, &out_a);
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        reuse_a,
+        "the variant is in force"
+    );
+    signal(&first, Signal::SIGKILL);
+    let _ = wait_exit(&mut first, Duration::from_secs(10));
+    let dead = journals(&fx);
+    assert_eq!(dead.len(), 1, "the dead run's journal: {dead:?}");
+
+    let out_b = fx.path().join("run-b");
+    let mut second = spawn_on_lab(&fx, &scenario_b, &lab_b, &out_b, None);
+    let status = wait_exit(&mut second, Duration::from_secs(60));
+    let stderr = fx.stderr_of(&out_b);
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("twlab clean"), "{stderr}");
+    assert_eq!(journals(&fx), dead, "the refused run left a journal");
+    assert_eq!(host.exec(&fin_timeout).trim(), fin_before, "{stderr}");
+    assert_eq!(host.exec(&tw_reuse).trim(), reuse_a, "{stderr}");
+
+    let said = clean_with_state(&fx);
+    assert!(!said.contains("in use"), "clean blocked by itself: {said}");
+    assert_eq!(host.exec(&tw_reuse).trim(), reuse_before, "{said}");
+    assert!(journals(&fx).is_empty(), "journal left: {said}");
+    let sshd_pid = host.sshd_pid().expect("sshd runs") as i32;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<i32> = sshd::netns_pids(&host.netns)
+            .into_iter()
+            .filter(|p| *p != sshd_pid)
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left on the SSH host: {:?}\n{said}",
+            left.iter().map(|p| cmdline(*p)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    fx.assert_nothing_left(&[]);
+}
+
 fn children_of(parent: i32) -> Vec<i32> {
     let mut kids = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
@@ -1226,6 +1453,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         processes: Vec::new(),
         runs: Vec::new(),
         control_dir: None,
+        machines: Vec::new(),
     };
     let dir = fx.path().join("state").join("restore");
     std::fs::create_dir_all(&dir).expect("state dir");

@@ -76,8 +76,9 @@ pub struct RealLab {
     pub restore: RestoreFile,
     /// SSH control sockets and forwarded sockets live here.
     _control_dir: tempfile::TempDir,
-    /// One lock per machine, held while the lab is connected.
-    _locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+    /// One lock per machine by destination, one per machine by identity,
+    /// held while the lab is connected.
+    _locks: Vec<HostLock>,
     /// Has a stop (Ctrl-C, SIGTERM) been asked for? The waits between runs
     /// (the drain) end early on one. A question rather than the run's
     /// `Shutdown`: the lab sits below the load and run modules.
@@ -91,44 +92,116 @@ pub const DRAIN_COUNT_TIMEOUT: Duration = Duration::from_secs(30);
 /// See [`RealLab::with_stop_check`].
 pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// Take the lock of each machine of the lab: two twlab runs on one host
-/// would each restore "their" old sysctl values and leave the second
-/// run's changes in place. The kernel drops a lock when its holder dies,
-/// even by `kill -9`, so a crash never leaves a host locked.
-pub fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>> {
+/// A held host lock (`/run/twlab/*.lock`).
+pub type HostLock = nix::fcntl::Flock<std::fs::File>;
+
+/// A lock file's name part: what the key holds, with anything but
+/// `[A-Za-z0-9.-]` as `_`.
+fn lock_name(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Take the lock `/run/twlab/<file>` without waiting, and write `holder`
+/// into it (for the message of a run it refuses). When it is held, the
+/// error is the path, why, and what its holder wrote.
+fn try_lock(file: &str, holder: &str) -> Result<std::result::Result<HostLock, LockBusy>> {
     use nix::fcntl::{Flock, FlockArg};
+    use std::io::Write;
     let dir = std::path::Path::new(super::netns::OWNER_DIR);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let mut keys: Vec<String> = Side::BOTH
-        .iter()
-        .map(|s| spec.hosts.get(*s).machine_key())
-        .collect();
-    keys.dedup();
-    let mut locks = Vec::new();
-    for key in keys {
-        let safe: String = key
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
+    let path = dir.join(file);
+    let f = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(path.display(), e))?;
+    Ok(match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            // Only a note for the message of a run refused later: a
+            // failure to write it costs nothing but that note.
+            let _ = lock
+                .set_len(0)
+                .and_then(|()| writeln!(&mut *lock, "{holder}"));
+            Ok(lock)
+        }
+        Err((_, errno)) => {
+            let holder = std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default();
+            Err(LockBusy {
+                path,
+                errno,
+                holder,
             })
-            .collect();
-        let path = dir.join(format!("host-{safe}.lock"));
-        let file = std::fs::File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(path.display(), e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        }
+    })
+}
+
+/// A lock someone else holds.
+struct LockBusy {
+    path: std::path::PathBuf,
+    errno: nix::errno::Errno,
+    /// What its holder wrote in it ("ssh root@h (server, client), twlab
+    /// PID 123"), empty when unknown.
+    holder: String,
+}
+
+impl LockBusy {
+    fn held_by(&self) -> String {
+        if self.holder.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.holder)
+        }
+    }
+}
+
+/// What a host lock says of its holder: the hosts of its lab on that
+/// machine and the twlab that holds it.
+fn holder_note(hosts: &[String], what: &str) -> String {
+    format!("{} ({what} PID {})", hosts.join(", "), std::process::id())
+}
+
+/// Take the lock of each machine of the lab, by the lab file's
+/// destination, before connecting (nothing is touched on a busy host): two
+/// twlab runs on one host would each restore "their" old sysctl values and
+/// leave the second run's changes in place. The kernel drops a lock when
+/// its holder dies, even by `kill -9`, so a crash never leaves a host
+/// locked. One machine named two ways (`root@h`, `root@10.0.0.5`, an
+/// `ssh_config` alias) is caught once connected, by
+/// [`lock_identities`].
+pub fn lock_machines(spec: &LabSpec) -> Result<Vec<HostLock>> {
+    lock_destinations(spec, "twlab")
+}
+
+/// [`lock_machines`], with `what` (twlab, twlab clean) in the note.
+pub fn lock_destinations(spec: &LabSpec, what: &str) -> Result<Vec<HostLock>> {
+    let hosts: Vec<(String, String)> = Side::BOTH
+        .iter()
+        .map(|s| spec.hosts.get(*s))
+        .map(|h| (h.machine_key(), h.describe()))
+        .collect();
+    let mut locks = Vec::new();
+    for (key, names) in machines_of(&hosts) {
+        let file = format!("host-{}.lock", lock_name(&key));
+        match try_lock(&file, &holder_note(&names, what))? {
             Ok(lock) => locks.push(lock),
-            Err((_, errno)) => {
+            Err(busy) => {
                 return Err(Error::env(format!(
-                    "another twlab run is using {key} ({}: {errno}); two runs on one host would undo each other's sysctls: wait for it to end",
-                    path.display()
+                    "another twlab run is using {key}{} ({}: {}); two runs on one host would undo each other's sysctls: wait for it to end",
+                    busy.held_by(),
+                    busy.path.display(),
+                    busy.errno
                 )));
             }
         }
@@ -136,9 +209,143 @@ pub fn lock_machines(spec: &LabSpec) -> Result<Vec<nix::fcntl::Flock<std::fs::Fi
     Ok(locks)
 }
 
+/// `/proc/sys/kernel/random/boot_id`: one value per boot of a kernel.
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Which machine a connected host is, as its kernel sees it: its boot id
+/// and its network namespace. A lab file's destination does not say
+/// (`root@h`, `root@10.0.0.5` and an `ssh_config` alias may be one host);
+/// net.* sysctls are per network namespace, so two namespaces of one
+/// kernel are two machines here. Read through the host, no shell.
+pub async fn machine_identity(host: &dyn Host) -> Result<String> {
+    let boot = host.run(&["cat".to_string(), BOOT_ID.to_string()]).await?;
+    let net = host
+        .run(&["readlink".to_string(), "/proc/self/ns/net".to_string()])
+        .await?;
+    identity_key(&boot, &net).ok_or_else(|| {
+        Error::env(format!(
+            "cannot tell which machine {} is (for the lock that keeps two twlab runs off one machine): {BOOT_ID} reads `{}`, /proc/self/ns/net links to `{}`",
+            host.describe(),
+            boot.trim().escape_default(),
+            net.trim().escape_default()
+        ))
+    })
+}
+
+/// `boot-<boot id>-net-<inode>` from the boot id file's text and the
+/// `net:[<inode>]` link of a network namespace; `None` when either is
+/// not what Linux prints.
+pub fn identity_key(boot_id: &str, netns_link: &str) -> Option<String> {
+    let boot = boot_id.trim().to_ascii_lowercase();
+    let uuid = boot.len() == 36
+        && boot.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
+    let inode = netns_link.trim().strip_prefix("net:[")?.strip_suffix(']')?;
+    let number =
+        !inode.is_empty() && inode.len() <= 20 && inode.bytes().all(|b| b.is_ascii_digit());
+    (uuid && number).then(|| format!("boot-{boot}-net-{inode}"))
+}
+
+/// The machines of a lab, from each host's identity and description in
+/// order: one entry per machine, with the hosts on it (both roles on one
+/// machine take one lock, whatever names the lab file gives them).
+pub fn machines_of(hosts: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut machines: Vec<(String, Vec<String>)> = Vec::new();
+    for (identity, host) in hosts {
+        match machines.iter_mut().find(|(id, _)| id == identity) {
+            Some((_, names)) => {
+                if !names.contains(host) {
+                    names.push(host.clone());
+                }
+            }
+            None => machines.push((identity.clone(), vec![host.clone()])),
+        }
+    }
+    machines
+}
+
+/// Take the lock of each machine by its identity (see
+/// [`machines_of`]; `/run/twlab/machine-<identity>.lock`), skipping the
+/// ones in `held` (already this process's: a lock file opened twice by
+/// one process is two locks, and the second would wait for the first).
+/// A machine in use by another twlab is an error naming both sides.
+pub fn lock_identities(
+    hosts: &[(String, String)],
+    held: &[String],
+    what: &str,
+) -> Result<Vec<(String, HostLock)>> {
+    let mut locks = Vec::new();
+    for (identity, names) in machines_of(hosts) {
+        if held.contains(&identity) {
+            continue;
+        }
+        let file = format!("machine-{}.lock", lock_name(&identity));
+        match try_lock(&file, &holder_note(&names, what))? {
+            Ok(lock) => locks.push((identity, lock)),
+            Err(busy) => {
+                let other = if busy.holder.is_empty() {
+                    "another name".to_string()
+                } else {
+                    busy.holder.clone()
+                };
+                return Err(Error::env(format!(
+                    "another twlab run is using this machine as {other}: {} is the same machine (same boot id and network namespace: {identity}; {}: {}); two runs on one host would undo each other's sysctls: wait for it to end",
+                    names.join(", "),
+                    busy.path.display(),
+                    busy.errno
+                )));
+            }
+        }
+    }
+    Ok(locks)
+}
+
+/// The identity and description of each connected host, server first.
+pub async fn identities(hosts: &[&RealHost]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for h in hosts {
+        let host = h.as_host();
+        out.push((machine_identity(host).await?, host.describe()));
+    }
+    Ok(out)
+}
+
+/// A new lab's second lock, once connected: each machine by identity;
+/// then a dead run's journal on one of them is refused (it may name the
+/// machine another way), and the identities go into the lab's journal.
+async fn lock_connected(
+    server: &RealHost,
+    client: &RealHost,
+    restore: &RestoreFile,
+    lab_id: &str,
+) -> Result<Vec<HostLock>> {
+    let hosts = identities(&[server, client]).await?;
+    let locks = lock_identities(&hosts, &[], "twlab")?;
+    let machines: Vec<String> = locks.iter().map(|(id, _)| id.clone()).collect();
+    crate::lab::restore::refuse_dead_journals_on(&machines, lab_id)?;
+    restore.record_machines(&machines)?;
+    Ok(locks.into_iter().map(|(_, l)| l).collect())
+}
+
+impl RealHost {
+    /// Close an SSH host's connection (a local host has none).
+    pub async fn close(self) {
+        if let RealHost::Ssh(h) = self {
+            h.close().await;
+        }
+    }
+}
+
 impl RealLab {
-    /// Write the restore journal, then connect to both hosts (and their
-    /// Docker engines). Nothing is changed on the hosts yet.
+    /// Lock the lab's machines by destination, write the restore journal,
+    /// connect to both hosts, lock them again by identity (a machine in
+    /// use under another name is refused here), then their Docker engines.
+    /// Nothing is changed on the hosts yet.
     pub async fn connect(spec: &LabSpec, id: &str) -> Result<RealLab> {
         let locks = lock_machines(spec)?;
         // Under the locks, so no `clean` is undoing it meanwhile.
@@ -155,7 +362,7 @@ impl RealLab {
         spec: &LabSpec,
         id: &str,
         restore: RestoreFile,
-        locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+        locks: Vec<HostLock>,
     ) -> Result<RealLab> {
         let control_dir = tempfile::Builder::new()
             .prefix("twlab-ssh-")
@@ -170,6 +377,19 @@ impl RealLab {
             RealHost::connect(&spec.hosts.server, Side::Server, control_dir.path()).await?;
         let client =
             RealHost::connect(&spec.hosts.client, Side::Client, control_dir.path()).await?;
+        // Which machines these are, now that twlab can ask them: a lab file
+        // may name a machine in use by another run under another name.
+        // Refused before anything is changed or journaled for them.
+        let machine_locks = match lock_connected(&server, &client, &restore, id).await {
+            Ok(l) => l,
+            Err(e) => {
+                server.close().await;
+                client.close().await;
+                return Err(e);
+            }
+        };
+        let mut locks = locks;
+        locks.extend(machine_locks);
         let engine = if spec.hosts.server.docker {
             Some(server.docker_engine(control_dir.path()).await?)
         } else {
@@ -344,5 +564,83 @@ impl RealLab {
             }
         }
         self.restore.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOT: &str = "0f5e4bd4-2f1c-4a0e-9c53-7d1e6a3b9c21\n";
+
+    #[test]
+    fn the_identity_is_the_boot_id_and_the_network_namespace() {
+        assert_eq!(
+            identity_key(BOOT, "net:[4026531840]\n").as_deref(),
+            Some("boot-0f5e4bd4-2f1c-4a0e-9c53-7d1e6a3b9c21-net-4026531840")
+        );
+        // Upper-case hex is the same boot.
+        assert_eq!(
+            identity_key(&BOOT.to_uppercase(), "net:[4026531840]"),
+            identity_key(BOOT, "net:[4026531840]")
+        );
+        // Another namespace of the same kernel is another machine.
+        assert_ne!(
+            identity_key(BOOT, "net:[4026531840]"),
+            identity_key(BOOT, "net:[4026532301]")
+        );
+        // Whatever is not what Linux prints is no identity.
+        for (boot, net) in [
+            ("", "net:[4026531840]"),
+            ("not-a-boot-id", "net:[4026531840]"),
+            ("0f5e4bd4-2f1c-4a0e-9c53-7d1e6a3b9c2g", "net:[4026531840]"),
+            ("0f5e4bd42f1c-4a0e-9c53-7d1e6a3b9c21-", "net:[4026531840]"),
+            (BOOT, ""),
+            (BOOT, "net:[]"),
+            (BOOT, "mnt:[4026531840]"),
+            (BOOT, "net:[40265/../1840]"),
+            (BOOT, "net:[4026531840"),
+        ] {
+            assert_eq!(identity_key(boot, net), None, "{boot:?} {net:?}");
+        }
+    }
+
+    #[test]
+    fn both_roles_on_one_machine_are_one_lock_whatever_their_names() {
+        let a = identity_key(BOOT, "net:[1]").unwrap();
+        let b = identity_key(BOOT, "net:[2]").unwrap();
+        let hosts = |pairs: &[(&String, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(id, name)| ((*id).clone(), name.to_string()))
+                .collect()
+        };
+        // Two names of one machine: one lock naming both.
+        assert_eq!(
+            machines_of(&hosts(&[(&a, "ssh root@h"), (&a, "ssh twlab-alias")])),
+            vec![(
+                a.clone(),
+                vec!["ssh root@h".into(), "ssh twlab-alias".into()]
+            )]
+        );
+        // One name for both roles: named once.
+        assert_eq!(
+            machines_of(&hosts(&[(&a, "ssh root@h"), (&a, "ssh root@h")])),
+            vec![(a.clone(), vec!["ssh root@h".into()])]
+        );
+        // Two namespaces: two locks, server first.
+        assert_eq!(
+            machines_of(&hosts(&[(&b, "local (this machine)"), (&a, "ssh root@h")])),
+            vec![
+                (b.clone(), vec!["local (this machine)".into()]),
+                (a.clone(), vec!["ssh root@h".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn lock_names_keep_only_safe_characters() {
+        assert_eq!(lock_name("ssh-root@10.0.0.5-22"), "ssh-root_10.0.0.5-22");
+        assert_eq!(lock_name("ssh-[::1]/../x"), "ssh-___1__.._x");
     }
 }

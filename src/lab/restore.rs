@@ -80,6 +80,12 @@ pub struct RestoreState {
     /// masters are told to exit and it is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_dir: Option<PathBuf>,
+    /// The lab's machines as their kernels name them (boot id and network
+    /// namespace, [`crate::lab::real::identity_key`]), once connected: a
+    /// later lab naming one of them another way still sees this journal.
+    /// Absent in older journals and before the hosts are connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
 }
 
 /// A journal file being kept up to date by a live run. Cheap to clone.
@@ -104,6 +110,7 @@ impl RestoreFile {
             processes: Vec::new(),
             runs: Vec::new(),
             control_dir: None,
+            machines: Vec::new(),
         };
         write_state(&path, &state)?;
         Ok(RestoreFile {
@@ -187,6 +194,11 @@ impl RestoreFile {
         self.update(|s| s.runs.push(run_id.to_string()))
     }
 
+    /// Note the identities of the lab's machines (locked by this run).
+    pub fn record_machines(&self, machines: &[String]) -> Result<()> {
+        self.update(|s| s.machines = machines.to_vec())
+    }
+
     /// Note the directory of the lab's SSH control sockets.
     pub fn record_control_dir(&self, dir: &Path) -> Result<()> {
         self.update(|s| s.control_dir = Some(dir.to_path_buf()))
@@ -264,17 +276,37 @@ pub fn refuse_dead_journals(spec: &LabSpec) -> Result<()> {
             .map(|h| h.describe())
             .collect();
         if let Some(host) = shared.first() {
-            return Err(Error::env(format!(
-                "a twlab run that was killed (PID {}, started {}) left changes on {host} that are not undone yet ({} sysctl(s), {} process(es) in the restore journal {}); a new run would take its values for the machine's own: run `twlab clean` first",
-                state.owner_pid,
-                state.started_at,
-                state.sysctls.len(),
-                state.processes.len(),
-                path.display()
-            )));
+            return Err(dead_journal_error(&path, &state, host));
         }
     }
     Ok(())
+}
+
+/// [`refuse_dead_journals`] by identity, once the hosts are connected: a
+/// dead run's journal on one of `machines` (it may have named the machine
+/// another way) is refused too. The journal of the lab `own` is skipped.
+pub fn refuse_dead_journals_on(machines: &[String], own: &str) -> Result<()> {
+    for (path, state) in list() {
+        if state.lab_id == own || owner_alive(&state) {
+            continue;
+        }
+        if let Some(machine) = state.machines.iter().find(|m| machines.contains(m)) {
+            let host = format!("the machine {machine}");
+            return Err(dead_journal_error(&path, &state, &host));
+        }
+    }
+    Ok(())
+}
+
+fn dead_journal_error(path: &Path, state: &RestoreState, host: &str) -> Error {
+    Error::env(format!(
+        "a twlab run that was killed (PID {}, started {}) left changes on {host} that are not undone yet ({} sysctl(s), {} process(es) in the restore journal {}); a new run would take its values for the machine's own: run `twlab clean` first",
+        state.owner_pid,
+        state.started_at,
+        state.sysctls.len(),
+        state.processes.len(),
+        path.display()
+    ))
 }
 
 /// Rewrite a journal after `clean` undid part of it, or remove it when

@@ -8,7 +8,10 @@
 //! belongs to a run in progress and is left alone unless `--force`.
 //!
 //! Real hosts leave a restore journal instead ([`crate::lab::restore`]): for
-//! each journal whose owner is dead, `clean` ends the processes it lists
+//! each journal whose owner is dead, under the locks of its machines (by the
+//! lab file's destination, then by identity once each host is connected,
+//! so a live run reaching one by another name is left alone; one lock when
+//! both roles are one machine), `clean` ends the processes it lists
 //! (checking their start time, so a recycled PID is never hit), reconnects
 //! to the hosts and puts every sysctl back, removes the containers labelled
 //! with the journal's runs on each host's engine (server and client), and
@@ -22,7 +25,7 @@ use crate::common::endpoint::Side;
 use crate::docker::Engine;
 use crate::docker::swarm::Swarm;
 use crate::error::Result;
-use crate::lab::real::RealHost;
+use crate::lab::real::{self, RealHost};
 use crate::lab::restore::{self, RestoreState};
 use crate::lab::{self, netns};
 use crate::scenario::SysctlName;
@@ -61,8 +64,10 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             continue;
         }
         // A live run on the same machines would have its own changes
-        // undone by this journal's old values: wait until it ends.
-        let _locks = match crate::lab::real::lock_machines(&state.lab) {
+        // undone by this journal's old values: wait until it ends. By
+        // destination here; by identity once each host is connected (a
+        // live run may name the machine another way).
+        let _locks = match crate::lab::real::lock_destinations(&state.lab, "twlab clean") {
             Ok(locks) => locks,
             Err(e) => {
                 done.in_use.push(format!("real lab {}: {e}", state.lab_id));
@@ -197,6 +202,8 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
             return;
         }
     };
+    // Held until the journal is undone.
+    let mut machine_locks: Vec<(String, real::HostLock)> = Vec::new();
     for side in Side::BOTH {
         let spec = state.lab.hosts.get(side).clone();
         let needs_host = state.sysctls.iter().any(|s| s.side == side)
@@ -214,6 +221,25 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
             }
         };
         let h = host.as_host();
+        // This journal's other host may be the same machine: its lock is
+        // held already (by this process), and taking it again would fail.
+        let held: Vec<String> = machine_locks.iter().map(|(id, _)| id.clone()).collect();
+        let locked = match real::identities(&[&host]).await {
+            Ok(ids) => real::lock_identities(&ids, &held, "twlab clean"),
+            Err(e) => Err(e),
+        };
+        match locked {
+            Ok(locks) => machine_locks.extend(locks),
+            Err(e) => {
+                done.in_use.push(format!(
+                    "real lab {}, {side} host {}: {e}",
+                    state.lab_id,
+                    h.describe()
+                ));
+                host.close().await;
+                continue;
+            }
+        }
         let mut kept = Vec::new();
         for p in std::mem::take(&mut state.processes) {
             let Some(pidfile) = p.remote_pidfile.as_deref().filter(|_| p.side == side) else {
@@ -270,9 +296,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
                 Err(e) => done.failed.push(format!("docker on {}: {e}", h.describe())),
             }
         }
-        if let RealHost::Ssh(ssh) = host {
-            ssh.close().await;
-        }
+        host.close().await;
     }
     if let Some(dir) = state.control_dir.take() {
         stop_ssh_masters(&dir);
