@@ -544,7 +544,7 @@ async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service(
         format!(
             "name: swarm_run\n\
              server: {{ kind: builtin, port: {port}, max_keepalive_requests: 100 }}\n\
-             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", connections: 8, threads: 1, duration: 4s }}\n\
+             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", hosts: 2, connections: 8, threads: 1, duration: 4s }}\n\
              collect: {{ interval: 500ms }}\n\
              variants:\n  - name: one-node\n"
         ),
@@ -553,7 +553,8 @@ async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service(
     let lab = tmp.path().join("lab.yaml");
     std::fs::write(
         &lab,
-        "hosts:\n  server: {}\n  client: { docker: true, swarm: { one_per_node: true } }\ncooldown: 1s\n",
+        // Two tasks on the test's one node.
+        "hosts:\n  server: {}\n  client: { docker: true, swarm: { one_per_node: false } }\ncooldown: 1s\n",
     )
     .expect("lab");
     let dir = tmp.path().join("run");
@@ -580,6 +581,29 @@ async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service(
         "the task's figures came back through its log: {run}"
     );
     assert_eq!(run["server_peers"].as_u64(), Some(1), "{run}");
+    // Each task is a client host of the run, named by its node, with its
+    // own figures; both share the one node's counts.
+    let hosts = run["clients"].as_array().expect("two client hosts");
+    assert_eq!(hosts.len(), 2, "{run}");
+    for h in hosts {
+        assert!(
+            h["host"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("swarm node ")),
+            "{h}"
+        );
+        assert!(h["load"]["requests"].as_u64().unwrap_or(0) > 0, "{h}");
+        assert_eq!(h["sockets"], run["sockets"]["client"], "{h}");
+    }
+    let one: u64 = hosts
+        .iter()
+        .map(|h| h["load"]["requests"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        run["client"]["requests"].as_u64(),
+        Some(one),
+        "the total is the tasks' sum"
+    );
     // The node's counter saw the load's connections from the client side.
     let samples = std::fs::read_to_string(dir.join("samples.jsonl")).expect("samples");
     let established_on_node = samples

@@ -4,6 +4,7 @@
 //! (`allow:`).
 
 use crate::common::counts::ClientStats;
+use crate::results::ClientHostSummary;
 use crate::scenario::{Allowance, Scenario, Variant};
 
 /// Why a run's figures cannot be trusted, unless the scenario studies it:
@@ -57,6 +58,40 @@ pub fn validity_problems(
     out
 }
 
+/// With several client hosts: each host that was CPU-bound on its own (it
+/// used 90% of the cores its threads can use), which the total's check
+/// cannot see when the others idled. Unless the scenario allows it.
+pub fn host_saturation(
+    scenario: &Scenario,
+    variant: &Variant,
+    hosts: &[ClientHostSummary],
+) -> Vec<String> {
+    if scenario.allow.contains(&Allowance::ClientSaturation) {
+        return Vec::new();
+    }
+    let threads = scenario
+        .effective(variant)
+        .map(|(_, c)| c.threads.get())
+        .unwrap_or(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let usable = threads.min(cores);
+    hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let load = h.load.as_ref()?;
+            let used = load.cpu_secs? / load.duration_secs;
+            (load.duration_secs > 0.0 && used >= 0.9 * usable).then(|| {
+                format!(
+                    "client host {} ({}) was CPU-bound: it used {used:.2} of the {usable} core(s) its threads can use, so it may have set its own pace (add `allow: [client_saturation]` if that is what you study)",
+                    i + 1,
+                    h.host
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +116,18 @@ mod tests {
             assert!(validity_problems(&s, four, &busy(0.97)).is_empty());
         }
         assert_eq!(validity_problems(&s, four, &busy(64.0)).len(), 1);
+        // …but one host of the four pinned at its one thread's core is.
+        let host = |cpu| ClientHostSummary {
+            host: "netns h".into(),
+            load: Some(busy(cpu)),
+            ..Default::default()
+        };
+        let hosts = [host(0.1), host(0.95), host(0.1), host(0.1)];
+        let problems = host_saturation(&s, four, &hosts);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("client host 2 (netns h)"),
+            "{problems:?}"
+        );
     }
 }

@@ -81,6 +81,10 @@ impl Host for LocalHost {
     async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
         Ok(Some(self.diag.peers_seen()))
     }
+
+    fn reset_peers(&self) {
+        self.diag.reset_peers();
+    }
 }
 
 #[cfg(test)]

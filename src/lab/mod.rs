@@ -127,6 +127,9 @@ pub trait Host: Send + Sync {
         Ok(None)
     }
 
+    /// Start counting client addresses afresh (each run's are its own).
+    fn reset_peers(&self) {}
+
     /// conntrack entries towards the endpoint by TCP state.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         let out = self

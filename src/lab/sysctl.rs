@@ -86,8 +86,11 @@ impl Journal {
             let Some(host) = hosts
                 .iter()
                 .find(|h| h.side() == change.side && h.describe() == change.host)
-                .or_else(|| hosts.iter().find(|h| h.side() == change.side))
             else {
+                errors.push(Error::env(format!(
+                    "sysctl {} was changed on {}, which this run no longer has: it was not put back",
+                    change.name, change.host
+                )));
                 continue;
             };
             let Ok(name) = SysctlName::parse(&change.name) else {

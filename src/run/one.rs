@@ -5,7 +5,7 @@
 use super::drive::{drive, progress_bar};
 use super::kept::RunSamples;
 use super::run_lab::{RunLab, forget_process, note_process};
-use crate::analysis::validity::validity_problems;
+use crate::analysis::validity::{host_saturation, validity_problems};
 use crate::common::counts::ClientStats;
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
@@ -95,6 +95,12 @@ pub(crate) async fn run_one(
             .iter()
             .map(|h| h.describe())
             .zip(lab.client_addresses())
+            .enumerate()
+            .map(|(i, (host, address))| ClientHost {
+                host,
+                address,
+                counted_as: i,
+            })
             .collect()
     } else {
         run.client_hosts
@@ -126,9 +132,19 @@ struct RunState<'r> {
     samples: RunSamples,
     summary: &'r mut RunSummary,
     env: &'r mut RunEnv,
-    /// The client hosts counted, as (description, address), when they are
-    /// not the lab's own (the nodes of a Swarm load).
-    client_hosts: Vec<(String, String)>,
+    /// The client hosts of the load, when they are not the lab's own (the
+    /// tasks of a Swarm load).
+    client_hosts: Vec<ClientHost>,
+}
+
+/// One client host of a run, for its entry in the summary.
+struct ClientHost {
+    /// As the report names it.
+    host: String,
+    address: String,
+    /// Which of the collector's client hosts counts it (the tasks of a
+    /// Swarm load that share a node share that node's counts).
+    counted_as: usize,
 }
 
 /// The summary before anything ran: ids and the steady window's start.
@@ -238,7 +254,7 @@ fn summarize(
     ctx: &Context<'_>,
     variant: &Variant,
     samples: &RunSamples,
-    client_hosts: &[(String, String)],
+    client_hosts: &[ClientHost],
     summary: &mut RunSummary,
 ) {
     summary.sockets = BySide {
@@ -264,7 +280,17 @@ fn summarize(
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
     summary.server_peers = samples.server_peers();
     if client_hosts.len() > 1 {
-        for (i, (host, address)) in client_hosts.iter().enumerate() {
+        // One counted host for several (tasks on one node): its counts are
+        // the client side's own, without a per-host breakdown.
+        let counted = client_hosts.iter().map(|c| c.counted_as).max().unwrap_or(0) + 1;
+        let stats = |i: usize, source| {
+            if counted > 1 {
+                samples.client_stats(i, source).unwrap_or_default()
+            } else {
+                samples.stats(Side::Client, source)
+            }
+        };
+        for (i, c) in client_hosts.iter().enumerate() {
             let entry = match summary.clients.get_mut(i) {
                 Some(e) => e,
                 None => {
@@ -273,17 +299,18 @@ fn summarize(
                     &mut summary.clients[last]
                 }
             };
-            entry.host = host.clone();
-            entry.address = address.clone();
-            entry.sockets = samples.client_stats(i, Source::Sockets).unwrap_or_default();
-            entry.conntrack = samples
-                .client_stats(i, Source::Conntrack)
-                .unwrap_or_default();
+            entry.host = c.host.clone();
+            entry.address = c.address.clone();
+            entry.sockets = stats(c.counted_as, Source::Sockets);
+            entry.conntrack = stats(c.counted_as, Source::Conntrack);
         }
     }
     if let Some(client) = &summary.client {
         summary.invalid = validity_problems(ctx.scenario, variant, client);
     }
+    summary
+        .invalid
+        .extend(host_saturation(ctx.scenario, variant, &summary.clients));
 }
 
 /// Before a run on real hosts: wait for the previous run's sockets and
@@ -318,6 +345,9 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         .map_err(Error::invalid)?;
     let endpoint = lab.endpoint(server_spec.port.0);
     let (server_host, client_hosts) = (lab.host(Side::Server), lab.clients());
+    // A real lab's hosts stay connected from run to run (and the drain
+    // counted): this run's client addresses are its own.
+    server_host.reset_peers();
     prepare_conntrack(ctx, lab, endpoint, run.env).await?;
     run.journal
         .apply(server_host, &run.variant.sysctls.server)
@@ -348,8 +378,9 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     }
     let mut client_exes = Vec::with_capacity(client_hosts.len());
     for host in &client_hosts {
-        client_exes.push(match client_spec.tool {
-            ClientTool::Builtin => host.twlab_exe(&ctx.exe).await?,
+        // A Swarm load runs from its image: no twlab on the manager's host.
+        client_exes.push(match (client_spec.tool, client_spec.via) {
+            (ClientTool::Builtin, ClientVia::Host) => host.twlab_exe(&ctx.exe).await?,
             _ => ctx.exe.clone(),
         });
     }
@@ -424,10 +455,20 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     let counted: Vec<&dyn Host> = if node_hosts.is_empty() {
         client_hosts.clone()
     } else {
-        run.client_hosts = node_hosts
-            .iter()
-            .map(|h| (h.describe(), h.describe().replace("swarm node ", "")))
-            .collect();
+        if let Some(load) = client.swarm() {
+            run.client_hosts = load
+                .nodes()
+                .iter()
+                .map(|(node, hostname)| ClientHost {
+                    host: format!("swarm node {hostname}"),
+                    address: hostname.clone(),
+                    counted_as: node_hosts
+                        .iter()
+                        .position(|h| h.node_id() == node)
+                        .unwrap_or(0),
+                })
+                .collect();
+        }
         node_hosts.iter().map(|h| h as &dyn Host).collect()
     };
     let collector = Collector {
@@ -451,13 +492,14 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     if let Some(c) = counters {
         c.remove().await;
     }
+    // The clients' figures are kept whatever the server does next.
+    let loads = client_stats.and_then(|outcomes| record_client_outcomes(outcomes, run.summary));
     // A server that would not stop stays in the restore journal for `clean`.
     stop_server(ctx, server).await?;
     forget_process(lab, server_note);
     for note in client_notes {
         forget_process(lab, note);
     }
-    let loads = record_client_outcomes(client_stats?, run.summary);
     loads?;
     sampled
 }

@@ -304,7 +304,12 @@ impl Scenario {
                     v.name
                 )));
             }
-            if let Some(v) = self.variants.iter().find(|v| !v.sysctls.client.is_empty()) {
+            if let Some(v) = self.variants.iter().find(|v| {
+                !v.sysctls.client.is_empty()
+                    && self
+                        .effective(v)
+                        .is_ok_and(|(_, c)| c.via == ClientVia::Swarm)
+            }) {
                 return Err(Error::invalid(format!(
                     "{at}client.via: swarm runs the load on the swarm's nodes, which twlab does not change: variant `{}` sets client sysctls; set them on the nodes, or drop them",
                     v.name

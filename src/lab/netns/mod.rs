@@ -223,6 +223,10 @@ impl Host for NetnsHost {
         Ok(Some(self.diag.peers_seen()))
     }
 
+    fn reset_peers(&self) {
+        self.diag.reset_peers();
+    }
+
     /// From the event listener when it runs; else in-process over
     /// ctnetlink dumps, filtered by the kernel where it can.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {

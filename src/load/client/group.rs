@@ -27,6 +27,8 @@ pub struct ClientGroup {
     /// `client.via: swarm`: the load is one service of several tasks
     /// instead (`clients` is then empty).
     swarm: Option<SwarmLoad>,
+    /// [`ClientGroup::finish`] has handed the outcomes out.
+    taken: bool,
 }
 
 impl ClientGroup {
@@ -49,6 +51,7 @@ impl ClientGroup {
                 clients: Vec::new(),
                 results: Vec::new(),
                 swarm: Some(load),
+                taken: false,
             });
         }
         if hosts.len() != ctxs.len() || hosts.is_empty() {
@@ -89,6 +92,7 @@ impl ClientGroup {
             clients,
             results,
             swarm: None,
+            taken: false,
         }
     }
 
@@ -143,10 +147,11 @@ impl ClientGroup {
 
     /// The clients whose outcome is not in yet.
     fn pending(&self) -> impl Iterator<Item = &RunningClient> {
+        let ended = self.taken;
         self.clients
             .iter()
             .zip(&self.results)
-            .filter(|(_, r)| r.is_none())
+            .filter(move |(_, r)| !ended && r.is_none())
             .map(|(c, _)| c)
     }
 
@@ -172,6 +177,18 @@ impl ClientGroup {
         if let Some(load) = &mut self.swarm {
             return load.finish().await;
         }
+        if self.taken {
+            return self
+                .clients
+                .iter()
+                .map(|c| {
+                    Err(Error::env(format!(
+                        "`{}`: its figures were taken already",
+                        c.command()
+                    )))
+                })
+                .collect();
+        }
         futures::future::join_all(
             self.clients
                 .iter_mut()
@@ -183,6 +200,7 @@ impl ClientGroup {
                 }),
         )
         .await;
+        self.taken = true;
         self.results
             .iter_mut()
             .map(|r| {

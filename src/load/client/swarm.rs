@@ -40,8 +40,10 @@ use tokio::process::Command;
 /// How long the tasks of a service may take to be running.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long after its duration a load task may take to end.
-const END_GRACE: Duration = Duration::from_secs(30);
+/// How long after its duration a load task may take to end (below the 30 s
+/// the run's drive loop gives a client past its duration, so the logs are
+/// read before that).
+const END_GRACE: Duration = Duration::from_secs(15);
 
 /// Each task's figures or error, in slot order.
 type Outcomes = Vec<Result<ClientStats>>;
@@ -57,7 +59,8 @@ pub struct SwarmLoad {
     nodes: Vec<(String, String)>,
     /// Ends the waiting task early (a stop): it removes the service.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    outcome: tokio::sync::oneshot::Receiver<Outcomes>,
+    /// The waiting task's result, until it is taken.
+    outcome: Option<tokio::sync::oneshot::Receiver<Outcomes>>,
 }
 
 impl SwarmLoad {
@@ -122,23 +125,22 @@ impl SwarmLoad {
         let (tool, duration, shown, n) = (spec.tool, spec.duration.0, command.clone(), nodes.len());
         tokio::spawn(async move {
             let outcomes = tokio::select! {
-                o = collect(&service, tool, duration, &shown) => o,
-                _ = stopped => (0..n.max(1))
-                    .map(|_| Err(Error::env(format!(
-                        "`{shown}` was stopped before its end: Swarm removes what a task printed with its service, so it reports nothing"
-                    ))))
-                    .collect(),
+                o = collect(&service, tool, duration, &shown, n) => o,
+                _ = stopped => each(n, &format!(
+                    "`{shown}` was stopped before its end: Swarm removes what a task printed with its service, so it reports nothing"
+                )),
             };
+            // The figures first: the removal takes seconds.
+            let _ = done.send(outcomes);
             if let Err(e) = service.remove().await {
                 errln!("twlab: {e}");
             }
-            let _ = done.send(outcomes);
         });
         Ok(SwarmLoad {
             command,
             nodes,
             stop: Some(stop),
-            outcome,
+            outcome: Some(outcome),
         })
     }
 
@@ -165,17 +167,24 @@ impl SwarmLoad {
     /// service removed; each task's figures or error, in slot order.
     /// Cancel-safe (the waiting is done by the load's own task).
     pub async fn finish(&mut self) -> Outcomes {
-        match (&mut self.outcome).await {
-            Ok(outcomes) => outcomes,
-            Err(_) => (0..self.nodes.len().max(1))
-                .map(|_| {
-                    Err(Error::env(format!(
-                        "`{}`: its waiting task ended without a result",
-                        self.command
-                    )))
-                })
-                .collect(),
-        }
+        let n = self.nodes.len();
+        let Some(outcome) = self.outcome.as_mut() else {
+            return each(
+                n,
+                &format!("`{}`: its figures were taken already", self.command),
+            );
+        };
+        let got = outcome.await;
+        self.outcome = None;
+        got.unwrap_or_else(|_| {
+            each(
+                n,
+                &format!(
+                    "`{}`: its waiting task ended without a result",
+                    self.command
+                ),
+            )
+        })
     }
 
     /// Stop the load now: the service is removed, and with it what its
@@ -188,20 +197,25 @@ impl SwarmLoad {
     }
 }
 
-/// Wait for the tasks to end and read what each printed.
+/// The same error for each of `n` tasks (at least one).
+fn each(n: usize, why: &str) -> Outcomes {
+    (0..n.max(1)).map(|_| Err(Error::env(why))).collect()
+}
+
+/// Wait for the `n` tasks to end and read what each printed.
 async fn collect(
     service: &Service,
     tool: ClientTool,
     duration: Duration,
     command: &str,
+    n: usize,
 ) -> Outcomes {
-    let every = |e: &Error| -> Outcomes { vec![Err(Error::env(e.to_string()))] };
     if let Err(e) = service.wait_complete(duration + END_GRACE).await {
-        return every(&e);
+        return each(n, &e.to_string());
     }
     let mut outputs = match service.task_outputs().await {
         Ok(o) => o,
-        Err(e) => return every(&e),
+        Err(e) => return each(n, &e.to_string()),
     };
     outputs.sort_by_key(|o| o.task.slot);
     outputs
@@ -246,8 +260,8 @@ struct CounterLine {
     conntrack: Option<Counts>,
 }
 
-/// The latest counts of each node, by node id.
-type Latest = Arc<Mutex<BTreeMap<String, CounterLine>>>;
+/// The latest counts of each node, by node id, and when they arrived.
+type Latest = Arc<Mutex<BTreeMap<String, (CounterLine, std::time::Instant)>>>;
 
 /// The global counter service and the latest line of each node.
 pub struct SwarmCounters {
@@ -255,6 +269,9 @@ pub struct SwarmCounters {
     latest: Latest,
     follower: tokio::task::JoinHandle<()>,
     reader: tokio::task::JoinHandle<()>,
+    /// How old a node's latest line may be for a count (three intervals,
+    /// at least 5 s: the log's delivery takes its time).
+    max_age: Duration,
 }
 
 impl SwarmCounters {
@@ -300,21 +317,34 @@ impl SwarmCounters {
             labels: HashMap::from([(LABEL_ROLE.to_string(), "counters".to_string())]),
             cap_add: vec!["CAP_NET_ADMIN".into()],
         };
-        let service = swarm.start_global(&request).await?;
-        service.wait_running(START_TIMEOUT).await?;
+        let mut service = swarm.start_global(&request).await?;
+        if let Err(e) = service.wait_running(START_TIMEOUT).await {
+            if let Err(r) = service.remove().await {
+                errln!("twlab: {r}");
+            }
+            return Err(e);
+        }
         let latest: Latest = Arc::default();
         let (mut lines, follower) = service.follow_lines();
         let sink = latest.clone();
         let reader = tokio::spawn(async move {
             while let Some(line) = lines.recv().await {
-                let Ok(line) = line else { break };
+                // A failed log read ends the stream; the counts then go
+                // stale, and a count refuses a stale line.
+                let line = match line {
+                    Ok(l) => l,
+                    Err(e) => {
+                        errln!("twlab: the swarm counters' log: {e}");
+                        break;
+                    }
+                };
                 if line.stderr {
                     continue;
                 }
                 if let Ok(parsed) = serde_json::from_str::<CounterLine>(&line.line)
                     && let Ok(mut map) = sink.lock()
                 {
-                    map.insert(line.node_id, parsed);
+                    map.insert(line.node_id, (parsed, std::time::Instant::now()));
                 }
             }
         });
@@ -323,6 +353,7 @@ impl SwarmCounters {
             latest,
             follower,
             reader,
+            max_age: (interval * 3).max(Duration::from_secs(5)),
         })
     }
 
@@ -367,6 +398,7 @@ impl SwarmCounters {
                 node_id: id.clone(),
                 hostname: hostname.clone(),
                 latest: self.latest.clone(),
+                max_age: self.max_age,
             })
             .collect())
     }
@@ -388,17 +420,34 @@ pub struct SwarmNodeHost {
     node_id: String,
     hostname: String,
     latest: Latest,
+    max_age: Duration,
 }
 
 impl SwarmNodeHost {
+    /// The node's id in the swarm.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The node's latest line, refused when older than `max_age` (its
+    /// counter stopped, or its log no longer arrives).
     fn latest<T>(&self, f: impl FnOnce(&CounterLine) -> T) -> Result<T> {
         let map = self
             .latest
             .lock()
             .map_err(|_| Error::env("the swarm counters' lock is poisoned"))?;
-        map.get(&self.node_id)
-            .map(f)
-            .ok_or_else(|| Error::env(format!("no count from swarm node {}", self.hostname)))
+        let (line, at) = map
+            .get(&self.node_id)
+            .ok_or_else(|| Error::env(format!("no count from swarm node {}", self.hostname)))?;
+        if at.elapsed() > self.max_age {
+            return Err(Error::env(format!(
+                "the counts of swarm node {} are {:.1}s old (more than {}s): its counter stopped or its log no longer arrives",
+                self.hostname,
+                at.elapsed().as_secs_f64(),
+                self.max_age.as_secs()
+            )));
+        }
+        Ok(f(line))
     }
 
     fn refused(&self, what: &str) -> Error {

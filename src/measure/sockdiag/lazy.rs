@@ -59,15 +59,27 @@ impl LazySockDiag {
         let peers = self.peers.clone();
         self.with(move |sd, sockstat| match (side, sockstat) {
             (Side::Server, sockstat) => {
-                let mut seen = peers
-                    .lock()
-                    .map_err(|_| std::io::Error::other("the peer set's lock is poisoned"))?;
-                sd.count_noting_peers(&endpoint, sockstat, &mut seen)
+                // Gathered apart and merged after the dump, so the set's
+                // lock is never held while the kernel answers.
+                let mut seen = HashSet::new();
+                let counts = sd.count_noting_peers(&endpoint, sockstat, &mut seen)?;
+                if let Ok(mut all) = peers.lock() {
+                    all.extend(seen);
+                }
+                Ok(counts)
             }
             (Side::Client, Some(file)) => sd.count_in_own_namespace(&endpoint, side, file),
             (Side::Client, None) => sd.count(&endpoint, side),
         })
         .await
+    }
+
+    /// Forget the client addresses seen so far (a new run on a host that
+    /// stays connected, as a real lab's do).
+    pub fn reset_peers(&self) {
+        if let Ok(mut p) = self.peers.lock() {
+            p.clear();
+        }
     }
 
     /// How many distinct client addresses the server-side counts so far
