@@ -625,3 +625,91 @@ async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service(
     ]);
     assert!(services.is_empty(), "services left: {services:?}");
 }
+
+/// Ctrl-C while a Swarm's services wait to be scheduled (here: a placement
+/// no node matches, so they never would) ends the run at once, with the
+/// services removed, instead of after the minute the wait allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_swarm_services_wait_to_be_scheduled_stops_at_once_and_leaves_none() {
+    let test = "ctrl_c_while_swarm_services_wait_to_be_scheduled_stops_at_once_and_leaves_none";
+    let _one = SWARM.lock().await;
+    let Some((_engine, _swarm, _guard)) = require_swarm(test).await else {
+        return;
+    };
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join("swarm.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: swarm_stop\n\
+             server: {{ kind: builtin, port: {port} }}\n\
+             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", connections: 4, threads: 1, duration: 30s }}\n\
+             collect: {{ conntrack: false }}\n\
+             variants:\n  - name: never-scheduled\n"
+        ),
+    )
+    .expect("scenario");
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        "hosts:\n  server: {}\n  client: { docker: true, swarm: { constraint: node.labels.twlab.nowhere==x } }\ncooldown: 1s\n",
+    )
+    .expect("lab");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twlab"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--lab")
+        .arg(&lab)
+        .arg("--out")
+        .arg(tmp.path().join("run"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("twlab runs");
+    // Until the counter service exists (it then waits for a node).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while docker_lines(&[
+        "service",
+        "ls",
+        "--filter",
+        "label=twlab.run",
+        "--format",
+        "{{.Name}}",
+    ])
+    .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no service was created");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let signalled = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let status = child.wait().expect("twlab ends");
+    let took = signalled.elapsed();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(130), "stderr:\n{stderr}");
+    assert!(
+        took < Duration::from_secs(45),
+        "twlab took {took:?} to stop (the wait allows 60 s)"
+    );
+    let services = docker_lines(&[
+        "service",
+        "ls",
+        "--filter",
+        "label=twlab.run",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert!(services.is_empty(), "services left: {services:?}");
+}

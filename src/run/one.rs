@@ -398,14 +398,17 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     // A Swarm load is counted on its nodes by a service of its own, started
     // first so that it sees the load from its first connection.
     let counters = match client_spec.via {
-        ClientVia::Swarm => match SwarmCounters::start(
-            lab.client_engine(),
-            lab.client_swarm(),
-            &client_spec,
-            endpoint,
-            ctx.scenario.collect.interval.0,
-            ctx.scenario.collect.conntrack,
-            lab.run_id(),
+        ClientVia::Swarm => match unless_stopped(
+            ctx,
+            SwarmCounters::start(
+                lab.client_engine(),
+                lab.client_swarm(),
+                &client_spec,
+                endpoint,
+                ctx.scenario.collect.interval.0,
+                ctx.scenario.collect.conntrack,
+                lab.run_id(),
+            ),
         )
         .await
         {
@@ -418,18 +421,24 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         },
         _ => None,
     };
-    let mut client =
-        match ClientGroup::start(&client_spec, &client_hosts, endpoint, &client_ctxs).await {
-            Ok(c) => c,
-            Err(e) => {
-                server.kill().await;
-                forget_process(lab, server_note);
-                if let Some(c) = counters {
-                    c.remove().await;
-                }
-                return Err(e);
+    let starting = ClientGroup::start(&client_spec, &client_hosts, endpoint, &client_ctxs);
+    let started = if client_spec.via == ClientVia::Swarm {
+        unless_stopped(ctx, starting).await
+    } else {
+        // Processes start at once; a stop reaches them once they run.
+        starting.await
+    };
+    let mut client = match started {
+        Ok(c) => c,
+        Err(e) => {
+            server.kill().await;
+            forget_process(lab, server_note);
+            if let Some(c) = counters {
+                c.remove().await;
             }
-        };
+            return Err(e);
+        }
+    };
     // The load's clock starts with the clients, before the journal's fsync.
     let start = Instant::now();
     run.env.client_image_id = client.image_id();
@@ -438,7 +447,7 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         client_notes.push(note_process(lab, Side::Client, p)?);
     }
     let node_hosts = match (&counters, client.swarm()) {
-        (Some(c), Some(load)) => match c.hosts(load.nodes()).await {
+        (Some(c), Some(load)) => match unless_stopped(ctx, c.hosts(load.nodes())).await {
             Ok(hosts) => hosts,
             Err(e) => {
                 client.kill_and_reap().await;
@@ -547,6 +556,21 @@ fn record_client_outcomes(
         summary.client = ClientStats::merged(&loads);
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// `start`, unless a stop signal comes first: a Swarm's tasks may take up
+/// to a minute to be scheduled, and Ctrl-C must not wait for that. A
+/// service already made when the stop comes is removed as it is dropped.
+async fn unless_stopped<T>(
+    ctx: &Context<'_>,
+    start: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::select! {
+        r = start => r,
+        _ = ctx.shutdown.reached(Level::Graceful) => Err(Error::env(
+            "stopped by a signal while the Swarm services started",
+        )),
+    }
 }
 
 /// Step 4: the server, started and ready, noted in the restore journal on
