@@ -521,6 +521,45 @@ async fn a_global_counter_streams_states_json_lines_per_node() {
     assert!(containers_of(&run).is_empty());
 }
 
+/// A one-variant scenario `name` whose builtin server listens on a free
+/// port of this machine and whose builtin client runs from the test's image
+/// as a Swarm service (`client` keys added), and a lab file whose client
+/// host is this machine's engine with `swarm` keys: (dir, scenario, lab).
+fn swarm_run_files(
+    name: &str,
+    server: &str,
+    client: &str,
+    collect: &str,
+    swarm: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join("swarm.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: {name}\n\
+             server: {{ kind: builtin, port: {port}, {server} }}\n\
+             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", {client} }}\n\
+             collect: {{ {collect} }}\n\
+             variants:\n  - name: only\n"
+        ),
+    )
+    .expect("scenario");
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        format!(
+            "hosts:\n  server: {{}}\n  client: {{ docker: true, swarm: {{ {swarm} }} }}\ncooldown: 1s\n"
+        ),
+    )
+    .expect("lab");
+    (tmp, scenario, lab)
+}
+
 /// `twlab run` with `client.via: swarm`: a lab file whose client host is
 /// this machine's engine (the manager of the test's one-node swarm) and
 /// whose server is twlab's builtin server on this machine's loopback. The
@@ -533,30 +572,14 @@ async fn twlab_run_drives_a_swarm_load_counts_on_its_node_and_leaves_no_service(
     let Some((_engine, _swarm, _guard)) = require_swarm(test).await else {
         return;
     };
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let scenario = tmp.path().join("swarm.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: swarm_run\n\
-             server: {{ kind: builtin, port: {port}, max_keepalive_requests: 100 }}\n\
-             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", hosts: 2, connections: 8, threads: 1, duration: 4s }}\n\
-             collect: {{ interval: 500ms }}\n\
-             variants:\n  - name: one-node\n"
-        ),
-    )
-    .expect("scenario");
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
+    let (tmp, scenario, lab) = swarm_run_files(
+        "swarm_run",
+        "max_keepalive_requests: 100",
+        "hosts: 2, connections: 8, threads: 1, duration: 4s",
+        "interval: 500ms",
         // Two tasks on the test's one node.
-        "hosts:\n  server: {}\n  client: { docker: true, swarm: { one_per_node: false } }\ncooldown: 1s\n",
-    )
-    .expect("lab");
+        "one_per_node: false",
+    );
     let dir = tmp.path().join("run");
     let out = Command::new(env!("CARGO_BIN_EXE_twlab"))
         .arg("run")
@@ -636,29 +659,13 @@ async fn ctrl_c_while_swarm_services_wait_to_be_scheduled_stops_at_once_and_leav
     let Some((_engine, _swarm, _guard)) = require_swarm(test).await else {
         return;
     };
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let scenario = tmp.path().join("swarm.yaml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "name: swarm_stop\n\
-             server: {{ kind: builtin, port: {port} }}\n\
-             client: {{ tool: builtin, via: swarm, image: \"{IMAGE}\", connections: 4, threads: 1, duration: 30s }}\n\
-             collect: {{ conntrack: false }}\n\
-             variants:\n  - name: never-scheduled\n"
-        ),
-    )
-    .expect("scenario");
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server: {}\n  client: { docker: true, swarm: { constraint: node.labels.twlab.nowhere==x } }\ncooldown: 1s\n",
-    )
-    .expect("lab");
+    let (tmp, scenario, lab) = swarm_run_files(
+        "swarm_stop",
+        "max_keepalive_requests: 100",
+        "connections: 4, threads: 1, duration: 30s",
+        "conntrack: false",
+        "constraint: node.labels.twlab.nowhere==x",
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_twlab"))
         .arg("run")
         .arg(&scenario)

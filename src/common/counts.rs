@@ -38,6 +38,17 @@ pub struct ClientStats {
     pub notes: Vec<String>,
 }
 
+/// Several counts added up, key by key.
+pub fn sum_counts<'a>(all: impl IntoIterator<Item = &'a Counts>) -> Counts {
+    let mut total = Counts::new();
+    for counts in all {
+        for (key, n) in counts {
+            *total.entry(key.clone()).or_insert(0) += n;
+        }
+    }
+    total
+}
+
 impl ClientStats {
     /// The figures of several client hosts as one load: requests, rates,
     /// errors, connections and CPU add up; the duration is the longest;
@@ -53,14 +64,8 @@ impl ClientStats {
             all.iter().map(f).sum::<Option<u64>>()
         };
         let add_counts = |f: fn(&ClientStats) -> Option<&Counts>| -> Option<Counts> {
-            let mut total: Option<Counts> = None;
-            for counts in all.iter().filter_map(f) {
-                let t = total.get_or_insert_with(Counts::new);
-                for (k, v) in counts {
-                    *t.entry(k.clone()).or_insert(0) += v;
-                }
-            }
-            total
+            let present: Vec<&Counts> = all.iter().filter_map(f).collect();
+            (!present.is_empty()).then(|| sum_counts(present))
         };
         let requests: u64 = all.iter().map(|c| c.requests).sum();
         let max = |f: fn(&Latency) -> f64| all.iter().map(|c| f(&c.latency)).fold(0.0, f64::max);

@@ -8,7 +8,7 @@
 //! interval older.
 
 use super::kept::RunSamples;
-use crate::common::counts::{Counts, Source};
+use crate::common::counts::{Counts, Source, sum_counts};
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::lab::Host;
@@ -162,17 +162,6 @@ impl Collector<'_> {
             }
         }
     }
-}
-
-/// The counts of several hosts added up, state by state.
-pub fn sum_counts(all: &[Counts]) -> Counts {
-    let mut total = Counts::new();
-    for counts in all {
-        for (state, n) in counts {
-            *total.entry(state.clone()).or_insert(0) += n;
-        }
-    }
-    total
 }
 
 /// How [`Collector::run`] kept its interval.
