@@ -176,7 +176,12 @@ fn dispatch(command: Command) -> Result<i32> {
                     Some(l) => format!(
                         "real hosts (server {}, client {})",
                         l.hosts.server.describe(),
-                        l.hosts.client.describe()
+                        l.hosts
+                            .client_hosts()
+                            .iter()
+                            .map(|c| c.describe())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     None => "the embedded lab".to_string(),
                 }

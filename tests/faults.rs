@@ -1446,6 +1446,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         lab: serde_yaml_ng::from_str(LOCAL_LAB).expect("lab"),
         sysctls: vec![PendingSysctl {
             side: twlab::common::endpoint::Side::Server,
+            index: 0,
             host: "local (this machine)".into(),
             name: SHARED_SYSCTL.into(),
             before: guard.original.clone(),

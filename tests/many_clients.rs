@@ -149,7 +149,7 @@ fn four_client_hosts_each_load_count_and_leave_nothing() {
 }
 
 #[test]
-fn client_hosts_are_bounded_and_a_lab_file_refuses_more_than_one() {
+fn client_hosts_are_bounded_and_a_lab_file_refuses_more_than_it_lists() {
     let scenario = manifest_dir().join("scenarios/many_clients.yaml");
     let out = run_expecting(
         twlab()

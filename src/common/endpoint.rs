@@ -76,6 +76,47 @@ impl fmt::Display for Side {
     }
 }
 
+/// Which host of a lab: the server, or client host `index` (0-based, in
+/// `hosts.clients` order; 0 is `hosts.client`). The restore journal keys
+/// each sysctl and process by it, so `twlab clean` reconnects to the very
+/// host a change was made on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct HostRole {
+    pub side: Side,
+    pub index: usize,
+}
+
+impl HostRole {
+    pub const SERVER: HostRole = HostRole {
+        side: Side::Server,
+        index: 0,
+    };
+
+    pub fn client(index: usize) -> HostRole {
+        HostRole {
+            side: Side::Client,
+            index,
+        }
+    }
+}
+
+impl std::fmt::Display for HostRole {
+    /// `server`, `client`, `client 2` (1-based past the first).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.side, self.index) {
+            (Side::Client, i) if i > 0 => write!(f, "client {}", i + 1),
+            (side, _) => write!(f, "{side}"),
+        }
+    }
+}
+
+impl From<Side> for HostRole {
+    /// The server, or the first (only) client host.
+    fn from(side: Side) -> HostRole {
+        HostRole { side, index: 0 }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 use super::Host;
 use crate::common::counts::Counts;
-use crate::common::endpoint::{Endpoint, Side};
+use crate::common::endpoint::{Endpoint, HostRole, Side};
 use crate::error::Result;
 use crate::measure::sockdiag::LazySockDiag;
 use async_trait::async_trait;
@@ -17,16 +17,16 @@ use tokio::process::Command;
 
 /// This machine as a lab host.
 pub struct LocalHost {
-    side: Side,
+    role: HostRole,
     sudo: bool,
     diag: LazySockDiag,
 }
 
 impl LocalHost {
     /// `sudo` is honoured only when twlab is not root already.
-    pub fn new(side: Side, sudo: bool) -> Self {
+    pub fn new(role: impl Into<HostRole>, sudo: bool) -> Self {
         LocalHost {
-            side,
+            role: role.into(),
             sudo: sudo && !nix::unistd::geteuid().is_root(),
             diag: LazySockDiag::here(),
         }
@@ -51,7 +51,11 @@ fn local_command(sudo: bool, argv: &[String]) -> (Command, Vec<String>) {
 #[async_trait]
 impl Host for LocalHost {
     fn side(&self) -> Side {
-        self.side
+        self.role.side
+    }
+
+    fn role(&self) -> HostRole {
+        self.role
     }
 
     fn describe(&self) -> String {
@@ -75,7 +79,7 @@ impl Host for LocalHost {
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        self.diag.count(endpoint, self.side).await
+        self.diag.count(endpoint, self.role.side).await
     }
 
     async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {

@@ -53,6 +53,12 @@ pub trait Host: Send + Sync {
     /// Which role this host plays.
     fn side(&self) -> Side;
 
+    /// Which host of the lab: its side and, of several client hosts of a
+    /// lab file, which one (the restore journal keys changes by it).
+    fn role(&self) -> crate::common::endpoint::HostRole {
+        self.side().into()
+    }
+
     /// Human description, for the report ("netns twlab-ab12-server").
     fn describe(&self) -> String;
 

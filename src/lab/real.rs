@@ -13,7 +13,7 @@
 use super::Host;
 use super::local::LocalHost;
 use super::ssh::SshHost;
-use crate::common::endpoint::{Endpoint, Side};
+use crate::common::endpoint::{Endpoint, HostRole, Side};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::lab::restore::RestoreFile;
@@ -50,12 +50,13 @@ impl RealHost {
     /// Connect to the host a lab file describes.
     pub async fn connect(
         spec: &HostSpec,
-        side: Side,
+        role: impl Into<HostRole>,
         control_dir: &std::path::Path,
     ) -> Result<Self> {
+        let role = role.into();
         Ok(match spec.ssh {
-            None => RealHost::Local(LocalHost::new(side, spec.sudo)),
-            Some(_) => RealHost::Ssh(Box::new(SshHost::connect(spec, side, control_dir).await?)),
+            None => RealHost::Local(LocalHost::new(role, spec.sudo)),
+            Some(_) => RealHost::Ssh(Box::new(SshHost::connect(spec, role, control_dir).await?)),
         })
     }
 }
@@ -66,7 +67,8 @@ pub struct RealLab {
     /// The lab's id: names its restore journal and owner file.
     pub id: String,
     pub server: RealHost,
-    pub client: RealHost,
+    /// The client hosts, in the lab file's order (one for `hosts.client`).
+    pub clients: Vec<RealHost>,
     /// The server host's Docker engine, when `docker: true`.
     pub engine: Option<Engine>,
     /// The client host's Docker engine, when `docker: true` (for
@@ -186,10 +188,11 @@ pub fn lock_machines(spec: &LabSpec) -> Result<Vec<HostLock>> {
 
 /// [`lock_machines`], with `what` (twlab, twlab clean) in the note.
 pub fn lock_destinations(spec: &LabSpec, what: &str) -> Result<Vec<HostLock>> {
-    let hosts: Vec<(String, String)> = Side::BOTH
-        .iter()
-        .map(|s| spec.hosts.get(*s))
-        .map(|h| (h.machine_key(), h.describe()))
+    let hosts: Vec<(String, String)> = spec
+        .hosts
+        .roles()
+        .into_iter()
+        .map(|(_, h)| (h.machine_key(), h.describe()))
         .collect();
     let mut locks = Vec::new();
     for (key, names) in machines_of(&hosts) {
@@ -318,18 +321,37 @@ pub async fn identities(hosts: &[&RealHost]) -> Result<Vec<(String, String)>> {
 /// A new lab's second lock, once connected: each machine by identity;
 /// then a dead run's journal on one of them is refused (it may name the
 /// machine another way), and the identities go into the lab's journal.
+/// Two client hosts that are one machine (named two ways) are refused:
+/// their counts would be one machine's, counted twice.
 async fn lock_connected(
     server: &RealHost,
-    client: &RealHost,
+    clients: &[RealHost],
     restore: &RestoreFile,
     lab_id: &str,
 ) -> Result<Vec<HostLock>> {
-    let hosts = identities(&[server, client]).await?;
+    let all: Vec<&RealHost> = std::iter::once(server).chain(clients).collect();
+    let hosts = identities(&all).await?;
+    if let Some(message) = same_machine_clients(&hosts[1..]) {
+        return Err(Error::env(message));
+    }
     let locks = lock_identities(&hosts, &[], "twlab")?;
     let machines: Vec<String> = locks.iter().map(|(id, _)| id.clone()).collect();
     crate::lab::restore::refuse_dead_journals_on(&machines, lab_id)?;
     restore.record_machines(&machines)?;
     Ok(locks.into_iter().map(|(_, l)| l).collect())
+}
+
+/// "… and … are the same machine" for two client hosts (identity,
+/// description) that are one, `None` when all are distinct.
+pub fn same_machine_clients(clients: &[(String, String)]) -> Option<String> {
+    for (i, (id, name)) in clients.iter().enumerate() {
+        if let Some((_, first)) = clients[..i].iter().find(|(other, _)| other == id) {
+            return Some(format!(
+                "client hosts {first} and {name} are the same machine (same boot id and network namespace: {id}): each client host must be its own machine, or its ports and counts are counted twice"
+            ));
+        }
+    }
+    None
 }
 
 impl RealHost {
@@ -375,16 +397,23 @@ impl RealLab {
         restore.record_control_dir(control_dir.path())?;
         let server =
             RealHost::connect(&spec.hosts.server, Side::Server, control_dir.path()).await?;
-        let client =
-            RealHost::connect(&spec.hosts.client, Side::Client, control_dir.path()).await?;
+        let mut clients = Vec::new();
+        for (i, c) in spec.hosts.client_hosts().into_iter().enumerate() {
+            match RealHost::connect(c, HostRole::client(i), control_dir.path()).await {
+                Ok(h) => clients.push(h),
+                Err(e) => {
+                    close_all(server, clients).await;
+                    return Err(e);
+                }
+            }
+        }
         // Which machines these are, now that twlab can ask them: a lab file
         // may name a machine in use by another run under another name.
         // Refused before anything is changed or journaled for them.
-        let machine_locks = match lock_connected(&server, &client, &restore, id).await {
+        let machine_locks = match lock_connected(&server, &clients, &restore, id).await {
             Ok(l) => l,
             Err(e) => {
-                server.close().await;
-                client.close().await;
+                close_all(server, clients).await;
                 return Err(e);
             }
         };
@@ -395,20 +424,21 @@ impl RealLab {
         } else {
             None
         };
-        let client_engine = if spec.hosts.client.docker {
-            // Its own forwarded socket: the server's may be forwarded to
-            // `control_dir/docker.sock` already.
-            let dir = control_dir.path().join("client");
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
-            Some(client.docker_engine(&dir).await?)
-        } else {
-            None
+        let client_engine = match clients.first() {
+            Some(client) if spec.hosts.client().docker => {
+                // Its own forwarded socket: the server's may be forwarded to
+                // `control_dir/docker.sock` already.
+                let dir = control_dir.path().join("client");
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+                Some(client.docker_engine(&dir).await?)
+            }
+            _ => None,
         };
         Ok(RealLab {
             spec: spec.clone(),
             id: id.to_string(),
             server,
-            client,
+            clients,
             engine,
             client_engine,
             restore,
@@ -425,11 +455,22 @@ impl RealLab {
         self
     }
 
+    /// The server, or the first client host.
     pub fn host(&self, side: Side) -> &dyn Host {
-        match side {
-            Side::Server => self.server.as_host(),
-            Side::Client => self.client.as_host(),
+        match (side, self.clients.first()) {
+            (Side::Client, Some(c)) => c.as_host(),
+            _ => self.server.as_host(),
         }
+    }
+
+    /// The first `n` client hosts (all of them when fewer).
+    pub fn client_hosts(&self, n: usize) -> Vec<&dyn Host> {
+        self.clients.iter().take(n).map(RealHost::as_host).collect()
+    }
+
+    /// Every host: the server, then the clients.
+    fn all_hosts(&self) -> impl Iterator<Item = &RealHost> {
+        std::iter::once(&self.server).chain(&self.clients)
     }
 
     pub fn endpoint(&self, port: u16) -> Endpoint {
@@ -438,10 +479,16 @@ impl RealLab {
 
     /// "server local (this machine), client ssh root@h".
     pub fn describe(&self) -> String {
+        let clients: Vec<String> = self
+            .clients
+            .iter()
+            .map(|c| c.as_host().describe())
+            .collect();
         format!(
-            "real hosts: server {}, client {}",
+            "real hosts: server {}, client{} {}",
             self.server.as_host().describe(),
-            self.client.as_host().describe()
+            if clients.len() > 1 { "s" } else { "" },
+            clients.join(", ")
         )
     }
 
@@ -453,8 +500,9 @@ impl RealLab {
         let deadline = Instant::now() + self.spec.cooldown();
         loop {
             let mut left = Vec::new();
-            for side in Side::BOTH {
-                let host = self.host(side);
+            for real in self.all_hosts() {
+                let host = real.as_host();
+                let side = host.role();
                 let sockets = self
                     .bounded(
                         format!("counting the sockets of {endpoint} on the {side} host to see them drain"),
@@ -528,11 +576,12 @@ impl RealLab {
     /// once its pidfile is seen gone there: after a dropped connection it
     /// may still run, and then `twlab clean` must still find it.
     pub async fn close(self) -> Result<()> {
-        for (side, host) in [(Side::Server, &self.server), (Side::Client, &self.client)] {
+        for host in self.all_hosts() {
             let RealHost::Ssh(h) = host else {
                 continue;
             };
-            let files = self.restore.remote_pidfiles(side);
+            let role = h.role();
+            let files = self.restore.remote_pidfiles(role);
             if files.is_empty() {
                 continue;
             }
@@ -543,7 +592,7 @@ impl RealLab {
                         .filter(|f| !left.contains(f))
                         .cloned()
                         .collect();
-                    self.restore.forget_remote(side, &gone)?;
+                    self.restore.forget_remote(role, &gone)?;
                     if !left.is_empty() {
                         errln!(
                             "twlab: {} program(s) still run on {}; `twlab clean` ends them",
@@ -558,12 +607,16 @@ impl RealLab {
                 ),
             }
         }
-        for host in [self.server, self.client] {
-            if let RealHost::Ssh(h) = host {
-                h.close().await;
-            }
-        }
+        close_all(self.server, self.clients).await;
         self.restore.finish()
+    }
+}
+
+/// Close the connections of a server and its clients.
+async fn close_all(server: RealHost, clients: Vec<RealHost>) {
+    server.close().await;
+    for c in clients {
+        c.close().await;
     }
 }
 
@@ -572,6 +625,27 @@ mod tests {
     use super::*;
 
     const BOOT: &str = "0f5e4bd4-2f1c-4a0e-9c53-7d1e6a3b9c21\n";
+
+    #[test]
+    fn two_client_hosts_that_are_one_machine_are_named() {
+        let id = |k: &str, n: &str| (k.to_string(), n.to_string());
+        assert_eq!(
+            same_machine_clients(&[id("a", "ssh root@c1"), id("b", "ssh root@c2")]),
+            None
+        );
+        let msg = same_machine_clients(&[
+            id("a", "ssh root@c1"),
+            id("b", "ssh root@c2"),
+            id("a", "ssh root@198.18.0.9"),
+        ])
+        .expect("refused");
+        assert!(
+            msg.starts_with(
+                "client hosts ssh root@c1 and ssh root@198.18.0.9 are the same machine"
+            ),
+            "{msg}"
+        );
+    }
 
     #[test]
     fn the_identity_is_the_boot_id_and_the_network_namespace() {

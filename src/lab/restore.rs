@@ -18,7 +18,7 @@
 //! outlive a reboot of this machine, so not `/run`); `TWLAB_STATE_DIR`
 //! overrides it.
 
-use crate::common::endpoint::Side;
+use crate::common::endpoint::{HostRole, Side};
 use crate::error::{Error, Result};
 use crate::scenario::labfile::LabSpec;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,10 @@ pub fn state_dir() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingSysctl {
     pub side: Side,
+    /// Which client host (0-based in `hosts.clients`); 0 for the server
+    /// and a lab with one client (and in journals older than the field).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: usize,
     pub host: String,
     pub name: String,
     pub before: String,
@@ -47,6 +51,9 @@ pub struct PendingSysctl {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingProcess {
     pub side: Side,
+    /// Which client host, as [`PendingSysctl::index`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: usize,
     /// The local child (the program itself, or the `ssh` that runs it).
     pub pid: u32,
     /// Its start time in clock ticks since boot (`/proc/PID/stat` field
@@ -56,6 +63,28 @@ pub struct PendingProcess {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_pidfile: Option<String>,
     pub command: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl PendingSysctl {
+    pub fn role(&self) -> HostRole {
+        HostRole {
+            side: self.side,
+            index: self.index,
+        }
+    }
+}
+
+impl PendingProcess {
+    pub fn role(&self) -> HostRole {
+        HostRole {
+            side: self.side,
+            index: self.index,
+        }
+    }
 }
 
 /// The journal's content.
@@ -166,14 +195,14 @@ impl RestoreFile {
         })
     }
 
-    /// The pidfiles of the programs noted on the `side` host.
-    pub fn remote_pidfiles(&self, side: Side) -> Vec<String> {
+    /// The pidfiles of the programs noted on the host of `role`.
+    pub fn remote_pidfiles(&self, role: HostRole) -> Vec<String> {
         self.inner
             .lock()
             .map(|g| {
                 g.1.processes
                     .iter()
-                    .filter(|p| p.side == side)
+                    .filter(|p| p.role() == role)
                     .filter_map(|p| p.remote_pidfile.clone())
                     .collect()
             })
@@ -181,10 +210,10 @@ impl RestoreFile {
     }
 
     /// Programs whose pidfiles are gone from their host have ended.
-    pub fn forget_remote(&self, side: Side, gone: &[String]) -> Result<()> {
+    pub fn forget_remote(&self, role: HostRole, gone: &[String]) -> Result<()> {
         self.update(|s| {
             s.processes.retain(|p| {
-                !(p.side == side && p.remote_pidfile.as_ref().is_some_and(|f| gone.contains(f)))
+                !(p.role() == role && p.remote_pidfile.as_ref().is_some_and(|f| gone.contains(f)))
             })
         })
     }
@@ -260,18 +289,23 @@ pub fn list() -> Vec<(PathBuf, RestoreState)> {
 /// read the dead run's values as the machine's own and "restore" them at
 /// its end. `clean` puts them back first.
 pub fn refuse_dead_journals(spec: &LabSpec) -> Result<()> {
-    let machines: Vec<String> = Side::BOTH
+    let machines: Vec<String> = spec
+        .hosts
+        .roles()
         .iter()
-        .map(|s| spec.hosts.get(*s).machine_key())
+        .map(|(_, h)| h.machine_key())
         .collect();
     for (path, state) in list() {
         if owner_alive(&state) {
             // A live run on one of these machines holds its lock already.
             continue;
         }
-        let shared: Vec<String> = Side::BOTH
-            .iter()
-            .map(|s| state.lab.hosts.get(*s))
+        let shared: Vec<String> = state
+            .lab
+            .hosts
+            .roles()
+            .into_iter()
+            .map(|(_, h)| h)
             .filter(|h| machines.contains(&h.machine_key()))
             .map(|h| h.describe())
             .collect();
@@ -355,6 +389,7 @@ mod tests {
         let file = RestoreFile::create("abc123", &lab).unwrap();
         file.record_sysctl(PendingSysctl {
             side: Side::Server,
+            index: 0,
             host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "2".into(),
@@ -364,6 +399,7 @@ mod tests {
         // keeps the machine's own value.
         file.record_sysctl(PendingSysctl {
             side: Side::Client,
+            index: 0,
             host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "1".into(),

@@ -58,7 +58,7 @@ pub use remote::*;
 
 use super::Host;
 use crate::common::counts::Counts;
-use crate::common::endpoint::{Endpoint, Side};
+use crate::common::endpoint::{Endpoint, HostRole, Side};
 use crate::error::{CommandError, Error, Result};
 use crate::measure::sockets_text;
 use crate::process::{Signaller, Supervised};
@@ -96,7 +96,7 @@ const TOOL_NONE: u8 = 2;
 
 /// A host reached over one multiplexed SSH connection.
 pub struct SshHost {
-    side: Side,
+    role: HostRole,
     destination: String,
     sudo: bool,
     /// `None` once closed.
@@ -124,7 +124,13 @@ impl SshHost {
     /// Connect (BatchMode, strict host key check) with a control socket in
     /// `control_dir`, then look at the host: which socket tool it has, and
     /// that `sudo -n` works when the lab file asks for sudo.
-    pub async fn connect(spec: &HostSpec, side: Side, control_dir: &Path) -> Result<SshHost> {
+    pub async fn connect(
+        spec: &HostSpec,
+        role: impl Into<HostRole>,
+        control_dir: &Path,
+    ) -> Result<SshHost> {
+        let role = role.into();
+        let side = role.side;
         let destination =
             spec.ssh.as_ref().map(|d| d.0.clone()).ok_or_else(|| {
                 Error::env(format!("hosts.{side} is not an SSH host (no `ssh:`)"))
@@ -183,7 +189,7 @@ impl SshHost {
             .map_err(|e| at(connect_error_text(&e, side)))?;
         let ctl = session.control_socket().to_path_buf();
         let host = SshHost {
-            side,
+            role,
             destination,
             sudo: spec.sudo,
             session: Some(session),
@@ -224,7 +230,7 @@ impl SshHost {
         {
             return Err(Error::env(format!(
                 "ssh {} ({}): the lab file sets sudo: true, but `sudo -n true` fails there; let this user run commands with sudo without a password (NOPASSWD) or connect as root\n  {e}",
-                self.destination, self.side
+                self.destination, self.role
             )));
         }
         Ok(())
@@ -380,7 +386,7 @@ impl SshHost {
     }
 
     fn err(&self, msg: String) -> Error {
-        Error::env(format!("ssh {} ({}): {msg}", self.destination, self.side))
+        Error::env(format!("ssh {} ({}): {msg}", self.destination, self.role))
     }
 
     fn shown(&self, argv: &[String], sudo: bool) -> Vec<String> {
@@ -439,7 +445,7 @@ impl SshHost {
             if ok.trim() != "yes" {
                 return Err(self.err(format!(
                     "hosts.{}.twlab is {path}, which is not an executable file on that host",
-                    self.side
+                    self.role.side
                 )));
             }
             return Ok(PathBuf::from(path));
@@ -459,7 +465,7 @@ impl SshHost {
             "foreign" => {
                 return Err(self.err(format!(
                     "{remote} exists on the host but belongs to another user, so it cannot be trusted as this twlab; remove it, or name a twlab in the lab file (hosts.{}.twlab)",
-                    self.side
+                    self.role.side
                 )));
             }
             _ => {}
@@ -537,7 +543,11 @@ impl Drop for SshHost {
 #[async_trait]
 impl Host for SshHost {
     fn side(&self) -> Side {
-        self.side
+        self.role.side
+    }
+
+    fn role(&self) -> HostRole {
+        self.role
     }
 
     fn describe(&self) -> String {
@@ -589,7 +599,7 @@ impl Host for SshHost {
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
-        let side = self.side;
+        let side = self.role.side;
         if self.tool.load(Ordering::Relaxed) == TOOL_SS {
             match self.run(&sockets_text::ss_argv(endpoint, side)).await {
                 Ok(out) => return Ok(sockets_text::parse_ss(&out, endpoint, side)),

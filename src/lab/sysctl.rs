@@ -45,6 +45,7 @@ impl Journal {
             if let Some(disk) = &self.disk {
                 disk.record_sysctl(PendingSysctl {
                     side: host.side(),
+                    index: host.role().index,
                     host: host.describe(),
                     name: name.to_string(),
                     before: before.clone(),

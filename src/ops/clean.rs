@@ -21,7 +21,7 @@
 //! that engine is a Swarm manager (first: their containers, on every node,
 //! go with them; an engine outside a swarm has none, which is no error).
 
-use crate::common::endpoint::Side;
+use crate::common::endpoint::HostRole;
 use crate::docker::Engine;
 use crate::docker::swarm::Swarm;
 use crate::error::Result;
@@ -29,6 +29,7 @@ use crate::lab::real::{self, RealHost};
 use crate::lab::restore::{self, RestoreState};
 use crate::lab::{self, netns};
 use crate::scenario::SysctlName;
+use crate::scenario::labfile::HostSpec;
 use std::path::Path;
 
 /// What `clean` did.
@@ -204,10 +205,19 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
     };
     // Held until the journal is undone.
     let mut machine_locks: Vec<(String, real::HostLock)> = Vec::new();
-    for side in Side::BOTH {
-        let spec = state.lab.hosts.get(side).clone();
-        let needs_host = state.sysctls.iter().any(|s| s.side == side)
-            || state.processes.iter().any(|p| p.side == side)
+    // Each host by its role (the server, client host i): a journal entry
+    // names the host it was made on.
+    let roles: Vec<(HostRole, HostSpec)> = state
+        .lab
+        .hosts
+        .roles()
+        .into_iter()
+        .map(|(role, h)| (role, h.clone()))
+        .collect();
+    for (role, spec) in roles {
+        let side = role;
+        let needs_host = state.sysctls.iter().any(|s| s.role() == role)
+            || state.processes.iter().any(|p| p.role() == role)
             || spec.docker;
         if !needs_host {
             continue;
@@ -242,7 +252,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         }
         let mut kept = Vec::new();
         for p in std::mem::take(&mut state.processes) {
-            let Some(pidfile) = p.remote_pidfile.as_deref().filter(|_| p.side == side) else {
+            let Some(pidfile) = p.remote_pidfile.as_deref().filter(|_| p.role() == role) else {
                 kept.push(p);
                 continue;
             };
@@ -262,7 +272,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         state.processes = kept;
         let mut kept = Vec::new();
         for s in std::mem::take(&mut state.sysctls) {
-            if s.side != side {
+            if s.role() != role {
                 kept.push(s);
                 continue;
             }

@@ -282,22 +282,33 @@ pub async fn lab_checks(spec: &LabSpec) -> Vec<Check> {
             return out;
         }
     };
-    for side in Side::BOTH {
-        host_checks(spec, side, control_dir.path(), &mut out).await;
+    for (role, _) in spec.hosts.roles() {
+        host_checks(spec, role, control_dir.path(), &mut out).await;
     }
     out
 }
 
 /// The checks of one host; after a failed connection only that one.
-async fn host_checks(spec: &LabSpec, side: Side, control_dir: &Path, out: &mut Vec<Check>) {
-    let h = spec.hosts.get(side);
-    let name = |what: &str| format!("{side}.{what}");
+async fn host_checks(
+    spec: &LabSpec,
+    role: crate::common::endpoint::HostRole,
+    control_dir: &Path,
+    out: &mut Vec<Check>,
+) {
+    let side = role.side;
+    let Some(h) = spec.hosts.at(role) else {
+        return;
+    };
+    // `server.ssh`, `client.ssh`, and `client2.ssh` for the second of
+    // several client hosts.
+    let label = role.to_string().replace(' ', "");
+    let name = |what: &str| format!("{label}.{what}");
     // "on admin@h: " before a fix that runs on an SSH host.
     let on = match &h.ssh {
         Some(d) => format!("on {}: ", d.0),
         None => String::new(),
     };
-    let host = match within(RealHost::connect(h, side, control_dir)).await {
+    let host = match within(RealHost::connect(h, role, control_dir)).await {
         Ok(host) => host,
         Err(e) => {
             let (detail, fix) = connect_failure(h, side, &e.to_string());

@@ -8,7 +8,7 @@ use super::run_lab::{RunLab, forget_process, note_process};
 use crate::analysis::validity::{host_saturation, validity_problems};
 use crate::common::counts::ClientStats;
 use crate::common::counts::Source;
-use crate::common::endpoint::Side;
+use crate::common::endpoint::{HostRole, Side};
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::netns::{self, NetnsLab};
@@ -190,17 +190,25 @@ async fn open_lab<'a>(
         Some(real) => {
             prepare_real_run(ctx, real, variant, run_id).await?;
             env.server_address = real.spec.server_address().to_string();
-            env.client_address = real
+            let (_, client) = ctx.scenario.effective(variant).map_err(Error::invalid)?;
+            let clients = client.hosts.get() as usize;
+            let addresses: Vec<String> = real
                 .spec
                 .hosts
-                .client
-                .address
-                .map(|a| a.to_string())
-                .unwrap_or_default();
+                .client_hosts()
+                .iter()
+                .take(clients)
+                .map(|h| h.address.map(|a| a.to_string()).unwrap_or_default())
+                .collect();
+            env.client_address = addresses.first().cloned().unwrap_or_default();
+            if clients > 1 {
+                env.client_addresses = addresses;
+            }
             journal.disk = Some(real.restore.clone());
             Ok(RunLab::Real {
                 lab: real,
                 run_id: run_id.to_string(),
+                clients,
             })
         }
         None => {
@@ -443,8 +451,9 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     let start = Instant::now();
     run.env.client_image_id = client.image_id();
     let mut client_notes = Vec::new();
-    for p in client.processes() {
-        client_notes.push(note_process(lab, Side::Client, p)?);
+    // In host order: process `i` runs on client host `i`.
+    for (i, p) in client.processes().into_iter().enumerate() {
+        client_notes.push(note_process(lab, HostRole::client(i), p)?);
     }
     let node_hosts = match (&counters, client.swarm()) {
         (Some(c), Some(load)) => match unless_stopped(ctx, c.hosts(load.nodes())).await {
@@ -596,7 +605,7 @@ async fn start_server(
     // Journaled once spawned, not once it listens.
     let noted = std::sync::Mutex::new(None);
     let note = |p: &crate::process::Supervised| {
-        let pid = note_process(lab, Side::Server, p)?;
+        let pid = note_process(lab, HostRole::SERVER, p)?;
         *noted.lock().map_err(|_| Error::env("journal note lock"))? = pid;
         Ok(())
     };

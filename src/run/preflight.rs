@@ -6,7 +6,7 @@ use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab;
 use crate::lab::real::RealLab;
-use crate::scenario::labfile::LabSpec;
+use crate::scenario::labfile::{HostSpec, LabSpec};
 use crate::scenario::{Scenario, ServerKind};
 use std::path::Path;
 
@@ -45,21 +45,8 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
 /// A real lab: this machine needs what its local hosts run (the SSH hosts
 /// are checked when twlab connects to them).
 pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
-    // One client host per lab file for now, unless the load runs as a
-    // Swarm service (`client.hosts` tasks): a variant that asks for more is
-    // refused before anything is touched.
-    for v in &scenario.variants {
-        if let Ok((_, client)) = scenario.effective(v)
-            && client.hosts.get() > 1
-            && client.via != crate::scenario::ClientVia::Swarm
-        {
-            return Err(Error::invalid(format!(
-                "variant `{}` asks for client.hosts: {}, but a lab file has one client host (hosts.client); several client hosts run in the embedded lab (no --lab), or as a Swarm service (client.via: swarm)",
-                v.name, client.hosts
-            )));
-        }
-    }
-    let hosts = [&spec.hosts.server, &spec.hosts.client];
+    let roles = spec.hosts.roles();
+    let hosts: Vec<&HostSpec> = roles.iter().map(|(_, h)| *h).collect();
     if hosts.iter().any(|h| !h.is_local()) {
         lab::require_tool("ssh", "to reach the lab's SSH hosts", "openssh-client")?;
     }
@@ -69,10 +56,8 @@ pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> 
             "a local host of the lab changes sysctls and reads conntrack: run twlab as root, or set `sudo: true` for it in the lab file",
         ));
     }
-    for (side, h) in [
-        (Side::Server, &spec.hosts.server),
-        (Side::Client, &spec.hosts.client),
-    ] {
+    for (role, h) in roles {
+        let side = role.side;
         if !h.is_local() {
             continue;
         }
@@ -91,17 +76,23 @@ pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> 
 /// An SSH client host must have wrk (unless it runs in a container) before
 /// anything is changed there.
 pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> Result<()> {
-    if !scenario.runs_wrk_on_host() || real.spec.hosts.client.is_local() {
+    if !scenario.runs_wrk_on_host() {
         return Ok(());
     }
-    let client = real.host(Side::Client);
-    let found = client
-        .run(&["sh".into(), "-c".into(), "command -v wrk".into()])
-        .await;
-    found.map(|_| ()).map_err(|_| {
-        Error::env(format!(
-            "wrk is not installed on the client host {} (client.tool: wrk); install it there (apt-get install wrk) or use client.via: docker",
-            client.describe()
-        ))
-    })
+    for (real_host, spec) in real.clients.iter().zip(real.spec.hosts.client_hosts()) {
+        if spec.is_local() {
+            continue;
+        }
+        let client = real_host.as_host();
+        let found = client
+            .run(&["sh".into(), "-c".into(), "command -v wrk".into()])
+            .await;
+        found.map_err(|_| {
+            Error::env(format!(
+                "wrk is not installed on the client host {} (client.tool: wrk); install it there (apt-get install wrk) or use client.via: docker",
+                client.describe()
+            ))
+        })?;
+    }
+    Ok(())
 }

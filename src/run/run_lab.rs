@@ -3,7 +3,7 @@
 //! for processes started on real hosts.
 
 use crate::common::endpoint::Endpoint;
-use crate::common::endpoint::Side;
+use crate::common::endpoint::{HostRole, Side};
 use crate::error::Result;
 use crate::lab::Host;
 use crate::lab::netns::NetnsLab;
@@ -12,7 +12,13 @@ use crate::lab::real::RealLab;
 /// The lab of one run: a fresh pair of namespaces, or the real lab.
 pub(crate) enum RunLab<'a> {
     Netns(Box<NetnsLab>),
-    Real { lab: &'a RealLab, run_id: String },
+    /// `clients`: how many of the lab's client hosts this run's variant
+    /// uses (`client.hosts`), the first ones.
+    Real {
+        lab: &'a RealLab,
+        run_id: String,
+        clients: usize,
+    },
 }
 
 impl RunLab<'_> {
@@ -27,7 +33,7 @@ impl RunLab<'_> {
     pub(crate) fn clients(&self) -> Vec<&dyn Host> {
         match self {
             RunLab::Netns(l) => l.clients().map(|h| h as &dyn Host).collect(),
-            RunLab::Real { lab, .. } => vec![lab.host(Side::Client)],
+            RunLab::Real { lab, clients, .. } => lab.client_hosts(*clients),
         }
     }
 
@@ -40,14 +46,14 @@ impl RunLab<'_> {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
-            RunLab::Real { lab, .. } => vec![
-                lab.spec
-                    .hosts
-                    .client
-                    .address
-                    .map(|a| a.to_string())
-                    .unwrap_or_default(),
-            ],
+            RunLab::Real { lab, clients, .. } => lab
+                .spec
+                .hosts
+                .client_hosts()
+                .iter()
+                .take(*clients)
+                .map(|h| h.address.map(|a| a.to_string()).unwrap_or_default())
+                .collect(),
         }
     }
 
@@ -77,7 +83,7 @@ impl RunLab<'_> {
     pub(crate) fn client_swarm(&self) -> Option<&crate::scenario::labfile::SwarmPlacement> {
         match self {
             RunLab::Netns(_) => None,
-            RunLab::Real { lab, .. } => lab.spec.hosts.client.swarm.as_ref(),
+            RunLab::Real { lab, .. } => lab.spec.hosts.client().swarm.as_ref(),
         }
     }
 
@@ -94,7 +100,7 @@ impl RunLab<'_> {
 /// with it). Returns the PID to forget once the process is reaped.
 pub(crate) fn note_process(
     lab: &RunLab<'_>,
-    side: Side,
+    role: HostRole,
     process: &crate::process::Supervised,
 ) -> Result<Option<u32>> {
     let (RunLab::Real { lab, .. }, Some(pid)) = (lab, process.pid()) else {
@@ -102,7 +108,8 @@ pub(crate) fn note_process(
     };
     lab.restore
         .record_process(crate::lab::restore::PendingProcess {
-            side,
+            side: role.side,
+            index: role.index,
             pid,
             start_ticks: crate::lab::restore::start_ticks(pid).unwrap_or_default(),
             remote_pidfile: process.remote_pidfile().map(String::from),

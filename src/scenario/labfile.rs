@@ -19,10 +19,24 @@
 //!     ssh: admin@192.168.100.21
 //!     sudo: true
 //! ```
+//!
+//! Several client machines are a list, `hosts.clients`, in place of
+//! `hosts.client`; a variant's `client.hosts: N` runs the load on the first
+//! N of them (so one lab file serves a 1-client and a 4-client variant).
+//! Each is locked, journaled and restored on its own: the restore journal
+//! keys every entry by side and client index ([`HostRole`]).
+//!
+//! ```yaml
+//! hosts:
+//!   server: { ssh: admin@192.168.100.12, address: 192.168.100.12 }
+//!   clients:
+//!     - { ssh: admin@192.168.100.21, address: 192.168.100.21 }
+//!     - { ssh: admin@192.168.100.22, address: 192.168.100.22 }
+//! ```
 
-use crate::common::endpoint::Side;
+use crate::common::endpoint::{HostRole, Side};
 use crate::error::{Error, Result};
-use crate::scenario::HumanDuration;
+use crate::scenario::{HumanDuration, MAX_CLIENT_HOSTS};
 use schemars::JsonSchema;
 use serde::de::Deserializer;
 use serde::{Deserialize, Serialize};
@@ -42,20 +56,68 @@ pub struct LabSpec {
     pub cooldown: Option<HumanDuration>,
 }
 
-/// The two roles.
+/// The server and the client host(s).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabHosts {
     pub server: HostSpec,
-    pub client: HostSpec,
+    /// The client host. Either this or `clients`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<HostSpec>,
+    /// Several client hosts (1 to 64), in place of `client`: a variant's
+    /// `client.hosts: N` runs the load on the first N.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<HostSpec>,
 }
 
+/// A client host for a lab value that was never checked (no client given):
+/// this machine, as a lab file without a client used to mean nothing at
+/// all; [`LabSpec::check`] refuses such a file.
+static NO_CLIENT: std::sync::LazyLock<HostSpec> = std::sync::LazyLock::new(HostSpec::default);
+
 impl LabHosts {
+    /// The server, or the first client host.
     pub fn get(&self, side: Side) -> &HostSpec {
         match side {
             Side::Server => &self.server,
-            Side::Client => &self.client,
+            Side::Client => self.client(),
         }
+    }
+
+    /// The (first) client host.
+    pub fn client(&self) -> &HostSpec {
+        self.client
+            .as_ref()
+            .or(self.clients.first())
+            .unwrap_or(&NO_CLIENT)
+    }
+
+    /// Every client host, in order.
+    pub fn client_hosts(&self) -> Vec<&HostSpec> {
+        match &self.client {
+            Some(c) => vec![c],
+            None => self.clients.iter().collect(),
+        }
+    }
+
+    /// The host of a role, `None` past the last client.
+    pub fn at(&self, role: HostRole) -> Option<&HostSpec> {
+        match role.side {
+            Side::Server => Some(&self.server),
+            Side::Client => self.client_hosts().get(role.index).copied(),
+        }
+    }
+
+    /// Every host with its role: the server, then the clients.
+    pub fn roles(&self) -> Vec<(HostRole, &HostSpec)> {
+        std::iter::once((HostRole::SERVER, &self.server))
+            .chain(
+                self.client_hosts()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h)| (HostRole::client(i), h)),
+            )
+            .collect()
     }
 }
 
@@ -235,6 +297,60 @@ impl HostSpec {
     }
 }
 
+/// `file:line: ` of `key` inside item `index` (0-based) of the block-style
+/// list under the keys `path` (`clients:` then `- ssh: …` lines), the
+/// item's own line when the key is not on a line of its own, the list's
+/// line for a flow-style list.
+fn item_key_line(text: &str, origin: &str, path: &[&str], index: usize, key: &str) -> String {
+    let list_at = crate::scenario::line_of(text, origin, path);
+    let Some(list_line) = list_at
+        .strip_prefix(origin)
+        .and_then(|r| r.trim_start_matches(':').split(':').next())
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return list_at;
+    };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let lines: Vec<&str> = text.lines().collect();
+    let list_indent = lines.get(list_line - 1).map_or(0, |l| indent(l));
+    // Where each item starts (`- ` at the first item's indentation), up to
+    // the first line back at the list key's level that is not an item.
+    let mut starts = Vec::new();
+    let mut end = lines.len();
+    for (i, l) in lines.iter().enumerate().skip(list_line) {
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let item = t.starts_with("- ") || t == "-";
+        if indent(l) <= list_indent && !item {
+            end = i;
+            break;
+        }
+        if item
+            && starts
+                .first()
+                .is_none_or(|&f: &usize| indent(lines[f]) == indent(l))
+        {
+            starts.push(i);
+        }
+    }
+    let Some(&start) = starts.get(index) else {
+        return list_at;
+    };
+    let stop = starts.get(index + 1).copied().unwrap_or(end);
+    let found = (start..stop).find(|&i| {
+        let l = lines[i];
+        l.trim_start()
+            .trim_start_matches("- ")
+            .starts_with(&format!("{key}:"))
+            || l.contains(&format!("{{ {key}:"))
+            || l.contains(&format!("{{{key}:"))
+            || l.contains(&format!(", {key}:"))
+    });
+    format!("{origin}:{}: ", found.unwrap_or(start) + 1)
+}
+
 /// `[user@]host` for SSH: no spaces, no leading `-` (it would be read as an
 /// option by ssh), nothing a shell would interpret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -293,8 +409,11 @@ impl LabSpec {
         };
         // Keys are named from the top of the file they are in.
         let hosts = within.iter().map(|k| format!("{k}.")).collect::<String>() + "hosts";
-        for side in Side::BOTH {
-            let h = self.hosts.get(side);
+        self.check_clients(origin, text, within, &hosts)?;
+        for (role, h) in self.hosts.roles() {
+            // `hosts.server`, `hosts.client`, `hosts.clients[1]`, and the
+            // line of `key` in that host's block.
+            let (name, line) = self.role_key(role, origin, text, within, &hosts);
             if h.is_local() {
                 for (set, key) in [
                     (h.port.is_some(), "port"),
@@ -305,11 +424,30 @@ impl LabSpec {
                 ] {
                     if set {
                         return Err(Error::invalid(format!(
-                            "{}{hosts}.{side}.{key} is only for an SSH host (set {hosts}.{side}.ssh)",
-                            at(side.as_str(), key)
+                            "{}{name}.{key} is only for an SSH host (set {name}.ssh)",
+                            line(key)
                         )));
                     }
                 }
+            }
+            if !self.clients_listed() || role.side == Side::Server {
+                continue;
+            }
+            if h.swarm.is_some() {
+                return Err(Error::invalid(format!(
+                    "{}{name}.swarm: a Swarm runs the load from one manager, so it belongs to {hosts}.client (one host), not to a host of {hosts}.clients",
+                    line("swarm")
+                )));
+            }
+            let same = self.hosts.clients[..role.index]
+                .iter()
+                .position(|o| o.machine_key() == h.machine_key());
+            if let Some(first) = same {
+                return Err(Error::invalid(format!(
+                    "{}{name} is the same host as {hosts}.clients[{first}] ({}): each client host is its own machine, with its own ports and counts",
+                    line("ssh"),
+                    h.describe()
+                )));
             }
         }
         if self.hosts.server.swarm.is_some() {
@@ -318,7 +456,8 @@ impl LabSpec {
                 at("server", "swarm")
             )));
         }
-        if self.hosts.client.swarm.is_some() && !self.hosts.client.docker {
+        let client = self.hosts.client();
+        if client.swarm.is_some() && !client.docker {
             return Err(Error::invalid(format!(
                 "{}{hosts}.client.swarm needs {hosts}.client.docker: true (the Swarm manager is that host's Docker engine)",
                 at("client", "swarm")
@@ -330,7 +469,7 @@ impl LabSpec {
                 at("server", "ssh")
             )));
         }
-        if self.hosts.server.is_local() && !self.hosts.client.is_local() {
+        if self.hosts.server.is_local() && self.hosts.client_hosts().iter().any(|c| !c.is_local()) {
             let addr = self.server_address();
             if addr.is_loopback() {
                 return Err(Error::invalid(format!(
@@ -340,6 +479,64 @@ impl LabSpec {
             }
         }
         Ok(())
+    }
+
+    /// Is `hosts.clients` (a list) used rather than `hosts.client`?
+    pub fn clients_listed(&self) -> bool {
+        self.hosts.client.is_none() && !self.hosts.clients.is_empty()
+    }
+
+    /// One client host, or a list of 1 to [`MAX_CLIENT_HOSTS`] of them.
+    fn check_clients(&self, origin: &str, text: &str, within: &[&str], hosts: &str) -> Result<()> {
+        let mut path = within.to_vec();
+        path.push("hosts");
+        let hosts_line = crate::scenario::line_of(text, origin, &path);
+        path.push("clients");
+        let clients_line = crate::scenario::line_of(text, origin, &path);
+        let n = self.hosts.clients.len();
+        match (&self.hosts.client, n) {
+            (None, 0) => Err(Error::invalid(format!(
+                "{hosts_line}{hosts} needs `client:` (the client host) or `clients:` (a list of client hosts)"
+            ))),
+            (Some(_), _) if n > 0 => Err(Error::invalid(format!(
+                "{clients_line}{hosts} has both `client:` and `clients:`: write one client host as `client:`, or every client host in the list `clients:`"
+            ))),
+            (None, n) if n > MAX_CLIENT_HOSTS as usize => Err(Error::invalid(format!(
+                "{clients_line}{hosts}.clients lists {n} hosts; at most {MAX_CLIENT_HOSTS} client hosts run at once"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A role's key (`hosts.clients[1]`) and a finder of the line of one of
+    /// its keys.
+    fn role_key<'t>(
+        &self,
+        role: HostRole,
+        origin: &'t str,
+        text: &'t str,
+        within: &'t [&'t str],
+        hosts: &str,
+    ) -> (String, impl Fn(&str) -> String + 't) {
+        let listed = self.clients_listed() && role.side == Side::Client;
+        let name = if listed {
+            format!("{hosts}.clients[{}]", role.index)
+        } else {
+            format!("{hosts}.{}", role.side)
+        };
+        let side = role.side.as_str();
+        let index = role.index;
+        let line = move |key: &str| {
+            let mut path = within.to_vec();
+            path.push("hosts");
+            if listed {
+                path.push("clients");
+                return item_key_line(text, origin, &path, index, key);
+            }
+            path.extend([side, key]);
+            crate::scenario::line_of(text, origin, &path)
+        };
+        (name, line)
     }
 
     /// The address the client targets.
@@ -375,7 +572,7 @@ mod tests {
             lab.hosts.server.ssh.as_ref().unwrap().0,
             "admin@192.168.100.12"
         );
-        assert!(lab.hosts.server.docker && lab.hosts.client.sudo);
+        assert!(lab.hosts.server.docker && lab.hosts.client().sudo);
         assert_eq!(lab.server_address().to_string(), "192.168.100.12");
     }
 
@@ -464,7 +661,7 @@ mod tests {
             "hosts:\n  server: {}\n  client:\n    docker: true\n    swarm: { constraint: node.labels.twlab.role==client }\n",
         )
         .expect("valid");
-        let placement = ok.hosts.client.swarm.expect("swarm");
+        let placement = ok.hosts.client().swarm.clone().expect("swarm");
         assert_eq!(
             placement.constraint.as_deref(),
             Some("node.labels.twlab.role==client")
@@ -495,5 +692,105 @@ mod tests {
                 "the line is named: {e}"
             );
         }
+    }
+
+    const TWO_CLIENTS: &str = "hosts:\n  server: { ssh: root@s, address: 198.18.1.1 }\n  clients:\n    - ssh: root@c1\n    - ssh: root@c2\n      port: 2222\n";
+
+    #[test]
+    fn a_list_of_client_hosts_parses_in_order_with_roles() {
+        let lab = parse(TWO_CLIENTS).expect("valid");
+        assert!(lab.clients_listed());
+        let names: Vec<String> = lab
+            .hosts
+            .roles()
+            .into_iter()
+            .map(|(r, h)| format!("{r}={}", h.describe()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "server=ssh root@s",
+                "client=ssh root@c1",
+                "client 2=ssh root@c2"
+            ]
+        );
+        assert_eq!(lab.hosts.client().describe(), "ssh root@c1");
+        assert_eq!(
+            lab.hosts.at(HostRole::client(1)).unwrap().port.unwrap().0,
+            2222
+        );
+        assert!(lab.hosts.at(HostRole::client(2)).is_none());
+        // One client host is still `hosts.client`, and it round-trips as one.
+        let one = parse("hosts:\n  server: {}\n  client: {}\n").expect("valid");
+        assert!(!one.clients_listed());
+        assert_eq!(one.hosts.client_hosts().len(), 1);
+        let yaml = serde_yaml_ng::to_string(&one).unwrap();
+        assert!(!yaml.contains("clients"), "{yaml}");
+    }
+
+    #[test]
+    fn client_and_clients_are_one_or_the_other_at_their_line() {
+        let neither = parse("hosts:\n  server: {}\n").unwrap_err();
+        assert_eq!(neither.exit_code(), 2);
+        let neither = neither.to_string();
+        assert!(
+            neither.starts_with("lab.yaml:1: hosts needs `client:`"),
+            "{neither}"
+        );
+        let both = parse("hosts:\n  server: {}\n  client: {}\n  clients:\n    - {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            both.starts_with("lab.yaml:4: hosts has both `client:` and `clients:`"),
+            "{both}"
+        );
+        let many = format!(
+            "hosts:\n  server: {{}}\n  clients:\n{}",
+            (0..=MAX_CLIENT_HOSTS)
+                .map(|i| format!("    - ssh: root@c{i}\n"))
+                .collect::<String>()
+        );
+        let many = parse(&many).unwrap_err().to_string();
+        assert!(
+            many.starts_with("lab.yaml:3: hosts.clients lists 65 hosts; at most 64"),
+            "{many}"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_of_a_listed_client_names_its_item_and_line() {
+        // The same destination twice: the second item's `ssh:` line.
+        let twice = "hosts:\n  server: { ssh: root@s, address: 198.18.1.1 }\n  clients:\n    - ssh: root@c1\n    - ssh: root@c2\n    - ssh: root@c1\n";
+        let e = parse(twice).unwrap_err().to_string();
+        assert!(
+            e.starts_with("lab.yaml:6: hosts.clients[2] is the same host as hosts.clients[0]"),
+            "{e}"
+        );
+        // Same name on another port is another destination.
+        parse(TWO_CLIENTS.replace("root@c2", "root@c1").as_str()).expect("other port");
+        // An SSH-only key on a local client host, on its own line in item 1.
+        let local = "hosts:\n  server: { address: 198.18.1.1 }\n  clients:\n    - ssh: root@c1\n    - sudo: true\n      port: 22\n";
+        let e = parse(local).unwrap_err().to_string();
+        assert!(
+            e.starts_with("lab.yaml:6: hosts.clients[1].port is only for an SSH host"),
+            "{e}"
+        );
+        // A flow-style item: its own line.
+        let flow = "hosts:\n  server: { ssh: root@s, address: 198.18.1.1 }\n  clients:\n    - { ssh: root@c1 }\n    - { docker: true, swarm: {} }\n";
+        let e = parse(flow).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "lab.yaml:5: hosts.clients[1].swarm: a Swarm runs the load from one manager"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_local_server_with_listed_ssh_clients_needs_a_reachable_address() {
+        let e = parse("hosts:\n  server: {}\n  clients:\n    - {}\n    - ssh: root@c2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("address"), "{e}");
     }
 }

@@ -361,7 +361,9 @@ mod tests {
                 serde_yaml_ng::from_str("hosts:\n  server: { address: 127.0.0.1 }\n  client: {}\n")
                     .unwrap();
             l.hosts.server.docker = server;
-            l.hosts.client.docker = client;
+            if let Some(c) = l.hosts.client.as_mut() {
+                c.docker = client;
+            }
             l
         };
         for l in [None, Some(lab(true, false))] {
@@ -407,6 +409,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("sets client sysctls"), "{msg}");
+    }
+
+    #[test]
+    fn check_lab_refuses_more_client_hosts_than_the_lab_lists_at_the_variant_line() {
+        let lab: crate::scenario::labfile::LabSpec = serde_yaml_ng::from_str(
+            "hosts:\n  server: { ssh: root@s, address: 198.18.1.1 }\n  clients:\n    - ssh: root@c1\n    - ssh: root@c2\n",
+        )
+        .unwrap();
+        let text = "name: x\nvariants:\n  - name: one\n  - name: two\n    set: { client.hosts: 2 }\n  - name: three\n    set:\n      client.hosts: 3\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).unwrap();
+        let err = s.check_lab("s.yaml", text, Some(&lab)).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("s.yaml:8: variant `three` asks for client.hosts: 3, but the lab file lists 2 client hosts (hosts.clients)"),
+            "{msg}"
+        );
+        // Two of two is fine; the base's `client.hosts` is named when no
+        // variant sets it.
+        let text = "name: x\nclient:\n  hosts: 2\nvariants:\n  - name: a\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).unwrap();
+        s.check_lab("s.yaml", text, Some(&lab)).unwrap();
+        let one: crate::scenario::labfile::LabSpec = serde_yaml_ng::from_str(
+            "hosts:\n  server: { address: 198.18.1.1 }\n  client: { ssh: root@c }\n",
+        )
+        .unwrap();
+        let msg = s
+            .check_lab("s.yaml", text, Some(&one))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("s.yaml:3: variant `a` asks for client.hosts: 2, but the lab file lists 1 client host (hosts.client)"),
+            "{msg}"
+        );
+        // A client container runs on one host only.
+        let text =
+            "name: x\nclient:\n  tool: wrk\n  via: docker\n  hosts: 2\nvariants:\n  - name: a\n";
+        let s = Scenario::parse(text, "s.yaml", &[]).unwrap();
+        let mut lab = lab;
+        lab.hosts.clients[0].docker = true;
+        let msg = s
+            .check_lab("s.yaml", text, Some(&lab))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(
+                "s.yaml:5: variant `a` asks for client.hosts: 2 with client.via: docker"
+            ),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -265,6 +265,53 @@ impl Scenario {
         Ok(())
     }
 
+    /// A variant on a lab file runs on the first `client.hosts` of its
+    /// client hosts (a Swarm service runs `client.hosts` tasks instead):
+    /// one that asks for more than the file lists is refused, and so is a
+    /// client container (`client.via: docker`) on several hosts.
+    fn check_client_hosts(
+        &self,
+        origin: &str,
+        text: &str,
+        lab: &crate::scenario::labfile::LabSpec,
+    ) -> Result<()> {
+        let listed = lab.hosts.client_hosts().len();
+        for v in &self.variants {
+            let Ok((_, client)) = self.effective(v) else {
+                continue;
+            };
+            let wanted = client.hosts.get() as usize;
+            // The variant's `client.hosts`, else the client block's `hosts:`.
+            let line = variant_line(text, v.name.as_str(), "client.hosts")
+                .filter(|_| v.set.contains_key("client.hosts"))
+                .or_else(|| client_key_line(text, "hosts"));
+            let at = line.map_or(format!("{origin}: "), |l| format!("{origin}:{l}: "));
+            match client.via {
+                ClientVia::Swarm => {}
+                ClientVia::Docker if wanted > 1 => {
+                    return Err(Error::invalid(format!(
+                        "{at}variant `{}` asks for client.hosts: {wanted} with client.via: docker, which runs one client container on hosts.client; run the load on several hosts as processes (leave client.via out), or as a Swarm service (client.via: swarm)",
+                        v.name
+                    )));
+                }
+                _ if wanted > listed => {
+                    return Err(Error::invalid(format!(
+                        "{at}variant `{}` asks for client.hosts: {wanted}, but the lab file lists {listed} client host{} ({}); list at least {wanted} under hosts.clients, or lower client.hosts",
+                        v.name,
+                        if listed == 1 { "" } else { "s" },
+                        if lab.clients_listed() {
+                            "hosts.clients"
+                        } else {
+                            "hosts.client"
+                        },
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Checks that need the lab: a docker server needs a lab whose server
     /// host has a Docker engine, a docker client one whose client host has
     /// one. Errors name the scenario file and the line.
@@ -289,6 +336,9 @@ impl Scenario {
                 v.name
             )));
         }
+        if let Some(lab) = lab {
+            self.check_client_hosts(origin, text, lab)?;
+        }
         let swarm_client = self.variants.iter().find(|v| {
             self.effective(v)
                 .is_ok_and(|(_, c)| c.via == ClientVia::Swarm)
@@ -298,7 +348,12 @@ impl Scenario {
                 Some(line) => format!("{origin}:{line}: "),
                 None => format!("{origin}: "),
             };
-            if !lab.is_some_and(|l| l.hosts.client.docker && l.hosts.client.swarm.is_some()) {
+            if !lab.is_some_and(|l| {
+                l.hosts
+                    .client
+                    .as_ref()
+                    .is_some_and(|c| c.docker && c.swarm.is_some())
+            }) {
                 return Err(Error::invalid(format!(
                     "{at}client.via: swarm (variant `{}`) needs a lab whose client host is a Swarm manager: run with --lab FILE whose hosts.client has `docker: true` and `swarm: {{}}` (optionally `swarm: {{ constraint: node.labels.twlab.role==client }}`)",
                     v.name
@@ -321,7 +376,7 @@ impl Scenario {
                 .is_ok_and(|(_, c)| c.via == ClientVia::Docker)
         });
         if let Some(v) = docker_client
-            && !lab.is_some_and(|l| l.hosts.client.docker)
+            && !lab.is_some_and(|l| l.hosts.client().docker)
         {
             // The `via:` of the client block, else the variant's `set` line.
             let line = client_key_line(text, "via").or_else(|| {
