@@ -81,14 +81,16 @@ pub(super) fn parse_tuple_orig(buf: &[u8], e: &mut Entry) -> io::Result<()> {
                     let (ty, val) = a?;
                     match ty {
                         CTA_PROTO_NUM => {
-                            e.proto =
-                                Some(*val.first().ok_or(invalid("ctnetlink: bad CTA_PROTO_NUM"))?)
+                            e.proto = Some(
+                                *val.first()
+                                    .ok_or_else(|| invalid("ctnetlink: bad CTA_PROTO_NUM"))?,
+                            )
                         }
                         CTA_PROTO_DST_PORT => {
                             let p: [u8; 2] = val
                                 .get(..2)
                                 .and_then(|s| s.try_into().ok())
-                                .ok_or(invalid("ctnetlink: bad CTA_PROTO_DST_PORT"))?;
+                                .ok_or_else(|| invalid("ctnetlink: bad CTA_PROTO_DST_PORT"))?;
                             e.dst_port = Some(u16::from_be_bytes(p));
                         }
                         _ => {}
@@ -112,7 +114,7 @@ pub(super) fn parse_protoinfo(buf: &[u8], e: &mut Entry) -> io::Result<()> {
             if ty == CTA_PROTOINFO_TCP_STATE {
                 e.state = Some(
                     *val.first()
-                        .ok_or(invalid("ctnetlink: bad CTA_PROTOINFO_TCP_STATE"))?,
+                        .ok_or_else(|| invalid("ctnetlink: bad CTA_PROTOINFO_TCP_STATE"))?,
                 );
             }
         }
@@ -127,7 +129,7 @@ pub(super) fn be_u32(val: &[u8]) -> Option<u32> {
 pub(super) fn parse_entry(payload: &[u8]) -> io::Result<Entry> {
     let body = payload
         .get(NFGENMSG_LEN..)
-        .ok_or(invalid("ctnetlink: message shorter than nfgenmsg"))?;
+        .ok_or_else(|| invalid("ctnetlink: message shorter than nfgenmsg"))?;
     let mut e = Entry::default();
     for a in attrs(body) {
         let (ty, val) = a?;
@@ -234,14 +236,14 @@ pub(super) fn next_message<'a>(rest: &mut &'a [u8]) -> io::Result<Message<'a>> {
     let b: &'a [u8] = rest;
     let hdr = b
         .get(..NLMSG_HDRLEN)
-        .ok_or(invalid("ctnetlink: truncated netlink header"))?;
+        .ok_or_else(|| invalid("ctnetlink: truncated netlink header"))?;
     let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
     if len < NLMSG_HDRLEN {
         return Err(invalid("ctnetlink: netlink message length too small"));
     }
     let payload = b
         .get(NLMSG_HDRLEN..len)
-        .ok_or(invalid("ctnetlink: netlink message overruns buffer"))?;
+        .ok_or_else(|| invalid("ctnetlink: netlink message overruns buffer"))?;
     *rest = b.get(align4(len)..).unwrap_or(&[]);
     Ok(Message {
         ty: u16::from_ne_bytes([hdr[4], hdr[5]]),
@@ -278,14 +280,15 @@ pub(super) fn scan(
             NLMSG_NOOP => {}
             NLMSG_OVERRUN => out.intr = true,
             NLMSG_ERROR => {
-                let err = read_i32(payload).ok_or(invalid("ctnetlink: truncated NLMSG_ERROR"))?;
+                let err =
+                    read_i32(payload).ok_or_else(|| invalid("ctnetlink: truncated NLMSG_ERROR"))?;
                 if err == 0 {
                     continue; // plain ACK
                 }
                 let errno = err
                     .checked_neg()
                     .filter(|e| *e > 0)
-                    .ok_or(invalid("ctnetlink: bad errno in NLMSG_ERROR"))?;
+                    .ok_or_else(|| invalid("ctnetlink: bad errno in NLMSG_ERROR"))?;
                 return Err(ScanError::Kernel(errno));
             }
             NLMSG_DONE => {
@@ -295,7 +298,7 @@ pub(super) fn scan(
                 {
                     let errno = err
                         .checked_neg()
-                        .ok_or(invalid("ctnetlink: bad errno in NLMSG_DONE"))?;
+                        .ok_or_else(|| invalid("ctnetlink: bad errno in NLMSG_DONE"))?;
                     return Err(ScanError::Kernel(errno));
                 }
                 out.done = true;
