@@ -124,3 +124,56 @@ fn in_netns_reports_errors_and_panics() {
     let v = ns::in_netns(Path::new(&name), || Ok(41 + 1)).unwrap();
     assert_eq!(v, 42);
 }
+
+/// A lab namespace gets a TCP socket hash table of its own, as large as
+/// the machine's (so its derived defaults are those of a namespace that
+/// shares the machine's), and the machine's `tcp_child_ehash_entries` is
+/// not touched: the setting is made in a throwaway namespace.
+#[test]
+fn a_namespace_has_its_own_tcp_hash_with_the_defaults_of_a_shared_one() {
+    if !require_root() {
+        return;
+    }
+    let child = Path::new("/proc/sys/net/ipv4/tcp_child_ehash_entries");
+    if !child.exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI's kernel should have per-namespace TCP hash tables (Linux ≥ 6.1)"
+        );
+        eprintln!("SKIPPED: this kernel has no tcp_child_ehash_entries (Linux < 6.1)");
+        return;
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap().trim().to_string();
+    let machine_child = read("/proc/sys/net/ipv4/tcp_child_ehash_entries");
+    let machine: i64 = read("/proc/sys/net/ipv4/tcp_ehash_entries")
+        .parse()
+        .unwrap();
+    let name = ns_name("ehash");
+    let _guard = NsGuard::add(&[&name]);
+
+    // Positive: the namespace owns its table (negative means shared).
+    let own: i64 = ns::sysctl_read(&name, "net.ipv4.tcp_ehash_entries")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(own, machine.abs(), "the namespace's own table");
+    let tw: i64 = ns::sysctl_read(&name, "net.ipv4.tcp_max_tw_buckets")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        tw,
+        machine.abs() / 2,
+        "tcp_max_tw_buckets as with a shared table"
+    );
+    // Namespaces made from this one are not affected either.
+    assert_eq!(
+        ns::sysctl_read(&name, "net.ipv4.tcp_child_ehash_entries").unwrap(),
+        "0"
+    );
+    assert_eq!(
+        read("/proc/sys/net/ipv4/tcp_child_ehash_entries"),
+        machine_child,
+        "the machine's setting is untouched"
+    );
+}

@@ -25,7 +25,12 @@
 //!    thread's namespace, `/proc/thread-self/ns/net`, onto the file. iproute2
 //!    uses `/proc/self/ns/net`, which is right for its single-threaded
 //!    process but would name the *main* thread's namespace here. The bind
-//!    mount keeps the namespace alive after the thread exits.
+//!    mount keeps the namespace alive after the thread exits. Where the
+//!    kernel has `tcp_child_ehash_entries` (Linux ≥ 6.1) the thread first
+//!    unshares into a throwaway namespace, sets it there to the size of the
+//!    machine's TCP hash table, and unshares again: the lab namespace gets a
+//!    table of its own, so a socket count in it walks its own sockets only,
+//!    not every namespace's (`private_tcp_hash` in `namespace.rs`).
 //!
 //! Everything that must happen *inside* a namespace (netlink requests,
 //! sysctls, opening sockets) runs in a short-lived std thread that entered

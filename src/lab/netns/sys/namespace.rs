@@ -112,6 +112,41 @@ pub(super) fn on_fresh_thread<T: Send + 'static>(
         .join()
         .map_err(|_| io::Error::other(format!("the thread for {what} panicked")))?
 }
+/// The size of the machine's TCP socket hash table (`tcp_ehash_entries`
+/// of the calling thread's namespace: negative where that namespace shares
+/// the machine's table), read before the thread leaves it.
+fn machine_ehash_buckets() -> Option<u32> {
+    let text = fs::read_to_string("/proc/sys/net/ipv4/tcp_ehash_entries").ok()?;
+    let n: i64 = text.trim().parse().ok()?;
+    u32::try_from(n.unsigned_abs()).ok().filter(|n| *n > 0)
+}
+
+/// Set `tcp_child_ehash_entries` of the calling thread's namespace, so the
+/// namespaces it creates next get a TCP socket hash table of their own
+/// (Linux ≥ 6.1). Called only in a throwaway namespace: the machine's own
+/// setting is never touched.
+///
+/// Why: every namespace otherwise shares the machine's one table, and a
+/// sock_diag dump walks all of it, skipping other namespaces' sockets one
+/// by one. The lab's client namespace then paid for the server's TIME_WAIT
+/// sockets on every sample, and with N clients each count walked all N + 1
+/// namespaces' sockets (and whatever else the machine held). With a table
+/// of its own, a count visits the namespace's own sockets only.
+///
+/// The table is as large as the machine's, because the kernel derives a new
+/// namespace's defaults from it (`tcp_max_tw_buckets` = buckets / 2,
+/// `tcp_max_syn_backlog` = buckets / 128): a lab namespace keeps the
+/// defaults a namespace sharing the machine's table has. It costs 8 bytes a
+/// bucket (2 MiB for 262,144). `false` where the kernel has no such setting
+/// (then the namespace shares the machine's table, as before).
+fn private_tcp_hash(buckets: u32) -> bool {
+    fs::write(
+        "/proc/sys/net/ipv4/tcp_child_ehash_entries",
+        buckets.to_string(),
+    )
+    .is_ok()
+}
+
 /// Create `/run/netns/NAME` exactly as `ip netns add NAME` does: ensure
 /// `/run/netns` exists and is a shared mount, create an empty file, create a
 /// new network namespace in a fresh thread (`unshare(CLONE_NEWNET)`) and
@@ -138,12 +173,24 @@ pub fn add_netns(name: &str) -> io::Result<()> {
 
     let target = path.clone();
     let made = on_fresh_thread("creating a network namespace", move || {
-        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
-            ctx(
-                errno(e),
-                format!("unshare(CLONE_NEWNET) for {}", target.display()),
-            )
-        })?;
+        let unshare = || {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(|e| {
+                ctx(
+                    errno(e),
+                    format!("unshare(CLONE_NEWNET) for {}", target.display()),
+                )
+            })
+        };
+        let buckets = machine_ehash_buckets();
+        unshare()?;
+        // In a throwaway namespace, ask for the next one's own TCP hash
+        // table, then make that one (see `private_tcp_hash`). The throwaway
+        // is freed as the thread leaves it.
+        if let Some(buckets) = buckets
+            && private_tcp_hash(buckets)
+        {
+            unshare()?;
+        }
         nix::mount::mount(
             Some("/proc/thread-self/ns/net"),
             &target,
