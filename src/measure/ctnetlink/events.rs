@@ -229,12 +229,13 @@ impl Inner {
 /// Read up to [`SLOTS`] waiting datagrams in one `recvmmsg`, without
 /// blocking, datagram `i` into `buf[i * SLOT_LEN..]`. Gives each one's
 /// length, or `None` for one the kernel truncated.
-fn recv_batch(sock: &Socket, buf: &mut [u8]) -> io::Result<Vec<Option<usize>>> {
-    use std::os::fd::AsRawFd;
-    assert!(
-        buf.len() >= SLOTS * SLOT_LEN,
-        "recv_batch: buffer too small"
-    );
+fn recv_batch(sock: &impl std::os::fd::AsRawFd, buf: &mut [u8]) -> io::Result<Vec<Option<usize>>> {
+    if buf.len() < SLOTS * SLOT_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "recv_batch: the buffer holds fewer than SLOTS slots",
+        ));
+    }
     // SAFETY: iovec and mmsghdr are plain C structs for which all-zero is
     // a valid value (null pointers, zero lengths).
     let mut iov: [libc::iovec; SLOTS] = unsafe { std::mem::zeroed() };
@@ -414,6 +415,30 @@ mod tests {
         assert!(t.entries.is_empty() && t.by_expiry.is_empty());
         t.upsert(9, Some(200), Some(5), now);
         assert_eq!(t.counts().get("UNKNOWN"), Some(&1));
+    }
+
+    #[test]
+    fn a_batch_reads_up_to_slots_datagrams_and_marks_the_cut_ones() {
+        let (tx, rx) = std::os::unix::net::UnixDatagram::pair().expect("socketpair");
+        let mut buf = vec![0u8; SLOTS * SLOT_LEN];
+        // Nothing waiting: WouldBlock, as drain expects.
+        let e = recv_batch(&rx, &mut buf).expect_err("empty socket");
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        tx.send(b"one").expect("send");
+        tx.send(&vec![7u8; SLOT_LEN + 1]).expect("send a long one");
+        tx.send(b"three!").expect("send");
+        let got = recv_batch(&rx, &mut buf).expect("batch");
+        assert_eq!(got, vec![Some(3), None, Some(6)]);
+        assert_eq!(&buf[..3], b"one");
+        assert_eq!(&buf[2 * SLOT_LEN..2 * SLOT_LEN + 6], b"three!");
+        for i in 0..SLOTS + 6 {
+            tx.send(&[i as u8]).expect("send");
+        }
+        assert_eq!(recv_batch(&rx, &mut buf).expect("first").len(), SLOTS);
+        assert_eq!(buf[(SLOTS - 1) * SLOT_LEN], (SLOTS - 1) as u8);
+        assert_eq!(recv_batch(&rx, &mut buf).expect("rest").len(), 6);
+        let short = recv_batch(&rx, &mut [0u8; 16]).expect_err("a small buffer");
+        assert_eq!(short.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
