@@ -98,6 +98,8 @@ const TOOL_NONE: u8 = 2;
 pub struct SshHost {
     role: HostRole,
     destination: String,
+    /// [`HostSpec::describe`]: the destination with its port, if any.
+    described: String,
     sudo: bool,
     /// `None` once closed.
     session: Option<Session>,
@@ -135,7 +137,7 @@ impl SshHost {
             spec.ssh.as_ref().map(|d| d.0.clone()).ok_or_else(|| {
                 Error::env(format!("hosts.{side} is not an SSH host (no `ssh:`)"))
             })?;
-        let at = |msg: String| Error::env(format!("ssh {destination} ({side}): {msg}"));
+        let at = |msg: String| Error::env(format!("ssh {destination} ({role}): {msg}"));
         for (key, path) in [
             ("identity", &spec.identity),
             ("known_hosts", &spec.known_hosts),
@@ -145,7 +147,7 @@ impl SshHost {
                 && !p.is_file()
             {
                 return Err(at(format!(
-                    "hosts.{side}.{key} {} is not a readable file",
+                    "its {key} file {} is not a readable file",
                     p.display()
                 )));
             }
@@ -191,6 +193,7 @@ impl SshHost {
         let host = SshHost {
             role,
             destination,
+            described: spec.describe(),
             sudo: spec.sudo,
             session: Some(session),
             ctl,
@@ -551,7 +554,7 @@ impl Host for SshHost {
     }
 
     fn describe(&self) -> String {
-        format!("ssh {}", self.destination)
+        self.described.clone()
     }
 
     fn command(&self, argv: &[String]) -> (Command, Vec<String>) {

@@ -288,10 +288,16 @@ impl HostSpec {
         }
     }
 
-    /// "ssh admin@host" or "local".
+    /// "ssh admin@host", "ssh admin@host -p 2202" or "local": one string
+    /// per destination, as [`HostSpec::machine_key`] (the restore journal
+    /// and env.json tell hosts apart by it: two sshd on one address are two
+    /// hosts).
     pub fn describe(&self) -> String {
         match &self.ssh {
-            Some(d) => format!("ssh {}", d.0),
+            Some(d) => match self.port {
+                Some(p) => format!("ssh {} -p {}", d.0, p.0),
+                None => format!("ssh {}", d.0),
+            },
             None => "local (this machine's own namespace)".into(),
         }
     }
@@ -711,7 +717,7 @@ mod tests {
             [
                 "server=ssh root@s",
                 "client=ssh root@c1",
-                "client 2=ssh root@c2"
+                "client 2=ssh root@c2 -p 2222"
             ]
         );
         assert_eq!(lab.hosts.client().describe(), "ssh root@c1");
@@ -766,8 +772,11 @@ mod tests {
             e.starts_with("lab.yaml:6: hosts.clients[2] is the same host as hosts.clients[0]"),
             "{e}"
         );
-        // Same name on another port is another destination.
-        parse(TWO_CLIENTS.replace("root@c2", "root@c1").as_str()).expect("other port");
+        // Same name on another port is another destination, and is named
+        // apart: the restore journal and env.json tell hosts by it.
+        let ports = parse(TWO_CLIENTS.replace("root@c2", "root@c1").as_str()).expect("other port");
+        let named: Vec<String> = ports.hosts.clients.iter().map(|h| h.describe()).collect();
+        assert_ne!(named[0], named[1], "{named:?}");
         // An SSH-only key on a local client host, on its own line in item 1.
         let local = "hosts:\n  server: { address: 198.18.1.1 }\n  clients:\n    - ssh: root@c1\n    - sudo: true\n      port: 22\n";
         let e = parse(local).unwrap_err().to_string();

@@ -192,8 +192,11 @@ impl Inner {
             let got = recv_batch(&self.sock, &mut self.buf);
             let now = Instant::now();
             match got {
+                // Read until the queue is empty (WouldBlock), also after a
+                // short batch: an error met after some datagrams (ENOBUFS:
+                // events lost) comes with the next call, and a count must
+                // not be given from a table that has lost events.
                 Ok(lens) => {
-                    let full = lens.len() == SLOTS;
                     for (slot, len) in self.buf.chunks(SLOT_LEN).zip(lens) {
                         let Some(len) = len else {
                             self.table.lost = Some(format!(
@@ -207,10 +210,6 @@ impl Inner {
                                 Some(format!("a conntrack event could not be read: {e}"));
                             return;
                         }
-                    }
-                    // Fewer than a batch: the queue was empty a moment ago.
-                    if !full {
-                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
