@@ -1715,3 +1715,70 @@ fn a_hung_conntrack_in_the_drain_of_a_real_lab_ends_with_exit_3() {
     }
     fx.assert_nothing_left(&[]);
 }
+
+/// Server and client are one SSH machine named two ways (`root@ADDR` and an
+/// `ssh_config` alias: two journal entries, since their names differ) and
+/// both set one sysctl. After a `kill -9`, `twlab clean` must undo them
+/// newest first, as the run does: the client's "before" is the server's
+/// written value, and the machine's own value comes back only last.
+#[test]
+fn one_sysctl_set_by_both_roles_of_one_machine_named_two_ways_is_restored_by_clean() {
+    if !require_root(
+        "one_sysctl_set_by_both_roles_of_one_machine_named_two_ways_is_restored_by_clean",
+    ) {
+        return;
+    }
+    let fx = Fixture::new();
+    let host = sshd::SshdHost::start("twoways");
+    let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias-two");
+    let role_of = |lab: &Path| {
+        let text = std::fs::read_to_string(lab).expect("lab file");
+        let start = text.find("  server:\n").expect("server") + "  server:\n".len();
+        let end = text.find("  client:\n").expect("client");
+        text[start..end].to_string()
+    };
+    let lab = fx.path().join("two-ways.yaml");
+    std::fs::write(
+        &lab,
+        format!(
+            "hosts:\n  server:\n{}  client:\n{}cooldown: 2s\n",
+            role_of(&lab_a),
+            role_of(&lab_b)
+        ),
+    )
+    .expect("lab file");
+    let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
+    let before = host.exec(&tw_reuse).trim().to_string();
+    let values: Vec<&str> = ["0", "1", "2"]
+        .into_iter()
+        .filter(|v| *v != before)
+        .collect();
+    let (server_value, client_value) = (values[0], values[1]);
+    let scenario = fx.scenario(
+        "twoways",
+        &format!("name: twoways\nserver: {{ kind: builtin, port: 18483 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ net.ipv4.tcp_tw_reuse: {server_value} }}\n      client: {{ net.ipv4.tcp_tw_reuse: {client_value} }}\n"),
+    );
+    let out = fx.path().join("run");
+    let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, None);
+    wait_for_samples(&fx, &mut child, &out);
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        client_value,
+        "the client's change is last"
+    );
+    signal(&child, Signal::SIGKILL);
+    let _ = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        client_value,
+        "the fault is real"
+    );
+    let said = clean_with_state(&fx);
+    assert_eq!(
+        host.exec(&tw_reuse).trim(),
+        before,
+        "clean put back a value twlab wrote: {said}"
+    );
+    assert!(journals(&fx).is_empty(), "journal left: {said}");
+    fx.assert_nothing_left(&[]);
+}

@@ -206,14 +206,21 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
     // Held until the journal is undone.
     let mut machine_locks: Vec<(String, real::HostLock)> = Vec::new();
     // Each host by its role (the server, client host i): a journal entry
-    // names the host it was made on.
-    let roles: Vec<(HostRole, HostSpec)> = state
+    // names the host it was made on. Undone newest first, as a run undoes
+    // them: the role whose last entry is newest goes first. Two roles may
+    // be one machine under two names (`root@h`, an alias) and both set one
+    // key; then the later role's old value is the earlier one's written
+    // value, and only the earlier role's restore, last, gives the machine
+    // its own value back.
+    let mut roles: Vec<(HostRole, HostSpec)> = state
         .lab
         .hosts
         .roles()
         .into_iter()
         .map(|(role, h)| (role, h.clone()))
         .collect();
+    let newest = |role: HostRole| state.sysctls.iter().rposition(|s| s.role() == role);
+    roles.sort_by_key(|(role, _)| std::cmp::Reverse(newest(*role)));
     for (role, spec) in roles {
         let side = role;
         let needs_host = state.sysctls.iter().any(|s| s.role() == role)
