@@ -145,6 +145,16 @@ fn dispatch(command: Command) -> Result<i32> {
                 errln!("twlab: interrupted; the results above cover what ran");
                 return Ok(exit_code::INTERRUPTED);
             }
+            if !outcome.incomplete.is_empty() {
+                for why in &outcome.incomplete {
+                    errln!("twlab: not complete: {why}");
+                }
+                errln!(
+                    "twlab: the result is not complete: {} run(s) did not happen as planned and are left out of the comparisons and expectations",
+                    outcome.incomplete.len()
+                );
+                return Ok(exit_code::ENVIRONMENT);
+            }
             let failed: Vec<_> = summary.expectations.iter().filter(|e| !e.passed).collect();
             if !failed.is_empty() {
                 for e in &failed {

@@ -92,7 +92,7 @@ fn absent_state_value(run: &RunSummary, name: &str) -> Option<f64> {
 pub fn metric_values(v: &VariantSummary, name: &str) -> Vec<f64> {
     v.runs
         .iter()
-        .filter(|r| r.error.is_none())
+        .filter(|r| r.is_complete())
         .filter_map(|run| {
             run_metrics(run)
                 .into_iter()
@@ -108,7 +108,7 @@ pub fn variant_values(v: &VariantSummary) -> BTreeMap<String, Vec<f64>> {
     let names: BTreeSet<String> = v
         .runs
         .iter()
-        .filter(|r| r.error.is_none())
+        .filter(|r| r.is_complete())
         .flat_map(run_metrics)
         .map(|(k, _)| k)
         .collect();
@@ -137,7 +137,7 @@ pub fn compare(variants: &[VariantSummary]) -> Vec<Comparison> {
     let Some((baseline, rest)) = variants.split_first() else {
         return Vec::new();
     };
-    let completed = |v: &VariantSummary| v.runs.iter().any(|r| r.error.is_none());
+    let completed = |v: &VariantSummary| v.runs.iter().any(|r| r.is_complete());
     if !completed(baseline) {
         return Vec::new();
     }

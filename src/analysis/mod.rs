@@ -3,6 +3,7 @@
 //!
 //! It reads the results contract ([`crate::results`]) and never writes it.
 
+pub mod completeness;
 pub mod expect;
 pub mod metrics;
 pub mod statistics;

@@ -50,8 +50,11 @@ pub fn validity_problems(
         let usable = threads.min(cores);
         let used = cpu / client.duration_secs;
         if used >= 0.9 * usable {
-            out.push(format!(
-                "the load generator was CPU-bound: it used {used:.2} of the {usable} core(s) its threads can use, so it may have set the pace (add `allow: [client_saturation]` if that is what you study)"
+            out.push(saturation_text(
+                "the load generator was",
+                cpu,
+                client.duration_secs,
+                usable,
             ));
         }
     }
@@ -82,14 +85,33 @@ pub fn host_saturation(
             let load = h.load.as_ref()?;
             let used = load.cpu_secs? / load.duration_secs;
             (load.duration_secs > 0.0 && used >= 0.9 * usable).then(|| {
-                format!(
-                    "client host {} ({}) was CPU-bound: it used {used:.2} of the {usable} core(s) its threads can use, so it may have set its own pace (add `allow: [client_saturation]` if that is what you study)",
-                    i + 1,
-                    h.host
+                saturation_text(
+                    &format!("client host {} ({}) was", i + 1, h.host),
+                    load.cpu_secs.unwrap_or_default(),
+                    load.duration_secs,
+                    usable,
                 )
             })
         })
         .collect()
+}
+
+/// "… was CPU-bound: …". CPU time over the load's duration can exceed
+/// the cores (a client works before its clock starts: opening 65,535
+/// connections takes seconds of CPU), and "used 5.53 of the 2 cores" would
+/// be nonsense: then the text says the CPU time and why it is more.
+fn saturation_text(who: &str, cpu: f64, duration: f64, usable: f64) -> String {
+    let used = cpu / duration;
+    let what = if used > usable {
+        format!(
+            "it used {cpu:.1} s of CPU for a {duration:.1} s load, more than the {usable} core(s) its threads can use give in that time (it also worked outside the load's clock, e.g. opening its connections)"
+        )
+    } else {
+        format!("it used {used:.2} of the {usable} core(s) its threads can use")
+    };
+    format!(
+        "{who} CPU-bound: {what}, so it may have set the pace (add `allow: [client_saturation]` if that is what you study)"
+    )
 }
 
 #[cfg(test)]
@@ -115,7 +137,14 @@ mod tests {
         if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) {
             assert!(validity_problems(&s, four, &busy(0.97)).is_empty());
         }
-        assert_eq!(validity_problems(&s, four, &busy(64.0)).len(), 1);
+        let over = validity_problems(&s, four, &busy(64.0));
+        assert_eq!(over.len(), 1);
+        // More CPU than the cores give in the load's time is said as such.
+        assert!(
+            over[0].contains("640.0 s of CPU for a 10.0 s load, more than the"),
+            "{over:?}"
+        );
+        assert!(!over[0].contains(" of the "), "{over:?}");
         // …but one host of the four pinned at its one thread's core is.
         let host = |cpu| ClientHostSummary {
             host: "netns h".into(),

@@ -94,8 +94,36 @@ pub const DRAIN_COUNT_TIMEOUT: Duration = Duration::from_secs(30);
 /// See [`RealLab::with_stop_check`].
 pub type StopCheck = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// A held host lock (`/run/twlab/*.lock`).
-pub type HostLock = nix::fcntl::Flock<std::fs::File>;
+/// A held host lock (`/run/twlab/*.lock`), whose file is removed when it
+/// is released: a lab file that named a host once (or a host that never
+/// answered) leaves nothing behind in `/run/twlab`.
+///
+/// Removing a lock file is safe only under this protocol: the file is
+/// unlinked while its lock is held, and a lock is taken only on the file
+/// that still stands at the path (after `flock`, the path's inode must be
+/// the one locked; else the path was released and made anew meanwhile,
+/// and the lock is taken again). So two runs never hold locks on two
+/// different files of one path. A `kill -9` leaves the file; the kernel
+/// drops the lock, and the next run takes and removes it.
+pub struct HostLock {
+    lock: nix::fcntl::Flock<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl Drop for HostLock {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        // Only the file this lock holds: it still stands at the path, as
+        // nobody else unlinks it without holding the lock.
+        let same = match (self.lock.metadata(), std::fs::metadata(&self.path)) {
+            (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+            _ => false,
+        };
+        if same {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
 
 /// A lock file's name part: what the key holds, with anything but
 /// `[A-Za-z0-9.-]` as `_`.
@@ -117,26 +145,49 @@ fn lock_name(key: &str) -> String {
 fn try_lock(file: &str, holder: &str) -> Result<std::result::Result<HostLock, LockBusy>> {
     use nix::fcntl::{Flock, FlockArg};
     use std::io::Write;
+    use std::os::unix::fs::MetadataExt;
     let dir = std::path::Path::new(super::netns::OWNER_DIR);
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
     let path = dir.join(file);
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(path.display(), e))?;
-    Ok(match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+    // A few tries: each retry means another run released (and removed)
+    // the file between our open and our lock.
+    let mut tries = 0;
+    let taken = loop {
+        tries += 1;
+        let f = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(path.display(), e))?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                let still_there = match (lock.metadata(), std::fs::metadata(&path)) {
+                    (Ok(held), Ok(now)) => held.ino() == now.ino() && held.dev() == now.dev(),
+                    _ => false,
+                };
+                if still_there {
+                    break Ok(lock);
+                }
+                if tries >= 8 {
+                    // Released and made anew eight times over: busy.
+                    break Err(nix::errno::Errno::EAGAIN);
+                }
+            }
+            Err((_, errno)) => break Err(errno),
+        }
+    };
+    Ok(match taken {
         Ok(mut lock) => {
             // Only a note for the message of a run refused later: a
             // failure to write it costs nothing but that note.
             let _ = lock
                 .set_len(0)
                 .and_then(|()| writeln!(&mut *lock, "{holder}"));
-            Ok(lock)
+            Ok(HostLock { lock, path })
         }
-        Err((_, errno)) => {
+        Err(errno) => {
             let holder = std::fs::read_to_string(&path)
                 .map(|t| t.trim().to_string())
                 .unwrap_or_default();

@@ -304,9 +304,9 @@ fn common_variants<'a>(
         .collect()
 }
 
-/// A variant's completed runs (no error).
+/// A variant's complete runs (`RunSummary::is_complete`: no error, no signal, nothing missing).
 fn completed(v: &VariantSummary) -> usize {
-    v.runs.iter().filter(|r| r.error.is_none()).count()
+    v.runs.iter().filter(|r| r.is_complete()).count()
 }
 
 /// `3 completed runs`.
@@ -361,18 +361,18 @@ fn run_notes(sa: &Summary, sb: &Summary) -> Vec<String> {
             .variants
             .iter()
             .flat_map(|v| &v.runs)
-            .filter(|r| r.error.is_some())
+            .filter(|r| !r.is_complete())
             .count();
         if failed > 0 {
             notes.push(format!(
-                "{failed} run(s) of {label} failed and are left out of the figures."
+                "{failed} run(s) of {label} failed, were interrupted or are not complete, and are left out of the figures."
             ));
         }
         let invalid: Vec<String> = s
             .variants
             .iter()
             .flat_map(|v| v.runs.iter().map(move |r| (v, r)))
-            .filter(|(_, r)| r.error.is_none() && !r.invalid.is_empty())
+            .filter(|(_, r)| r.is_complete() && !r.invalid.is_empty())
             .map(|(v, r)| format!("{} repeat {} ({})", v.name, r.repeat, r.invalid.join("; ")))
             .collect();
         if !invalid.is_empty() {

@@ -223,6 +223,13 @@ pub struct RunSummary {
     /// studies exactly that. Empty for a valid run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<String>,
+    /// Why the run did not happen as planned (the load ended early, the
+    /// lab vanished, the samples have gaps: see
+    /// [`crate::analysis::completeness`]). Such a run, like one that failed
+    /// or was stopped by a signal, is left out of the comparisons and the
+    /// expectations. Empty when it ran as planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     /// With several client hosts (`client.hosts`): each host's own load
     /// figures and counts (`client`, `sockets.client` and
     /// `conntrack.client` are then their totals). Empty with one.
@@ -233,6 +240,15 @@ pub struct RunSummary {
     /// tell (sock_diag: the embedded lab and `local` hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_peers: Option<u64>,
+}
+
+impl RunSummary {
+    /// The run happened as planned: it did not fail, no signal stopped it,
+    /// and nothing made it incomplete. Only such runs enter the
+    /// comparisons and the expectations.
+    pub fn is_complete(&self) -> bool {
+        self.error.is_none() && !self.interrupted && self.incomplete.is_empty()
+    }
 }
 
 /// One client host of a run with several.

@@ -61,6 +61,10 @@ pub struct Outcome {
     pub dir: PathBuf,
     /// A signal stopped the scenario early; what was measured is written.
     pub interrupted: bool,
+    /// Runs that did not happen as planned (`variant repeat N: why`), left
+    /// out of the comparisons and expectations: the result is not complete
+    /// (exit 3).
+    pub incomplete: Vec<String>,
 }
 
 /// Run a scenario; returns the summary (also written to the run directory).
@@ -167,6 +171,8 @@ async fn run_plan(
     let mut all_samples: Vec<Sample> = Vec::new();
     let total = plan.len();
     let mut failure = None;
+    let mut started = 0;
+    let mut incomplete = Vec::new();
     for (i, &(vi, repeat)) in plan.iter().enumerate() {
         if ctx.shutdown.level() >= Level::Graceful {
             info.notes.push(format!(
@@ -175,6 +181,7 @@ async fn run_plan(
             ));
             break;
         }
+        started += 1;
         let keep = opts.keep && i + 1 == total;
         let variant = &scenario.variants[vi];
         errln!(
@@ -184,10 +191,22 @@ async fn run_plan(
         );
         let (summary, run_env, outcome) =
             run_one(&ctx, variant, repeat, &mut writer, keep, &mut all_samples).await;
+        if !summary.incomplete.is_empty() {
+            errln!(
+                "twlab: run {}/{total} did not happen as planned: {}",
+                i + 1,
+                summary.incomplete.join("; ")
+            );
+            incomplete.push(format!(
+                "variant `{}` repeat {repeat}: {}",
+                variant.name,
+                summary.incomplete.join("; ")
+            ));
+        }
         variants[vi].runs.push(summary);
         env.runs.push(run_env);
         info.finished_at = now();
-        info.complete = i + 1 == total && outcome.is_ok();
+        info.complete = i + 1 == total && outcome.is_ok() && incomplete.is_empty();
         write_results(&dir, scenario, &info, &variants, &env, &all_samples)?;
         if let Err(e) = outcome {
             failure = Some(e);
@@ -197,8 +216,11 @@ async fn run_plan(
     let interrupted = ctx.shutdown.level() >= Level::Graceful;
     if interrupted {
         info.complete = false;
-        info.notes
-            .push(interruption_note(ctx.shutdown.level(), failure.as_ref()));
+        info.notes.push(interruption_note(
+            ctx.shutdown.level(),
+            failure.as_ref(),
+            started > 0,
+        ));
     }
     let summary = write_results(&dir, scenario, &info, &variants, &env, &all_samples)?;
     match failure {
@@ -207,17 +229,34 @@ async fn run_plan(
             summary,
             dir,
             interrupted,
+            incomplete,
         }),
     }
 }
 
-/// The report's note on why a scenario stopped early.
-fn interruption_note(level: Level, failure: Option<&Error>) -> String {
+/// The report's note on why a scenario stopped early. `started`: whether
+/// any run had begun (a signal before the first one stops nothing that ran).
+fn interruption_note(level: Level, failure: Option<&Error>, started: bool) -> String {
     match failure {
+        _ if !started => "Stopped by a signal before any run started: nothing was measured.".into(),
         Some(e) if level >= Level::Immediate => format!("Stopped at once by a second signal: {e}"),
         Some(e) => format!("Stopped by a signal; the run in progress did not complete: {e}"),
-        None => {
-            "Stopped early by a signal: the last run's figures cover only the time it ran.".into()
-        }
+        None => "Stopped early by a signal: the last run did not last its planned duration and is left out of the figures.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_before_any_run_does_not_speak_of_the_last_run() {
+        let note = interruption_note(Level::Graceful, None, false);
+        assert!(note.contains("before any run started"), "{note}");
+        let failure = Error::env("stopped by a signal before the load started");
+        let note = interruption_note(Level::Graceful, Some(&failure), false);
+        assert!(note.contains("before any run started"), "{note}");
+        let note = interruption_note(Level::Graceful, None, true);
+        assert!(note.contains("left out of the figures"), "{note}");
     }
 }

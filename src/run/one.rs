@@ -5,6 +5,7 @@
 use super::drive::{drive, progress_bar};
 use super::kept::RunSamples;
 use super::run_lab::{RunLab, forget_process, note_process};
+use crate::analysis::completeness::{self, Observed, Planned};
 use crate::analysis::validity::{host_saturation, validity_problems};
 use crate::common::counts::ClientStats;
 use crate::common::counts::Source;
@@ -74,6 +75,10 @@ pub(crate) async fn run_one(
     let lab = match open_lab(ctx, variant, &run_id, &mut env, &mut journal).await {
         Ok(lab) => lab,
         Err(e) => {
+            // The run id was reserved by its owner file; with no lab made
+            // (a signal in a real lab's drain, a namespace refused) nothing
+            // of the run is left for `twlab clean` to prove it owns.
+            netns::release_run_id(&run_id);
             summary.error = Some(e.to_string());
             return (summary, env, Err(e));
         }
@@ -87,8 +92,10 @@ pub(crate) async fn run_one(
         summary: &mut summary,
         env: &mut env,
         client_hosts: Vec::new(),
+        load_secs: None,
     };
     let outcome = run_in_lab(ctx, &lab, &mut run).await;
+    let load_secs = run.load_secs;
     let samples = run.samples;
     let client_hosts = if run.client_hosts.is_empty() {
         lab.clients()
@@ -106,6 +113,19 @@ pub(crate) async fn run_one(
         run.client_hosts
     };
     env.sysctls = journal.changes.clone();
+    // Looked at before the lab is closed: a namespace gone by now was
+    // removed under the run, and its sysctls went with it (nothing to put
+    // back there).
+    let vanished: Vec<String> = lab
+        .vanished()
+        .into_iter()
+        .map(|h| {
+            journal
+                .changes
+                .retain(|c| !(c.side == h.side() && c.host == h.describe()));
+            h.name().to_string()
+        })
+        .collect();
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
     let keep = keep && outcome.is_ok() && ctx.shutdown.level() == Level::Running;
@@ -120,7 +140,47 @@ pub(crate) async fn run_one(
     if let Err(e) = &outcome {
         summary.error = Some(e.to_string());
     }
+    // Also for a failed run: what else went wrong is said beside the error.
+    summary.incomplete = completeness(ctx, variant, &summary, load_secs, vanished);
     (summary, env, outcome)
+}
+
+/// Why a run that did not fail still did not happen as planned (see
+/// [`crate::analysis::completeness`]): its load ended early by twlab's
+/// clock or by a client's own, its lab vanished, its samples have gaps.
+fn completeness(
+    ctx: &Context<'_>,
+    variant: &Variant,
+    summary: &RunSummary,
+    load_secs: Option<f64>,
+    vanished: Vec<String>,
+) -> Vec<String> {
+    let collect = &ctx.scenario.collect;
+    let planned = Planned {
+        duration: std::time::Duration::from_secs_f64(load_secs_of(ctx.scenario, variant)),
+        interval: collect.interval.0,
+        sampled: collect.sockets || collect.conntrack,
+    };
+    let mut clients: Vec<(String, &ClientStats)> = Vec::new();
+    if summary.clients.is_empty() {
+        if let Some(c) = &summary.client {
+            clients.push(("the load client".to_string(), c));
+        }
+    } else {
+        for (i, h) in summary.clients.iter().enumerate() {
+            if let Some(load) = &h.load {
+                clients.push((format!("the load client of client host {}", i + 1), load));
+            }
+        }
+    }
+    let observed = Observed {
+        load_secs,
+        clients,
+        vanished,
+        samples: summary.samples,
+        missed_ticks: summary.missed_ticks,
+    };
+    completeness::problems(&planned, &observed)
 }
 
 /// What one run builds up while it goes, handed from step to step.
@@ -135,6 +195,9 @@ struct RunState<'r> {
     /// The client hosts of the load, when they are not the lab's own (the
     /// tasks of a Swarm load).
     client_hosts: Vec<ClientHost>,
+    /// From the load's start until every client ended, by twlab's clock;
+    /// `None` when no load started.
+    load_secs: Option<f64>,
 }
 
 /// One client host of a run, for its entry in the summary.
@@ -155,7 +218,7 @@ fn new_summary(ctx: &Context<'_>, variant: &Variant, run_id: &str, repeat: u32) 
         steady_from_secs: match ctx.scenario.collect.steady_after {
             Some(d) => d.0.as_secs_f64(),
             // The variant's own duration: `set` may change it.
-            None => results::steady_from(load_secs(ctx.scenario, variant)),
+            None => results::steady_from(load_secs_of(ctx.scenario, variant)),
         },
         ..Default::default()
     }
@@ -166,10 +229,10 @@ fn new_summary(ctx: &Context<'_>, variant: &Variant, run_id: &str, repeat: u32) 
 /// steady to the end of the load, less a guard for the skew between the
 /// client's clock and twlab's (a remote client starts through ssh).
 fn steady_window(ctx: &Context<'_>, variant: &Variant, summary: &RunSummary) -> Range<f64> {
-    summary.steady_from_secs..(load_secs(ctx.scenario, variant) - LOAD_END_GUARD_SECS)
+    summary.steady_from_secs..(load_secs_of(ctx.scenario, variant) - LOAD_END_GUARD_SECS)
 }
 
-fn load_secs(scenario: &Scenario, variant: &Variant) -> f64 {
+fn load_secs_of(scenario: &Scenario, variant: &Variant) -> f64 {
     scenario
         .effective(variant)
         .map_or(scenario.client.duration, |(_, c)| c.duration)
@@ -283,7 +346,7 @@ fn summarize(
         .collect(),
     );
     let first_source = summary.collected.as_ref().and_then(|c| c.first()).copied();
-    summary.samples = samples.periodic(Side::Server, Source::Sockets);
+    summary.samples = first_source.map_or(0, |s| samples.periodic(Side::Server, s));
     summary.steady_samples = Some(first_source.map_or(0, |s| samples.steady(Side::Server, s)));
     summary.interrupted = ctx.shutdown.level() >= Level::Graceful;
     summary.server_peers = samples.server_peers();
@@ -706,6 +769,7 @@ async fn sample_while_loading(
         out
     };
     let (sampled, client_stats) = tokio::join!(sampler, driver);
+    run.load_secs = Some(load.start.elapsed().as_secs_f64());
     progress.finish_and_clear();
     let mut sampled = sampled.map(|s| run.summary.missed_ticks = s.missed_ticks);
     let immediate = ctx.shutdown.level() >= Level::Immediate;

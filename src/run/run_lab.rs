@@ -6,7 +6,7 @@ use crate::common::endpoint::Endpoint;
 use crate::common::endpoint::{HostRole, Side};
 use crate::error::Result;
 use crate::lab::Host;
-use crate::lab::netns::NetnsLab;
+use crate::lab::netns::{NetnsHost, NetnsLab};
 use crate::lab::real::RealLab;
 
 /// The lab of one run: a fresh pair of namespaces, or the real lab.
@@ -54,6 +54,16 @@ impl RunLab<'_> {
                 .take(*clients)
                 .map(|h| h.address.map(|a| a.to_string()).unwrap_or_default())
                 .collect(),
+        }
+    }
+
+    /// The lab's namespaces that no longer exist under their names (removed
+    /// under the run, e.g. by `twlab clean --force`); a real lab's hosts
+    /// are not twlab's to vanish (a dropped connection fails the run).
+    pub(crate) fn vanished(&self) -> Vec<&NetnsHost> {
+        match self {
+            RunLab::Netns(l) => l.hosts().filter(|h| !h.path().exists()).collect(),
+            RunLab::Real { .. } => Vec::new(),
         }
     }
 

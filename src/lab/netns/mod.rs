@@ -638,6 +638,27 @@ pub fn reserve_run_id(mut draw: impl FnMut() -> String) -> String {
     id
 }
 
+/// Give back a run id reserved by [`new_run_id`] whose run made nothing:
+/// its owner file is removed, unless a namespace of the run exists (then
+/// the file is what lets `twlab clean` prove the namespace is twlab's) or
+/// the file is not this process's.
+pub fn release_run_id(run_id: &str) {
+    let made_something = std::fs::read_dir(sys::NETNS_RUN_DIR)
+        .map(|d| {
+            d.flatten()
+                .any(|e| run_id_of(&e.file_name().to_string_lossy()) == Some(run_id))
+        })
+        .unwrap_or(false);
+    let path = owner_file(run_id);
+    let ours = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| parse_owner(&t))
+        .is_some_and(|(pid, _)| pid as u32 == std::process::id());
+    if ours && !made_something {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ impl ClientAgg {
         let clients: Vec<_> = v
             .runs
             .iter()
-            .filter(|r| r.error.is_none())
+            .filter(|r| r.is_complete())
             .filter_map(|r| r.client.as_ref())
             .collect();
         for c in &clients {

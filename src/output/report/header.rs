@@ -12,6 +12,52 @@ pub(super) fn reasons(r: &RunSummary) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+/// The runs that did not happen as planned (failed, stopped by a signal,
+/// or incomplete: see [`crate::analysis::completeness`]), in a caution at
+/// the very top: they are left out of every figure, comparison and
+/// expectation below, and the scenario's result is not complete.
+pub(super) fn not_complete_warning(out: &mut String, view: &View) {
+    let runs: Vec<_> = view.runs().filter(|(_, r)| !r.is_complete()).collect();
+    if runs.is_empty() && view.summary.info.complete {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "> [!CAUTION]\n> **Not complete**: {} The figures below rest on the runs that happened as planned only.\n>",
+        match runs.len() {
+            0 => "not every planned run ran.".to_string(),
+            1 => "1 run did not happen as planned and is left out of the comparisons and expectations.".to_string(),
+            n => format!("{n} runs did not happen as planned and are left out of the comparisons and expectations."),
+        }
+    );
+    for (v, r) in runs {
+        let mut why: Vec<String> = r.incomplete.iter().map(|s| inline(s)).collect();
+        if let Some(e) = &r.error {
+            why.insert(
+                0,
+                format!("failed: {}", inline(e.lines().next().unwrap_or(""))),
+            );
+        }
+        if r.interrupted {
+            why.insert(0, "stopped by a signal".to_string());
+        }
+        let _ = writeln!(
+            out,
+            "> - {} repeat {} ({}): {}",
+            code(&v.name),
+            r.repeat,
+            code(&r.run_id),
+            why.join("; ")
+        );
+    }
+    for note in &view.summary.info.notes {
+        if note.starts_with("Stopped") {
+            let _ = writeln!(out, "> - {}", inline(note));
+        }
+    }
+    out.push('\n');
+}
+
 /// The runs flagged invalid, in a warning at the very top: every figure
 /// below that includes them is suspect.
 pub(super) fn invalid_warning(out: &mut String, view: &View) {

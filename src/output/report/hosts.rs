@@ -85,7 +85,7 @@ pub(super) fn client_hosts_table(out: &mut String, view: &View) {
     ];
     let mut rows = Vec::new();
     for (i, v) in view.variants.iter().enumerate() {
-        let completed: Vec<&RunSummary> = v.runs.iter().filter(|r| r.error.is_none()).collect();
+        let completed: Vec<&RunSummary> = v.runs.iter().filter(|r| r.is_complete()).collect();
         let width = completed.iter().map(|r| r.clients.len()).max().unwrap_or(0);
         for h in 0..width {
             let mut agg = HostAgg::default();

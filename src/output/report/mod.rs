@@ -95,6 +95,7 @@ pub fn render_markdown(summary: &Summary) -> String {
     let view = View::new(summary);
     let mut out = String::new();
     let _ = writeln!(out, "# TIME_WAIT lab: {}\n", inline(&summary.scenario));
+    not_complete_warning(&mut out, &view);
     invalid_warning(&mut out, &view);
     what_ran(&mut out, &view);
     variants_table(&mut out, &view);
@@ -137,7 +138,7 @@ impl<'a> View<'a> {
             values: variants.iter().map(metrics::variant_values).collect(),
             completed: variants
                 .iter()
-                .map(|v| v.runs.iter().any(|r| r.error.is_none()))
+                .map(|v| v.runs.iter().any(|r| r.is_complete()))
                 .collect(),
         }
     }

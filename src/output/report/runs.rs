@@ -9,15 +9,15 @@ pub(super) fn runs_section(out: &mut String, view: &View) {
     let repeated = view.variants.iter().any(|v| v.runs.len() > 1);
     let troubled = view
         .runs()
-        .any(|(_, r)| r.error.is_some() || r.interrupted || !r.invalid.is_empty());
+        .any(|(_, r)| !r.is_complete() || !r.invalid.is_empty());
     let not_run: Vec<&VariantSummary> =
         view.variants.iter().filter(|v| v.runs.is_empty()).collect();
     if !repeated && !troubled && not_run.is_empty() && view.summary.info.complete {
         return;
     }
     out.push_str(
-        "## Runs\n\nEvery run on its own. Failed runs are left out of the figures above; \
-         interrupted runs are in, with figures covering only the time they ran.\n\n",
+        "## Runs\n\nEvery run on its own. Runs that failed, were interrupted or are not \
+         complete are left out of the figures above.\n\n",
     );
     let show_cpu = view
         .runs()
@@ -34,6 +34,9 @@ pub(super) fn runs_section(out: &mut String, view: &View) {
             }
             if r.interrupted {
                 status.push("interrupted");
+            }
+            if !r.incomplete.is_empty() {
+                status.push("**not complete**");
             }
             if !r.invalid.is_empty() {
                 status.push("**invalid**");
@@ -80,6 +83,19 @@ pub(super) fn runs_section(out: &mut String, view: &View) {
         let _ = writeln!(out, "- {} did not run.\n", code(&v.name));
     }
     for (v, r) in view.runs() {
+        if !r.incomplete.is_empty() {
+            let _ = writeln!(
+                out,
+                "**{} repeat {} ({}) is not complete:**\n",
+                code(&v.name),
+                r.repeat,
+                code(&r.run_id)
+            );
+            for why in &r.incomplete {
+                let _ = writeln!(out, "- {}", inline(why));
+            }
+            out.push('\n');
+        }
         if let Some(err) = &r.error {
             let _ = write!(
                 out,

@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn state_tables(out: &mut String, view: &View) {
     let steady: BTreeSet<String> = view
         .runs()
-        .filter(|(_, r)| r.error.is_none())
+        .filter(|(_, r)| r.is_complete())
         .map(|(_, r)| num(r.steady_from_secs))
         .collect();
     let steady = match (steady.len(), steady.iter().next()) {

@@ -25,6 +25,15 @@ pub fn render_terminal(summary: &Summary) -> String {
             " (INCOMPLETE: not every run completed)"
         }
     );
+    for (v, r) in view.runs().filter(|(_, r)| !r.incomplete.is_empty()) {
+        let _ = writeln!(
+            out,
+            "NOT COMPLETE: {} repeat {}: {}",
+            v.name,
+            r.repeat,
+            r.incomplete.join("; ")
+        );
+    }
     for (v, r) in view.invalid_runs() {
         let _ = writeln!(
             out,
@@ -53,17 +62,19 @@ pub fn render_terminal(summary: &Summary) -> String {
             if failed == 1 { "is" } else { "are" }
         );
     }
-    let interrupted = view
+    let left_out = view
         .runs()
-        .filter(|(_, r)| r.error.is_none() && r.interrupted)
+        .filter(|(_, r)| r.error.is_none() && !r.is_complete())
         .count();
-    match interrupted {
+    match left_out {
         0 => {}
-        1 => out.push_str("1 run was interrupted; its figures cover only the time it ran.\n"),
+        1 => out.push_str(
+            "1 run was interrupted or is not complete; it is left out of these figures.\n",
+        ),
         n => {
             let _ = writeln!(
                 out,
-                "{n} runs were interrupted; their figures cover only the time they ran."
+                "{n} runs were interrupted or are not complete; they are left out of these figures."
             );
         }
     }

@@ -139,6 +139,7 @@ fn run(
         interrupted: false,
         error: None,
         invalid: vec![],
+        incomplete: vec![],
         clients: vec![],
         server_peers: None,
     }
@@ -537,4 +538,52 @@ fn an_empty_summary_still_renders() {
     let md = render_markdown(&s);
     assert!(md.contains("No variant ran"), "{md}");
     assert!(render_terminal(&s).contains("no variant ran"));
+}
+
+#[test]
+fn a_run_that_is_not_complete_is_flagged_first_and_left_out() {
+    let mut s = repeat_three();
+    let before = metrics::compare(&s.variants);
+    s.variants[1].runs[2].incomplete =
+        vec!["the load ended after 1.9 s of the planned 90.0 s (at least 85.5 s counts as the planned load)".into()];
+    s.info.complete = false;
+    s.comparisons = metrics::compare(&s.variants);
+    assert_ne!(
+        before, s.comparisons,
+        "the run is left out of the comparisons"
+    );
+    let md = render_markdown(&s);
+    let at = |needle: &str| {
+        md.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{md}"))
+    };
+    assert!(at("> [!CAUTION]") < at("## What ran"), "{md}");
+    assert!(
+        md.contains("**Not complete**: 1 run did not happen as planned"),
+        "{md}"
+    );
+    assert!(
+        md.contains("> - `reuse-on` repeat 3 (`reuse-on-3`): the load ended after 1.9 s"),
+        "{md}"
+    );
+    assert!(md.contains("**not complete**"), "{md}");
+    let term = render_terminal(&s);
+    assert!(
+        term.contains("NOT COMPLETE: reuse-on repeat 3: the load ended after 1.9 s"),
+        "{term}"
+    );
+}
+
+#[test]
+fn a_scenario_stopped_before_any_run_says_so() {
+    let mut s = summary(vec![], false);
+    s.info
+        .notes
+        .push("Stopped by a signal before any run started: nothing was measured.".into());
+    let md = render_markdown(&s);
+    assert!(
+        md.contains("> - Stopped by a signal before any run started"),
+        "{md}"
+    );
+    assert!(!md.contains("cover only the time it ran"), "{md}");
 }
