@@ -151,6 +151,10 @@ pub enum Command {
         /// Close connections with RST (SO_LINGER 0): no TIME_WAIT on the server.
         #[arg(long)]
         linger_zero: bool,
+        /// Wait this long (or until the client closes) between a
+        /// `Connection: close` response and the server's FIN.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        close_delay: std::time::Duration,
     },
     /// Run twlab's load generator (wrk's connection semantics).
     Load {
@@ -176,6 +180,14 @@ pub enum Command {
         /// Close connections with RST (SO_LINGER 0): no TIME_WAIT on the client.
         #[arg(long)]
         linger_zero: bool,
+        /// Open loop: this many requests per second in all, on a fixed
+        /// schedule spread over the connections (latency from each
+        /// request's scheduled time); without it, closed loop.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// After a `Connection: close` response, wait this long before closing.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        close_delay: std::time::Duration,
         /// Print the result as JSON (what `twlab run` reads).
         #[arg(long)]
         json: bool,

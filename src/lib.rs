@@ -323,12 +323,14 @@ fn dispatch(command: Command) -> Result<i32> {
             max_keepalive_requests,
             threads,
             linger_zero,
+            close_delay,
         } => {
             server::builtin::serve_blocking(server::builtin::ServeOptions {
                 listen,
                 max_keepalive_requests,
                 threads,
                 linger_zero,
+                close_delay,
             })
             .map_err(|e| Error::env(format!("twlab serve on {listen}: {e}")))?;
             Ok(exit_code::OK)
@@ -343,6 +345,8 @@ fn dispatch(command: Command) -> Result<i32> {
             timeout,
             close_after,
             linger_zero,
+            rate,
+            close_delay,
             json,
         } => {
             if connections == 0 || threads == 0 || threads > connections as usize {
@@ -360,9 +364,17 @@ fn dispatch(command: Command) -> Result<i32> {
                 timeout,
                 close_after,
                 linger_zero,
+                rate,
+                close_delay,
             };
-            let stats = client::builtin::run_load_blocking(opts)
-                .map_err(|e| Error::env(format!("twlab load against {target}: {e}")))?;
+            let stats = client::builtin::run_load_blocking(opts).map_err(|e| {
+                let text = format!("twlab load against {target}: {e}");
+                if e.kind() == std::io::ErrorKind::InvalidInput {
+                    Error::invalid(text)
+                } else {
+                    Error::env(text)
+                }
+            })?;
             if json {
                 let text = serde_json::to_string(&stats)
                     .map_err(|e| Error::env(format!("cannot encode the result: {e}")))?;

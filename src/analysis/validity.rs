@@ -7,6 +7,10 @@ use crate::common::counts::ClientStats;
 use crate::results::ClientHostSummary;
 use crate::scenario::{Allowance, Scenario, Variant};
 
+/// The share of `client.rate` an open-loop load must achieve for its run to
+/// be what the scenario asked for.
+pub const MIN_RATE_KEPT: f64 = 0.99;
+
 /// Why a run's figures cannot be trusted, unless the scenario studies it:
 /// the client ran out of local ports, or the load generator used all the
 /// CPU its threads could (it, not the server, set the pace).
@@ -35,6 +39,20 @@ pub fn validity_problems(
                 client.errors.connect
             ));
         }
+    }
+    if !allowed(Allowance::MissedRate)
+        && let (Some(kept), Some(schedule)) = (client.rate_kept(), &client.schedule)
+        && kept < MIN_RATE_KEPT
+    {
+        out.push(format!(
+            "the load did not keep its rate: {:.1} of the {} requests/s asked ({:.1}%); {} of {} requests went out late, up to {:.0} ms (add `allow: [missed_rate]` if that is what you study)",
+            client.requests_per_sec,
+            schedule.rate,
+            100.0 * kept,
+            schedule.late,
+            schedule.scheduled,
+            schedule.max_lag_ms
+        ));
     }
     if !allowed(Allowance::ClientSaturation)
         && let Some(cpu) = client.cpu_secs

@@ -36,6 +36,44 @@ pub struct ClientStats {
     /// Things the reader must know about this run (e.g. wrk losing slots).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// How an open-loop load (`client.rate`) kept its schedule; absent for
+    /// a closed-loop one. Its `latency` above is then measured from each
+    /// request's *scheduled* time (coordinated omission corrected, as
+    /// wrk2 does), and the service time is here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+}
+
+/// An open-loop load's schedule and how it was kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The requests per second asked for (`client.rate`).
+    pub rate: f64,
+    /// Requests whose time came during the run (each sent, or its
+    /// connect tried, once due).
+    pub scheduled: u64,
+    /// Of those, sent more than [`LATE_AFTER_MS`] after their time: the
+    /// connection was still busy with an earlier one, or the client fell
+    /// behind.
+    pub late: u64,
+    /// The longest a request waited past its time, in milliseconds.
+    pub max_lag_ms: f64,
+    /// From writing the request to the end of its response (what
+    /// closed-loop tools report as latency).
+    pub service_latency: Latency,
+}
+
+/// A request sent later than this after its scheduled time counts as late
+/// (the timer itself wakes up to a millisecond or so late).
+pub const LATE_AFTER_MS: f64 = 5.0;
+
+impl ClientStats {
+    /// The achieved rate against the asked one (1.0 = kept), for an
+    /// open-loop load.
+    pub fn rate_kept(&self) -> Option<f64> {
+        let s = self.schedule.as_ref()?;
+        (s.rate > 0.0).then(|| self.requests_per_sec / s.rate)
+    }
 }
 
 /// Several counts added up, key by key.
@@ -69,6 +107,14 @@ impl ClientStats {
         };
         let requests: u64 = all.iter().map(|c| c.requests).sum();
         let max = |f: fn(&Latency) -> f64| all.iter().map(|c| f(&c.latency)).fold(0.0, f64::max);
+        let schedules: Vec<&Schedule> = all.iter().filter_map(|c| c.schedule.as_ref()).collect();
+        let schedule = (schedules.len() == all.len()).then(|| Schedule {
+            rate: schedules.iter().map(|s| s.rate).sum(),
+            scheduled: schedules.iter().map(|s| s.scheduled).sum(),
+            late: schedules.iter().map(|s| s.late).sum(),
+            max_lag_ms: schedules.iter().map(|s| s.max_lag_ms).fold(0.0, f64::max),
+            service_latency: worst_latency(schedules.iter().map(|s| &s.service_latency)),
+        });
         let mean_ms = if requests > 0 {
             all.iter()
                 .map(|c| c.latency.mean_ms * c.requests as f64)
@@ -117,7 +163,27 @@ impl ClientStats {
             },
             cpu_secs: all.iter().map(|c| c.cpu_secs).sum::<Option<f64>>(),
             notes,
+            schedule,
         })
+    }
+}
+
+/// The highest of each percentile of several latencies (percentiles do not
+/// add up), the mean of their means.
+fn worst_latency<'a>(all: impl Iterator<Item = &'a Latency>) -> Latency {
+    let all: Vec<&Latency> = all.collect();
+    let max = |f: fn(&Latency) -> f64| all.iter().map(|l| f(l)).fold(0.0, f64::max);
+    Latency {
+        mean_ms: all.iter().map(|l| l.mean_ms).sum::<f64>() / all.len().max(1) as f64,
+        p50_ms: max(|l| l.p50_ms),
+        p75_ms: all
+            .iter()
+            .map(|l| l.p75_ms)
+            .collect::<Option<Vec<f64>>>()
+            .map(|v| v.into_iter().fold(0.0, f64::max)),
+        p90_ms: max(|l| l.p90_ms),
+        p99_ms: max(|l| l.p99_ms),
+        max_ms: max(|l| l.max_ms),
     }
 }
 

@@ -94,6 +94,9 @@ pub enum Allowance {
     PortExhaustion,
     /// The load generator using all the CPU it can.
     ClientSaturation,
+    /// An open-loop load (`client.rate`) achieving less than 99% of its
+    /// rate (the server or the ports could not keep up).
+    MissedRate,
 }
 
 fn one() -> NonZeroU32 {

@@ -26,6 +26,13 @@ pub struct ServerSpec {
     /// Close with RST (SO_LINGER 0) instead of FIN: no TIME_WAIT on the server.
     #[serde(default)]
     pub linger_zero: bool,
+    /// Builtin server: between a `Connection: close` response and the
+    /// server's FIN, wait this long or until the client closes, whichever
+    /// is first (default 0s: at once, as Tomcat). Longer than the client's
+    /// reaction time, the client closes first and keeps the TIME_WAIT.
+    #[serde(default = "zero_duration", skip_serializing_if = "is_zero_duration")]
+    #[schemars(with = "Option<HumanDuration>")]
+    pub close_delay: HumanDuration,
     /// For `kind: command`: the program and its arguments (no shell), e.g.
     /// `[nginx, -g, "daemon off;"]`. It must listen on `port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +87,7 @@ impl Default for ServerSpec {
             port: default_port(),
             max_keepalive_requests: default_keepalive(),
             linger_zero: false,
+            close_delay: HumanDuration(Duration::ZERO),
             command: Vec::new(),
             image: None,
             network: None,
@@ -89,6 +97,14 @@ impl Default for ServerSpec {
         }
     }
 }
+fn zero_duration() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
+}
+fn is_zero_duration(d: &HumanDuration) -> bool {
+    d.0.is_zero()
+}
+/// The highest `client.rate`, in requests per second.
+pub const MAX_RATE: f64 = crate::load::client::builtin::MAX_RATE;
 pub(crate) fn default_port() -> Port {
     Port(8080)
 }
@@ -127,6 +143,15 @@ pub struct ClientSpec {
     /// The client closes with RST (SO_LINGER 0): no TIME_WAIT on the client.
     /// Builtin client only.
     pub linger_zero: bool,
+    /// Open loop: requests per second over the whole load, on a fixed
+    /// schedule spread over the connections; `None`: closed loop, as fast
+    /// as responses come. Builtin client only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// After a `Connection: close` response, the client waits this long
+    /// before closing (0: at once, as wrk). Builtin client only.
+    #[serde(skip_serializing_if = "is_zero_duration")]
+    pub close_delay: HumanDuration,
     /// Where wrk runs on the client host: the host's own `wrk`, or a
     /// container of `image` (wrk only). Not written when `host`, so the
     /// resolved scenario of a host client is what it was before `via` existed
@@ -195,6 +220,8 @@ impl Default for ClientSpec {
             timeout: HumanDuration(Duration::from_secs(2)),
             close_after: 0,
             linger_zero: false,
+            rate: None,
+            close_delay: HumanDuration(Duration::ZERO),
             via: ClientVia::Host,
             image: None,
             hosts: NonZeroU32::MIN,
@@ -231,6 +258,18 @@ pub(crate) struct RawClientSpec {
     /// Close with RST instead of FIN (default false).
     #[serde(default)]
     linger_zero: Option<bool>,
+    /// Open loop (builtin client): requests per second over the whole
+    /// load, on a fixed schedule spread over the connections, latency from
+    /// each request's scheduled time; with `close_after: 1` a connection
+    /// rate. Absent: closed loop (as fast as responses come, as wrk).
+    #[serde(default)]
+    #[schemars(range(min = 0.001, max = 1000000.0))]
+    rate: Option<f64>,
+    /// Builtin client: after a `Connection: close` response, wait this
+    /// long before closing (default 0s: at once, as wrk); longer than the
+    /// server's reaction, the server closes first and keeps the TIME_WAIT.
+    #[serde(default)]
+    close_delay: Option<HumanDuration>,
     /// `host` (default: the client host's own wrk or twlab), `docker`
     /// (wrk in a container of `image` on the client host's engine, host
     /// network; needs `tool: wrk` and a lab whose client host has `docker:
@@ -265,6 +304,8 @@ impl TryFrom<RawClientSpec> for ClientSpec {
             timeout: raw.timeout.unwrap_or(d.timeout),
             close_after: raw.close_after.unwrap_or(d.close_after),
             linger_zero: raw.linger_zero.unwrap_or(d.linger_zero),
+            rate: raw.rate,
+            close_delay: raw.close_delay.unwrap_or(d.close_delay),
             via: raw.via.unwrap_or(d.via),
             image: raw.image,
             hosts: raw.hosts.unwrap_or(d.hosts),
@@ -286,6 +327,33 @@ impl TryFrom<RawClientSpec> for ClientSpec {
                 "client.close_after and client.linger_zero need client.tool: builtin (wrk cannot do them)"
                     .into(),
             );
+        }
+        if let Some(rate) = spec.rate {
+            if spec.tool != ClientTool::Builtin {
+                return Err(format!(
+                    "client.rate needs a tool that keeps a fixed rate: builtin ({} is closed-loop: it sends as fast as responses come)",
+                    spec.tool.as_str()
+                ));
+            }
+            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
+                return Err(format!(
+                    "client.rate is {rate}: requests per second must be more than 0 and at most {MAX_RATE}"
+                ));
+            }
+        }
+        if !spec.close_delay.0.is_zero() {
+            if spec.tool != ClientTool::Builtin {
+                return Err(format!(
+                    "client.close_delay needs client.tool: builtin ({} closes at once)",
+                    spec.tool.as_str()
+                ));
+            }
+            if spec.close_delay >= spec.timeout {
+                return Err(format!(
+                    "client.close_delay ({}) must be shorter than client.timeout ({})",
+                    spec.close_delay, spec.timeout
+                ));
+            }
         }
         if spec.threads > spec.connections {
             return Err(format!(
@@ -498,4 +566,82 @@ pub(crate) fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration,
         )));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+
+    /// `Scenario::parse`'s error for `text`, which must be refused.
+    fn refused(text: &str) -> String {
+        Scenario::parse(text, "s.yaml", &[])
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_rate_and_close_delays_are_refused_at_their_line_when_they_cannot_be_kept() {
+        let wrk = refused(
+            "name: x\nclient:\n  tool: wrk\n  connections: 10\n  rate: 500\nvariants:\n  - name: a\n",
+        );
+        assert!(
+            wrk.starts_with("s.yaml:5: client.rate needs a tool that keeps a fixed rate: builtin"),
+            "{wrk}"
+        );
+        for bad in ["0", "-5", "1e9"] {
+            let msg = refused(&format!(
+                "name: x\nclient:\n  connections: 10\n  rate: {bad}\nvariants:\n  - name: a\n"
+            ));
+            assert!(msg.starts_with("s.yaml:4: client.rate is"), "{bad}: {msg}");
+        }
+        let long =
+            refused("name: x\nclient:\n  timeout: 1s\n  close_delay: 2s\nvariants:\n  - name: a\n");
+        assert!(
+            long.starts_with(
+                "s.yaml:4: client.close_delay (2s) must be shorter than client.timeout (1s)"
+            ),
+            "{long}"
+        );
+        let negative = refused("name: x\nclient:\n  close_delay: -1s\nvariants:\n  - name: a\n");
+        assert!(negative.starts_with("s.yaml:3:"), "{negative}");
+        let server = refused(
+            "name: x\nserver:\n  close_delay: 5s\nclient:\n  timeout: 2s\nvariants:\n  - name: a\n",
+        );
+        assert!(
+            server.starts_with("s.yaml:3: variant `a`: server.close_delay (5s) must be shorter than client.timeout (2s)"),
+            "{server}"
+        );
+        let docker = refused(
+            "name: x\nserver:\n  kind: docker\n  close_delay: 1s\nvariants:\n  - name: a\n",
+        );
+        assert!(
+            docker.starts_with("s.yaml:4: server.close_delay is only for server.kind: builtin"),
+            "{docker}"
+        );
+        // A variant's `set:` is checked as its own: named at its line.
+        let set = refused(
+            "name: x\nvariants:\n  - name: a\n  - name: b\n    set: { server.close_delay: 3s }\n",
+        );
+        assert!(set.starts_with("s.yaml:5: variant `b`"), "{set}");
+    }
+
+    #[test]
+    fn a_rate_and_close_delays_are_kept_and_written_only_when_set() {
+        let s = Scenario::parse(
+            "name: x\nserver:\n  close_delay: 100ms\nclient:\n  rate: 2000\n  close_delay: 50ms\n  close_after: 1\nvariants:\n  - name: a\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(s.client.rate, Some(2000.0));
+        assert_eq!(s.client.close_delay.0.as_millis(), 50);
+        assert_eq!(s.server.close_delay.0.as_millis(), 100);
+        let plain = Scenario::parse("name: x\nvariants:\n  - name: a\n", "s.yaml", &[])
+            .expect("valid")
+            .to_yaml();
+        assert!(
+            !plain.contains("rate") && !plain.contains("close_delay"),
+            "{plain}"
+        );
+    }
 }

@@ -66,6 +66,12 @@ fn server_problem(server: &ServerSpec) -> Option<(String, String)> {
             ));
         }
     }
+    if !server.close_delay.0.is_zero() && server.kind != ServerKind::Builtin {
+        return Some((
+            "close_delay:".into(),
+            "server.close_delay is only for server.kind: builtin (twlab's server; another server closes as it does)".into(),
+        ));
+    }
     if let Some(problem) = server.image.as_deref().and_then(image_problem) {
         return Some(("image:".into(), format!("server.image {problem}")));
     }
@@ -251,6 +257,26 @@ impl Scenario {
                 )));
             }
             let client = effective.client;
+            if effective.server.close_delay >= client.timeout {
+                let line = text
+                    .and_then(|t| {
+                        variant_line(t, v.name.as_str(), "close_delay")
+                            .filter(|_| v.set.contains_key("server.close_delay"))
+                            .or_else(|| {
+                                t.lines()
+                                    .position(|l| {
+                                        !l.trim_start().starts_with('#')
+                                            && l.contains("close_delay")
+                                    })
+                                    .map(|i| i + 1)
+                            })
+                    })
+                    .map_or_else(|| format!("{origin}: "), |l| format!("{origin}:{l}: "));
+                return Err(Error::invalid(format!(
+                    "{line}variant `{}`: server.close_delay ({}) must be shorter than client.timeout ({}): a server holding a finished connection longer than a request may take models nothing",
+                    v.name, effective.server.close_delay, client.timeout
+                )));
+            }
             if let Some(after) = self.collect.steady_after
                 && after >= client.duration
             {

@@ -85,13 +85,41 @@
 //! read-until-EOF body. One task per connection does it all on a reused
 //! buffer, which is about as cheap as wrk's event loop.
 //!
+//! # Open loop: [`LoadOptions::rate`]
+//!
+//! By default the load is closed-loop, as wrk's: each connection sends its
+//! next request as soon as the last response is in, so the request rate —
+//! and with it the close rate that sets every TIME_WAIT count — is
+//! whatever this machine allows. With a rate the load is open-loop, as
+//! wrk2's `-R`: the requests per second are spread evenly over the
+//! connections (connection `i` of `c` sends its `k`-th request at
+//! `start + (i + k·c) / rate`), each is sent when its time comes, and a
+//! connection closed in between is opened again only when its next request
+//! is due (so with `close_after: 1` the rate is a connection rate). A
+//! request whose connection is still busy, or whose client fell behind, is
+//! sent as soon as it can and counted *late*; its latency is measured from
+//! its **scheduled** time, not from when it was sent (the coordinated
+//! omission correction: a stalled server would otherwise hide its stall
+//! in requests never sent). The service time (from writing the request)
+//! is reported beside it. A failed connect uses up its request's time, so
+//! the attempts keep the rate.
+//!
+//! # Who closes on `Connection: close`: [`LoadOptions::close_delay`]
+//!
+//! wrk closes the instant it reads a `Connection: close` response, racing
+//! the server's own FIN. `close_delay` waits that long before closing: a
+//! server that closes right after its response then sends the first FIN
+//! and keeps the TIME_WAIT, and the client, closing second, keeps none
+//! (it models a client that lingers over a response before releasing
+//! the connection).
+//!
 //! # Latency
 //!
 //! Each connection task records the latency of its completed requests (from
-//! writing the request to the end of the response) in its own HDR histogram
-//! at microsecond resolution, 3 significant digits; the histograms are merged
-//! at the end. Requests still in flight when the run stops are not counted,
-//! as in wrk.
+//! writing the request to the end of the response; with a rate, from the
+//! request's scheduled time) in its own HDR histogram at microsecond
+//! resolution, 3 significant digits; the histograms are merged at the end.
+//! Requests still in flight when the run stops are not counted, as in wrk.
 
 mod http;
 use http::*;
@@ -110,7 +138,7 @@ use tokio::sync::oneshot;
 use crate::common::counts::{ClientStats, Counts, ErrorCounts, Latency};
 
 /// Options of `twlab load`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadOptions {
     /// Server to connect to.
     pub target: SocketAddr,
@@ -143,7 +171,18 @@ pub struct LoadOptions {
     /// `Connection: close`, on a timeout or an error, at the end of the run)
     /// sends RST instead of FIN, so the client keeps no TIME_WAIT socket.
     pub linger_zero: bool,
+    /// Requests per second over the whole load, spread over the
+    /// connections on a fixed schedule (open loop, see the module docs);
+    /// `None` = closed loop, as fast as responses come back.
+    pub rate: Option<f64>,
+    /// After reading a `Connection: close` response, wait this long
+    /// before closing (see the module docs); zero = at once, as wrk.
+    pub close_delay: Duration,
 }
+
+/// The highest `rate` a load accepts: a million requests per second is
+/// far beyond what one client host sends.
+pub const MAX_RATE: f64 = 1_000_000.0;
 
 /// wrk's default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -161,6 +200,16 @@ fn validate(opts: &LoadOptions) -> Result<(), String> {
     }
     if opts.timeout.is_zero() {
         return Err("timeout must be positive".into());
+    }
+    if let Some(rate) = opts.rate
+        && !(rate > 0.0 && rate <= MAX_RATE)
+    {
+        return Err(format!(
+            "rate must be more than 0 and at most {MAX_RATE} requests per second, not {rate}"
+        ));
+    }
+    if opts.close_delay >= opts.timeout {
+        return Err("close delay must be shorter than the request timeout".into());
     }
     let bad = |s: &str| {
         s.bytes()
@@ -194,6 +243,29 @@ struct Shared {
     close_after: u64,
     /// [`LoadOptions::linger_zero`].
     linger_zero: bool,
+    /// With a rate: the time between two requests of one connection.
+    interval: Option<Duration>,
+    /// [`LoadOptions::close_delay`].
+    close_delay: Duration,
+}
+
+/// A connection slot's place on an open-loop schedule.
+struct Due {
+    /// When its next request is due.
+    next: tokio::time::Instant,
+    /// Between two of its requests.
+    interval: Duration,
+}
+
+impl Due {
+    /// Wait for the next request's time; returns that time (to measure
+    /// latency from) and moves the schedule on by one request.
+    async fn wait(&mut self) -> tokio::time::Instant {
+        let at = self.next;
+        tokio::time::sleep_until(at).await;
+        self.next += self.interval;
+        at
+    }
 }
 
 /// One connection slot's counters; merged into [`ClientStats`] at the end.
@@ -207,10 +279,16 @@ struct SlotStats {
     write: u64,
     timeout: u64,
     latency_us: Histogram<u64>,
+    /// With a rate: from writing each request to the end of its response.
+    service_us: Option<Histogram<u64>>,
+    /// With a rate: requests whose time came, late ones, the longest lag.
+    scheduled: u64,
+    late: u64,
+    max_lag: Duration,
 }
 
 impl SlotStats {
-    fn new(timeout: Duration) -> Self {
+    fn new(timeout: Duration, scheduled: bool) -> Self {
         SlotStats {
             requests: 0,
             by_class: [0; 7],
@@ -219,16 +297,36 @@ impl SlotStats {
             read: 0,
             write: 0,
             timeout: 0,
-            latency_us: new_histogram(timeout),
+            // Latency from the scheduled time can exceed the timeout by how
+            // late the request was: room for ten timeouts.
+            latency_us: new_histogram(if scheduled { timeout * 10 } else { timeout }),
+            service_us: scheduled.then(|| new_histogram(timeout)),
+            scheduled: 0,
+            late: 0,
+            max_lag: Duration::ZERO,
         }
     }
 
-    fn record(&mut self, status: u16, latency: Duration) {
+    /// A completed request: `latency` from its scheduled time (or from
+    /// sending it, in a closed loop), `service` from sending it.
+    fn record(&mut self, status: u16, latency: Duration, service: Duration) {
         self.requests += 1;
         let class = usize::from(status / 100).min(6);
         self.by_class[class] += 1;
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(us.max(1));
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latency_us.saturating_record(us(latency));
+        if let Some(h) = &mut self.service_us {
+            h.saturating_record(us(service));
+        }
+    }
+
+    /// A request whose time came, sent (or its connect begun) `lag` after it.
+    fn due(&mut self, lag: Duration) {
+        self.scheduled += 1;
+        if lag.as_secs_f64() * 1000.0 > crate::common::counts::LATE_AFTER_MS {
+            self.late += 1;
+        }
+        self.max_lag = self.max_lag.max(lag);
     }
 
     fn connect_error(&mut self, errno: String) {
@@ -291,18 +389,40 @@ async fn connect(shared: &Shared) -> std::io::Result<TcpStream> {
 /// server says so, after `close_after` requests, or when anything fails.
 /// Returns when the socket is closed (also when the future is dropped
 /// mid-request at the end of the run).
-async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
+///
+/// On an open-loop schedule (`due`), the connection is opened when its
+/// first request is due (a failed connect uses that request's time, so
+/// the attempts keep the rate), and every request waits for its time;
+/// latency is measured from that time.
+async fn connection(
+    shared: &Shared,
+    st: &mut SlotStats,
+    buf: &mut BytesMut,
+    due: &mut Option<Due>,
+) {
     buf.clear();
+    let mut first = match due {
+        Some(d) => {
+            let at = d.wait().await;
+            st.due(at.elapsed());
+            Some(at)
+        }
+        None => None,
+    };
     let mut stream = match tokio::time::timeout(shared.timeout, connect(shared)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             st.connect_error(errno_name(&e));
-            tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            if due.is_none() {
+                tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            }
             return;
         }
         Err(_) => {
             st.connect_error(format!("{:?}", nix::errno::Errno::ETIMEDOUT));
-            tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            if due.is_none() {
+                tokio::time::sleep(CONNECT_RETRY_BACKOFF).await;
+            }
             return;
         }
     };
@@ -311,16 +431,40 @@ async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
     let _ = stream.set_nodelay(true);
     let mut completed = 0u64;
     loop {
+        // The request's time: the connection's first was waited for
+        // before connecting; the others are waited for here.
+        let scheduled = match (first.take(), due.as_mut()) {
+            (Some(at), _) => Some(at),
+            (None, Some(d)) => {
+                let at = d.wait().await;
+                st.due(at.elapsed());
+                Some(at)
+            }
+            (None, None) => None,
+        };
         let start = Instant::now();
         let outcome =
             tokio::time::timeout(shared.timeout, exchange(&mut stream, &shared.request, buf)).await;
         match outcome {
             Ok(Ok(done)) => {
-                st.record(done.status, start.elapsed());
+                let service = start.elapsed();
+                let latency = scheduled.map_or(service, |at| at.elapsed());
+                st.record(done.status, latency, service);
                 completed += 1;
                 // The server's `Connection: close` or our own limit, whichever
                 // comes first. Under our limit the server has not closed and
                 // is waiting for the next request: our FIN is the first one.
+                if done.close && !shared.close_delay.is_zero() {
+                    // Let the server's FIN come first (see the module docs),
+                    // without holding the slot: its next request goes out
+                    // on a new connection meanwhile, on time.
+                    let delay = shared.close_delay;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        drop(stream);
+                    });
+                    return;
+                }
                 if done.close || completed == shared.close_after {
                     // Dropping the stream closes the socket right now (with
                     // RST under linger zero).
@@ -347,14 +491,24 @@ async fn connection(shared: &Shared, st: &mut SlotStats, buf: &mut BytesMut) {
 /// sender is dropped). Each slot has its own oneshot: polling it on every
 /// wake-up is a lock-free check, where a shared `watch` or `Notify` would
 /// take one mutex shared by all slots for every request.
-async fn slot(shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) -> SlotStats {
-    let mut st = SlotStats::new(shared.timeout);
+///
+/// `first_due`: on an open-loop schedule, when the slot's first request is
+/// due (the slots are staggered over one interval).
+async fn slot(
+    shared: Arc<Shared>,
+    first_due: Option<tokio::time::Instant>,
+    mut stop: oneshot::Receiver<()>,
+) -> SlotStats {
+    let mut st = SlotStats::new(shared.timeout, first_due.is_some());
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut due = first_due
+        .zip(shared.interval)
+        .map(|(next, interval)| Due { next, interval });
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            () = connection(&shared, &mut st, &mut buf) => {}
+            () = connection(&shared, &mut st, &mut buf, &mut due) => {}
         }
     }
     st
@@ -388,12 +542,26 @@ pub async fn run_load(opts: LoadOptions, stop: impl Future<Output = ()>) -> Clie
         timeout: opts.timeout,
         close_after: opts.close_after,
         linger_zero: opts.linger_zero,
+        interval: opts
+            .rate
+            .map(|r| Duration::from_secs_f64(f64::from(opts.connections) / r)),
+        close_delay: opts.close_delay,
     });
     let started = Instant::now();
+    let origin = tokio::time::Instant::from_std(started);
+    // Slot `i` of `c` starts `i / rate` in: the requests of all slots
+    // together come evenly, `1 / rate` apart.
+    let first_due = |i: u32| {
+        opts.rate
+            .map(|r| origin + Duration::from_secs_f64(f64::from(i) / r))
+    };
     let (stops, tasks): (Vec<_>, Vec<_>) = (0..opts.connections)
-        .map(|_| {
+        .map(|i| {
             let (tx, rx) = oneshot::channel::<()>();
-            (tx, tokio::spawn(slot(Arc::clone(&shared), rx)))
+            (
+                tx,
+                tokio::spawn(slot(Arc::clone(&shared), first_due(i), rx)),
+            )
         })
         .unzip();
     tokio::select! {
@@ -414,7 +582,7 @@ pub async fn run_load(opts: LoadOptions, stop: impl Future<Output = ()>) -> Clie
             Err(_) => lost_tasks += 1,
         }
     }
-    let mut stats = merge(slots, elapsed, opts.timeout);
+    let mut stats = merge(slots, elapsed, opts.timeout, opts.rate);
     if lost_tasks > 0 {
         stats.notes.push(format!(
             "{lost_tasks} connection task(s) failed; their counts are missing"
@@ -424,8 +592,19 @@ pub async fn run_load(opts: LoadOptions, stop: impl Future<Output = ()>) -> Clie
 }
 
 /// Sums the slots into the report.
-fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientStats {
-    let mut hist = new_histogram(timeout);
+fn merge(
+    slots: Vec<SlotStats>,
+    elapsed: Duration,
+    timeout: Duration,
+    rate: Option<f64>,
+) -> ClientStats {
+    let mut hist = new_histogram(if rate.is_some() {
+        timeout * 10
+    } else {
+        timeout
+    });
+    let mut service = new_histogram(timeout);
+    let (mut scheduled, mut late, mut max_lag) = (0, 0, Duration::ZERO);
     let mut by_class = [0u64; 7];
     let mut requests = 0;
     let mut opened = 0;
@@ -450,6 +629,12 @@ fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientS
         // Same bounds everywhere, so adding cannot fail; if it did, the
         // latency would only miss that slot.
         let _ = hist.add(&st.latency_us);
+        if let Some(h) = &st.service_us {
+            let _ = service.add(h);
+        }
+        scheduled += st.scheduled;
+        late += st.late;
+        max_lag = max_lag.max(st.max_lag);
     }
     errors.connect_by_errno = Some(by_errno);
 
@@ -467,22 +652,14 @@ fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientS
     }
     let non_2xx_3xx = requests - by_class[2] - by_class[3];
 
-    let ms = |us: u64| us as f64 / 1000.0;
-    let latency = if hist.is_empty() {
-        Latency {
-            p75_ms: Some(0.0),
-            ..Latency::default()
-        }
-    } else {
-        Latency {
-            mean_ms: hist.mean() / 1000.0,
-            p50_ms: ms(hist.value_at_quantile(0.50)),
-            p75_ms: Some(ms(hist.value_at_quantile(0.75))),
-            p90_ms: ms(hist.value_at_quantile(0.90)),
-            p99_ms: ms(hist.value_at_quantile(0.99)),
-            max_ms: ms(hist.max()),
-        }
-    };
+    let latency = latency_of(&hist);
+    let schedule = rate.map(|rate| crate::common::counts::Schedule {
+        rate,
+        scheduled,
+        late,
+        max_lag_ms: max_lag.as_secs_f64() * 1000.0,
+        service_latency: latency_of(&service),
+    });
 
     let secs = elapsed.as_secs_f64();
     let mut notes = Vec::new();
@@ -515,6 +692,26 @@ fn merge(slots: Vec<SlotStats>, elapsed: Duration, timeout: Duration) -> ClientS
         latency,
         cpu_secs: process_cpu_secs(),
         notes,
+        schedule,
+    }
+}
+
+/// The percentiles of a histogram of microseconds, in milliseconds.
+fn latency_of(hist: &Histogram<u64>) -> Latency {
+    let ms = |us: u64| us as f64 / 1000.0;
+    if hist.is_empty() {
+        return Latency {
+            p75_ms: Some(0.0),
+            ..Latency::default()
+        };
+    }
+    Latency {
+        mean_ms: hist.mean() / 1000.0,
+        p50_ms: ms(hist.value_at_quantile(0.50)),
+        p75_ms: Some(ms(hist.value_at_quantile(0.75))),
+        p90_ms: ms(hist.value_at_quantile(0.90)),
+        p99_ms: ms(hist.value_at_quantile(0.99)),
+        max_ms: ms(hist.max()),
     }
 }
 

@@ -51,6 +51,12 @@ pub fn argv(spec: &ClientSpec, endpoint: Endpoint, exe: &Path) -> Vec<String> {
             if spec.linger_zero {
                 argv.push("--linger-zero".into());
             }
+            if let Some(rate) = spec.rate {
+                argv.extend(["--rate".into(), rate.to_string()]);
+            }
+            if !spec.close_delay.0.is_zero() {
+                argv.extend(["--close-delay".into(), spec.close_delay.to_string()]);
+            }
             argv
         }
         ClientTool::Wrk => wrk::wrk_argv(

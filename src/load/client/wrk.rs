@@ -172,6 +172,7 @@ pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
         // wrk does not say; twlab measures it from /proc while wrk runs.
         cpu_secs: None,
         notes,
+        schedule: None,
     })
 }
 

@@ -46,6 +46,22 @@
 //! is not meant to be the bottleneck of an experiment: on a 2-core machine it
 //! keeps up with what wrk (or twlab's builtin client) can send to it.
 //!
+//! # Who closes first: [`ServeOptions::close_delay`]
+//!
+//! The side whose FIN goes first keeps the TIME_WAIT. Tomcat's NIO
+//! connector closes right after it writes the `Connection: close`
+//! response, and wrk closes the instant it reads it: the two FINs race,
+//! and which side wins is an accident of timing (on two hosts both often
+//! win: a simultaneous close leaves TIME_WAIT on both sides). A close
+//! delay fixes the order: the server waits that long after its last
+//! response before its FIN, reading meanwhile, and closes at once when the
+//! client's FIN comes first. With a delay longer than the client's
+//! reaction time the client always closes first and the server, closing
+//! second, keeps no TIME_WAIT (a proxy or server that waits for the client
+//! to close); zero is Tomcat's immediate close; a delay near the client's
+//! reaction time makes the closes simultaneous. The client has the
+//! matching knob (`twlab load --close-delay`) to make itself the second.
+//!
 //! # Closing with RST: [`ServeOptions::linger_zero`]
 //!
 //! Whoever sends the first FIN (the *active closer*) ends in TIME_WAIT for
@@ -116,6 +132,10 @@ pub struct ServeOptions {
     /// instead of FIN and the server keeps no TIME_WAIT socket (see the
     /// module docs, "Closing with RST"). `false` is Tomcat's default FIN close.
     pub linger_zero: bool,
+    /// Between a `Connection: close` response and the server's FIN, wait
+    /// this long or until the client closes, whichever comes first (see
+    /// the module docs, "Who closes first"). Zero: at once, as Tomcat.
+    pub close_delay: Duration,
 }
 
 /// Tomcat's `maxKeepAliveRequests` default.
@@ -173,10 +193,21 @@ pub async fn serve(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> st
     serve_on_with(
         listener,
         opts.max_keepalive_requests,
-        opts.linger_zero,
+        Closing {
+            linger_zero: opts.linger_zero,
+            delay: opts.close_delay,
+        },
         shutdown,
     )
     .await
+}
+
+/// How the server closes a connection ([`ServeOptions::linger_zero`],
+/// [`ServeOptions::close_delay`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Closing {
+    pub linger_zero: bool,
+    pub delay: Duration,
 }
 
 /// Serves on an already bound `listener` (see [`bind`]) until `shutdown`
@@ -191,23 +222,34 @@ pub async fn serve_on(
     max_keepalive_requests: u64,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_on_with(listener, max_keepalive_requests, false, shutdown).await
+    serve_on_with(
+        listener,
+        max_keepalive_requests,
+        Closing::default(),
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve_on`] with [`ServeOptions::linger_zero`]: when `linger_zero`, every
+/// [`serve_on`] with how to close ([`Closing`]): with `linger_zero`, every
 /// connection the server closes is closed with RST (`SO_LINGER {on, 0}`)
-/// once the peer has acknowledged the last response.
+/// once the peer has acknowledged the last response; with a `delay`, the
+/// close waits for it or for the client's own close.
 pub async fn serve_on_with(
     listener: TcpListener,
     max_keepalive_requests: u64,
-    linger_zero: bool,
+    closing: Closing,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
-    let how = if linger_zero {
-        "with RST (SO_LINGER 0)"
-    } else {
-        "with FIN"
+    let how = match (closing.linger_zero, closing.delay.is_zero()) {
+        (true, true) => "with RST (SO_LINGER 0)".to_string(),
+        (false, true) => "with FIN".to_string(),
+        (lz, false) => format!(
+            "with {} {} after the last response or at the client's close, whichever is first",
+            if lz { "RST (SO_LINGER 0)" } else { "FIN" },
+            humantime::format_duration(closing.delay)
+        ),
     };
     if max_keepalive_requests == 0 {
         errln!(
@@ -239,7 +281,7 @@ pub async fn serve_on_with(
                     // dropped unserved (shutdown) closes the linger-zero way.
                     conns.spawn(serve_connection(
                         builder.clone(),
-                        ServerStream::new(stream, linger_zero),
+                        ServerStream::new(stream, closing),
                         max_keepalive_requests,
                     ));
                 }
@@ -307,11 +349,21 @@ const LINGER_DRAIN_POLL: Duration = Duration::from_millis(1);
 ///   `close()` sends RST and frees the socket at once: no FIN_WAIT, no
 ///   TIME_WAIT. Drop also covers the closes without `poll_shutdown`: idle
 ///   timeout, protocol errors, server shutdown.
+///
+/// With a close delay, `poll_shutdown` first waits for the delay or the
+/// client's EOF, whichever comes first, reading (and discarding) whatever
+/// the client still sends.
 struct ServerStream {
     stream: TcpStream,
     linger_zero: bool,
     /// Set while `poll_shutdown` waits for the send queue to drain.
     drain: Option<Drain>,
+    /// [`ServeOptions::close_delay`].
+    close_delay: Duration,
+    /// Set while `poll_shutdown` waits out the close delay.
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The close delay is over (or the client closed).
+    delayed: bool,
 }
 
 /// State of the wait for the send queue to drain.
@@ -321,12 +373,42 @@ struct Drain {
 }
 
 impl ServerStream {
-    fn new(stream: TcpStream, linger_zero: bool) -> Self {
+    fn new(stream: TcpStream, closing: Closing) -> Self {
         ServerStream {
             stream,
-            linger_zero,
+            linger_zero: closing.linger_zero,
             drain: None,
+            close_delay: closing.delay,
+            delay: None,
+            delayed: closing.delay.is_zero(),
         }
+    }
+
+    /// Waits out the close delay, ending early at the client's EOF (or a
+    /// read error: the connection is over either way).
+    fn poll_close_delay(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.delayed {
+            return Poll::Ready(());
+        }
+        let mut scratch = [0u8; 1024];
+        loop {
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                Poll::Ready(_) => {
+                    self.delayed = true;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => break,
+            }
+        }
+        let delay = self.close_delay;
+        let sleep = self
+            .delay
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        std::task::ready!(sleep.as_mut().poll(cx));
+        self.delayed = true;
+        Poll::Ready(())
     }
 
     /// Waits (bounded) until every byte written has been acknowledged.
@@ -417,6 +499,7 @@ impl AsyncWrite for ServerStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        std::task::ready!(self.poll_close_delay(cx));
         if self.linger_zero {
             // No FIN: Drop resets the connection once the peer has it all.
             self.poll_drained(cx).map(Ok)

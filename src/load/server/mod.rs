@@ -109,6 +109,9 @@ pub fn builtin_argv(exe: &Path, spec: &ServerSpec) -> Vec<String> {
     if spec.linger_zero {
         argv.push("--linger-zero".into());
     }
+    if !spec.close_delay.0.is_zero() {
+        argv.extend(["--close-delay".into(), spec.close_delay.to_string()]);
+    }
     argv
 }
 

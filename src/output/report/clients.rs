@@ -2,6 +2,7 @@
 //! aggregated over runs, with their spread.
 
 use super::*;
+use crate::common::counts::{ClientStats, Schedule};
 
 /// Client figures of a variant: means over its completed runs with a client.
 #[derive(Default)]
@@ -147,6 +148,7 @@ pub(super) fn client_tables(out: &mut String, view: &View) {
     out.push_str(&markdown::table(&header, rows, &left));
 
     client_spread(out, view);
+    schedule_table(out, view);
 
     let show_errno = aggs
         .iter()
@@ -293,5 +295,67 @@ pub(super) fn client_spread(out: &mut String, view: &View) {
         ],
         rows,
         &[0, 1],
+    ));
+}
+
+/// An open-loop load (`client.rate`): per variant, the rate asked and
+/// achieved, how many requests went out late and by how much, and the
+/// service time beside the latency from the scheduled time (which the
+/// table above gives).
+fn schedule_table(out: &mut String, view: &View) {
+    let mut rows = Vec::new();
+    for v in view.variants {
+        let runs: Vec<(&ClientStats, &Schedule)> = v
+            .runs
+            .iter()
+            .filter(|r| r.is_complete())
+            .filter_map(|r| r.client.as_ref())
+            .filter_map(|c| c.schedule.as_ref().map(|s| (c, s)))
+            .collect();
+        if runs.is_empty() {
+            continue;
+        }
+        let n = runs.len() as f64;
+        let mean = |f: &dyn Fn(&ClientStats, &Schedule) -> f64| {
+            runs.iter().map(|(c, s)| f(c, s)).sum::<f64>() / n
+        };
+        let asked = mean(&|_, s| s.rate);
+        let achieved = mean(&|c, _| c.requests_per_sec);
+        rows.push(vec![
+            code(&v.name),
+            num(asked),
+            num(achieved),
+            format!("{:.1}%", 100.0 * achieved / asked.max(f64::MIN_POSITIVE)),
+            num(mean(&|_, s| s.late as f64)),
+            num(runs.iter().map(|(_, s)| s.max_lag_ms).fold(0.0, f64::max)),
+            num(mean(&|_, s| s.service_latency.p50_ms)),
+            num(mean(&|_, s| s.service_latency.p99_ms)),
+        ]);
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "Open loop (`client.rate`): the requests per second asked for and achieved (means over \
+         completed runs), the requests sent more than {} ms after their scheduled time \
+         (*late*, per run) and the longest wait. Latency above is measured from each \
+         request's scheduled time (coordinated omission corrected); the service time, from \
+         sending it, is here.\n\n",
+        crate::common::counts::LATE_AFTER_MS
+    );
+    out.push_str(&markdown::table(
+        &[
+            "variant",
+            "rate asked",
+            "req/s achieved",
+            "kept",
+            "late",
+            "max lag ms",
+            "service p50 ms",
+            "service p99 ms",
+        ],
+        rows,
+        &[0],
     ));
 }

@@ -67,6 +67,7 @@ fn builtin_client(requests: u64, rps: f64, p50: f64, p99: f64) -> ClientStats {
         },
         cpu_secs: None,
         notes: vec![],
+        schedule: None,
     }
 }
 
@@ -263,6 +264,7 @@ fn with_failed_run() -> Summary {
         },
         cpu_secs: None,
         notes: vec!["wrk reported 37 connect errors. wrk drops a connection slot for good when connect() fails, so under local port exhaustion (EADDRNOTAVAIL) the run stalls with fewer live connections (up to 37 of its 100 connections lost) — unlike twlab's builtin client, which retries; its throughput is not comparable with a run without connect errors.".into()],
+        schedule: None,
     };
     for v in &mut s.variants {
         for r in &mut v.runs {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::load::server::builtin::test_support::{Entry, Sides, TimeWait};
-use crate::load::server::builtin::{bind, serve_on, serve_on_with};
+use crate::load::server::builtin::{Closing, bind, serve_on, serve_on_with};
 use std::net::Ipv4Addr;
 use tokio::io::AsyncBufReadExt;
 
@@ -17,6 +17,8 @@ fn opts(target: SocketAddr, connections: u32, duration: Duration) -> LoadOptions
         timeout: DEFAULT_TIMEOUT,
         close_after: 0,
         linger_zero: false,
+        rate: None,
+        close_delay: Duration::ZERO,
     }
 }
 
@@ -330,9 +332,17 @@ async fn linger_zero_server_resets_a_client_that_closed_first() {
     let addr = listener.local_addr().expect("addr");
     let watch = TimeWait::new(addr.port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve_on_with(listener, 0, true, async move {
-        let _ = rx.await;
-    }));
+    let server = tokio::spawn(serve_on_with(
+        listener,
+        0,
+        Closing {
+            linger_zero: true,
+            delay: Duration::ZERO,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
     let stats = tokio::time::timeout(
         Duration::from_secs(10),
         run_load(close_opts(addr, 10, false), std::future::pending()),
@@ -415,4 +425,125 @@ fn errno_names() {
     assert_eq!(errno_name(&e), "EADDRNOTAVAIL");
     let e = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
     assert_eq!(errno_name(&e), "ECONNREFUSED");
+}
+
+/// A server (closing after `n` requests, with `delay` before its FIN) on
+/// loopback, and the handles to stop it.
+async fn server_closing(
+    n: u64,
+    delay: Duration,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = Closing {
+        linger_zero: false,
+        delay,
+    };
+    let server = tokio::spawn(serve_on_with(listener, n, closing, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_sends_on_its_schedule_and_never_more() {
+    let (addr, stop, server) = server_closing(0, Duration::ZERO).await;
+    let mut o = opts(addr, 8, Duration::from_secs(2));
+    o.rate = Some(400.0);
+    let stats = run_load(o, std::future::pending()).await;
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve");
+    let schedule = stats
+        .schedule
+        .clone()
+        .expect("an open loop reports its schedule");
+    assert_eq!(schedule.rate, 400.0);
+    // A closed loop on loopback does tens of thousands; the schedule
+    // allows 400/s for 2 s (and a request per connection in flight).
+    assert!(stats.requests <= 800 + 8, "{stats:?}");
+    assert!(stats.requests >= 720, "the rate was not kept: {stats:?}");
+    assert!(schedule.scheduled >= stats.requests, "{schedule:?}");
+    // Latency from the scheduled time is never below the service time.
+    assert!(
+        stats.latency.p50_ms >= schedule.service_latency.p50_ms,
+        "{stats:?}"
+    );
+    assert_eq!(stats.connections_opened, Some(8), "keep-alive connections");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_closing_after_each_request_is_a_connection_rate() {
+    let (addr, stop, server) = server_closing(0, Duration::ZERO).await;
+    let mut o = opts(addr, 4, Duration::from_secs(1));
+    o.rate = Some(200.0);
+    o.close_after = 1;
+    let stats = run_load(o, std::future::pending()).await;
+    let _ = stop.send(());
+    server.await.expect("join").expect("serve");
+    let opened = stats.connections_opened.unwrap_or_default();
+    assert!(opened <= 200 + 4, "{stats:?}");
+    // Kept on a machine busy with other tests: most of it, never more.
+    assert!(opened >= 150, "{stats:?}");
+    assert_eq!(opened, stats.requests, "one connection per request");
+}
+
+#[test]
+fn a_rate_out_of_range_or_a_close_delay_past_the_timeout_is_refused() {
+    let target = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 9);
+    for rate in [0.0, -1.0, f64::NAN, MAX_RATE * 2.0] {
+        let mut o = opts(target, 1, Duration::from_secs(1));
+        o.rate = Some(rate);
+        assert!(validate(&o).is_err(), "{rate}");
+    }
+    let mut o = opts(target, 1, Duration::from_secs(1));
+    o.close_delay = o.timeout;
+    assert!(validate(&o).is_err());
+}
+
+/// Who closes first, as a knob: the server's close delay makes the
+/// client's FIN the first (TIME_WAIT on the client only); the client's
+/// makes the server's the first (TIME_WAIT on the server only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_delay_moves_time_wait_to_the_other_side() {
+    const REQUESTS: f64 = 40.0;
+    for (server_delay, client_delay) in [
+        (Duration::from_millis(300), Duration::ZERO),
+        (Duration::ZERO, Duration::from_millis(300)),
+    ] {
+        let (addr, stop, server) = server_closing(1, server_delay).await;
+        let watch = TimeWait::new(addr.port());
+        let mut o = opts(addr, 4, Duration::from_millis(500));
+        o.rate = Some(REQUESTS / 0.5);
+        o.close_delay = client_delay;
+        let stats = run_load(o, std::future::pending()).await;
+        let done = stats.requests as usize;
+        assert!(done >= 10, "{stats:?}");
+        let tw = tokio::task::spawn_blocking(move || {
+            watch.wait_for(Duration::from_secs(5), |s| s.server + s.client >= done)
+        })
+        .await
+        .expect("join");
+        let _ = stop.send(());
+        server.await.expect("join").expect("serve");
+        // The side that closes second keeps (next to) none: a stall of the
+        // machine longer than the delay could let one FIN through late.
+        let (first, second) = if server_delay > client_delay {
+            (tw.client, tw.server)
+        } else {
+            (tw.server, tw.client)
+        };
+        assert!(
+            first >= done * 9 / 10,
+            "{tw:?} of {done} ({server_delay:?}, {client_delay:?})"
+        );
+        assert!(
+            second * 20 <= done,
+            "{tw:?} of {done} ({server_delay:?}, {client_delay:?})"
+        );
+    }
 }

@@ -32,9 +32,17 @@ async fn start_with(
     let listener = bind(SocketAddr::new(ip, 0)).expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(serve_on_with(listener, n, linger_zero, async move {
-        let _ = rx.await;
-    }));
+    let handle = tokio::spawn(serve_on_with(
+        listener,
+        n,
+        Closing {
+            linger_zero,
+            delay: Duration::ZERO,
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
     (addr, tx, handle)
 }
 
