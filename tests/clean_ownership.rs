@@ -68,7 +68,7 @@ impl Drop for Made {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for name in &self.namespaces {
+        for name in self.namespaces.iter().filter(|n| exists(n)) {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
         for file in &self.files {
@@ -165,4 +165,55 @@ fn plain_clean_leaves_namespaces_it_cannot_prove_are_a_dead_runs() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!owner.exists(), "the dead run's owner file is left: {said}");
+}
+
+/// `twlab clean --force` cannot undo a real lab while a live run holds the
+/// machine's lock; it must say so, not suggest `--force` (issue 23, 11c).
+/// The lock is held for real (flock on the lock file a run takes); the
+/// clean runs in a private mount namespace whose `/run/netns` and
+/// `/run/twlab` are empty tmpfs of its own and with no Docker engine, so
+/// its `--force` cannot reach any other twlab run on this machine.
+#[test]
+fn clean_force_on_a_machine_held_by_a_live_run_says_why_without_suggesting_force() {
+    if !require_root(
+        "clean_force_on_a_machine_held_by_a_live_run_says_why_without_suggesting_force",
+    ) {
+        return;
+    }
+    let state = tempfile::tempdir().expect("state dir");
+    // SAFETY: nextest runs each test in a process of its own; no other
+    // thread reads the environment.
+    unsafe { std::env::set_var("TWLAB_STATE_DIR", state.path()) };
+    let lab: twlab::scenario::labfile::LabSpec =
+        serde_yaml_ng::from_str("hosts:\n  server: {}\n  client: {}\n").expect("lab");
+    let id = format!("t{}", netns::random_id());
+    let _journal = twlab::lab::restore::RestoreFile::create(&id, &lab).expect("journal");
+    let script = "mount -t tmpfs tmpfs /run/netns && mount -t tmpfs tmpfs /run/twlab \
+                  && exec 9>/run/twlab/host-local.lock && flock -n 9 && exec \"$0\" clean --force";
+    std::fs::create_dir_all("/run/netns").expect("/run/netns");
+    std::fs::create_dir_all(netns::OWNER_DIR).expect("/run/twlab");
+    let out = run_expecting(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(env!("CARGO_BIN_EXE_twlab"))
+            .env("TWLAB_STATE_DIR", state.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/twlab-test-docker.sock"),
+        0,
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(said.contains(&format!("left real lab {id}: ")), "{said}");
+    assert!(said.contains("another twlab run is using local"), "{said}");
+    assert!(
+        said.contains("`--force` does not take a machine from a live run"),
+        "{said}"
+    );
+    assert!(!said.contains("--force` removes it"), "{said}");
+    assert!(
+        state
+            .path()
+            .join("restore")
+            .join(format!("{id}.json"))
+            .exists(),
+        "the journal of a machine in use was removed: {said}"
+    );
 }

@@ -81,6 +81,10 @@ impl Left {
     }
 }
 
+/// Why a real lab held by a live run's lock is left, with or without
+/// `--force`.
+const LIVE_LOCK: &str = "`--force` does not take a machine from a live run: `twlab clean` undoes this journal once that run has ended";
+
 /// Why a namespace cannot be proved a dead twlab run's, if it cannot.
 fn not_provably_dead(name: &str) -> Option<String> {
     let Some(id) = netns::run_id_of(name).filter(|id| netns::is_run_id(id)) else {
@@ -136,7 +140,7 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             Err(e) => {
                 done.left.push(Left {
                     what: format!("real lab {}", state.lab_id),
-                    why: format!("{e}; not even `--force` undoes it while that run holds the machine: run `twlab clean` again once it has ended"),
+                    why: format!("{e}; {LIVE_LOCK}"),
                     force_removes: false,
                 });
                 continue;
@@ -321,7 +325,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
             Err(e) => {
                 done.left.push(Left {
                     what: format!("real lab {}, {side} host {}", state.lab_id, h.describe()),
-                    why: format!("{e}; not even `--force` undoes it while that run holds the machine: run `twlab clean` again once it has ended"),
+                    why: format!("{e}; {LIVE_LOCK}"),
                     force_removes: false,
                 });
                 host.close().await;
