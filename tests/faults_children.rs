@@ -109,9 +109,10 @@ fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
 }
 
 /// Start a run, send `sig` to its server once samples flow, and return
-/// twlab's stderr after checking exit 3, a quick end, the server's log
-/// named with its last line, and no namespace of the run left.
-fn server_signalled_mid_load(sig: Signal) -> String {
+/// twlab's stderr after checking exit 3, that it `said` how the server
+/// died, a quick end, the server's log named with its last line, and no
+/// namespace of the run left.
+fn server_signalled_mid_load(sig: Signal, said: &str) -> String {
     let fx = Fixture::new();
     let (mut child, out) = fx.spawn();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -138,6 +139,7 @@ fn server_signalled_mid_load(sig: Signal) -> String {
     let status = wait_exit(&mut child, Duration::from_secs(30));
     let stderr = fx.stderr();
     assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains(said), "the signal is not named: {stderr}");
     assert!(
         signalled.elapsed() < Duration::from_secs(20),
         "the load ran on after the server died: {:?}",
@@ -188,11 +190,7 @@ fn a_server_killed_by_sigkill_mid_load_is_reported_with_the_signal() {
     if !require_root("a_server_killed_by_sigkill_mid_load_is_reported_with_the_signal") {
         return;
     }
-    let stderr = server_signalled_mid_load(Signal::SIGKILL);
-    assert!(
-        stderr.contains("was killed by signal 9 (SIGKILL)"),
-        "the signal is not named: {stderr}"
-    );
+    server_signalled_mid_load(Signal::SIGKILL, "was killed by signal 9 (SIGKILL)");
 }
 
 #[test]
@@ -200,11 +198,7 @@ fn a_server_stopped_by_sigterm_mid_load_is_reported_with_the_signal() {
     if !require_root("a_server_stopped_by_sigterm_mid_load_is_reported_with_the_signal") {
         return;
     }
-    let stderr = server_signalled_mid_load(Signal::SIGTERM);
-    assert!(
-        stderr.contains("was killed by signal 15 (SIGTERM)"),
-        "the signal is not named: {stderr}"
-    );
+    let stderr = server_signalled_mid_load(Signal::SIGTERM, "was killed by signal 15 (SIGTERM)");
     assert!(
         stderr.contains("twlab serve: stopped by SIGTERM"),
         "the server's own last word is missing: {stderr}"
