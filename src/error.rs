@@ -94,7 +94,31 @@ fn status_text(status: Option<i32>) -> String {
     }
 }
 
-fn stderr_text(stderr: &str) -> String {
+/// How a process ended, in words: `exited with status 3`, `was killed by
+/// signal 9 (SIGKILL)`. A signal death has no exit status; saying one (or
+/// none) would hide who stopped it.
+pub fn ended_text(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal() {
+        Some(sig) => {
+            let name = nix::sys::signal::Signal::try_from(sig)
+                .map(|s| s.as_str())
+                .unwrap_or("an unknown signal");
+            let core = if status.core_dumped() {
+                ", core dumped"
+            } else {
+                ""
+            };
+            format!("was killed by signal {sig} ({name}){core}")
+        }
+        None => format!("ended ({status})"),
+    }
+}
+
+pub(crate) fn stderr_text(stderr: &str) -> String {
     let trimmed = stderr.trim();
     if trimmed.is_empty() {
         String::new()

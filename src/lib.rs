@@ -300,14 +300,14 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::Clean { force } => {
             let done = runtime()?.block_on(clean::clean(force))?;
-            if done.removed.is_empty() && done.in_use.is_empty() && done.failed.is_empty() {
+            if done.removed.is_empty() && done.left.is_empty() && done.failed.is_empty() {
                 outln!("nothing to clean");
             }
             for r in &done.removed {
                 outln!("removed {r}");
             }
-            for r in &done.in_use {
-                outln!("left {r}; `twlab clean --force` removes it too");
+            for r in &done.left {
+                outln!("{}", r.line(force));
             }
             for r in &done.failed {
                 errln!("twlab: could not undo: {r}");

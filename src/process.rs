@@ -8,7 +8,7 @@
 //! the group, then wait so no zombie is left. Dropping a [`Supervised`] that
 //! was not stopped kills its group.
 
-use crate::error::{CommandError, Error, Result, display_argv};
+use crate::error::{CommandError, Error, Result, display_argv, ended_text, stderr_text};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -189,13 +189,20 @@ impl Supervised {
         tail(&self.stderr_log, lines)
     }
 
-    /// An error for a child that ended when it should not have.
+    /// An error for a child that ended when it should not have: how it
+    /// ended (the signal that killed it, or its exit status) and the last
+    /// lines of its log, named by path (the run directory's
+    /// `<variant>-r<N>-server.log` / `-client.log`).
     pub fn died(&self, status: ExitStatus) -> Error {
-        Error::Command(CommandError {
-            command: self.command.clone(),
-            status: status.code(),
-            stderr: self.stderr_tail(20),
-        })
+        let how = match status.code() {
+            Some(0) => "exited with status 0 while it should still have been running".to_string(),
+            _ => ended_text(status),
+        };
+        Error::env(format!(
+            "command failed: `{}` {how}{}",
+            self.command,
+            log_tail_text(&self.stderr_log, &self.stderr_tail(20))
+        ))
     }
 }
 
@@ -259,6 +266,20 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks / hz as f64)
 }
 
+/// The tail of a child's log for a message: its lines indented under the
+/// log's path, or that the log is empty.
+fn log_tail_text(log: &Path, tail: &str) -> String {
+    if tail.trim().is_empty() {
+        format!("\n  its log {} is empty", log.display())
+    } else {
+        format!(
+            "\n  last lines of {}:\n    {}",
+            log.display(),
+            tail.trim_end().replace('\n', "\n    ")
+        )
+    }
+}
+
 /// The last `lines` lines of a file (empty when unreadable).
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -301,6 +322,14 @@ pub async fn output(mut cmd: Command, argv_for_display: &[String]) -> Result<Str
     let out = out?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else if out.status.code().is_none() {
+        // Killed by a signal: no exit status to carry, so the message
+        // names the signal.
+        Err(Error::env(format!(
+            "command failed: `{command}` {}{}",
+            ended_text(out.status),
+            stderr_text(&String::from_utf8_lossy(&out.stderr))
+        )))
     } else {
         Err(Error::Command(CommandError {
             command,
@@ -387,6 +416,41 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "group still alive");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_command_killed_by_a_signal_is_said_so() {
+        let argv: Vec<String> = ["sh", "-c", "echo dying >&2; kill -KILL $$"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let err = output(cmd, &argv).await.unwrap_err().to_string();
+        assert!(err.contains("was killed by signal 9 (SIGKILL)"), "{err}");
+        assert!(err.contains("dying"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_supervised_child_killed_by_a_signal_names_it_and_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x-r1-server.log");
+        let argv: Vec<String> = ["sh", "-c", "echo up >&2; kill -TERM $$"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let mut child = Supervised::spawn(cmd, &argv, &log, false).unwrap();
+        let (status, _) = child.wait().await.unwrap();
+        let err = child.died(status).to_string();
+        assert!(err.contains("was killed by signal 15 (SIGTERM)"), "{err}");
+        assert!(!err.contains("status 0"), "{err}");
+        assert!(
+            err.contains(&format!("last lines of {}", log.display())),
+            "{err}"
+        );
+        assert!(err.contains("\n    up"), "{err}");
     }
 
     #[tokio::test]

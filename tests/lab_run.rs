@@ -471,6 +471,28 @@ fn a_full_disk_stops_the_run_and_leaves_nothing() {
     );
     let samples = count_lines(&dir.join("samples.jsonl"));
     assert!(samples > 0, "the samples before the fault were lost");
+    // No debris (issue 23): no temporary file of a write that failed, and
+    // samples.jsonl ends in a complete line, every line of it JSON.
+    let debris: Vec<String> = [disk.dir.path().to_path_buf(), dir.clone()]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") || n.starts_with(".tmp"))
+        .collect();
+    assert!(
+        debris.is_empty(),
+        "temporary files left: {debris:?}\n{stderr}"
+    );
+    let bytes = std::fs::read(dir.join("samples.jsonl")).expect("samples.jsonl");
+    assert_eq!(
+        bytes.last(),
+        Some(&b'\n'),
+        "samples.jsonl ends in a cut line"
+    );
+    for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("samples.jsonl:{}: {e}: {line}", i + 1));
+    }
     drop(disk);
     assert_clean_machine(&before);
 }

@@ -7,6 +7,17 @@
 //! A lab whose owner file (`/run/twlab/<runid>.pid`) names a live twlab
 //! belongs to a run in progress and is left alone unless `--force`.
 //!
+//! A name that starts with `twlab-` proves nothing: anyone can
+//! `ip netns add twlab-mine`, and deleting a namespace kills what runs in
+//! it. So without `--force` a namespace is removed only when twlab can
+//! prove it is a dead run's: its name is `twlab-<runid>-<role>` with a run
+//! id as twlab makes them ([`netns::is_run_id`]) AND the owner file of that
+//! run exists and names a twlab that has ended (PID and start time). Every
+//! twlab lab writes its owner file before it makes a namespace and leaves
+//! it in place when it is killed or keeps its lab (`--keep`); it removes it
+//! only with the lab. Anything else is left and said why; `--force`
+//! removes it.
+//!
 //! Real hosts leave a restore journal instead ([`crate::lab::restore`]): for
 //! each journal whose owner is dead, under the locks of its machines (by the
 //! lab file's destination, then by identity once each host is connected,
@@ -36,21 +47,75 @@ use std::path::Path;
 #[derive(Debug, Default)]
 pub struct Cleaned {
     pub removed: Vec<String>,
-    /// Labs of a twlab run that is still alive, left alone (without --force).
-    pub in_use: Vec<String>,
+    /// What was left alone, and why.
+    pub left: Vec<Left>,
     /// What could not be undone (kept in the journal for another try).
     pub failed: Vec<String>,
 }
 
-/// Remove every labelled leftover. The lab of a live run (its owner file
-/// names a running twlab) is left alone unless `force`.
+/// Something `clean` left in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    /// What it is: "netns twlab-…", "real lab …".
+    pub what: String,
+    /// Why it was left.
+    pub why: String,
+    /// Would `twlab clean --force` remove it? Not when a live run holds
+    /// the machine's lock: `--force` does not take a lock from a live run.
+    pub force_removes: bool,
+}
+
+impl Left {
+    /// The line `twlab clean` prints for it. `--force` is suggested only
+    /// when it was not given and would remove it; otherwise the reason
+    /// stands alone.
+    pub fn line(&self, forced: bool) -> String {
+        if self.force_removes && !forced {
+            format!(
+                "left {} ({}); `twlab clean --force` removes it",
+                self.what, self.why
+            )
+        } else {
+            format!("left {}: {}", self.what, self.why)
+        }
+    }
+}
+
+/// Why a real lab held by a live run's lock is left, with or without
+/// `--force`.
+const LIVE_LOCK: &str = "`--force` does not take a machine from a live run: `twlab clean` undoes this journal once that run has ended";
+
+/// Why a namespace cannot be proved a dead twlab run's, if it cannot.
+fn not_provably_dead(name: &str) -> Option<String> {
+    let Some(id) = netns::run_id_of(name).filter(|id| netns::is_run_id(id)) else {
+        return Some("not provably twlab's: not a twlab run id".into());
+    };
+    match netns::owner_of(id) {
+        netns::Owner::Dead => None,
+        netns::Owner::Live(pid) => Some(format!("in use by twlab PID {pid}")),
+        netns::Owner::Missing => Some(format!(
+            "not provably twlab's: no owner file {}",
+            netns::owner_file(id).display()
+        )),
+        netns::Owner::Unreadable => Some(format!(
+            "not provably twlab's: its owner file {} names no process",
+            netns::owner_file(id).display()
+        )),
+    }
+}
+
+/// Remove every labelled leftover that is provably a dead twlab run's (see
+/// the module doc); with `force`, every one, live or not.
 pub async fn clean(force: bool) -> Result<Cleaned> {
     lab::require_privileges()?;
     let mut done = Cleaned::default();
     for name in netns::labelled_netns().await? {
-        if !force && let Some(pid) = netns::run_id_of(&name).and_then(netns::live_owner) {
-            done.in_use
-                .push(format!("netns {name} (in use by twlab PID {pid})"));
+        if !force && let Some(why) = not_provably_dead(&name) {
+            done.left.push(Left {
+                what: format!("netns {name}"),
+                why,
+                force_removes: true,
+            });
             continue;
         }
         netns::remove_netns(&name).await;
@@ -58,20 +123,26 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
     }
     for (path, state) in restore::list() {
         if !force && restore::owner_alive(&state) {
-            done.in_use.push(format!(
-                "real lab {} (in use by twlab PID {})",
-                state.lab_id, state.owner_pid
-            ));
+            done.left.push(Left {
+                what: format!("real lab {}", state.lab_id),
+                why: format!("in use by twlab PID {}", state.owner_pid),
+                force_removes: true,
+            });
             continue;
         }
         // A live run on the same machines would have its own changes
         // undone by this journal's old values: wait until it ends. By
         // destination here; by identity once each host is connected (a
-        // live run may name the machine another way).
+        // live run may name the machine another way). `--force` does not
+        // override this: the lock's holder is alive by definition.
         let _locks = match crate::lab::real::lock_destinations(&state.lab, "twlab clean") {
             Ok(locks) => locks,
             Err(e) => {
-                done.in_use.push(format!("real lab {}: {e}", state.lab_id));
+                done.left.push(Left {
+                    what: format!("real lab {}", state.lab_id),
+                    why: format!("{e}; {LIVE_LOCK}"),
+                    force_removes: false,
+                });
                 continue;
             }
         };
@@ -91,8 +162,10 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             Err(e) => done.failed.push(format!("listing containers: {e}")),
         }
     }
-    // Owner files of runs that died (their labs and containers are gone by
-    // now); a live run's stays.
+    // Owner files of runs that died and whose namespaces are gone by now
+    // (one that could not be deleted keeps its file, the proof for another
+    // try); a live run's stays.
+    let remaining: Vec<String> = netns::labelled_netns().await.unwrap_or_default();
     if let Ok(entries) = std::fs::read_dir(netns::OWNER_DIR) {
         for path in entries.flatten().map(|e| e.path()) {
             let Some(run) = path
@@ -102,7 +175,9 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
             else {
                 continue;
             };
-            if netns::live_owner(run).is_none() && std::fs::remove_file(&path).is_ok() {
+            let has_netns = remaining.iter().any(|n| netns::run_id_of(n) == Some(run));
+            if !has_netns && netns::live_owner(run).is_none() && std::fs::remove_file(&path).is_ok()
+            {
                 done.removed.push(format!("owner file {}", path.display()));
             }
         }
@@ -248,11 +323,11 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         match locked {
             Ok(locks) => machine_locks.extend(locks),
             Err(e) => {
-                done.in_use.push(format!(
-                    "real lab {}, {side} host {}: {e}",
-                    state.lab_id,
-                    h.describe()
-                ));
+                done.left.push(Left {
+                    what: format!("real lab {}, {side} host {}", state.lab_id, h.describe()),
+                    why: format!("{e}; {LIVE_LOCK}"),
+                    force_removes: false,
+                });
                 host.close().await;
                 continue;
             }

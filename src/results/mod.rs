@@ -36,13 +36,50 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_text(path, &(text + "\n"))
 }
 
-/// Write a text file via a temporary file and a rename, so a reader never
-/// sees half a file even if twlab is killed while writing.
+/// Write a text file atomically: a temporary file in the same directory
+/// (`.NAME.XXXXXX.tmp`), written and fsynced, renamed over `path`, then the
+/// directory fsynced. A reader sees the old file or the new one, never half
+/// of one, even if twlab is killed or the machine stops; and on every
+/// failure (a full disk above all) the temporary file is removed again
+/// (tempfile's guard), so nothing but the old file is left. The new file
+/// gets the old one's permissions, or `0644` (a tempfile is `0600`).
 pub fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::io(path.display(), e))
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| Error::io(path.display(), e);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .map_err(fail)?;
+    // On error `persist` hands the file back; dropping it removes it.
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    sync_dir(dir).map_err(|e| Error::io(dir.display(), e))
+}
+
+/// fsync a directory, so a rename in it survives a crash. A filesystem
+/// that cannot sync directories (EINVAL) has nothing to sync.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other,
+    }
 }
 
 /// Read `summary.json` of a run directory.

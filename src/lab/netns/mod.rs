@@ -346,9 +346,52 @@ fn owner_is_alive(pid: i32, ticks: Option<u64>) -> bool {
 /// whose process started at another time than the file says is a recycled
 /// one: the owner is dead.
 pub fn live_owner(run_id: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(owner_file(run_id)).ok()?;
-    let (pid, ticks) = parse_owner(&text)?;
-    (pid != std::process::id() as i32 && owner_is_alive(pid, ticks)).then_some(pid)
+    match owner_of(run_id) {
+        Owner::Live(pid) => Some(pid),
+        _ => None,
+    }
+}
+
+/// What the owner file of a run says, for `twlab clean`: only a run whose
+/// file names a dead twlab is provably a dead twlab run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// No owner file (or none readable): nothing says twlab made it.
+    Missing,
+    /// A file that does not name one positive PID.
+    Unreadable,
+    /// The twlab that wrote it still runs.
+    Live(i32),
+    /// The twlab that wrote it is gone (or its PID now names another process).
+    Dead,
+}
+
+/// Read the owner file of `run_id` (see [`Owner`]).
+pub fn owner_of(run_id: &str) -> Owner {
+    let Ok(text) = std::fs::read_to_string(owner_file(run_id)) else {
+        return Owner::Missing;
+    };
+    match parse_owner(&text) {
+        None => Owner::Unreadable,
+        Some((pid, ticks)) if pid != std::process::id() as i32 && owner_is_alive(pid, ticks) => {
+            Owner::Live(pid)
+        }
+        Some(_) => Owner::Dead,
+    }
+}
+
+/// Is `id` a run id as twlab makes them: eight lowercase hex digits
+/// ([`random_id`]), optionally after one lowercase letter that tags who made
+/// it (`b`: `twlab bench`, `t`: the tests)? `twlab clean` removes only
+/// namespaces whose name carries one ([`run_id_of`]).
+pub fn is_run_id(id: &str) -> bool {
+    let hex = match id.len() {
+        8 => id,
+        9 if id.as_bytes()[0].is_ascii_lowercase() => &id[1..],
+        _ => return false,
+    };
+    hex.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The run id inside a lab namespace name (`twlab-<runid>-server`).
@@ -512,9 +555,12 @@ impl NetnsLab {
         self.settle();
     }
 
-    /// Leave the lab up for inspection; `twlab clean` removes it later.
+    /// Leave the lab up for inspection; `twlab clean` removes it later. The
+    /// owner file stays: once this twlab has ended it names a dead owner,
+    /// which is what lets a plain `twlab clean` prove the lab is twlab's.
     pub fn keep(&self) {
-        self.settle();
+        self.settled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn settle(&self) {
@@ -680,6 +726,26 @@ mod tests {
         assert_eq!(run_id_of("twlab-ab12cd34-clientx"), None);
         assert_eq!(run_id_of("twlab-doctor-77"), None);
         assert_eq!(run_id_of("other-ab12-server"), None);
+    }
+
+    #[test]
+    fn run_ids_are_eight_hex_digits_maybe_after_a_tag_letter() {
+        assert!(is_run_id(&random_id()));
+        for good in ["ab12cd34", "00000000", "bab12cd34", "t0123abcd"] {
+            assert!(is_run_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "notmine",
+            "ab12cd3",
+            "AB12CD34",
+            "ab12cd345x",
+            "1ab12cd34",
+            "doctor-77",
+            "ab12cd3g",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
     }
 
     #[test]

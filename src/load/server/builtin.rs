@@ -549,13 +549,43 @@ fn respond(req: &Request<Incoming>, last: bool) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Number of worker threads to use for `threads` (`0` = number of CPUs).
 /// Blocking entry for `twlab serve`: builds a multi-thread tokio runtime with
 /// `opts.threads` workers (`0` = number of CPUs), serves until SIGINT or
-/// SIGTERM, then returns.
+/// SIGTERM, closes, says which signal stopped it on stderr, and then dies
+/// of that signal, as a program that handles one should: its parent (twlab,
+/// a shell) sees "killed by SIGTERM", never "exited with status 0", and a
+/// server that someone else stopped mid-run is reported as such.
 pub fn serve_blocking(opts: ServeOptions) -> std::io::Result<()> {
+    use nix::sys::signal::Signal;
+    use tokio::signal::unix::{SignalKind, signal};
     let (runtime, stop) = crate::load::shutdown::runtime_until_stopped(opts.threads)?;
-    runtime.block_on(serve(opts, stop.recv()))
+    // The same two signals, told apart (the handlers stay installed).
+    drop(stop);
+    let (mut int, mut term) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    let stopped_by = std::sync::OnceLock::new();
+    runtime.block_on(serve(opts, async {
+        let sig = tokio::select! {
+            _ = int.recv() => Signal::SIGINT,
+            _ = term.recv() => Signal::SIGTERM,
+        };
+        let _ = stopped_by.set(sig);
+    }))?;
+    drop(runtime);
+    if let Some(&sig) = stopped_by.get() {
+        errln!("twlab serve: stopped by {sig}");
+        // SAFETY: restoring the default action of a signal installs no
+        // handler; the process ends on the raise below.
+        unsafe {
+            let _ = nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl);
+        }
+        let _ = nix::sys::signal::raise(sig);
+    }
+    Ok(())
 }
 
 /// Counting TIME_WAIT sockets of one port for the tests of this module and
