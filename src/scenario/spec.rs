@@ -490,11 +490,16 @@ pub(crate) fn state_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .map(|s| s.0)
         .collect())
 }
+/// The shortest sampling interval: `collect.interval` of a scenario and
+/// `twlab states --watch`. One sample of a large table takes milliseconds
+/// of kernel time; sampling faster measures mostly the sampler.
+pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
     let value = HumanDuration::deserialize(d)?;
-    if value.0 < Duration::from_millis(50) {
+    if value.0 < MIN_SAMPLE_INTERVAL {
         return Err(de::Error::custom(format!(
-            "collect.interval `{value}` is too short: at least 50ms"
+            "collect.interval `{value}` is too short: at least {}",
+            HumanDuration(MIN_SAMPLE_INTERVAL)
         )));
     }
     Ok(value)
