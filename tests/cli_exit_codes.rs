@@ -107,6 +107,25 @@ fn bad_arguments_exit_2() {
             "--set",
             "client.connections=0",
         ],
+        // An empty value is refused, not the default (issue 23, item 7).
+        vec![
+            "validate",
+            "scenarios/tw_reuse.yaml",
+            "--set",
+            "client.duration=",
+        ],
+        vec![
+            "validate",
+            "scenarios/tw_reuse.yaml",
+            "--set",
+            "client.duration=~",
+        ],
+        vec![
+            "validate",
+            "scenarios/tw_reuse.yaml",
+            "--set",
+            "client.duration=null",
+        ],
         vec!["run", "does/not/exist.yaml"],
         vec!["report", "does/not/exist"],
         vec!["load", "--target", "not-an-address"],

@@ -250,6 +250,49 @@ mod tests {
 
     const SEED: &str = include_str!("../../scenarios/tw_reuse.yaml");
 
+    /// Issue 23, item 7: an empty client value was the default (a 90 s
+    /// run for `--set client.duration=`); it is refused like the empty
+    /// value of any other key, at its line, in every place it is written.
+    #[test]
+    fn an_empty_client_value_is_refused_not_defaulted() {
+        for empty in ["", "~", "null"] {
+            for key in ["duration", "timeout", "path", "tool", "close_after"] {
+                let o = format!("client.{key}={empty}");
+                let e = Scenario::parse(SEED, "s.yaml", &[o.clone()])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(&format!("client.{key} has an empty value")),
+                    "{o}: {e}"
+                );
+            }
+            let file = SEED.replace("duration: 90s", &format!("duration: {empty}"));
+            let line = SEED
+                .lines()
+                .position(|l| l.contains("duration: 90s"))
+                .unwrap()
+                + 1;
+            let e = Scenario::parse(&file, "s.yaml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("s.yaml:{line}:"))
+                    && e.contains("client.duration has an empty value"),
+                "{e}"
+            );
+            let variant = format!(
+                "name: e\nvariants:\n  - name: a\n  - name: b\n    set:\n      client.duration: {empty}\n"
+            );
+            let e = Scenario::parse(&variant, "s.yaml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("s.yaml:6:") && e.contains("client.duration has an empty value"),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn the_shipped_seed_scenario_is_valid() {
         let s = Scenario::parse(SEED, "tw_reuse.yaml", &[]).unwrap();
