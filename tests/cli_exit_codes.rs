@@ -436,7 +436,46 @@ fn run_junit_is_checked_before_the_run_starts() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot be written"), "{stderr}");
+    // `run --out` there: refused as input too (it was exit 3).
+    let out = run_expecting(
+        twlab()
+            .current_dir(cwd.path())
+            .env("TWLAB_STATE_DIR", "/dev/null/state")
+            .args(["run", "--out"])
+            .arg(ro.join("run"))
+            .arg(&scenario),
+        2,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot create it"), "{stderr}");
     assert_eq!(std::fs::read_dir(cwd.path()).expect("cwd").count(), 0);
+}
+
+/// Issue 23, item 11a: `run --out FILE/sub` names `FILE` as what is not a
+/// directory (it said that `FILE/sub` "exists and is not a directory").
+#[test]
+fn run_out_under_a_file_names_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("FILE");
+    std::fs::write(&file, "x").expect("file");
+    for out in [file.join("sub"), file.join("sub/deeper")] {
+        let cmd = run_expecting(
+            twlab()
+                .current_dir(tmp.path())
+                .env("TWLAB_STATE_DIR", "/dev/null/state")
+                .args(["run", "--out"])
+                .arg(&out)
+                .arg(manifest_dir().join("scenarios/tw_reuse.yaml")),
+            2,
+        );
+        let stderr = String::from_utf8_lossy(&cmd.stderr);
+        assert!(
+            stderr.contains(&format!("{} is not a directory", file.display()))
+                && !stderr.contains("exists"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), "x");
 }
 
 /// `compare --out` is checked before anything is read or printed: an
