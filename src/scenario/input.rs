@@ -165,9 +165,19 @@ pub fn guard(text: &str, origin: &str) -> Result<()> {
         if starts_with_marker {
             markers.next();
         }
-        let at = markers.next().map_or(String::new(), |l| format!("{l}:"));
+        if let Some(line) = markers.next() {
+            return Err(Error::invalid(format!(
+                "{origin}:{line}: a second YAML document starts here: a twlab file is one document"
+            )));
+        }
+        // No `---`: libyaml ends a document whose first mapping is
+        // indented at the first line less indented than it, and reads the
+        // rest as a second document.
+        if let Some(e) = less_indented(text, origin) {
+            return Err(e);
+        }
         return Err(Error::invalid(format!(
-            "{origin}:{at} a second YAML document starts here: a twlab file is one document"
+            "{origin}: the file holds a second YAML document (a twlab file is one document)"
         )));
     }
     Ok(())
@@ -319,6 +329,25 @@ pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first content line less indented than the file's first one, as an
+/// error naming both: the top-level keys must share a column.
+fn less_indented(text: &str, origin: &str) -> Option<Error> {
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let mut content = text.lines().enumerate().filter(|(_, l)| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#') && t != "---"
+    });
+    let (first, first_line) = content.next()?;
+    let at = indent(first_line);
+    let (line, _) = content.find(|(_, l)| indent(l) < at)?;
+    Some(Error::invalid(format!(
+        "{origin}:{}: this line is less indented than the first key (line {}, indented {at} spaces): the top-level keys of a twlab file all start in the first column; remove the indentation of line {}",
+        line + 1,
+        first + 1,
+        first + 1
+    )))
 }
 
 struct Budget {
@@ -491,6 +520,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("s.yaml:2:") && e.contains("YAML tag"), "{e}");
+    }
+
+    /// Issue 23, item 11b: an indented first key made libyaml read a
+    /// second document, reported without a line or a reason.
+    #[test]
+    fn an_indented_first_key_is_named_with_the_line_that_ends_it() {
+        let e = guard(
+            "# c\n  name: x\n  repeat: 2\nserver:\n  port: 80\n",
+            "s.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("s.yaml:4: this line is less indented than the first key (line 2, indented 2 spaces)"),
+            "{e}"
+        );
+        let e = guard("name: x\n---\nname: y\n", "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:2: a second YAML document"), "{e}");
     }
 
     #[test]
