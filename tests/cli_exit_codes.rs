@@ -354,16 +354,29 @@ fn report_rerenders_from_the_summary_alone() {
     );
 }
 
+/// A valid scenario whose run stops at the preflight (exit 3, before a
+/// run directory or a lab exists): its server program does not exist. A
+/// test of a check that must come before the run uses it, so that without
+/// the check the run fails harmlessly instead of building a lab.
+const NEVER_RUNS: &str = "name: never-runs
+server:
+  kind: command
+  command: [/nonexistent/twlab-never-runs]
+  port: 8080
+client:
+  duration: 1s
+variants:
+  - name: a
+";
+
 /// Every path a command writes is checked before it starts: `run --junit`
 /// that cannot be written or is the scenario, exit 2 before a run
 /// directory or anything else exists (it used to be exit 3 after the run).
-/// The run is kept from going far if the check were missing: its state
-/// directory cannot be created, so it would stop (exit 3) before any lab.
 #[test]
 fn run_junit_is_checked_before_the_run_starts() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let scenario = tmp.path().join("s.yaml");
-    std::fs::copy(manifest_dir().join("scenarios/tw_reuse.yaml"), &scenario).expect("copy");
+    std::fs::write(&scenario, NEVER_RUNS).expect("scenario");
     let a_file = tmp.path().join("file");
     std::fs::write(&a_file, "x").expect("file");
     let cases: [(&Path, &str); 5] = [
@@ -381,8 +394,7 @@ fn run_junit_is_checked_before_the_run_starts() {
         let out = run_expecting(
             twlab()
                 .current_dir(cwd.path())
-                .env("TWLAB_STATE_DIR", "/dev/null/state")
-                .args(["run", "--set", "client.duration=1s", "--junit"])
+                .args(["run", "--junit"])
                 .arg(junit)
                 .arg(&scenario),
             2,
@@ -400,8 +412,8 @@ fn run_junit_is_checked_before_the_run_starts() {
         assert!(left.is_empty(), "{}: left {left:?}", junit.display());
     }
     assert_eq!(
-        std::fs::read(&scenario).expect("scenario"),
-        std::fs::read(manifest_dir().join("scenarios/tw_reuse.yaml")).expect("seed")
+        std::fs::read_to_string(&scenario).expect("scenario"),
+        NEVER_RUNS
     );
     if !common::require_root("run_junit_is_checked_before_the_run_starts") {
         return;
@@ -428,7 +440,6 @@ fn run_junit_is_checked_before_the_run_starts() {
     let out = run_expecting(
         twlab()
             .current_dir(cwd.path())
-            .env("TWLAB_STATE_DIR", "/dev/null/state")
             .args(["run", "--junit"])
             .arg(ro.join("j.xml"))
             .arg(&scenario),
@@ -440,10 +451,9 @@ fn run_junit_is_checked_before_the_run_starts() {
     let out = run_expecting(
         twlab()
             .current_dir(cwd.path())
-            .env("TWLAB_STATE_DIR", "/dev/null/state")
             .args(["run", "--out"])
             .arg(ro.join("run"))
-            .arg(&scenario),
+            .arg(manifest_dir().join("scenarios/tw_reuse.yaml")),
         2,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -462,7 +472,6 @@ fn run_out_under_a_file_names_the_file() {
         let cmd = run_expecting(
             twlab()
                 .current_dir(tmp.path())
-                .env("TWLAB_STATE_DIR", "/dev/null/state")
                 .args(["run", "--out"])
                 .arg(&out)
                 .arg(manifest_dir().join("scenarios/tw_reuse.yaml")),

@@ -258,7 +258,7 @@ mod tests {
         for empty in ["", "~", "null"] {
             for key in ["duration", "timeout", "path", "tool", "close_after"] {
                 let o = format!("client.{key}={empty}");
-                let e = Scenario::parse(SEED, "s.yaml", &[o.clone()])
+                let e = Scenario::parse(SEED, "s.yaml", std::slice::from_ref(&o))
                     .unwrap_err()
                     .to_string();
                 assert!(
