@@ -128,7 +128,7 @@ fn dispatch(command: Command) -> Result<i32> {
             if let Some(path) = &junit {
                 let mut inputs = vec![scenario.clone()];
                 inputs.extend(lab.clone());
-                output::paths::check_output_file("--junit", path, &inputs)?;
+                output::paths::check_run_output_file("--junit", path, out.as_deref(), &inputs)?;
             }
             let opts = run::RunOptions {
                 scenario_path: scenario,

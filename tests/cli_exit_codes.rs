@@ -415,6 +415,26 @@ fn run_junit_is_checked_before_the_run_starts() {
         std::fs::read_to_string(&scenario).expect("scenario"),
         NEVER_RUNS
     );
+    // In the new --out directory, a file of the run's own is refused.
+    let cwd = tempfile::tempdir().expect("cwd");
+    let run_dir = cwd.path().join("run");
+    let out = run_expecting(
+        twlab()
+            .current_dir(cwd.path())
+            .arg("run")
+            .arg("--out")
+            .arg(&run_dir)
+            .arg("--junit")
+            .arg(run_dir.join("summary.json"))
+            .arg(&scenario),
+        2,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the run writes its own summary.json"),
+        "{stderr}"
+    );
+    assert!(!run_dir.exists());
     if !common::require_root("run_junit_is_checked_before_the_run_starts") {
         return;
     }

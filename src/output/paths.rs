@@ -25,6 +25,7 @@
 //! takes the bytes is only known when they are written (then exit 3).
 
 use crate::error::{Error, Result};
+use crate::results;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -80,6 +81,42 @@ pub fn check_output_file(flag: &str, path: &Path, inputs: &[PathBuf]) -> Result<
     // A regular file (behind symlinks or not) is replaced by a rename in
     // its directory.
     check_parent(flag, path)
+}
+
+/// `run --junit FILE` beside `run --out DIR`: FILE directly in DIR is
+/// written after the run has made DIR, so DIR need not exist yet, but it
+/// must not be one of the files the run writes there (`summary.json`,
+/// `report.md`, …); anywhere else it is [`check_output_file`]'s.
+pub fn check_run_output_file(
+    flag: &str,
+    path: &Path,
+    out_dir: Option<&Path>,
+    inputs: &[PathBuf],
+) -> Result<()> {
+    let in_out_dir = out_dir.is_some_and(|d| path.parent() == Some(d));
+    if !in_out_dir {
+        return check_output_file(flag, path, inputs);
+    }
+    let run_files = [
+        results::SAMPLES_FILE,
+        results::SUMMARY_FILE,
+        results::ENV_FILE,
+        results::REPORT_FILE,
+        results::HTML_FILE,
+        results::SCENARIO_FILE,
+        results::LAB_FILE,
+        super::charts::CHARTS_DIR,
+    ];
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(name) if run_files.contains(&name) => Err(Error::invalid(format!(
+            "{flag} {}: the run writes its own {name} there; choose another name",
+            path.display()
+        ))),
+        // A new --out is made by the run; an existing one is checked by it
+        // (empty or refused), so nothing in it can be an input.
+        _ if !path.parent().is_some_and(Path::exists) => Ok(()),
+        _ => check_output_file(flag, path, inputs),
+    }
 }
 
 /// The directory `path` would be created in exists, is a directory and
@@ -197,5 +234,23 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
         check_output_file("--x", &fifo, &inputs).expect("fifo");
         assert!(!dir.path().join("new.xml").exists());
+    }
+
+    #[test]
+    fn junit_in_the_run_directory_may_not_be_a_run_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("run");
+        let check = |name: &str| check_run_output_file("--junit", &out.join(name), Some(&out), &[]);
+        // The run makes `run/` before the JUnit file is written.
+        check("junit.xml").expect("junit.xml in a new --out");
+        for name in ["summary.json", "report.md", "samples.jsonl", "charts"] {
+            let e = check(name).unwrap_err().to_string();
+            assert!(e.contains("the run writes its own"), "{e}");
+        }
+        // Elsewhere, the parent must exist.
+        let e = check_run_output_file("--junit", &dir.path().join("no/j.xml"), Some(&out), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
     }
 }
