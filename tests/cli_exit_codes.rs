@@ -597,6 +597,7 @@ fn states_refuses_what_run_refuses_and_writes_no_escapes_to_a_pipe() {
         vec!["states", "127.0.0.1:1", "--netns", "."],
         vec!["states", "127.0.0.1:1", "--netns", ".."],
         vec!["states", "127.0.0.1:1", "--netns", "/run"],
+        vec!["states", "127.0.0.1:1", "--netns", "/etc/hostname"],
     ] {
         let out = twlab().args(&args).output().expect("twlab runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -621,4 +622,15 @@ fn states_refuses_what_run_refuses_and_writes_no_escapes_to_a_pipe() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.matches("sockets by state").count(), 2, "{stdout}");
     assert!(!stdout.contains('\x1b'), "escapes in a pipe: {stdout:?}");
+    // A namespace file given as a path is one (nsfs) and is accepted.
+    run_expecting(
+        twlab().args([
+            "states",
+            "127.0.0.1:1",
+            "--no-conntrack",
+            "--netns",
+            "/proc/self/ns/net",
+        ]),
+        0,
+    );
 }

@@ -146,7 +146,7 @@ fn netns_path(netns: &str) -> PathBuf {
 /// port 0 (no server listens there), a `--watch` interval under the
 /// sampler's floor ([`MIN_SAMPLE_INTERVAL`]), `--count 0` (no sample is no
 /// answer), and a `--netns` that names no namespace file (empty, `.`,
-/// `..`, a directory).
+/// `..`, a directory or any file that is not of nsfs).
 pub fn check(opts: &StatesOptions) -> Result<()> {
     if opts.endpoint.port() == 0 {
         return Err(Error::invalid(format!(
@@ -175,15 +175,17 @@ pub fn check(opts: &StatesOptions) -> Result<()> {
                 crate::lab::netns::sys::NETNS_RUN_DIR
             )));
         }
+        // A namespace file (/run/netns/NAME, /proc/PID/ns/net) is an inode
+        // of nsfs; anything else that exists is no namespace (a missing one
+        // is reported when it is opened).
         let path = netns_path(ns);
-        if let Ok(meta) = std::fs::metadata(&path)
-            && !meta.is_file()
+        if let Ok(fs) = nix::sys::statfs::statfs(&path)
+            && fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC
         {
-            // A namespace file (/run/netns/NAME, /proc/PID/ns/net) is an
-            // nsfs inode, a regular file to stat.
             return Err(Error::invalid(format!(
-                "--netns {ns}: {} is not a network namespace file (it is a directory or a device)",
-                path.display()
+                "--netns {ns}: {} is not a network namespace file (one under {} or /proc/PID/ns/net)",
+                path.display(),
+                crate::lab::netns::sys::NETNS_RUN_DIR
             )));
         }
     }
