@@ -411,5 +411,30 @@ fn deep_nesting_is_refused_at_its_line_before_parsing() {
         );
         assert!(stderr.contains("MAX_NESTING_DEPTH"), "{stderr}");
     }
+    // The value of a --set is measured before it is parsed too.
+    let deep_set = format!("client.duration={}", "[".repeat(100_000));
+    let started = Instant::now();
+    let scenario = manifest_dir().join("scenarios/tw_reuse.yaml");
+    let stderr = check_refused(
+        &s,
+        &[
+            "validate".as_ref(),
+            scenario.as_os_str(),
+            "--set".as_ref(),
+            deep_set.as_ref(),
+        ],
+        &scenario,
+        false,
+    );
+    assert!(
+        stderr.contains("MAX_NESTING_DEPTH"),
+        "{}",
+        &stderr[..200.min(stderr.len())]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     s.assert_empty("deep nesting");
 }

@@ -203,11 +203,17 @@ pub fn guard(text: &str, origin: &str) -> Result<()> {
 ///   scalars (`'…'` with `''`, `"…"` with `\` escapes, across lines) and
 ///   the lines of block scalars (`|`, `>`).
 pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
-    let deep = |line: usize| {
-        Error::invalid(format!(
+    match too_deep_at(text) {
+        Some(line) => Err(Error::invalid(format!(
             "{origin}:{line}: the YAML nests deeper than {MAX_NESTING_DEPTH} levels (MAX_NESTING_DEPTH): a twlab file nests a few; this is not a scenario or lab file"
-        ))
-    };
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The 1-based line where `text` nests deeper than [`MAX_NESTING_DEPTH`]
+/// (see [`check_nesting`]), `None` when it does not.
+pub fn too_deep_at(text: &str) -> Option<usize> {
     let mut indents: Vec<usize> = Vec::new();
     let mut flow = 0usize; // open `[`/`{`
     let mut flow_base = 0usize; // the block depth the flow collection is in
@@ -259,7 +265,7 @@ pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
             }
             flow_base = indents.len() + dashes;
             if flow_base > MAX_NESTING_DEPTH {
-                return Err(deep(i + 1));
+                return Some(i + 1);
             }
         }
         let mut end = b.len(); // where a comment starts
@@ -291,7 +297,7 @@ pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
                 b'[' | b'{' if at_value || flow > 0 => {
                     flow += 1;
                     if flow_base + flow > MAX_NESTING_DEPTH {
-                        return Err(deep(i + 1));
+                        return Some(i + 1);
                     }
                     at_value = true;
                 }
@@ -328,7 +334,7 @@ pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
             }
         }
     }
-    Ok(())
+    None
 }
 
 /// The first content line less indented than the file's first one, as an

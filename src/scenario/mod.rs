@@ -154,6 +154,19 @@ impl RoleSysctls {
     }
 }
 
+/// `text` as an error message shows it: whole up to 120 bytes, else its
+/// start and its length.
+fn shorten(text: &str) -> String {
+    if text.len() <= 120 {
+        return text.to_string();
+    }
+    let mut end = 80;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 impl Scenario {
     /// Read, validate and apply `--set` overrides. Every error is
     /// [`Error::Invalid`] and names the file (and line/column for YAML).
@@ -183,13 +196,16 @@ impl Scenario {
         let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
         let mut result = scenario;
         for o in overrides {
+            // What the errors repeat of it: a long value would bury the
+            // message (and fill a pipe that is read only at the end).
+            let o_shown = shorten(o);
             apply_override(&mut doc, o)
-                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
             result = serde_yaml_ng::from_value(doc.clone())
-                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
             result
                 .check(origin, None)
-                .map_err(|e| Error::invalid(format!("--set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("--set {o_shown}: {e}")))?;
         }
         Ok(result)
     }
