@@ -214,7 +214,10 @@ pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
 /// The 1-based line where `text` nests deeper than [`MAX_NESTING_DEPTH`]
 /// (see [`check_nesting`]), `None` when it does not.
 pub fn too_deep_at(text: &str) -> Option<usize> {
-    let mut indents: Vec<usize> = Vec::new();
+    // The open block levels: (indent, whether it is a sequence). A
+    // sequence may sit at its key's own indent (`key:` then `- x` below
+    // it), so the kind tells a new level from a sibling line.
+    let mut levels: Vec<(usize, bool)> = Vec::new();
     let mut flow = 0usize; // open `[`/`{`
     let mut flow_base = 0usize; // the block depth the flow collection is in
     let mut quote: Option<u8> = None; // inside a quoted scalar
@@ -230,27 +233,24 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
         }
         let mut j = indent;
         let mut at_value = true;
+        // Where the line's node starts (after `- `/`? `), and the column of
+        // its last `-`/`?`: a block scalar's text is indented past one.
+        let mut content_col = indent;
+        let mut last_dash = None;
         if quote.is_none() && flow == 0 {
             if j == b.len() || b[j] == b'#' {
                 continue;
             }
             // A document marker (`---`, `...`) is no level; what follows
             // it on the line is a value at the top.
-            if indent == 0
+            let marker = indent == 0
                 && (b.starts_with(b"---") || b.starts_with(b"..."))
-                && b.get(3).is_none_or(|c| *c == b' ')
-            {
-                indents.clear();
+                && b.get(3).is_none_or(|c| *c == b' ');
+            if marker {
+                levels.clear();
                 j = 3;
-            } else {
-                while indents.last().is_some_and(|&t| t > indent) {
-                    indents.pop();
-                }
-                if indents.last() != Some(&indent) {
-                    indents.push(indent);
-                }
             }
-            let mut dashes = 0;
+            let mut dashes = 0usize;
             loop {
                 while b.get(j) == Some(&b' ') {
                     j += 1;
@@ -258,12 +258,37 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
                 if matches!(b.get(j), Some(b'-' | b'?')) && b.get(j + 1).is_none_or(|c| *c == b' ')
                 {
                     dashes += 1;
+                    last_dash = Some(j);
                     j += 1;
                     continue;
                 }
                 break;
             }
-            flow_base = indents.len() + dashes;
+            content_col = j;
+            if !marker {
+                let sequence = dashes > 0;
+                while levels.last().is_some_and(|&(t, _)| t > indent) {
+                    levels.pop();
+                }
+                match levels.last() {
+                    // A key after the items of a sequence at its own indent.
+                    Some(&(t, true)) if t == indent && !sequence => {
+                        levels.pop();
+                    }
+                    _ => {}
+                }
+                match levels.last() {
+                    Some(&(t, seq)) if t == indent && seq == sequence => {}
+                    // The first item of a sequence at its key's indent.
+                    Some(&(t, false)) if t == indent && sequence => levels.push((indent, true)),
+                    Some(&(t, _)) if t == indent => {}
+                    _ => levels.push((indent, sequence)),
+                }
+            }
+            // Each further `- ` of the line is a sequence in the item, and
+            // what follows them (a key or a value) is one more level.
+            let rest = j < b.len() && b[j] != b'#';
+            flow_base = levels.len() + dashes.saturating_sub(1) + usize::from(dashes > 0 && rest);
             if flow_base > MAX_NESTING_DEPTH {
                 return Some(i + 1);
             }
@@ -319,8 +344,10 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
             j += 1;
         }
         if quote.is_none() && flow == 0 {
-            // A block scalar (`key: |`, `- >-`): its lines are text.
-            let content = line[..end].trim_end();
+            // A block scalar (`key: |`, `- >-`): its lines are text, those
+            // indented past its parent: the key's column for `key: |`
+            // (after any `- `), the last dash's for `- |` or `- ? |`.
+            let content = line.get(content_col..end).unwrap_or_default().trim_end();
             let token = content.rsplit(' ').next().unwrap_or_default();
             if (token.starts_with('|') || token.starts_with('>'))
                 && token.len() <= 3
@@ -330,7 +357,10 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
                 && (content.len() == token.len()
                     || content[..content.len() - token.len()].ends_with(' '))
             {
-                block_scalar = Some(indent);
+                block_scalar = Some(match last_dash {
+                    Some(dash) if content.len() == token.len() => dash,
+                    _ => content_col,
+                });
             }
         }
     }
@@ -588,6 +618,50 @@ mod tests {
             .map(|d| format!("{}[\n", " ".repeat(d + 2)))
             .collect();
         assert_eq!(at(&format!("a: |-\n{text}b: 1\n")), None);
+    }
+
+    /// What serde_yaml_ng writes (block style, quoted strings holding
+    /// brackets, `#` and quotes, block scalars) is measured at about its
+    /// real depth: never refused below the limit, always above it.
+    #[test]
+    fn serialized_documents_are_measured_at_their_depth() {
+        use serde_yaml_ng::{Mapping, Value};
+        let tricky = [
+            "[{ #",
+            "it's [",
+            "\"[[\" '{'",
+            "line one\n  [[[[\n- - {",
+            "- [",
+            "a: [",
+        ];
+        let nested = |depth: usize| {
+            let mut v = Value::String(tricky[depth % tricky.len()].into());
+            for d in 0..depth {
+                v = if d % 3 == 0 {
+                    Value::Sequence(vec![Value::String(tricky[d % tricky.len()].into()), v])
+                } else {
+                    let mut m = Mapping::new();
+                    m.insert(
+                        Value::String(tricky[(d + 1) % tricky.len()].into()),
+                        Value::Bool(true),
+                    );
+                    m.insert(Value::String(format!("k{d}")), v);
+                    Value::Mapping(m)
+                };
+            }
+            serde_yaml_ng::to_string(&v).unwrap()
+        };
+        for depth in 1..=MAX_NESTING_DEPTH - 4 {
+            let text = nested(depth);
+            assert_eq!(too_deep_at(&text), None, "depth {depth}:\n{text}");
+        }
+        for depth in [MAX_NESTING_DEPTH + 1, 3 * MAX_NESTING_DEPTH] {
+            assert!(
+                too_deep_at(&nested(depth)).is_some(),
+                "depth {depth}:\n{}",
+                nested(depth)
+            );
+        }
     }
 
     #[test]
