@@ -148,7 +148,7 @@ const RUN_FILES: [&str; 3] = [
 
 impl RunDir {
     /// Read `summary.json` (required), `env.json` and `scenario.yaml`
-    /// (optional) of a run directory ([`RUN_FILES`]). Errors name the file.
+    /// (optional) of a run directory. Errors name the file.
     pub fn load(dir: &Path) -> Result<RunDir> {
         if !dir.is_dir() {
             return Err(Error::invalid(format!(
