@@ -123,6 +123,13 @@ fn dispatch(command: Command) -> Result<i32> {
             junit,
             lab,
         } => {
+            // Before anything is read or started: a --junit that cannot be
+            // written (or is an input) would fail only after the whole run.
+            if let Some(path) = &junit {
+                let mut inputs = vec![scenario.clone()];
+                inputs.extend(lab.clone());
+                output::paths::check_run_output_file("--junit", path, out.as_deref(), &inputs)?;
+            }
             let opts = run::RunOptions {
                 scenario_path: scenario,
                 overrides: set,
@@ -199,19 +206,29 @@ fn dispatch(command: Command) -> Result<i32> {
             Ok(exit_code::OK)
         }
         Command::Report { dir, html } => {
-            let summary = results::read_summary(&dir)?;
-            for (format, path) in output::every_run(&dir) {
-                output::export(format, &summary, &dir, &path)?;
-                outln!("{}", path.display());
-            }
+            // Every file report writes, checked before the first is written.
+            let mut pages: Vec<(&dyn output::Format, std::path::PathBuf)> =
+                output::every_run(&dir).collect();
             if html {
-                let page = dir.join(results::HTML_FILE);
-                output::export(&html::Html, &summary, &dir, &page)?;
-                outln!("{}", page.display());
+                pages.push((&html::Html, dir.join(results::HTML_FILE)));
+            }
+            let summary = results::read_summary(&dir)?;
+            // What report reads: the summary, and the charts the HTML page inlines.
+            let mut inputs = vec![dir.join(results::SUMMARY_FILE)];
+            inputs.extend(summary.charts.iter().map(|c| dir.join(&c.path)));
+            for (_, path) in &pages {
+                output::paths::check_output_file("report", path, &inputs)?;
+            }
+            for (format, path) in &pages {
+                output::export(*format, &summary, &dir, path)?;
+                outln!("{}", path.display());
             }
             Ok(exit_code::OK)
         }
         Command::Compare { a, b, out } => {
+            if let Some(path) = &out {
+                output::paths::check_output_file("--out", path, &compare::inputs(&a, &b))?;
+            }
             let c = compare::compare_dirs(&a, &b)?;
             outln!("{}", compare::render_terminal(&c));
             if let Some(path) = out {
@@ -237,9 +254,6 @@ fn dispatch(command: Command) -> Result<i32> {
             json,
             no_conntrack,
         } => {
-            if watch.is_some_and(|w| w.is_zero()) {
-                return Err(Error::invalid("--watch INTERVAL must be more than 0"));
-            }
             ops::states::run(&ops::states::StatesOptions {
                 endpoint,
                 netns,

@@ -354,3 +354,87 @@ fn generated_bombs_are_refused_in_bounded_memory_and_time() {
     assert!(peak_kib < 128 * 1024, "a child peaked at {peak_kib} KiB");
     s.assert_empty("bombs");
 }
+
+/// Issue 23, item 4: 100 000 `[` under a variant's `set:` (201 KB) cost
+/// 41 s of CPU in libyaml before its recursion limit; the depth is now
+/// measured before parsing, in one pass, and refused at its line. Block
+/// indentation and `- ` entries nest too, and are measured alike.
+#[test]
+fn deep_nesting_is_refused_at_its_line_before_parsing() {
+    let s = Scratch::new();
+    let input = s.dir.path().join("in");
+    std::fs::create_dir(&input).expect("mkdir");
+    let head = "name: deep\nvariants:\n  - name: a\n    set:\n";
+    let flow = input.join("flow_100k.yaml");
+    std::fs::write(
+        &flow,
+        format!("{head}      client.duration: {}\n", "[".repeat(100_000)),
+    )
+    .expect("write");
+    // 1 000 levels of indentation, one per line (about 500 KB).
+    let block = input.join("block_1k.yaml");
+    let lines: String = (0..1000)
+        .map(|d| format!("{}k:\n", " ".repeat(d)))
+        .collect();
+    std::fs::write(&block, format!("name: deep\ndescription:\n{lines}")).expect("write");
+    let dashes = input.join("dashes_100k.yaml");
+    std::fs::write(
+        &dashes,
+        format!("name: deep\nvariants:\n{}x\n", "- ".repeat(100_000)),
+    )
+    .expect("write");
+    for (path, line) in [(&flow, 5), (&block, 35), (&dashes, 3)] {
+        let started = Instant::now();
+        let stderr = check_refused(&s, &["validate".as_ref(), path.as_os_str()], path, true);
+        let took = started.elapsed();
+        assert!(
+            stderr.contains(&format!("{}:{line}: ", path.display()))
+                && stderr.contains("MAX_NESTING_DEPTH"),
+            "{stderr}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{}: took {took:?}",
+            path.display()
+        );
+        // A lab file is read by the same code.
+        let stderr = check_refused(
+            &s,
+            &[
+                "validate".as_ref(),
+                manifest_dir().join("scenarios/tw_reuse.yaml").as_os_str(),
+                "--lab".as_ref(),
+                path.as_os_str(),
+            ],
+            path,
+            true,
+        );
+        assert!(stderr.contains("MAX_NESTING_DEPTH"), "{stderr}");
+    }
+    // The value of a --set is measured before it is parsed too.
+    let deep_set = format!("client.duration={}", "[".repeat(100_000));
+    let started = Instant::now();
+    let scenario = manifest_dir().join("scenarios/tw_reuse.yaml");
+    let stderr = check_refused(
+        &s,
+        &[
+            "validate".as_ref(),
+            scenario.as_os_str(),
+            "--set".as_ref(),
+            deep_set.as_ref(),
+        ],
+        &scenario,
+        false,
+    );
+    assert!(
+        stderr.contains("MAX_NESTING_DEPTH"),
+        "{}",
+        &stderr[..200.min(stderr.len())]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    s.assert_empty("deep nesting");
+}

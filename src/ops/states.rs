@@ -14,6 +14,7 @@ use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::sockdiag::SockDiag;
+use crate::scenario::MIN_SAMPLE_INTERVAL;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -141,9 +142,63 @@ fn netns_path(netns: &str) -> PathBuf {
     }
 }
 
+/// Refuse what `twlab run` would refuse too, before a socket is opened:
+/// port 0 (no server listens there), a `--watch` interval under the
+/// sampler's floor ([`MIN_SAMPLE_INTERVAL`]), `--count 0` (no sample is no
+/// answer), and a `--netns` that names no namespace file (empty, `.`,
+/// `..`, a directory or any file that is not of nsfs).
+pub fn check(opts: &StatesOptions) -> Result<()> {
+    if opts.endpoint.port() == 0 {
+        return Err(Error::invalid(format!(
+            "{}: port 0 is no endpoint (nothing listens on it): give the server's port",
+            opts.endpoint
+        )));
+    }
+    if let Some(w) = opts.watch
+        && w < MIN_SAMPLE_INTERVAL
+    {
+        return Err(Error::invalid(format!(
+            "--watch {}: too short, at least {} (as a scenario's collect.interval): counting faster measures mostly the counting",
+            humantime::format_duration(w),
+            humantime::format_duration(MIN_SAMPLE_INTERVAL)
+        )));
+    }
+    if opts.count == Some(0) {
+        return Err(Error::invalid(
+            "--count 0: at least 1 sample (leave --count out to watch until interrupted)",
+        ));
+    }
+    if let Some(ns) = opts.netns.as_deref() {
+        if ns.is_empty() || ns == "." || ns == ".." {
+            return Err(Error::invalid(format!(
+                "--netns `{ns}`: not a namespace name: give a name under {} or the path of a namespace file",
+                crate::lab::netns::sys::NETNS_RUN_DIR
+            )));
+        }
+        // A namespace file (/run/netns/NAME, /proc/PID/ns/net) is an inode
+        // of nsfs; anything else that exists is no namespace (a missing one
+        // is reported when it is opened).
+        let path = netns_path(ns);
+        if let Ok(fs) = nix::sys::statfs::statfs(&path)
+            && fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC
+        {
+            return Err(Error::invalid(format!(
+                "--netns {ns}: {} is not a network namespace file (one under {} or /proc/PID/ns/net)",
+                path.display(),
+                crate::lab::netns::sys::NETNS_RUN_DIR
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Run `twlab states`: print one sample, or one per interval with `watch`.
+/// The screen is cleared between samples only on a terminal: a pipe or a
+/// file gets the tables one after another.
 pub fn run(opts: &StatesOptions) -> Result<()> {
-    use std::io::Write as _;
+    use std::io::{IsTerminal as _, Write as _};
+    check(opts)?;
+    let clear = opts.watch.is_some() && std::io::stdout().is_terminal();
     let mut counter = Counter::open(opts.endpoint, opts.netns.as_deref(), opts.conntrack)?;
     let mut taken = 0u64;
     loop {
@@ -153,7 +208,7 @@ pub fn run(opts: &StatesOptions) -> Result<()> {
             let line = serde_json::to_string(&sample)
                 .map_err(|e| Error::env(format!("cannot encode the sample: {e}")))?;
             format!("{line}\n")
-        } else if opts.watch.is_some() {
+        } else if clear {
             // Clear the screen and redraw, like watch(1).
             format!("\x1b[2J\x1b[H{}", render(&sample))
         } else {

@@ -130,6 +130,22 @@ pub struct RunDir {
     pub scenario_yaml: Option<String>,
 }
 
+/// The files [`compare_dirs`] reads in run directories `a` and `b` (what
+/// `compare --out` must never overwrite). [`RunDir::load`] reads these.
+pub fn inputs(a: &Path, b: &Path) -> Vec<PathBuf> {
+    [a, b]
+        .iter()
+        .flat_map(|d| RUN_FILES.iter().map(|f| d.join(f)))
+        .collect()
+}
+
+/// The files of a run directory [`RunDir::load`] reads.
+const RUN_FILES: [&str; 3] = [
+    results::SUMMARY_FILE,
+    results::ENV_FILE,
+    results::SCENARIO_FILE,
+];
+
 impl RunDir {
     /// Read `summary.json` (required), `env.json` and `scenario.yaml`
     /// (optional) of a run directory. Errors name the file.

@@ -44,6 +44,7 @@ pub mod compare;
 pub mod html;
 pub mod junit;
 pub(crate) mod markdown;
+pub mod paths;
 pub mod report;
 
 use crate::error::Result;

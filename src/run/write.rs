@@ -28,7 +28,19 @@ pub(crate) fn prepare_dir(opts: &RunOptions, scenario: &Scenario) -> Result<Path
     match &opts.out {
         Some(d) => {
             check_out_dir(d)?;
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d.display(), e))?;
+            std::fs::create_dir_all(d).map_err(|e| {
+                use std::io::ErrorKind::{NotADirectory, PermissionDenied, ReadOnlyFilesystem};
+                // Where the user asked for cannot hold a directory: their
+                // input (exit 2), before anything has started.
+                if matches!(
+                    e.kind(),
+                    PermissionDenied | ReadOnlyFilesystem | NotADirectory
+                ) {
+                    Error::invalid(format!("--out {}: cannot create it: {e}", d.display()))
+                } else {
+                    Error::io(d.display(), e)
+                }
+            })?;
             claim(d)?;
             finish_dir(d.clone(), scenario)
         }
@@ -81,10 +93,17 @@ fn check_out_dir(dir: &Path) -> Result<()> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => Err(Error::invalid(format!(
-            "--out {} exists and is not a directory",
-            dir.display()
-        ))),
+        // `FILE` itself, or a path under a file (`FILE/sub`): name the file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            if std::fs::metadata(dir).is_ok() {
+                Err(Error::invalid(format!(
+                    "--out {} exists and is not a directory",
+                    dir.display()
+                )))
+            } else {
+                Err(output::paths::not_a_directory("--out", dir))
+            }
+        }
         Err(e) => Err(Error::io(dir.display(), e)),
     }
 }

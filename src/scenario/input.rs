@@ -44,6 +44,13 @@ pub const MAX_EXPANDED_BYTES: usize = 4 * 1024 * 1024;
 /// are expanded: 100 000. A real scenario has a few hundred.
 pub const MAX_EXPANDED_NODES: usize = 100_000;
 
+/// The deepest nesting of a scenario or lab file: 32 levels of block
+/// indentation, `- ` entries and flow `[`/`{` together. The shipped files
+/// nest at most 6. libyaml takes time quadratic in the depth before
+/// serde_yaml_ng's own recursion limit stops it (41 s of CPU for 100 000
+/// `[`), so the depth is measured first, by [`check_nesting`], in one pass.
+pub const MAX_NESTING_DEPTH: usize = 32;
+
 /// Read the file at `path` as UTF-8 text, once. `what` names it in errors
 /// ("scenario", "lab file"). Every refusal is [`Error::Invalid`].
 pub fn read_input(path: &Path, what: &str) -> Result<String> {
@@ -133,6 +140,7 @@ pub fn guard(text: &str, origin: &str) -> Result<()> {
             )));
         }
     }
+    check_nesting(text, origin)?;
     let budget = Budget {
         bytes: Cell::new(0),
         nodes: Cell::new(0),
@@ -157,12 +165,225 @@ pub fn guard(text: &str, origin: &str) -> Result<()> {
         if starts_with_marker {
             markers.next();
         }
-        let at = markers.next().map_or(String::new(), |l| format!("{l}:"));
+        if let Some(line) = markers.next() {
+            return Err(Error::invalid(format!(
+                "{origin}:{line}: a second YAML document starts here: a twlab file is one document"
+            )));
+        }
+        // No `---`: libyaml ends a document whose first mapping is
+        // indented at the first line less indented than it, and reads the
+        // rest as a second document.
+        if let Some(e) = less_indented(text, origin) {
+            return Err(e);
+        }
         return Err(Error::invalid(format!(
-            "{origin}:{at} a second YAML document starts here: a twlab file is one document"
+            "{origin}: the file holds a second YAML document (a twlab file is one document)"
         )));
     }
     Ok(())
+}
+
+/// Refuse `text` when it nests deeper than [`MAX_NESTING_DEPTH`], naming
+/// the line where it passes the limit; one pass over the bytes, without
+/// parsing.
+///
+/// The scan is conservative: it may count a level too many in odd places
+/// (a continuation line of a plain scalar counts as an indentation level,
+/// a bracket starting such a line as a flow collection) but never fewer
+/// than a YAML parser would open, and far below the limit for any real
+/// file. It follows what changes the nesting:
+///
+/// - block indentation: a stack of the indents of the lines above that
+///   are less indented (a line pops the deeper ones and pushes its own);
+/// - `- ` and `? ` at the start of a line, each a level (`- - - x`);
+/// - flow `[`/`{` where a value starts (start of a line, after `- `,
+///   `: `, an anchor or tag, or inside a flow collection) up to the
+///   matching `]`/`}`, across lines;
+/// - and skips what cannot nest: comments (`#` after a blank), quoted
+///   scalars (`'…'` with `''`, `"…"` with `\` escapes, across lines) and
+///   the lines of block scalars (`|`, `>`).
+pub fn check_nesting(text: &str, origin: &str) -> Result<()> {
+    match too_deep_at(text) {
+        Some(line) => Err(Error::invalid(format!(
+            "{origin}:{line}: the YAML nests deeper than {MAX_NESTING_DEPTH} levels (MAX_NESTING_DEPTH): a twlab file nests a few; this is not a scenario or lab file"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The 1-based line where `text` nests deeper than [`MAX_NESTING_DEPTH`]
+/// (see [`check_nesting`]), `None` when it does not.
+pub fn too_deep_at(text: &str) -> Option<usize> {
+    // The open block levels: (indent, whether it is a sequence). A
+    // sequence may sit at its key's own indent (`key:` then `- x` below
+    // it), so the kind tells a new level from a sibling line.
+    let mut levels: Vec<(usize, bool)> = Vec::new();
+    let mut flow = 0usize; // open `[`/`{`
+    let mut flow_base = 0usize; // the block depth the flow collection is in
+    let mut quote: Option<u8> = None; // inside a quoted scalar
+    let mut block_scalar: Option<usize> = None; // skip lines indented more
+    for (i, line) in text.lines().enumerate() {
+        let b = line.as_bytes();
+        let indent = b.iter().take_while(|c| **c == b' ').count();
+        if let Some(parent) = block_scalar {
+            if indent == b.len() || indent > parent {
+                continue;
+            }
+            block_scalar = None;
+        }
+        let mut j = indent;
+        let mut at_value = true;
+        // Where the line's node starts (after `- `/`? `), and the column of
+        // its last `-`/`?`: a block scalar's text is indented past one.
+        let mut content_col = indent;
+        let mut last_dash = None;
+        if quote.is_none() && flow == 0 {
+            if j == b.len() || b[j] == b'#' {
+                continue;
+            }
+            // A document marker (`---`, `...`) is no level; what follows
+            // it on the line is a value at the top.
+            let marker = indent == 0
+                && (b.starts_with(b"---") || b.starts_with(b"..."))
+                && b.get(3).is_none_or(|c| *c == b' ');
+            if marker {
+                levels.clear();
+                j = 3;
+            }
+            let mut dashes = 0usize;
+            loop {
+                while b.get(j) == Some(&b' ') {
+                    j += 1;
+                }
+                if matches!(b.get(j), Some(b'-' | b'?')) && b.get(j + 1).is_none_or(|c| *c == b' ')
+                {
+                    dashes += 1;
+                    last_dash = Some(j);
+                    j += 1;
+                    continue;
+                }
+                break;
+            }
+            content_col = j;
+            if !marker {
+                let sequence = dashes > 0;
+                while levels.last().is_some_and(|&(t, _)| t > indent) {
+                    levels.pop();
+                }
+                match levels.last() {
+                    // A key after the items of a sequence at its own indent.
+                    Some(&(t, true)) if t == indent && !sequence => {
+                        levels.pop();
+                    }
+                    _ => {}
+                }
+                match levels.last() {
+                    Some(&(t, seq)) if t == indent && seq == sequence => {}
+                    // The first item of a sequence at its key's indent.
+                    Some(&(t, false)) if t == indent && sequence => levels.push((indent, true)),
+                    Some(&(t, _)) if t == indent => {}
+                    _ => levels.push((indent, sequence)),
+                }
+            }
+            // Each further `- ` of the line is a sequence in the item, and
+            // what follows them (a key or a value) is one more level.
+            let rest = j < b.len() && b[j] != b'#';
+            flow_base = levels.len() + dashes.saturating_sub(1) + usize::from(dashes > 0 && rest);
+            if flow_base > MAX_NESTING_DEPTH {
+                return Some(i + 1);
+            }
+        }
+        let mut end = b.len(); // where a comment starts
+        while j < b.len() {
+            let c = b[j];
+            if let Some(q) = quote {
+                if q == b'"' && c == b'\\' {
+                    j += 2;
+                    continue;
+                }
+                if c == q {
+                    if q == b'\'' && b.get(j + 1) == Some(&b'\'') {
+                        j += 2;
+                        continue;
+                    }
+                    quote = None;
+                    at_value = false;
+                }
+                j += 1;
+                continue;
+            }
+            match c {
+                b' ' | b'\t' => {}
+                b'#' if j == 0 || matches!(b[j - 1], b' ' | b'\t') => {
+                    end = j;
+                    break;
+                }
+                b'"' | b'\'' if at_value => quote = Some(c),
+                b'[' | b'{' if at_value || flow > 0 => {
+                    flow += 1;
+                    if flow_base + flow > MAX_NESTING_DEPTH {
+                        return Some(i + 1);
+                    }
+                    at_value = true;
+                }
+                b']' | b'}' if flow > 0 => {
+                    flow -= 1;
+                    at_value = false;
+                }
+                b',' if flow > 0 => at_value = true,
+                b':' if b.get(j + 1).is_none_or(|n| matches!(n, b' ' | b'\t')) => at_value = true,
+                // An anchor or a tag comes before the value it names.
+                b'&' | b'!' if at_value => {
+                    while j + 1 < b.len() && !matches!(b[j + 1], b' ' | b'\t' | b'[' | b'{') {
+                        j += 1;
+                    }
+                }
+                b'-' if at_value && b.get(j + 1).is_none_or(|n| *n == b' ') && flow > 0 => {}
+                _ => at_value = false,
+            }
+            j += 1;
+        }
+        if quote.is_none() && flow == 0 {
+            // A block scalar (`key: |`, `- >-`): its lines are text, those
+            // indented past its parent: the key's column for `key: |`
+            // (after any `- `), the last dash's for `- |` or `- ? |`.
+            let content = line.get(content_col..end).unwrap_or_default().trim_end();
+            let token = content.rsplit(' ').next().unwrap_or_default();
+            if (token.starts_with('|') || token.starts_with('>'))
+                && token.len() <= 3
+                && token[1..]
+                    .bytes()
+                    .all(|c| matches!(c, b'-' | b'+' | b'1'..=b'9'))
+                && (content.len() == token.len()
+                    || content[..content.len() - token.len()].ends_with(' '))
+            {
+                block_scalar = Some(match last_dash {
+                    Some(dash) if content.len() == token.len() => dash,
+                    _ => content_col,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// The first content line less indented than the file's first one, as an
+/// error naming both: the top-level keys must share a column.
+fn less_indented(text: &str, origin: &str) -> Option<Error> {
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let mut content = text.lines().enumerate().filter(|(_, l)| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#') && t != "---"
+    });
+    let (first, first_line) = content.next()?;
+    let at = indent(first_line);
+    let (line, _) = content.find(|(_, l)| indent(l) < at)?;
+    Some(Error::invalid(format!(
+        "{origin}:{}: this line is less indented than the first key (line {}, indented {at} spaces): the top-level keys of a twlab file all start in the first column; remove the indentation of line {}",
+        line + 1,
+        first + 1,
+        first + 1
+    )))
 }
 
 struct Budget {
@@ -335,6 +556,139 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("s.yaml:2:") && e.contains("YAML tag"), "{e}");
+    }
+
+    /// Issue 23, item 11b: an indented first key made libyaml read a
+    /// second document, reported without a line or a reason.
+    #[test]
+    fn an_indented_first_key_is_named_with_the_line_that_ends_it() {
+        let e = guard(
+            "# c\n  name: x\n  repeat: 2\nserver:\n  port: 80\n",
+            "s.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("s.yaml:4: this line is less indented than the first key (line 2, indented 2 spaces)"),
+            "{e}"
+        );
+        let e = guard("name: x\n---\nname: y\n", "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("s.yaml:2: a second YAML document"), "{e}");
+    }
+
+    #[test]
+    fn nesting_is_measured_before_parsing_and_refused_at_its_line() {
+        let at = |text: &str| match check_nesting(text, "s.yaml") {
+            Ok(()) => None,
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.contains("MAX_NESTING_DEPTH"), "{e}");
+                e.split(':').nth(1).and_then(|l| l.parse::<usize>().ok())
+            }
+        };
+        let n = MAX_NESTING_DEPTH;
+        // Flow collections, under a variant's `set:` as in the issue.
+        let flow = |d: usize| {
+            format!(
+                "name: x\nvariants:\n  - name: a\n    set: {}\n",
+                "[".repeat(d)
+            )
+        };
+        assert_eq!(at(&flow(n - 3)), None);
+        assert_eq!(at(&flow(100_000)), Some(4));
+        assert_eq!(at(&format!("a: {}", "{b: ".repeat(n + 1))), Some(1));
+        // Across lines, and past brackets in quotes and comments.
+        let many = format!("a:\n{}", "  [\n".repeat(n + 1));
+        assert_eq!(at(&many), Some(n));
+        let quoted = format!(
+            "a: \"{0}\"\nb: '{0}'\nc: x{0}\n# {0}\nd: [\"]\", '{0}']\n",
+            "[".repeat(n + 1)
+        );
+        assert_eq!(at(&quoted), None);
+        // An anchor or a tag does not hide a flow collection.
+        assert_eq!(at(&format!("a: &x {}", "[".repeat(n + 1))), Some(1));
+        // Block indentation and `- ` entries.
+        let block: String = (0..=n).map(|d| format!("{}k:\n", " ".repeat(d))).collect();
+        assert_eq!(at(&block), Some(n + 1));
+        assert_eq!(at(&format!("{}x\n", "- ".repeat(n + 1))), Some(1));
+        // A block scalar's lines are text, however they are indented.
+        let text: String = (0..=n)
+            .map(|d| format!("{}[\n", " ".repeat(d + 2)))
+            .collect();
+        assert_eq!(at(&format!("a: |-\n{text}b: 1\n")), None);
+    }
+
+    /// What serde_yaml_ng writes (block style, quoted strings holding
+    /// brackets, `#` and quotes, block scalars) is measured at about its
+    /// real depth: never refused below the limit, always above it.
+    #[test]
+    fn serialized_documents_are_measured_at_their_depth() {
+        use serde_yaml_ng::{Mapping, Value};
+        let tricky = [
+            "[{ #",
+            "it's [",
+            "\"[[\" '{'",
+            "line one\n  [[[[\n- - {",
+            "- [",
+            "a: [",
+        ];
+        let nested = |depth: usize| {
+            let mut v = Value::String(tricky[depth % tricky.len()].into());
+            for d in 0..depth {
+                v = if d % 3 == 0 {
+                    Value::Sequence(vec![Value::String(tricky[d % tricky.len()].into()), v])
+                } else {
+                    let mut m = Mapping::new();
+                    m.insert(
+                        Value::String(tricky[(d + 1) % tricky.len()].into()),
+                        Value::Bool(true),
+                    );
+                    m.insert(Value::String(format!("k{d}")), v);
+                    Value::Mapping(m)
+                };
+            }
+            serde_yaml_ng::to_string(&v).unwrap()
+        };
+        for depth in 1..=MAX_NESTING_DEPTH - 4 {
+            let text = nested(depth);
+            assert_eq!(too_deep_at(&text), None, "depth {depth}:\n{text}");
+        }
+        for depth in [MAX_NESTING_DEPTH + 1, 3 * MAX_NESTING_DEPTH] {
+            assert!(
+                too_deep_at(&nested(depth)).is_some(),
+                "depth {depth}:\n{}",
+                nested(depth)
+            );
+        }
+    }
+
+    #[test]
+    fn every_shipped_and_fixture_file_is_within_the_nesting_limit() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut seen = 0;
+        let mut dirs = vec![
+            root.join("scenarios"),
+            root.join("labs"),
+            root.join("tests/fixtures"),
+            root.join("docs"),
+        ];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    if !p.ends_with("hostile") {
+                        dirs.push(p);
+                    }
+                } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    check_nesting(&text, &p.display().to_string()).unwrap();
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 20, "{seen} files");
     }
 
     #[test]

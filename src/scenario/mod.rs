@@ -157,6 +157,19 @@ impl RoleSysctls {
     }
 }
 
+/// `text` as an error message shows it: whole up to 120 bytes, else its
+/// start and its length.
+fn shorten(text: &str) -> String {
+    if text.len() <= 120 {
+        return text.to_string();
+    }
+    let mut end = 80;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 impl Scenario {
     /// Read, validate and apply `--set` overrides. Every error is
     /// [`Error::Invalid`] and names the file (and line/column for YAML).
@@ -186,13 +199,16 @@ impl Scenario {
         let mut doc: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(origin, &e))?;
         let mut result = scenario;
         for o in overrides {
+            // What the errors repeat of it: a long value would bury the
+            // message (and fill a pipe that is read only at the end).
+            let o_shown = shorten(o);
             apply_override(&mut doc, o)
-                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
             result = serde_yaml_ng::from_value(doc.clone())
-                .map_err(|e| Error::invalid(format!("{origin}: --set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
             result
                 .check(origin, None)
-                .map_err(|e| Error::invalid(format!("--set {o}: {e}")))?;
+                .map_err(|e| Error::invalid(format!("--set {o_shown}: {e}")))?;
         }
         Ok(result)
     }
@@ -252,6 +268,49 @@ mod tests {
     use std::time::Duration;
 
     const SEED: &str = include_str!("../../scenarios/tw_reuse.yaml");
+
+    /// Issue 23, item 7: an empty client value was the default (a 90 s
+    /// run for `--set client.duration=`); it is refused like the empty
+    /// value of any other key, at its line, in every place it is written.
+    #[test]
+    fn an_empty_client_value_is_refused_not_defaulted() {
+        for empty in ["", "~", "null"] {
+            for key in ["duration", "timeout", "path", "tool", "close_after"] {
+                let o = format!("client.{key}={empty}");
+                let e = Scenario::parse(SEED, "s.yaml", std::slice::from_ref(&o))
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.contains(&format!("client.{key} has an empty value")),
+                    "{o}: {e}"
+                );
+            }
+            let file = SEED.replace("duration: 90s", &format!("duration: {empty}"));
+            let line = SEED
+                .lines()
+                .position(|l| l.contains("duration: 90s"))
+                .unwrap()
+                + 1;
+            let e = Scenario::parse(&file, "s.yaml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with(&format!("s.yaml:{line}:"))
+                    && e.contains("client.duration has an empty value"),
+                "{e}"
+            );
+            let variant = format!(
+                "name: e\nvariants:\n  - name: a\n  - name: b\n    set:\n      client.duration: {empty}\n"
+            );
+            let e = Scenario::parse(&variant, "s.yaml", &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("s.yaml:6:") && e.contains("client.duration has an empty value"),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn the_shipped_seed_scenario_is_valid() {

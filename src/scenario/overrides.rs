@@ -12,6 +12,14 @@ pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
     let (path, raw) = spec
         .split_once('=')
         .ok_or_else(|| "expected key.path=value".to_string())?;
+    // Measured before it is parsed, as a file is: libyaml's time grows
+    // with the square of the nesting, and an argument may be 128 KiB.
+    if super::too_deep_at(raw).is_some() {
+        return Err(format!(
+            "the value nests deeper than {} levels (MAX_NESTING_DEPTH): a --set value is one scalar",
+            super::MAX_NESTING_DEPTH
+        ));
+    }
     let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
     set_path(doc, path, value)
 }

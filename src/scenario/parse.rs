@@ -68,6 +68,12 @@ pub(crate) fn client_check_error(
         "",
         1,
     );
+    // An error of one key's deserializer comes with serde's path in front
+    // (`client: client.duration has an empty value`).
+    let core = match core.strip_prefix("client: ") {
+        Some(rest) if rest.starts_with("client.") => rest.to_string(),
+        _ => core,
+    };
     if !core.starts_with("client.") {
         return None;
     }

@@ -233,7 +233,7 @@ impl Default for ClientSpec {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawClientSpec {
     /// `builtin` (default) or `wrk`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_tool")]
     tool: Option<ClientTool>,
     /// Connections kept open (default 100, at most 65535).
     #[serde(default, deserialize_with = "connections_count")]
@@ -244,19 +244,19 @@ pub(crate) struct RawClientSpec {
     #[schemars(range(min = 1, max = 1024))]
     threads: Option<NonZeroU32>,
     /// How long the load runs (default 90s).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_duration")]
     duration: Option<HumanDuration>,
     /// Request path (default /abc, a 404 as in the seed).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_path")]
     path: Option<String>,
     /// Per-request timeout (default 2s).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_timeout")]
     timeout: Option<HumanDuration>,
     /// The client closes after N requests; 0 = never (default).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_close_after")]
     close_after: Option<u64>,
     /// Close with RST instead of FIN (default false).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_linger_zero")]
     linger_zero: Option<bool>,
     /// Open loop (builtin client): requests per second over the whole
     /// load, on a fixed schedule spread over the connections, latency from
@@ -276,12 +276,12 @@ pub(crate) struct RawClientSpec {
     /// true`) or `swarm` (`hosts` tasks of a Swarm service, builtin or wrk,
     /// host network; needs a lab whose client host has `docker: true` and
     /// `swarm:`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_via")]
     via: Option<ClientVia>,
     /// For `via: docker` or `swarm`: the image (default twlab/wrk:4.1 for
     /// wrk, built by docker/wrk/build.sh, its entrypoint wrk; on a swarm the
     /// builtin client's is twlab/twlab:dev, by docker/twlab/build.sh).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_image")]
     image: Option<String>,
     /// Client hosts running the load at once (default 1, at most 64), each
     /// with `connections` and `threads`: in the embedded lab one namespace
@@ -404,6 +404,44 @@ impl TryFrom<RawClientSpec> for ClientSpec {
 pub const PATH_PUNCTUATION: &str = "/-._~%?=&+:@";
 fn path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || PATH_PUNCTUATION.contains(c)
+}
+/// A client key written without a value (`duration:`, `duration: ~`, or
+/// `--set client.duration=`) is refused, as every key that has no `Option`
+/// in the scenario model is: the `Option` of [`RawClientSpec`] only means
+/// "not written, take the default", and an empty value silently becoming
+/// the default (a 90 s run for an empty duration) is a run not as planned.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    key: &str,
+) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        // The message starts with the key, so that `client_check_error`
+        // points at its line (serde places it at the block).
+        None => Err(de::Error::custom(format!(
+            "{key} has an empty value (`key:`, `~` or `null`): write a value, or leave the key out for its default"
+        ))),
+    }
+}
+/// [`present`] for each key of [`RawClientSpec`] with a default.
+macro_rules! present_keys {
+    ($($name:ident => $key:literal),* $(,)?) => {$(
+        fn $name<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+            d: D,
+        ) -> Result<Option<T>, D::Error> {
+            present(d, $key)
+        }
+    )*};
+}
+present_keys! {
+    present_tool => "client.tool",
+    present_duration => "client.duration",
+    present_path => "client.path",
+    present_timeout => "client.timeout",
+    present_close_after => "client.close_after",
+    present_linger_zero => "client.linger_zero",
+    present_via => "client.via",
+    present_image => "client.image",
 }
 pub(crate) fn connections_count<'de, D: Deserializer<'de>>(
     d: D,
@@ -558,11 +596,16 @@ pub(crate) fn state_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .map(|s| s.0)
         .collect())
 }
+/// The shortest sampling interval: `collect.interval` of a scenario and
+/// `twlab states --watch`. One sample of a large table takes milliseconds
+/// of kernel time; sampling faster measures mostly the sampler.
+pub const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 pub(crate) fn interval<'de, D: Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
     let value = HumanDuration::deserialize(d)?;
-    if value.0 < Duration::from_millis(50) {
+    if value.0 < MIN_SAMPLE_INTERVAL {
         return Err(de::Error::custom(format!(
-            "collect.interval `{value}` is too short: at least 50ms"
+            "collect.interval `{value}` is too short: at least {}",
+            HumanDuration(MIN_SAMPLE_INTERVAL)
         )));
     }
     Ok(value)
