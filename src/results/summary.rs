@@ -201,6 +201,10 @@ pub struct RunSummary {
     /// was still being taken (the collector could not keep the interval).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub missed_ticks: u64,
+    /// Seconds of the load in stretches without a sample longer than four
+    /// intervals (at least 2 s): see [`crate::analysis::completeness`].
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub sample_gap_secs: f64,
     /// Offset (s) from which `steady_mean` is computed.
     pub steady_from_secs: f64,
     /// The sources sampled in this run (`sockets`, `conntrack`). A state
@@ -378,6 +382,10 @@ pub struct Summary {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_zero_f64(n: &f64) -> bool {
+    *n == 0.0
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ fn completeness(
     let collect = &ctx.scenario.collect;
     let planned = Planned {
         duration: std::time::Duration::from_secs_f64(load_secs_of(ctx.scenario, variant)),
-        interval: collect.interval.0,
+        gap_threshold: crate::run::sampler::gap_threshold(collect.interval.0),
         sampled: collect.sockets || collect.conntrack,
     };
     let mut clients: Vec<(String, &ClientStats)> = Vec::new();
@@ -177,8 +177,8 @@ fn completeness(
         load_secs,
         clients,
         vanished,
-        samples: summary.samples,
         missed_ticks: summary.missed_ticks,
+        gap_secs: summary.sample_gap_secs,
     };
     completeness::problems(&planned, &observed)
 }
@@ -771,7 +771,10 @@ async fn sample_while_loading(
     let (sampled, client_stats) = tokio::join!(sampler, driver);
     run.load_secs = Some(load.start.elapsed().as_secs_f64());
     progress.finish_and_clear();
-    let mut sampled = sampled.map(|s| run.summary.missed_ticks = s.missed_ticks);
+    let mut sampled = sampled.map(|s| {
+        run.summary.missed_ticks = s.missed_ticks;
+        run.summary.sample_gap_secs = results::summary::round2(s.gap_secs);
+    });
     let immediate = ctx.shutdown.level() >= Level::Immediate;
     if !immediate && client_stats.is_ok() && sampled.is_ok() {
         sampled = final_snapshot(load.collector, load.start, run).await;

@@ -132,6 +132,12 @@ impl Collector<'_> {
         progress: Option<&indicatif::ProgressBar>,
     ) -> Result<Sampled> {
         let mut out = Sampled::default();
+        let threshold = gap_threshold(interval).as_secs_f64();
+        // The offset of the last sample (the load's start before the first).
+        let mut last = 0.0;
+        let end = |out: &mut Sampled, last: f64| {
+            out.stretch(start.elapsed().as_secs_f64() - last, threshold);
+        };
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -139,7 +145,10 @@ impl Collector<'_> {
         loop {
             let due = tokio::select! {
                 due = ticker.tick() => due,
-                _ = stop.wait_for(|s| *s) => return Ok(out),
+                _ = stop.wait_for(|s| *s) => {
+                    end(&mut out, last);
+                    return Ok(out);
+                }
             };
             out.missed_ticks += missed_since(due, tokio::time::Instant::now(), interval);
             let t = start.elapsed().as_secs_f64();
@@ -151,8 +160,13 @@ impl Collector<'_> {
                         timeout.as_secs()
                     ))),
                 },
-                _ = stop.wait_for(|s| *s) => return Ok(out),
+                _ = stop.wait_for(|s| *s) => {
+                    end(&mut out, last);
+                    return Ok(out);
+                }
             };
+            out.stretch(t - last, threshold);
+            last = t;
             for s in &samples {
                 writer.append(s)?;
                 kept.add(s);
@@ -169,6 +183,27 @@ impl Collector<'_> {
 pub struct Sampled {
     /// Ticks skipped because the sample before them was still being taken.
     pub missed_ticks: u64,
+    /// Seconds of the load spent in gaps: stretches without a sample
+    /// longer than [`gap_threshold`] (twlab not scheduled, a sample that
+    /// hung for seconds). A sampler that is merely slower than its
+    /// interval (an SSH host) covers the load evenly and has none.
+    pub gap_secs: f64,
+}
+
+impl Sampled {
+    /// A stretch of `secs` between two samples (or the load's start or
+    /// end): a gap when longer than `threshold`.
+    fn stretch(&mut self, secs: f64, threshold: f64) {
+        if secs > threshold {
+            self.gap_secs += secs;
+        }
+    }
+}
+
+/// The longest stretch without a sample that is not a gap: four intervals,
+/// and never less than 2 s (a count over SSH of a large table).
+pub fn gap_threshold(interval: Duration) -> Duration {
+    (interval * 4).max(Duration::from_secs(2))
 }
 
 /// How long one sample may take before the collector counts as hung: ten

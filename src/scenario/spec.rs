@@ -262,13 +262,13 @@ pub(crate) struct RawClientSpec {
     /// load, on a fixed schedule spread over the connections, latency from
     /// each request's scheduled time; with `close_after: 1` a connection
     /// rate. Absent: closed loop (as fast as responses come, as wrk).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_rate")]
     #[schemars(range(min = 0.001, max = 1000000.0))]
     rate: Option<f64>,
     /// Builtin client: after a `Connection: close` response, wait this
     /// long before closing (default 0s: at once, as wrk); longer than the
     /// server's reaction, the server closes first and keeps the TIME_WAIT.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present_close_delay")]
     close_delay: Option<HumanDuration>,
     /// `host` (default: the client host's own wrk or twlab), `docker`
     /// (wrk in a container of `image` on the client host's engine, host
@@ -440,6 +440,8 @@ present_keys! {
     present_timeout => "client.timeout",
     present_close_after => "client.close_after",
     present_linger_zero => "client.linger_zero",
+    present_rate => "client.rate",
+    present_close_delay => "client.close_delay",
     present_via => "client.via",
     present_image => "client.image",
 }

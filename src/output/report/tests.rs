@@ -134,6 +134,7 @@ fn run(
         },
         samples: 91,
         missed_ticks: 0,
+        sample_gap_secs: 0.0,
         steady_from_secs: 60.0,
         collected: None,
         steady_samples: None,
