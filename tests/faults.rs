@@ -1803,6 +1803,27 @@ fn expecting_scenario(fx: &Fixture, duration: &str) -> PathBuf {
     fx.scenario("planned", &body)
 }
 
+/// A run of [`expecting_scenario`] for `duration`, once its lab is up and
+/// `lines` sample lines are on disk: twlab, its run directory and its
+/// namespaces.
+fn planned_run(fx: &Fixture, duration: &str, lines: usize) -> (Child, PathBuf, Vec<String>) {
+    let scenario = expecting_scenario(fx, duration);
+    let out = fx.path().join("run");
+    let mut child = fx.spawn(&scenario, &out, &[]);
+    let pid = child.id();
+    let mut namespaces = Vec::new();
+    wait_until(
+        "the lab is up and samples are on disk",
+        Duration::from_secs(30),
+        &mut child,
+        || {
+            namespaces = namespaces_owned_by(pid);
+            namespaces.len() == 2 && sample_lines(&out).len() >= lines
+        },
+    );
+    (child, out, namespaces)
+}
+
 /// The promises of a run that is not complete; returns its reasons.
 fn assert_not_complete(fx: &Fixture, out: &Path, status: ExitStatus) -> String {
     let stderr = fx.stderr_of(out);
@@ -1844,22 +1865,9 @@ fn a_load_stopped_early_is_not_complete() {
         return;
     }
     let fx = Fixture::new();
-    let scenario = expecting_scenario(&fx, "8s");
-    let out = fx.path().join("run");
-    let mut child = fx.spawn(&scenario, &out, &[]);
-    let pid = child.id();
-    let mut namespaces = Vec::new();
-    wait_until(
-        "samples are on disk",
-        Duration::from_secs(30),
-        &mut child,
-        || {
-            namespaces = namespaces_owned_by(pid);
-            // Four lines a tick (two sides, two sources): 1 s into the load.
-            sample_lines(&out).len() >= 16
-        },
-    );
-    let load: Vec<i32> = children_of(pid as i32)
+    // Four lines a tick (two sides, two sources): 1 s into the load.
+    let (mut child, out, namespaces) = planned_run(&fx, "8s", 16);
+    let load: Vec<i32> = children_of(child.id() as i32)
         .into_iter()
         .filter(|p| cmdline(*p).contains(" load "))
         .collect();
@@ -1885,20 +1893,7 @@ fn a_run_whose_samples_have_gaps_is_not_complete() {
         return;
     }
     let fx = Fixture::new();
-    let scenario = expecting_scenario(&fx, "7s");
-    let out = fx.path().join("run");
-    let mut child = fx.spawn(&scenario, &out, &[]);
-    let pid = child.id();
-    let mut namespaces = Vec::new();
-    wait_until(
-        "samples are on disk",
-        Duration::from_secs(30),
-        &mut child,
-        || {
-            namespaces = namespaces_owned_by(pid);
-            sample_lines(&out).len() >= 2
-        },
-    );
+    let (mut child, out, namespaces) = planned_run(&fx, "7s", 2);
     signal(&child, Signal::SIGSTOP);
     std::thread::sleep(Duration::from_secs(4));
     signal(&child, Signal::SIGCONT);
@@ -1919,20 +1914,7 @@ fn a_run_whose_lab_vanished_is_not_complete() {
         return;
     }
     let fx = Fixture::new();
-    let scenario = expecting_scenario(&fx, "6s");
-    let out = fx.path().join("run");
-    let mut child = fx.spawn(&scenario, &out, &[]);
-    let pid = child.id();
-    let mut namespaces = Vec::new();
-    wait_until(
-        "samples are on disk",
-        Duration::from_secs(30),
-        &mut child,
-        || {
-            namespaces = namespaces_owned_by(pid);
-            namespaces.len() == 2 && sample_lines(&out).len() >= 2
-        },
-    );
+    let (mut child, out, namespaces) = planned_run(&fx, "6s", 2);
     let client = namespaces
         .iter()
         .find(|n| n.ends_with("-client"))
