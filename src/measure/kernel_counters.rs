@@ -321,9 +321,11 @@ pub fn sum(all: &[KernelCounters]) -> KernelCounters {
 /// What one TIME_WAIT-related counter means, in one line, for the report.
 pub fn meaning(key: &str) -> Option<&'static str> {
     Some(match key {
-        "TcpExt.TW" => "sockets that finished TIME_WAIT (its 60 s ran out)",
+        "TcpExt.TW" => {
+            "sockets that entered TIME_WAIT for its 60 s (counted on entry since Linux 4.1)"
+        }
         "TcpExt.TWRecycled" => "connect() took a port still in TIME_WAIT (tcp_tw_reuse)",
-        "TcpExt.TWKilled" => "TIME_WAIT sockets ended early (a reset or tw_recycle)",
+        "TcpExt.TWKilled" => "sockets that entered TIME_WAIT for a short time (4 s or less)",
         "TcpExt.PAWSTimewait" => "a segment refused by a TIME_WAIT socket (old timestamp)",
         "TcpExt.PAWSOldAck" | "TcpExt.PAWSActive" => "a segment refused by PAWS (old timestamp)",
         "TcpExt.TCPTimeWaitOverflow" => "tcp_max_tw_buckets was full: a socket skipped TIME_WAIT",
