@@ -7,9 +7,13 @@
 //! thread that entered the namespace).
 
 mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
 
 use common::*;
 use serde_json::Value;
+use twlab::common::endpoint::Side;
+use twlab::lab::Host;
 
 fn counter(run: &Value, side: &str, key: &str) -> (u64, u64) {
     let d = &run["kernel"][side][key];
@@ -132,5 +136,42 @@ fn states_counters_reads_the_namespace_it_is_given() {
     run_expecting(
         twlab().args(["states", "--counters", "--netns", "no-such-ns-kctest"]),
         2,
+    );
+}
+
+/// Over SSH the counters are the host's own (the sshd namespace here): the
+/// same script's text parsed as an SSH host gives it, and it agrees with an
+/// in-process read of that namespace.
+#[test]
+fn an_ssh_host_gives_its_own_counters() {
+    if !require_root("an_ssh_host_gives_its_own_counters") {
+        return;
+    }
+    let fx = sshd::SshdHost::start("kcount");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let remote = rt.block_on(async {
+        let ctl = tempfile::tempdir().expect("control dir");
+        let host = twlab::lab::ssh::SshHost::connect(&fx.spec(), Side::Server, ctl.path())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}\nsshd log:\n{}", fx.sshd_log()));
+        let c = host.kernel_counters().await;
+        host.close().await;
+        c
+    });
+    let remote = remote.expect("kernel counters over ssh");
+    let local = twlab::ops::states::read_counters(Some(&fx.netns)).expect("in-process read");
+    // sshd accepted our connection in its namespace: a handful of opens,
+    // not this machine's total.
+    let accepted = remote.get("Tcp.PassiveOpens").copied().unwrap_or(0);
+    assert!(accepted >= 1, "{remote:?}");
+    assert_eq!(Some(&accepted), local.get("Tcp.PassiveOpens"));
+    assert!(remote.contains_key("TcpExt.TW"));
+    assert_eq!(
+        remote.get("conntrack.timeout.time_wait"),
+        local.get("conntrack.timeout.time_wait")
     );
 }
