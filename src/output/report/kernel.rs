@@ -280,7 +280,7 @@ fn explain(predicted: f64, measured: f64, counted: f64, what: &str) -> String {
     let close = gap.abs() <= CLOSE_ENOUGH * predicted.max(1.0);
     if close && counted <= 0.0 {
         return format!(
-            "within 10% ({}): the counters account for the count",
+            "within 10% (measured {}): the counters account for the count",
             markdown::signed(-gap)
         );
     }
@@ -396,7 +396,7 @@ mod tests {
         // Everything that entered is still there: nothing to explain.
         let m = socket_model(&run(10.0, 1000, 0, 990), Side::Client).unwrap();
         assert_eq!(m.predicted, 1000.0);
-        assert!(m.why.starts_with("within 10% (-10)"), "{}", m.why);
+        assert!(m.why.starts_with("within 10% (measured -10)"), "{}", m.why);
         // 400 left early, all by reuse.
         let m = socket_model(&run(10.0, 1000, 400, 600), Side::Client).unwrap();
         assert!(m.why.contains("400 by `TWRecycled`"), "{}", m.why);
@@ -404,6 +404,38 @@ mod tests {
         // 400 left early, none counted: ports coming round again.
         let m = socket_model(&run(10.0, 1000, 0, 600), Side::Client).unwrap();
         assert!(m.why.contains("without a counter"), "{}", m.why);
+        // A long load: the steady mean against 60 s of entries, and the
+        // reuse over those 60 s (a share of the run's).
+        let mut long = run(90.0, 9000, 900, 0);
+        long.sockets
+            .client
+            .steady_mean
+            .insert("TIME_WAIT".into(), 5400.0);
+        let m = socket_model(&long, Side::Client).unwrap();
+        assert_eq!((m.horizon, m.predicted, m.measured), (60.0, 6000.0, 5400.0));
+        assert_eq!(
+            m.why,
+            "600 fewer: 600 by `TWRecycled`: connect() took over ports still in TIME_WAIT"
+        );
+        // conntrack: closed connections × its time_wait timeout.
+        let mut ct = run(10.0, 0, 0, 0);
+        let d = |end| CounterDelta {
+            start: 0,
+            end,
+            per_sec: 0.0,
+        };
+        ct.kernel.client.insert("Tcp.ActiveOpens".into(), d(1000));
+        ct.kernel
+            .client
+            .insert("conntrack.timeout.time_wait".into(), d(5));
+        ct.conntrack.client.final_.insert("TIME_WAIT".into(), 500);
+        let m = conntrack_model(&ct, Side::Client).unwrap();
+        assert_eq!((m.rate, m.horizon, m.predicted), (100.0, 5.0, 500.0));
+        ct.kernel
+            .client
+            .insert("conntrack.insert_failed".into(), d(7));
+        let m = conntrack_model(&ct, Side::Client).unwrap();
+        assert!(m.why.contains("refused 7 flows"), "{}", m.why);
         // No counters: no model.
         assert!(socket_model(&run(10.0, 0, 0, 0), Side::Server).is_none());
     }
