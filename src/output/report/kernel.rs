@@ -186,7 +186,7 @@ pub(super) fn socket_model(r: &RunSummary, side: Side) -> Option<Model> {
     let horizon = secs.min(TIME_WAIT_SECS);
     let predicted = rate * horizon;
     let stats = r.sockets.get(side);
-    let measured = measured_tw(r, secs, &stats.final_, &stats.steady_mean)?;
+    let measured = measured_tw(r, TIME_WAIT_SECS, &stats.final_, &stats.steady_mean)?;
     // Over the horizon: the share of the run's counts that fall in it.
     let share = horizon / secs;
     let recycled = delta("TcpExt.TWRecycled") * share;
@@ -233,7 +233,7 @@ pub(super) fn conntrack_model(r: &RunSummary, side: Side) -> Option<Model> {
     let rate = closed / secs;
     let horizon = secs.min(timeout);
     let predicted = rate * horizon;
-    let measured = measured_tw(r, secs, &stats.final_, &stats.steady_mean)?;
+    let measured = measured_tw(r, timeout, &stats.final_, &stats.steady_mean)?;
     let refused: f64 = crate::measure::kernel_counters::CT_REFUSALS
         .iter()
         .map(|key| k.get(*key).map_or(0.0, |d| d.delta() as f64))
@@ -256,20 +256,27 @@ pub(super) fn conntrack_model(r: &RunSummary, side: Side) -> Option<Model> {
     })
 }
 
-/// The measured TIME_WAIT: the steady mean once the count can have
-/// settled (a load of over 70 s), else the final snapshot.
+/// The measured TIME_WAIT: the steady mean when the count had settled
+/// over the whole steady window (its start at least `hold` seconds into
+/// the load, so what entered first has left), else the final snapshot
+/// (everything that entered within the last `hold` seconds is there).
 fn measured_tw(
     r: &RunSummary,
-    secs: f64,
+    hold: f64,
     final_: &crate::common::counts::Counts,
     steady: &std::collections::BTreeMap<String, f64>,
 ) -> Option<f64> {
-    let _ = r;
-    if secs > 70.0 {
+    if settled(r, hold) {
         steady.get("TIME_WAIT").copied().or(Some(0.0))
     } else {
         Some(final_.get("TIME_WAIT").copied().unwrap_or(0) as f64)
     }
+}
+
+/// Had a count whose entries stay `hold` seconds settled by the start of
+/// the steady window (and was there one)?
+fn settled(r: &RunSummary, hold: f64) -> bool {
+    hold <= r.steady_from_secs && r.steady_samples != Some(0)
 }
 
 /// What explains `predicted - measured`: within [`CLOSE_ENOUGH`] nothing
@@ -345,8 +352,8 @@ fn model_check(out: &mut String, summary: &Summary) {
          *entered /s*: sockets entering TIME_WAIT per second (`TW` + `TWKilled`, counted as they enter \
          since Linux 4.1); for conntrack, the side's closed connections per second. *predicted*: what \
          stays, entered /s × *held s* (60 s for sockets, conntrack's time_wait timeout; the load's \
-         length when shorter). *measured*: the steady mean TIME_WAIT of a load over 70 s, else the \
-         final snapshot. The last column says which counter explains the difference.\n\n",
+         length when shorter). *measured*: the steady mean TIME_WAIT when the steady window starts \
+         after *held s* (the count had settled), else the final snapshot. The last column says which counter explains the difference.\n\n",
     );
     out.push_str(&markdown::table(
         &[
@@ -407,6 +414,7 @@ mod tests {
         // A long load: the steady mean against 60 s of entries, and the
         // reuse over those 60 s (a share of the run's).
         let mut long = run(90.0, 9000, 900, 0);
+        long.steady_from_secs = 60.0;
         long.sockets
             .client
             .steady_mean
