@@ -184,7 +184,8 @@ impl Collector<'_> {
             if results.is_empty() {
                 continue;
             }
-            let mut all = Vec::with_capacity(results.len());
+            let hosts = results.len();
+            let mut all = Vec::with_capacity(hosts);
             for r in results {
                 match r {
                     Ok(c) => all.push(c),
@@ -198,7 +199,9 @@ impl Collector<'_> {
                     }
                 }
             }
-            if all.is_empty() {
+            // A side of several hosts with one missing would be a part of
+            // its sum, not the sum: left out of this reading.
+            if all.is_empty() || all.len() < hosts {
                 continue;
             }
             let counters = kernel_counters::sum(&all);
