@@ -85,7 +85,12 @@ pub enum Command {
     /// pipelines in one command, with the counting code of `twlab run`.
     States {
         /// The endpoint, e.g. 198.18.0.1:8080 or [::1]:8080.
-        endpoint: SocketAddr,
+        #[arg(required_unless_present = "counters")]
+        endpoint: Option<SocketAddr>,
+        /// Show the kernel's TCP and conntrack counters (netstat, snmp,
+        /// conntrack statistics) instead; with --watch, their rates.
+        #[arg(long, conflicts_with_all = ["endpoint", "no_conntrack"])]
+        counters: bool,
         /// Look inside this network namespace (a name under /run/netns, or a path).
         #[arg(long, value_name = "NAME")]
         netns: Option<String>,

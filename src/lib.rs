@@ -248,12 +248,32 @@ fn dispatch(command: Command) -> Result<i32> {
         }
         Command::States {
             endpoint,
+            counters: true,
+            netns,
+            watch,
+            count,
+            json,
+            ..
+        } if endpoint.is_none() => {
+            ops::states::run_counters(&ops::states::CountersOptions {
+                netns,
+                watch,
+                count,
+                json,
+            })?;
+            Ok(exit_code::OK)
+        }
+        Command::States {
+            endpoint,
             netns,
             watch,
             count,
             json,
             no_conntrack,
+            ..
         } => {
+            let endpoint = endpoint
+                .ok_or_else(|| Error::invalid("give the endpoint (ADDR:PORT), or --counters"))?;
             ops::states::run(&ops::states::StatesOptions {
                 endpoint,
                 netns,

@@ -7,6 +7,7 @@
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 use twlab::common::endpoint::{Endpoint, Side};
+use twlab::measure::kernel_counters;
 use twlab::scenario::Scenario;
 use twlab::scenario::labfile::LabSpec;
 
@@ -178,7 +179,7 @@ proptest! {
 fn recorded_outputs_cut_anywhere_never_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let endpoint = Endpoint::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 8080);
-    for dir in ["ss", "conntrack", "wrk"] {
+    for dir in ["ss", "conntrack", "wrk", "kernel"] {
         for entry in std::fs::read_dir(root.join(dir))
             .expect("fixtures")
             .flatten()
@@ -196,7 +197,50 @@ fn recorded_outputs_cut_anywhere_never_panic() {
                 let _ = twlab::measure::sockets_text::parse_netstat(t, endpoint, Side::Client);
                 let _ = twlab::measure::conntrack::count_states(t, endpoint);
                 let _ = twlab::load::client::wrk::parse_wrk_output(t);
+                let _ = kernel_counters::parse_pairs(t);
+                let _ = kernel_counters::parse_ct_stat(t);
+                let _ = kernel_counters::parse_bundle(&format!(
+                    "@@ netstat\n{t}\n@@ nf_conntrack\n{t}"
+                ));
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The kernel's counter files (`/proc/net/netstat`, `snmp`,
+    /// `stat/nf_conntrack`, and the bundle an SSH host prints) of any
+    /// shape are parsed or refused with an error, never a panic.
+    #[test]
+    fn kernel_counter_text_never_panics(
+        text in "\\PC{0,300}",
+        shaped in "((TcpExt|IpExt|Tcp|@@ [a-z_.]{1,12}|entries)[: ]{0,2}([A-Za-z0-9 -]{0,30})\n){0,10}",
+    ) {
+        for t in [&text, &shaped] {
+            let _ = kernel_counters::parse_pairs(t);
+            let _ = kernel_counters::parse_ct_stat(t);
+            let _ = kernel_counters::parse_bundle(t);
+        }
+    }
+
+    /// Valid pairs of lines always parse, whatever the names and values:
+    /// fields are found by name, and every name of a prefix comes back.
+    #[test]
+    fn kernel_counter_pairs_are_found_by_name(
+        fields in proptest::collection::btree_map("[A-Z][A-Za-z0-9]{0,12}", any::<u64>(), 1..30),
+    ) {
+        let names: Vec<&String> = fields.keys().collect();
+        let values: Vec<String> = fields.values().map(u64::to_string).collect();
+        let text = format!(
+            "TcpExt: {}\nTcpExt: {}\n",
+            names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+            values.join(" ")
+        );
+        let parsed = kernel_counters::parse_pairs(&text).map_err(TestCaseError::fail)?;
+        for (k, v) in &fields {
+            prop_assert_eq!(parsed.get(&format!("TcpExt.{k}")), Some(v));
         }
     }
 }

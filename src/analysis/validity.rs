@@ -4,7 +4,10 @@
 //! (`allow:`).
 
 use crate::common::counts::ClientStats;
-use crate::results::ClientHostSummary;
+use crate::common::endpoint::Side;
+use crate::measure::kernel_counters::CT_REFUSALS;
+use crate::results::kernel::KernelDeltas;
+use crate::results::{BySide, ClientHostSummary};
 use crate::scenario::{Allowance, Scenario, Variant};
 
 /// The share of `client.rate` an open-loop load must achieve for its run to
@@ -79,6 +82,30 @@ pub fn validity_problems(
     out
 }
 
+/// A side whose conntrack refused flows during the load (its `drop`,
+/// `early_drop` or `insert_failed` statistics moved): packets were dropped
+/// by the table, so the run's latency and errors are not the server's.
+pub fn conntrack_refusals(kernel: &BySide<KernelDeltas>) -> Vec<String> {
+    let mut out = Vec::new();
+    for side in [Side::Server, Side::Client] {
+        let moved: Vec<String> = CT_REFUSALS
+            .iter()
+            .filter_map(|k| {
+                let d = kernel.get(side).get(*k)?;
+                d.moved()
+                    .then(|| format!("{} +{}", k.trim_start_matches("conntrack."), d.delta()))
+            })
+            .collect();
+        if !moved.is_empty() {
+            out.push(format!(
+                "the {side}'s conntrack table refused flows during the load ({}): packets were dropped by conntrack, so latency and errors are not the server's",
+                moved.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// With several client hosts: each host that was CPU-bound on its own (it
 /// used 90% of the cores its threads can use), which the total's check
 /// cannot see when the others idled. Unless the scenario allows it.
@@ -142,6 +169,27 @@ mod tests {
             cpu_secs: Some(cpu_per_sec * 10.0),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_run_whose_conntrack_dropped_is_flagged_on_that_side() {
+        use crate::results::kernel::CounterDelta;
+        let mut k = BySide::<KernelDeltas>::default();
+        let d = |start, end| CounterDelta {
+            start,
+            end,
+            per_sec: 0.0,
+        };
+        k.server.insert("conntrack.drop".into(), d(3, 3));
+        k.server.insert("conntrack.new".into(), d(0, 900));
+        assert!(conntrack_refusals(&k).is_empty());
+        k.client.insert("conntrack.insert_failed".into(), d(0, 12));
+        let p = conntrack_refusals(&k);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("client's conntrack") && p[0].contains("insert_failed +12"),
+            "{p:?}"
+        );
     }
 
     #[test]

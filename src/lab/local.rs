@@ -10,7 +10,7 @@
 use super::Host;
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, HostRole, Side};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::measure::sockdiag::LazySockDiag;
 use async_trait::async_trait;
 use tokio::process::Command;
@@ -80,6 +80,14 @@ impl Host for LocalHost {
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         self.diag.count(endpoint, self.role.side).await
+    }
+
+    /// In-process: this machine's namespace is twlab's own.
+    async fn kernel_counters(&self) -> Result<crate::measure::kernel_counters::KernelCounters> {
+        tokio::task::spawn_blocking(crate::measure::kernel_counters::read_here)
+            .await
+            .map_err(|e| Error::env(format!("kernel counters task: {e}")))?
+            .map_err(|e| Error::env(format!("kernel counters of this machine: {e}")))
     }
 
     async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {

@@ -136,6 +136,18 @@ pub trait Host: Send + Sync {
     /// Start counting client addresses afresh (each run's are its own).
     fn reset_peers(&self) {}
 
+    /// The kernel's TCP and conntrack counters of this host
+    /// ([`crate::measure::kernel_counters`]): here from the same proc files
+    /// as `cat` prints them; lab namespaces and this machine read them
+    /// in-process.
+    async fn kernel_counters(&self) -> Result<crate::measure::kernel_counters::KernelCounters> {
+        let out = self
+            .run(&crate::measure::kernel_counters::bundle_argv())
+            .await?;
+        crate::measure::kernel_counters::parse_bundle(&out)
+            .map_err(|e| Error::env(format!("kernel counters of {}: {e}", self.describe())))
+    }
+
     /// conntrack entries towards the endpoint by TCP state.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {
         let out = self

@@ -18,5 +18,6 @@
 
 pub mod conntrack;
 pub mod ctnetlink;
+pub mod kernel_counters;
 pub mod sockdiag;
 pub mod sockets_text;

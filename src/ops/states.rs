@@ -8,15 +8,21 @@
 //! collector against the tools they trust. `--netns NAME` looks inside a
 //! namespace (a twlab lab's, or any under /run/netns); `--watch` redraws on
 //! an interval; `--json` prints one JSON object per sample for scripts.
+//!
+//! `--counters` shows the kernel's TCP and conntrack counters instead
+//! (`nstat -az`/`netstat -s` and `conntrack -S` in one view, the same
+//! counters a run records: [`crate::measure::kernel_counters`]); with
+//! `--watch`, the rates of those that moved.
 
 use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
+use crate::measure::kernel_counters::{self, KernelCounters};
 use crate::measure::sockdiag::SockDiag;
 use crate::scenario::MIN_SAMPLE_INTERVAL;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -154,7 +160,17 @@ pub fn check(opts: &StatesOptions) -> Result<()> {
             opts.endpoint
         )));
     }
-    if let Some(w) = opts.watch
+    check_where_and_when(opts.netns.as_deref(), opts.watch, opts.count)
+}
+
+/// The checks of `--netns`, `--watch` and `--count`, shared with
+/// `--counters`.
+fn check_where_and_when(
+    netns: Option<&str>,
+    watch: Option<Duration>,
+    count: Option<u64>,
+) -> Result<()> {
+    if let Some(w) = watch
         && w < MIN_SAMPLE_INTERVAL
     {
         return Err(Error::invalid(format!(
@@ -163,12 +179,12 @@ pub fn check(opts: &StatesOptions) -> Result<()> {
             humantime::format_duration(MIN_SAMPLE_INTERVAL)
         )));
     }
-    if opts.count == Some(0) {
+    if count == Some(0) {
         return Err(Error::invalid(
             "--count 0: at least 1 sample (leave --count out to watch until interrupted)",
         ));
     }
-    if let Some(ns) = opts.netns.as_deref() {
+    if let Some(ns) = netns {
         if ns.is_empty() || ns == "." || ns == ".." {
             return Err(Error::invalid(format!(
                 "--netns `{ns}`: not a namespace name: give a name under {} or the path of a namespace file",
@@ -278,4 +294,158 @@ pub fn render(s: &StatesSample) -> String {
         "{}{place}: sockets by state (server end = local {}, client end = remote {}), conntrack by original destination; counted in {:.1} ms\n{table}\n{empty}",
         s.endpoint, s.endpoint, s.endpoint, s.took_ms
     )
+}
+
+/// What `twlab states --counters` was asked for.
+#[derive(Debug, Clone)]
+pub struct CountersOptions {
+    /// A namespace name under /run/netns, or a path to a namespace file.
+    pub netns: Option<String>,
+    /// Print rates every interval until interrupted.
+    pub watch: Option<Duration>,
+    /// At most this many samples (with `watch`).
+    pub count: Option<u64>,
+    pub json: bool,
+}
+
+/// One reading of the kernel's counters (`--counters --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CountersSample {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub time: f64,
+    /// Every counter, as the kernel gives it.
+    pub counters: KernelCounters,
+    /// Per second since the previous sample, of the counters that moved
+    /// (not levels such as `conntrack.count`); absent in the first sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rates: Option<BTreeMap<String, f64>>,
+    /// How long reading took, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// Read the counters of `netns` (or of this namespace), from a thread
+/// inside it.
+pub fn read_counters(netns: Option<&str>) -> Result<KernelCounters> {
+    let read = || kernel_counters::read_here().map_err(std::io::Error::other);
+    let out = match netns {
+        Some(ns) => {
+            let path = netns_path(ns);
+            if !path.exists() {
+                return Err(Error::invalid(format!(
+                    "--netns {ns}: no such network namespace ({} does not exist)",
+                    path.display()
+                )));
+            }
+            crate::lab::netns::sys::in_netns(&path, read)
+        }
+        None => read(),
+    };
+    out.map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))
+}
+
+/// Run `twlab states --counters`: every counter once; with `watch`, then
+/// the rates of those that moved, every interval.
+pub fn run_counters(opts: &CountersOptions) -> Result<()> {
+    use std::io::Write as _;
+    check_where_and_when(opts.netns.as_deref(), opts.watch, opts.count)?;
+    let mut previous: Option<(Instant, KernelCounters)> = None;
+    let mut taken = 0u64;
+    loop {
+        let tick = Instant::now();
+        let counters = read_counters(opts.netns.as_deref())?;
+        let took_ms = (tick.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        let rates = previous
+            .as_ref()
+            .map(|(at, before)| rates(before, &counters, tick.duration_since(*at).as_secs_f64()));
+        let sample = CountersSample {
+            netns: opts.netns.clone(),
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            counters,
+            rates,
+            took_ms,
+        };
+        let text = if opts.json {
+            let line = serde_json::to_string(&sample)
+                .map_err(|e| Error::env(format!("cannot encode the sample: {e}")))?;
+            format!("{line}\n")
+        } else {
+            render_counters(&sample)
+        };
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
+        taken += 1;
+        let Some(interval) = opts.watch else {
+            return Ok(());
+        };
+        if opts.count.is_some_and(|n| taken >= n) {
+            return Ok(());
+        }
+        previous = Some((tick, sample.counters));
+        std::thread::sleep(interval.saturating_sub(tick.elapsed()));
+    }
+}
+
+/// Per second over `secs`, of the counters (not levels) that moved.
+pub fn rates(before: &KernelCounters, now: &KernelCounters, secs: f64) -> BTreeMap<String, f64> {
+    if secs <= 0.0 {
+        return BTreeMap::new();
+    }
+    now.iter()
+        .filter(|(k, _)| !kernel_counters::is_gauge(k))
+        .filter_map(|(k, v)| {
+            let b = before.get(k).copied().unwrap_or(0);
+            (*v > b).then(|| (k.clone(), ((*v - b) as f64 / secs * 100.0).round() / 100.0))
+        })
+        .collect()
+}
+
+/// The first sample: every counter that is not zero; the next ones: the
+/// rates of those that moved.
+pub fn render_counters(s: &CountersSample) -> String {
+    let mut b = tabled::builder::Builder::default();
+    let place = match &s.netns {
+        Some(ns) => format!("netns {ns}"),
+        None => "this host".to_string(),
+    };
+    let title = match &s.rates {
+        None => {
+            b.push_record(["counter", "value", "meaning"]);
+            for (k, v) in s.counters.iter().filter(|(_, v)| **v != 0) {
+                b.push_record([k.clone(), v.to_string(), meaning(k)]);
+            }
+            format!(
+                "{place}: the kernel's counters that are not zero (read in {:.2} ms)",
+                s.took_ms
+            )
+        }
+        Some(rates) => {
+            b.push_record(["counter", "per second", "total", "meaning"]);
+            for (k, r) in rates {
+                let total = s.counters.get(k).copied().unwrap_or(0);
+                b.push_record([k.clone(), format!("{r}"), total.to_string(), meaning(k)]);
+            }
+            if rates.is_empty() {
+                format!("{place}: no counter moved")
+            } else {
+                format!("{place}: counters that moved, per second")
+            }
+        }
+    };
+    let mut table = b.build();
+    table.with(tabled::settings::Style::sharp());
+    format!("{title}\n{table}\n")
+}
+
+fn meaning(key: &str) -> String {
+    kernel_counters::meaning(key).unwrap_or("").to_string()
 }

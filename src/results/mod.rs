@@ -9,6 +9,7 @@
 //! documented in README and DESIGN.md.
 
 pub mod env;
+pub mod kernel;
 pub mod samples;
 pub mod summary;
 
@@ -20,6 +21,8 @@ use serde::Serialize;
 use std::path::Path;
 
 pub const SAMPLES_FILE: &str = "samples.jsonl";
+/// The kernel's counters of each side, one line per side and sample.
+pub const KERNEL_FILE: &str = "kernel.jsonl";
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const ENV_FILE: &str = "env.json";
 pub const REPORT_FILE: &str = "report.md";

@@ -54,7 +54,13 @@ pub struct SampleWriter {
 
 impl SampleWriter {
     pub fn create(dir: &Path) -> Result<Self> {
-        let path = dir.join(SAMPLES_FILE);
+        Self::create_file(dir, SAMPLES_FILE)
+    }
+
+    /// A writer of another JSON-lines file of the run directory (the
+    /// kernel's counters, [`super::KERNEL_FILE`]), with the same guarantees.
+    pub fn create_file(dir: &Path, name: &str) -> Result<Self> {
+        let path = dir.join(name);
         let fail = |e| Error::io(path.display(), e);
         let mut out = File::options()
             .create(true)
@@ -76,6 +82,16 @@ impl SampleWriter {
     /// Write one sample, a whole line or nothing: on a failed write (a full
     /// disk) the file is cut back to its last complete line.
     pub fn append(&mut self, sample: &Sample) -> Result<()> {
+        self.append_value(sample)
+    }
+
+    /// The directory the file is in.
+    pub fn dir(&self) -> Option<&Path> {
+        self.path.parent()
+    }
+
+    /// Write one value as a line, a whole line or nothing.
+    pub fn append_value<T: Serialize>(&mut self, sample: &T) -> Result<()> {
         let mut line = serde_json::to_string(sample)
             .map_err(|e| Error::env(format!("cannot encode sample: {e}")))?;
         line.push('\n');

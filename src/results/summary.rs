@@ -244,6 +244,11 @@ pub struct RunSummary {
     /// tell (sock_diag: the embedded lab and `local` hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_peers: Option<u64>,
+    /// The kernel's TCP and conntrack counters of each side over the load
+    /// (first sample to final snapshot): see [`super::kernel`]. Absent in
+    /// files of older versions.
+    #[serde(default, skip_serializing_if = "super::kernel::no_counters")]
+    pub kernel: BySide<super::kernel::KernelDeltas>,
 }
 
 impl RunSummary {

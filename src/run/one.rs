@@ -6,7 +6,7 @@ use super::drive::{drive, progress_bar};
 use super::kept::RunSamples;
 use super::run_lab::{RunLab, forget_process, note_process};
 use crate::analysis::completeness::{self, Observed, Planned};
-use crate::analysis::validity::{host_saturation, validity_problems};
+use crate::analysis::validity::{conntrack_refusals, host_saturation, validity_problems};
 use crate::common::counts::ClientStats;
 use crate::common::counts::Source;
 use crate::common::endpoint::{HostRole, Side};
@@ -382,6 +382,7 @@ fn summarize(
     summary
         .invalid
         .extend(host_saturation(ctx.scenario, variant, &summary.clients));
+    summary.invalid.extend(conntrack_refusals(&summary.kernel));
 }
 
 /// Before a run on real hosts: wait for the previous run's sockets and
@@ -561,6 +562,7 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         variant: run.variant.name.to_string(),
         repeat: run.repeat,
         run_id: lab.run_id().to_string(),
+        kernel: Default::default(),
     };
     let load = Load {
         collector: &collector,
@@ -570,6 +572,7 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         duration: client_spec.duration.0,
     };
     let (client_stats, sampled) = sample_while_loading(ctx, load, run).await;
+    run.summary.kernel = collector.kernel.summary();
     if let Some(c) = counters {
         c.remove().await;
     }

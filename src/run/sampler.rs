@@ -12,7 +12,9 @@ use crate::common::counts::{Counts, Source, sum_counts};
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::lab::Host;
-use crate::results::{Sample, SampleWriter};
+use crate::measure::kernel_counters::{self, KernelCounters};
+use crate::results::kernel::{self, KernelDeltas, KernelSample};
+use crate::results::{BySide, KERNEL_FILE, Sample, SampleWriter};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -30,6 +32,51 @@ pub struct Collector<'a> {
     pub variant: String,
     pub repeat: u32,
     pub run_id: String,
+    /// The kernel's counters of each side, read with every snapshot and
+    /// once as the load starts; see [`KernelSampling`].
+    pub kernel: KernelSampling,
+}
+
+/// The kernel's counters as the collector reads them: each side's first
+/// and latest, and the file each sample goes to (`kernel.jsonl`, opened in
+/// the samples' directory as sampling starts). Reading them costs tens of
+/// microseconds in-process (a few proc files), so they are read at every
+/// tick with the counts. A host whose counters cannot be read (a kernel
+/// without /proc/net/netstat, a remote shell that fails) gives none: stderr
+/// says so once, and the run goes on.
+#[derive(Default)]
+pub struct KernelSampling {
+    state: std::sync::Mutex<KernelState>,
+}
+
+#[derive(Default)]
+struct KernelState {
+    writer: Option<SampleWriter>,
+    /// Per side (server, client): the first sample and the latest.
+    first: [Option<(f64, KernelCounters)>; 2],
+    last: [Option<(f64, KernelCounters)>; 2],
+    warned: bool,
+}
+
+fn side_slot(side: Side) -> usize {
+    usize::from(side == Side::Client)
+}
+
+impl KernelSampling {
+    /// Each side's counters over the load: see [`crate::results::kernel`].
+    pub fn summary(&self) -> BySide<KernelDeltas> {
+        let Ok(state) = self.state.lock() else {
+            return BySide::default();
+        };
+        let of = |i: usize| match (&state.first[i], &state.last[i]) {
+            (Some((t0, a)), Some((t1, b))) => kernel::deltas((*t0, a), (*t1, b)),
+            _ => KernelDeltas::new(),
+        };
+        BySide {
+            server: of(0),
+            client: of(1),
+        }
+    }
 }
 
 impl Collector<'_> {
@@ -60,7 +107,12 @@ impl Collector<'_> {
                 }
             }
         };
-        let counts = futures::future::join_all(jobs.iter().copied().map(count)).await;
+        let (counts, kernel) = futures::future::join(
+            futures::future::join_all(jobs.iter().copied().map(count)),
+            futures::future::join_all(hosts.iter().map(|h| h.kernel_counters())),
+        )
+        .await;
+        self.record_kernel(t, is_final, kernel)?;
         // The client addresses the server's counts have seen, after them.
         let peers = if is_final && self.sockets {
             self.server.peer_addresses(self.endpoint).await
@@ -111,6 +163,88 @@ impl Collector<'_> {
         Ok(out)
     }
 
+    /// Keep one reading of the kernel's counters of every host (server
+    /// first): summed over client hosts, written to `kernel.jsonl` and kept
+    /// as the side's first or latest. A host that failed leaves its side
+    /// out of this reading.
+    fn record_kernel(
+        &self,
+        t: f64,
+        is_final: bool,
+        read: Vec<Result<KernelCounters>>,
+    ) -> Result<()> {
+        let Ok(mut state) = self.state_lock() else {
+            return Ok(());
+        };
+        let mut read = read.into_iter();
+        let server = read.next().into_iter().collect::<Vec<_>>();
+        let clients: Vec<_> = read.collect();
+        let t = (t * 1000.0).round() / 1000.0;
+        for (side, results) in [(Side::Server, server), (Side::Client, clients)] {
+            if results.is_empty() {
+                continue;
+            }
+            let hosts = results.len();
+            let mut all = Vec::with_capacity(hosts);
+            for r in results {
+                match r {
+                    Ok(c) => all.push(c),
+                    Err(e) => {
+                        if !state.warned {
+                            errln!(
+                                "twlab: the kernel's counters are left out where they cannot be read: {e}"
+                            );
+                            state.warned = true;
+                        }
+                    }
+                }
+            }
+            // A side of several hosts with one missing would be a part of
+            // its sum, not the sum: left out of this reading.
+            if all.is_empty() || all.len() < hosts {
+                continue;
+            }
+            let counters = kernel_counters::sum(&all);
+            if let Some(w) = state.writer.as_mut() {
+                w.append_value(&KernelSample {
+                    t,
+                    variant: self.variant.clone(),
+                    repeat: self.repeat,
+                    run_id: self.run_id.clone(),
+                    host: side,
+                    is_final,
+                    counters: counters
+                        .iter()
+                        .filter(|(_, v)| **v != 0)
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                })?;
+            }
+            let i = side_slot(side);
+            if state.first[i].is_none() {
+                state.first[i] = Some((t, counters.clone()));
+            }
+            state.last[i] = Some((t, counters));
+        }
+        Ok(())
+    }
+
+    fn state_lock(&self) -> std::result::Result<std::sync::MutexGuard<'_, KernelState>, ()> {
+        self.kernel.state.lock().map_err(|_| ())
+    }
+
+    /// Open `kernel.jsonl` next to the samples and read every host's
+    /// counters once, as the load starts: the start of each counter's
+    /// change over the run.
+    async fn kernel_baseline(&self, dir: Option<&std::path::Path>, t: f64) -> Result<()> {
+        if let (Some(dir), Ok(mut state)) = (dir, self.state_lock()) {
+            state.writer = Some(SampleWriter::create_file(dir, KERNEL_FILE)?);
+        }
+        let hosts = std::iter::once(self.server).chain(self.clients.iter().copied());
+        let read = futures::future::join_all(hosts.map(|h| h.kernel_counters())).await;
+        self.record_kernel(t, false, read)
+    }
+
     /// Sample every `interval` from `start` until `stop` turns true; each
     /// sample goes to `writer` as it is taken, and to `kept` (what memory
     /// keeps of the run, bounded).
@@ -142,6 +276,17 @@ impl Collector<'_> {
             tokio::time::interval_at(tokio::time::Instant::from_std(start) + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let timeout = sample_timeout(interval);
+        tokio::select! {
+            r = tokio::time::timeout(timeout, self.kernel_baseline(writer.dir(), start.elapsed().as_secs_f64())) => {
+                if let Ok(r) = r {
+                    r?;
+                }
+            }
+            _ = stop.wait_for(|s| *s) => {
+                end(&mut out, last);
+                return Ok(out);
+            }
+        }
         loop {
             let due = tokio::select! {
                 due = ticker.tick() => due,

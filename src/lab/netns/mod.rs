@@ -227,6 +227,18 @@ impl Host for NetnsHost {
         self.diag.reset_peers();
     }
 
+    /// From a thread inside the namespace (`/proc/thread-self/net`).
+    async fn kernel_counters(&self) -> Result<crate::measure::kernel_counters::KernelCounters> {
+        let path = self.path();
+        blocking(move || {
+            sys::in_netns(&path, || {
+                crate::measure::kernel_counters::read_here().map_err(std::io::Error::other)
+            })
+        })
+        .await
+        .map_err(|e| Error::env(format!("kernel counters in {}: {e}", self.name)))
+    }
+
     /// From the event listener when it runs; else in-process over
     /// ctnetlink dumps, filtered by the kernel where it can.
     async fn conntrack_counts(&self, endpoint: Endpoint) -> Result<Counts> {

@@ -29,6 +29,7 @@ mod clients;
 mod header;
 mod headline;
 mod hosts;
+mod kernel;
 mod runs;
 mod states;
 mod terminal;
@@ -108,6 +109,7 @@ pub fn render_markdown(summary: &Summary) -> String {
     charts(&mut out, summary);
     if !view.variants.is_empty() {
         state_tables(&mut out, &view);
+        kernel::kernel_section(&mut out, summary);
         client_tables(&mut out, &view);
         client_hosts_table(&mut out, &view);
         runs_section(&mut out, &view);

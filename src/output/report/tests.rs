@@ -144,6 +144,7 @@ fn run(
         incomplete: vec![],
         clients: vec![],
         server_peers: None,
+        ..Default::default()
     }
 }
 
