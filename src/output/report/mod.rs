@@ -31,6 +31,7 @@ mod headline;
 mod hosts;
 mod runs;
 mod states;
+mod sweep;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -41,6 +42,7 @@ use headline::*;
 use hosts::*;
 use runs::*;
 use states::*;
+use sweep::*;
 pub use terminal::render_terminal;
 use terminal::*;
 
@@ -107,6 +109,7 @@ pub fn render_markdown(summary: &Summary) -> String {
     expectations(&mut out, summary);
     charts(&mut out, summary);
     if !view.variants.is_empty() {
+        sweep_section(&mut out, &view);
         state_tables(&mut out, &view);
         client_tables(&mut out, &view);
         client_hosts_table(&mut out, &view);
