@@ -252,10 +252,14 @@ impl Scenario {
                 .chain(axes.iter().map(|(_, _, v)| v.len()))
                 .map(|n| n.to_string())
                 .collect();
+            let count = if factors.len() > 1 {
+                format!("{} = {product}", factors.join(" x "))
+            } else {
+                product.to_string()
+            };
             return Err(Error::invalid(format!(
-                "{}matrix: {} = {product} variants is more than the {MAX_VARIANTS} twlab compares in one scenario (MAX_VARIANTS): sweep fewer values",
-                at(None, None),
-                factors.join(" x ")
+                "{}matrix: {count} variants is more than the {MAX_VARIANTS} twlab compares in one scenario (MAX_VARIANTS): sweep fewer values",
+                at(None, None)
             )));
         }
         // Each value once the product is known to be small (so this is at
