@@ -15,7 +15,7 @@
 //! Read from the summary alone, like the rest of the report.
 
 use super::*;
-use serde_yaml_ng::Value;
+use crate::output::charts::sweep::{axes, groups, numeric_axes, shown};
 
 /// The figures shown against a parameter: (metric, column label).
 const FIGURES: [(&str, &str); 6] = [
@@ -33,51 +33,6 @@ const FIGURES: [(&str, &str); 6] = [
     ("client.errors", "errors"),
 ];
 
-/// A parameter value as text (`200`, `true`, `keep`).
-fn shown(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => serde_yaml_ng::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    }
-}
-
-/// The axes of the sweep: the first variant's params keys, in order.
-fn axes(variants: &[VariantSummary]) -> Vec<String> {
-    variants
-        .first()
-        .map(|v| {
-            v.params
-                .keys()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The axes whose values are all numbers, with at least two distinct ones.
-pub(super) fn numeric_axes(variants: &[VariantSummary]) -> Vec<String> {
-    axes(variants)
-        .into_iter()
-        .filter(|k| {
-            let mut distinct: Vec<f64> = Vec::new();
-            for v in variants {
-                match v.params.get(k.as_str()).and_then(Value::as_f64) {
-                    Some(x) if !distinct.contains(&x) => distinct.push(x),
-                    Some(_) => {}
-                    None => return false,
-                }
-            }
-            distinct.len() >= 2
-        })
-        .collect()
-}
-
 /// A cell: the mean, with its 95% interval when there are two or more runs.
 fn cell(values: &[f64]) -> String {
     if values.is_empty() {
@@ -88,20 +43,6 @@ fn cell(values: &[f64]) -> String {
         Some((lo, hi)) if lo != hi => format!("{} [{}, {}]", num(mean), num(lo), num(hi)),
         _ => num(mean),
     }
-}
-
-/// Order the values of the other axes: numbers as numbers, else as text.
-fn by_value(a: &[String], b: &[String]) -> std::cmp::Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let order = match (x.parse::<f64>(), y.parse::<f64>()) {
-            (Ok(x), Ok(y)) => x.total_cmp(&y),
-            _ => x.cmp(y),
-        };
-        if order.is_ne() {
-            return order;
-        }
-    }
-    std::cmp::Ordering::Equal
 }
 
 pub(super) fn sweep_section(out: &mut String, view: &View) {
@@ -146,38 +87,17 @@ pub(super) fn sweep_section(out: &mut String, view: &View) {
          counts are steady means).\n\n",
     );
     for axis in &numeric {
-        let others: Vec<&String> = all_axes.iter().filter(|k| *k != axis).collect();
         let _ = writeln!(out, "### Against {}\n", code(axis));
-        // One table per combination of the other axes, in first-seen order.
-        let mut groups: Vec<(Vec<String>, Vec<usize>)> = Vec::new();
-        for (i, v) in variants.iter().enumerate() {
-            let key: Vec<String> = others
-                .iter()
-                .map(|k| v.params.get(k.as_str()).map(shown).unwrap_or_default())
-                .collect();
-            match groups.iter_mut().find(|(g, _)| *g == key) {
-                Some((_, members)) => members.push(i),
-                None => groups.push((key, vec![i])),
-            }
-        }
-        groups.sort_by(|(a, _), (b, _)| by_value(a, b));
-        for (key, mut members) in groups {
+        // One table per combination of the other axes (the lines of the
+        // sweep chart), in order of their values; rows in order of `axis`.
+        for (others, members) in groups(variants, axis) {
             if !others.is_empty() {
                 let label: Vec<String> = others
                     .iter()
-                    .zip(&key)
                     .map(|(k, v)| format!("{} = {}", code(k), code(v)))
                     .collect();
                 let _ = writeln!(out, "With {}:\n", label.join(", "));
             }
-            let at = |i: usize| {
-                variants[i]
-                    .params
-                    .get(axis.as_str())
-                    .and_then(Value::as_f64)
-                    .unwrap_or(f64::NAN)
-            };
-            members.sort_by(|a, b| at(*a).total_cmp(&at(*b)));
             let rows = members
                 .iter()
                 .map(|&i| {
