@@ -496,3 +496,47 @@ fn a_full_disk_stops_the_run_and_leaves_nothing() {
     drop(disk);
     assert_clean_machine(&before);
 }
+
+/// A fixed rate and the FIN order, in the embedded lab: at 400 requests/s
+/// for 4 s (a connection each) about 1600 TIME_WAIT sockets, all on the
+/// side whose FIN goes first: the client when the server holds its FIN
+/// back, the server when the client does.
+#[test]
+fn a_fixed_rate_and_a_close_delay_set_the_count_and_its_side() {
+    if !require_root("a_fixed_rate_and_a_close_delay_set_the_count_and_its_side") {
+        return;
+    }
+    let before = machine_sysctls();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run_expecting(
+        &mut twlab_run("controlled.yaml", &[], &tmp.path().join("run")),
+        0,
+    );
+    let s = read_json(&tmp.path().join("run/summary.json"));
+    for (variant, first, second) in [
+        ("client-first", "client", "server"),
+        ("server-first", "server", "client"),
+    ] {
+        let run = &s["variants"]
+            .as_array()
+            .expect("variants")
+            .iter()
+            .find(|v| v["name"] == variant)
+            .expect("variant")["runs"][0];
+        let client = &run["client"];
+        assert_eq!(client["schedule"]["rate"], 400.0, "{client}");
+        let rps = client["requests_per_sec"].as_f64().unwrap_or(0.0);
+        assert!(
+            (380.0..=402.0).contains(&rps),
+            "the rate was not kept: {client}"
+        );
+        let (a, b) = (final_tw(&s, variant, first), final_tw(&s, variant, second));
+        let requests = client["requests"].as_u64().unwrap_or(0);
+        assert!(
+            a + b >= requests * 9 / 10,
+            "{variant}: {a} + {b} of {requests}"
+        );
+        assert!(b * 20 <= a, "{variant}: {first} {a}, {second} {b}");
+    }
+    assert_clean_machine(&before);
+}

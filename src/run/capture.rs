@@ -40,8 +40,20 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
         lab: "embedded: two network namespaces joined by a veth pair".into(),
         server: match scenario.server.kind {
             ServerKind::Builtin => format!(
-                "builtin (Tomcat-like; closes a connection after {} requests) on port {}",
-                scenario.server.max_keepalive_requests, scenario.server.port.0
+                "builtin (Tomcat-like; {}{}) on port {}",
+                match scenario.server.max_keepalive_requests {
+                    0 => "never closes a keep-alive connection".to_string(),
+                    n => format!("closes a connection after {n} requests"),
+                },
+                if scenario.server.close_delay.0.is_zero() {
+                    String::new()
+                } else {
+                    format!(
+                        ", holding its FIN up to {} for the client's",
+                        scenario.server.close_delay
+                    )
+                },
+                scenario.server.port.0
             ),
             ServerKind::Command => format!(
                 "command `{}` on port {}",
@@ -71,13 +83,35 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
             scenario.client.threads,
             scenario.client.duration,
             scenario.client.path
-        ),
+        ) + &client_controls(&scenario.client),
         endpoint: format!("{}:{}", netns::SERVER_ADDR, scenario.server.port.0),
         command: crate::error::display_argv(&command),
         complete: false,
         order: "interleaved".into(),
         notes: Vec::new(),
     }
+}
+
+/// What a client does beyond wrk's defaults, for the report's header:
+/// ", 2000 requests/s (open loop), closes after 1 request, …".
+fn client_controls(c: &crate::scenario::ClientSpec) -> String {
+    let mut out = String::new();
+    if let Some(rate) = c.rate {
+        out.push_str(&format!(", {rate} requests/s (open loop)"));
+    }
+    if c.close_after > 0 {
+        out.push_str(&format!(", closes after {} request(s)", c.close_after));
+    }
+    if !c.close_delay.0.is_zero() {
+        out.push_str(&format!(
+            ", waits {} before closing on Connection: close",
+            c.close_delay
+        ));
+    }
+    if c.linger_zero {
+        out.push_str(", closes with RST");
+    }
+    out
 }
 
 pub fn kernel_release() -> String {

@@ -295,6 +295,13 @@ impl Scenario {
                         .map(|e| e.to_string()),
                 };
                 if let Some(e) = problem {
+                    // A key no scenario has is the key's fault, not a value's.
+                    if e.contains("unknown field") {
+                        return Err(Error::invalid(format!(
+                            "{}matrix key `{key}` is not a scenario key: {e}",
+                            at(Some(key), None)
+                        )));
+                    }
                     return Err(Error::invalid(format!("{here}matrix.{key}[{i}]: {e}")));
                 }
             }
@@ -541,7 +548,7 @@ matrix:
             (
                 "  client.rate: [200, 400, 800]",
                 "  client.nonsense: [1, 2]",
-                "s.yaml:6: ",
+                "s.yaml:6: matrix key `client.nonsense` is not a scenario key: set `client.nonsense`: unknown field `nonsense`",
             ),
             (
                 "  client.rate: [200, 400, 800]",

@@ -29,6 +29,7 @@
 //! finds it after a crash); nothing on the machine itself is changed.
 
 mod counting;
+mod fixed_rate;
 mod lab;
 mod overhead;
 mod population;
@@ -50,6 +51,11 @@ pub enum Section {
     Servers,
     Lab,
     Rss,
+    /// The seed's shape at a fixed rate: rate kept, sampling's cost at a
+    /// fixed rate, run-to-run spread of TIME_WAIT against the closed loop.
+    #[value(name = "fixed-rate")]
+    #[serde(rename = "fixed-rate")]
+    FixedRate,
 }
 
 /// What `twlab bench` was asked for.
@@ -181,6 +187,7 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
             Section::Servers => servers::run(opts).await?,
             Section::Lab => lab::run(opts).await?,
             Section::Rss => rss::run(opts).await?,
+            Section::FixedRate => fixed_rate::run(opts).await?,
         };
         outln!("{}", table::render_terminal(&rows));
         result.rows.extend(rows);

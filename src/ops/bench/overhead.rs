@@ -36,6 +36,12 @@ pub struct RunFigures {
     pub own_cpu_secs: f64,
     pub samples: u64,
     pub missed_ticks: u64,
+    /// TIME_WAIT sockets on each side at the final snapshot (taken right
+    /// after the load in every setting, sampled or not).
+    pub server_tw: f64,
+    pub client_tw: f64,
+    /// The load generator's CPU per completed request, in microseconds.
+    pub client_cpu_us_per_request: f64,
 }
 
 /// Run `twlab run SCENARIO --out DIR --set …` and read its summary.json.
@@ -105,12 +111,21 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
         .client
         .as_ref()
         .ok_or_else(|| Error::env(format!("bench: {} has no client figures", path.display())))?;
+    let tw = |side: &crate::results::StateStats| {
+        side.final_.get("TIME_WAIT").copied().unwrap_or(0) as f64
+    };
     Ok(RunFigures {
         requests_per_sec: client.requests_per_sec,
         wall_secs: f64::NAN,
         own_cpu_secs: f64::NAN,
         samples: run.samples,
         missed_ticks: run.missed_ticks,
+        server_tw: tw(&run.sockets.server),
+        client_tw: tw(&run.sockets.client),
+        client_cpu_us_per_request: match (client.cpu_secs, client.requests) {
+            (Some(cpu), n) if n > 0 => cpu * 1e6 / n as f64,
+            _ => f64::NAN,
+        },
     })
 }
 

@@ -489,7 +489,12 @@ async fn an_open_loop_closing_after_each_request_is_a_connection_rate() {
     assert!(opened <= 200 + 4, "{stats:?}");
     // Kept on a machine busy with other tests: most of it, never more.
     assert!(opened >= 150, "{stats:?}");
-    assert_eq!(opened, stats.requests, "one connection per request");
+    // One connection per request (a request still in flight at the stop
+    // has its connection and no response: at most one per slot).
+    assert!(
+        opened >= stats.requests && opened <= stats.requests + 4,
+        "one connection per request: {stats:?}"
+    );
 }
 
 #[test]
