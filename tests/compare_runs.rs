@@ -573,6 +573,7 @@ fn write_fixture(dir: &Path, scenario: &Scenario, m: &Machine) {
             name: v.name.to_string(),
             sysctls: v.sysctls.clone(),
             runs,
+            params: v.params.clone(),
         });
     }
     // Interleaved A B A B: runs in env.json in the order they ran.

@@ -128,6 +128,7 @@ mod tests {
             name: name.into(),
             sysctls: Default::default(),
             runs: tws.iter().map(|t| run(*t)).collect(),
+            params: Default::default(),
         };
         Summary {
             scenario: "t".into(),

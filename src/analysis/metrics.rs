@@ -208,6 +208,7 @@ mod tests {
             name: name.into(),
             sysctls: RoleSysctls::default(),
             runs: vec![run(tw)],
+            params: Default::default(),
         };
         let cmp = compare(&[v("off", 12000), v("on", 7152)]);
         let c = cmp
@@ -241,6 +242,7 @@ mod tests {
                 run(Some(40), vec![Source::Sockets], 5),
                 run(None, vec![Source::Sockets], 0),
             ],
+            params: Default::default(),
         };
         // Sampled but not seen: zero.
         assert_eq!(

@@ -222,11 +222,13 @@ mod tests {
                 name: "reuse-off".into(),
                 sysctls: RoleSysctls::default(),
                 runs: vec![run("a1", 1200)],
+                params: Default::default(),
             },
             VariantSummary {
                 name: "reuse-on".into(),
                 sysctls: RoleSysctls::default(),
                 runs: vec![run("b1", 700)],
+                params: Default::default(),
             },
         ];
         Summary {

@@ -282,6 +282,10 @@ pub struct VariantSummary {
     pub name: String,
     pub sysctls: RoleSysctls,
     pub runs: Vec<RunSummary>,
+    /// The parameter values of a variant a scenario's `matrix:` generated,
+    /// in the matrix's order (`{"client.rate": 200}`); absent otherwise.
+    #[serde(default, skip_serializing_if = "serde_yaml_ng::Mapping::is_empty")]
+    pub params: serde_yaml_ng::Mapping,
 }
 
 impl VariantSummary {
@@ -291,6 +295,7 @@ impl VariantSummary {
             name: v.name.to_string(),
             sysctls: v.sysctls.clone(),
             runs: Vec::new(),
+            params: v.params.clone(),
         }
     }
 }

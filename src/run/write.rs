@@ -161,15 +161,21 @@ pub(crate) fn write_results(
         charts: plan.charts(),
     };
     summary.expectations = expect::evaluate_all(&scenario.expect, &summary);
+    // A matrix's figures against its parameters, drawn from the summary.
+    let sweep = charts::plan_sweep(&summary);
+    summary.charts.extend(sweep.iter().map(|c| c.chart.clone()));
     let summary_file = dir.join(results::SUMMARY_FILE);
     let mut errors = Vec::new();
     errors.extend(results::write_json(&dir.join(results::ENV_FILE), env).err());
     errors.extend(results::write_json(&summary_file, &summary).err());
 
     let drawn = charts::write_planned(dir, &plan);
-    if !drawn.errors.is_empty() {
+    let swept = charts::write_sweep(dir, &sweep);
+    if !drawn.errors.is_empty() || !swept.errors.is_empty() {
         errors.extend(drawn.errors);
+        errors.extend(swept.errors);
         summary.charts = drawn.charts;
+        summary.charts.extend(swept.charts);
         errors.extend(results::write_json(&summary_file, &summary).err());
     }
 
@@ -291,6 +297,52 @@ variants:
         );
         let md = std::fs::read_to_string(dir.path().join(results::REPORT_FILE)).expect("report");
         assert_eq!(md, report::render_markdown(&summary));
+    }
+
+    /// Issue 18, item 3: a matrix's variants carry their params into
+    /// summary.json, and each figure some run measured is drawn against a
+    /// numeric parameter into charts/, listed in the summary, from the
+    /// summary alone (no samples here).
+    #[test]
+    fn a_sweep_writes_its_params_and_its_charts() {
+        let text = "name: s\nmatrix:\n  client.rate: [100, 200]\n";
+        let scenario = Scenario::parse(text, "s.yaml", &[]).expect("scenario");
+        let variants: Vec<VariantSummary> = scenario
+            .variants
+            .iter()
+            .map(|v| {
+                let mut s = VariantSummary::empty(v);
+                let mut run = crate::results::RunSummary {
+                    run_id: format!("{}-1", v.name),
+                    repeat: 1,
+                    ..Default::default()
+                };
+                run.sockets.server.steady_mean = [("TIME_WAIT".to_string(), 60.0)].into();
+                s.runs.push(run);
+                s
+            })
+            .collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let summary = write_results(
+            dir.path(),
+            &scenario,
+            &RunInfo::default(),
+            &variants,
+            &Env::default(),
+            &[],
+        )
+        .expect("written");
+        let chart = "charts/sweep-client_rate-server-TIME_WAIT.svg";
+        let paths: Vec<&str> = summary.charts.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, [chart]);
+        assert!(dir.path().join(chart).is_file());
+        let json = std::fs::read_to_string(dir.path().join(results::SUMMARY_FILE)).expect("json");
+        assert!(
+            json.contains("\"params\": {\n        \"client.rate\": 200\n"),
+            "{json}"
+        );
+        let md = std::fs::read_to_string(dir.path().join(results::REPORT_FILE)).expect("report");
+        assert!(md.contains("## Sweep") && md.contains(chart), "{md}");
     }
 
     /// A regular file where the charts folder goes: the folder cannot be

@@ -13,6 +13,7 @@
 pub mod expect;
 mod input;
 pub mod labfile;
+mod matrix;
 mod overrides;
 mod parse;
 mod schema;
@@ -21,6 +22,7 @@ mod validate;
 mod values;
 
 pub use input::*;
+pub use matrix::VARIANT_PARAM;
 pub use overrides::*;
 pub use parse::*;
 pub use schema::*;
@@ -30,7 +32,7 @@ pub use values::*;
 use crate::error::{Error, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -64,10 +66,19 @@ pub struct Scenario {
     /// invalid run: `port_exhaustion`, `client_saturation`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<Allowance>,
-    /// The settings compared; the first is the baseline.
-    #[serde(deserialize_with = "variant_list")]
+    /// The settings compared; the first is the baseline. Optional with a
+    /// `matrix:`, where two or more listed variants are one more axis.
+    #[serde(default, deserialize_with = "variant_list")]
     #[schemars(length(min = 1))]
     pub variants: Vec<Variant>,
+    /// A sweep: scenario keys (`client.rate`, any key a variant's `set:`
+    /// takes) and per-role sysctls (`sysctls.client.NAME`), each with a list
+    /// of values; the cross product becomes the variants (at most
+    /// MAX_VARIANTS). Expanded when the scenario is parsed, so a parsed
+    /// scenario's is always empty.
+    #[serde(default, skip_serializing_if = "Mapping::is_empty")]
+    #[schemars(with = "BTreeMap<String, Vec<serde_json::Value>>")]
+    pub matrix: Mapping,
     /// What the results must show (CI gates): a failed expectation exits 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<crate::scenario::expect::ExpectSpec>,
@@ -125,6 +136,12 @@ pub struct Variant {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub set: BTreeMap<String, Value>,
+    /// The parameter values of a variant a `matrix:` generated, in the
+    /// matrix's order (twlab writes them; summary.json and the report's
+    /// sweep section read them).
+    #[serde(default, skip_serializing_if = "Mapping::is_empty")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
+    pub params: Mapping,
 }
 
 /// Sysctls per role. Only `client` and `server` exist.
@@ -189,9 +206,10 @@ impl Scenario {
     /// Parse scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Scenario> {
         guard(text, origin)?;
-        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
+        let mut scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| {
             client_check_error(text, origin, &e).unwrap_or_else(|| yaml_error(origin, &e))
         })?;
+        scenario.expand_matrix(origin, Some(text))?;
         scenario.check(origin, Some(text))?;
         if overrides.is_empty() {
             return Ok(scenario);
@@ -202,10 +220,18 @@ impl Scenario {
             // What the errors repeat of it: a long value would bury the
             // message (and fill a pipe that is read only at the end).
             let o_shown = shorten(o);
-            apply_override(&mut doc, o)
+            // A key the matrix sweeps: the command line pins that axis.
+            let pinned = pin_matrix_axis(&mut doc, o)
                 .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
+            if !pinned {
+                apply_override(&mut doc, o)
+                    .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
+            }
             result = serde_yaml_ng::from_value(doc.clone())
                 .map_err(|e| Error::invalid(format!("{origin}: --set {o_shown}: {e}")))?;
+            result
+                .expand_matrix(origin, None)
+                .map_err(|e| Error::invalid(format!("--set {o_shown}: {e}")))?;
             result
                 .check(origin, None)
                 .map_err(|e| Error::invalid(format!("--set {o_shown}: {e}")))?;

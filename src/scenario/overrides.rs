@@ -23,6 +23,33 @@ pub fn apply_override(doc: &mut Value, spec: &str) -> Result<(), String> {
     let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
     set_path(doc, path, value)
 }
+/// When `spec`'s key is one the document's `matrix:` sweeps, replace that
+/// axis's list by the one value given (the command line wins) and return
+/// true; otherwise change nothing and return false.
+pub fn pin_matrix_axis(doc: &mut Value, spec: &str) -> Result<bool, String> {
+    let Some((path, raw)) = spec.split_once('=') else {
+        return Ok(false);
+    };
+    let Some(axis) = doc
+        .get_mut("matrix")
+        .and_then(Value::as_mapping_mut)
+        .and_then(|m| m.get_mut(path))
+    else {
+        return Ok(false);
+    };
+    if super::too_deep_at(raw).is_some() {
+        return Err(format!(
+            "the value nests deeper than {} levels (MAX_NESTING_DEPTH): a --set value is one scalar",
+            super::MAX_NESTING_DEPTH
+        ));
+    }
+    let value: Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("bad value: {e}"))?;
+    if matches!(value, Value::Mapping(_) | Value::Sequence(_)) {
+        return Err("only scalar values can be set".into());
+    }
+    *axis = Value::Sequence(vec![value]);
+    Ok(true)
+}
 /// Set the scalar at a dotted `path` of the document (see [`apply_override`]).
 pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
     if path.is_empty() {

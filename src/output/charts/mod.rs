@@ -35,6 +35,7 @@
 //! line, and why.
 
 mod series;
+pub(crate) mod sweep;
 
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
@@ -48,6 +49,7 @@ use series::{Key, RunSeries, keys, runs_of};
 use std::fmt::Display;
 use std::path::Path;
 use std::sync::OnceLock;
+pub use sweep::{SweepChart, plan_sweep, write_sweep};
 
 /// The folder of the run directory that holds the charts.
 pub const CHARTS_DIR: &str = "charts";

@@ -32,6 +32,7 @@ mod hosts;
 mod kernel;
 mod runs;
 mod states;
+mod sweep;
 mod terminal;
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ use headline::*;
 use hosts::*;
 use runs::*;
 use states::*;
+use sweep::*;
 pub use terminal::render_terminal;
 use terminal::*;
 
@@ -108,6 +110,7 @@ pub fn render_markdown(summary: &Summary) -> String {
     expectations(&mut out, summary);
     charts(&mut out, summary);
     if !view.variants.is_empty() {
+        sweep_section(&mut out, &view);
         state_tables(&mut out, &view);
         kernel::kernel_section(&mut out, summary);
         client_tables(&mut out, &view);

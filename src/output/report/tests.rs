@@ -164,6 +164,7 @@ fn two_variants() -> Summary {
                 (0, 0, 0.0),
                 (23811, 23902, 23788.5),
             )],
+            params: Default::default(),
         },
         VariantSummary {
             name: "reuse-on".into(),
@@ -182,6 +183,7 @@ fn two_variants() -> Summary {
                 (0, 0, 0.0),
                 (23900, 24010, 23850.0),
             )],
+            params: Default::default(),
         },
     ];
     summary(variants, true)
