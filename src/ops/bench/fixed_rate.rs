@@ -65,7 +65,10 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         ],
     )
     .await?;
-    let rate = ((warm.requests_per_sec * RATE_SHARE) / 1000.0).floor().max(1.0) * 1000.0;
+    let rate = ((warm.requests_per_sec * RATE_SHARE) / 1000.0)
+        .floor()
+        .max(1.0)
+        * 1000.0;
     errln!(
         "  closed-loop maximum {:.0} requests/s: the fixed rate is {rate:.0}",
         warm.requests_per_sec
