@@ -229,6 +229,12 @@ fn dispatch(command: Command) -> Result<i32> {
             for (_, path) in &pages {
                 output::paths::check_output_file("report", path, &inputs)?;
             }
+            // A sweep's charts are drawn from the summary alone: again here
+            // (the time series need the samples, and are kept as they are).
+            let sweep = output::charts::plan_sweep(&summary);
+            for e in output::charts::write_sweep(&dir, &sweep).errors {
+                errln!("twlab: {e}");
+            }
             for (format, path) in &pages {
                 output::export(*format, &summary, &dir, path)?;
                 outln!("{}", path.display());
