@@ -1,6 +1,7 @@
 //! The load: the endpoint under test ([`server`]: builtin, command, docker)
 //! and what drives it ([`client`]: builtin, wrk, wrk in a container), plus
-//! the signal handling both need to stop cleanly ([`shutdown`]).
+//! the signal handling both need to stop cleanly ([`shutdown`]), and the
+//! sub-millisecond waits of their close delays ([`precise_delay`]).
 //!
 //! A new server kind is a case of [`crate::scenario::ServerKind`] and a file
 //! under `server/`; a new client kind is a case of
@@ -9,5 +10,6 @@
 //! in the embedded lab, on this machine and over SSH.
 
 pub mod client;
+pub mod precise_delay;
 pub mod server;
 pub mod shutdown;

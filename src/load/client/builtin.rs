@@ -460,7 +460,7 @@ async fn connection(
                     // on a new connection meanwhile, on time.
                     let delay = shared.close_delay;
                     tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
+                        crate::load::precise_delay::PreciseDelay::new(delay).await;
                         drop(stream);
                     });
                     return;

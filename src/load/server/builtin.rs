@@ -361,7 +361,7 @@ struct ServerStream {
     /// [`ServeOptions::close_delay`].
     close_delay: Duration,
     /// Set while `poll_shutdown` waits out the close delay.
-    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    delay: Option<crate::load::precise_delay::PreciseDelay>,
     /// The close delay is over (or the client closed).
     delayed: bool,
 }
@@ -403,10 +403,10 @@ impl ServerStream {
             }
         }
         let delay = self.close_delay;
-        let sleep = self
+        let wait = self
             .delay
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
-        std::task::ready!(sleep.as_mut().poll(cx));
+            .get_or_insert_with(|| crate::load::precise_delay::PreciseDelay::new(delay));
+        std::task::ready!(wait.poll_elapsed(cx));
         self.delayed = true;
         Poll::Ready(())
     }
