@@ -136,7 +136,10 @@ fn two_ssh_client_hosts_each_load_are_counted_and_restored() {
         twlab()
             .env("TWLAB_STATE_DIR", &state)
             .arg("run")
-            .arg(write_scenario(tmp.path(), PORT, "3s", true))
+            // Long enough that one slow first count over SSH on a busy
+            // machine (2-3 s seen in CI) leaves most of the load sampled: a
+            // 3 s load was then, rightly, not complete.
+            .arg(write_scenario(tmp.path(), PORT, "8s", true))
             .arg("--lab")
             .arg(write_lab(tmp.path(), &clients))
             .arg("--out")
