@@ -690,3 +690,24 @@ fn states_refuses_what_run_refuses_and_writes_no_escapes_to_a_pipe() {
         0,
     );
 }
+
+/// A sweep's charts come from the summary alone, so `twlab report DIR`
+/// draws them again (here from the measured rate sweep in docs/results),
+/// beside the report that links them.
+#[test]
+fn report_draws_a_sweeps_charts_again_from_the_summary() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    std::fs::create_dir(&dir).expect("run dir");
+    std::fs::copy(
+        manifest_dir().join("docs/results/rate_sweep/summary.json"),
+        dir.join("summary.json"),
+    )
+    .expect("summary.json");
+    run_expecting(twlab().arg("report").arg(&dir), 0);
+    let chart = dir.join("charts/sweep-client_rate-client-TIME_WAIT.svg");
+    let svg = std::fs::read_to_string(&chart).expect("the sweep chart is drawn");
+    assert!(svg.contains("<svg") && svg.contains("client.rate"), "{svg}");
+    let report = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    assert!(report.contains("### Against `client.rate`"), "{report}");
+}
