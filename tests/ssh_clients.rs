@@ -136,10 +136,11 @@ fn two_ssh_client_hosts_each_load_are_counted_and_restored() {
         twlab()
             .env("TWLAB_STATE_DIR", &state)
             .arg("run")
-            // Long enough that one slow first count over SSH on a busy
-            // machine (2-3 s seen in CI) leaves most of the load sampled: a
-            // 3 s load was then, rightly, not complete.
-            .arg(write_scenario(tmp.path(), PORT, "8s", true))
+            // Long enough that one slow count over SSH (two client hosts:
+            // 2.4 s seen in CI) leaves most of the load sampled: 3 s and
+            // 8 s loads were then, rightly, not complete (over 25% of the
+            // load without a sample).
+            .arg(write_scenario(tmp.path(), PORT, "20s", true))
             .arg("--lab")
             .arg(write_lab(tmp.path(), &clients))
             .arg("--out")
