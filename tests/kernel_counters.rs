@@ -52,10 +52,12 @@ fn a_lab_run_records_each_sides_own_counters_and_checks_the_model() {
             "server TcpExt.TW did not move: {}",
             run["kernel"]
         );
-        // Each side's own: the client opened, the server accepted, as many.
+        // Each side's own: the client opened, the server accepted, as many
+        // (the namespaces are fresh, so the totals at the end compare; the
+        // first read may come a connection after the load's first connect).
         let (a0, a1) = counter(run, "client", "Tcp.ActiveOpens");
         let (p0, p1) = counter(run, "server", "Tcp.PassiveOpens");
-        assert!(a1 > a0 && a1 - a0 == p1 - p0, "{}", run["kernel"]);
+        assert!(a1 > a0 && a1 == p1, "{}", run["kernel"]);
         assert_eq!(counter(run, "server", "Tcp.ActiveOpens"), (0, 0));
         assert_eq!(counter(run, "client", "Tcp.PassiveOpens"), (0, 0));
         // A fresh namespace: its counters start at (near) zero, not at
