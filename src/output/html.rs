@@ -308,11 +308,13 @@ mod tests {
                 title: "TIME_WAIT sockets on the server".into(),
                 path: "charts/server-sockets-TIME_WAIT.svg".into(),
                 per_host: false,
+                counter: None,
             },
             Chart {
                 title: "elsewhere".into(),
                 path: "../secret.svg".into(),
                 per_host: false,
+                counter: None,
             },
         ];
         let html = render_html(&s, dir.path()).unwrap();
@@ -337,6 +339,7 @@ mod tests {
             title: "x".into(),
             path: "charts/x.svg".into(),
             per_host: false,
+            counter: None,
         }];
         let err = render_html(&s, dir.path()).unwrap_err();
         assert!(err.to_string().contains("charts/x.svg"), "{err}");

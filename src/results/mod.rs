@@ -13,7 +13,7 @@ pub mod kernel;
 pub mod samples;
 pub mod summary;
 
-pub use samples::{Sample, SampleWriter, read_samples};
+pub use samples::{Sample, SampleWriter, read_jsonl, read_samples};
 pub use summary::*;
 
 use crate::error::{Error, Result};

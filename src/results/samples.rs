@@ -135,7 +135,13 @@ fn complete_len(file: &mut File) -> std::io::Result<u64> {
 /// is a write that did not finish: it is skipped, with a warning naming the
 /// file; any other line that does not parse is an error naming its line.
 pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
-    let path = dir.join(SAMPLES_FILE);
+    read_jsonl(dir, SAMPLES_FILE)
+}
+
+/// Read every line of the JSON-lines file `name` of a run directory (none
+/// when there is no such file), as [`read_samples`] does.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Vec<T>> {
+    let path = dir.join(name);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -277,7 +277,7 @@ pub struct ClientHostSummary {
 }
 
 /// A variant with its settings and runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VariantSummary {
     pub name: String,
     pub sysctls: RoleSysctls,
@@ -348,6 +348,10 @@ pub struct Chart {
     /// (`collect.client_lines: per_host`); written only then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub per_host: bool,
+    /// The kernel counter (`TcpExt.TWRecycled`) whose rate a chart of
+    /// "What the kernel did" draws; `None` for a chart of counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<String>,
 }
 
 /// What ran, where and when: the report's header.
@@ -378,7 +382,7 @@ pub struct RunInfo {
 }
 
 /// `summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub scenario: String,
     pub info: RunInfo,

@@ -10,6 +10,7 @@ use crate::analysis::metrics;
 use crate::error::{Error, Result};
 use crate::output::{self, charts};
 use crate::results::env::Env;
+use crate::results::kernel::KernelSample;
 use crate::results::{self, RunInfo, Sample, Summary, VariantSummary};
 use crate::scenario::Scenario;
 use std::path::{Path, PathBuf};
@@ -151,7 +152,15 @@ pub(crate) fn write_results(
     samples: &[Sample],
 ) -> Result<Summary> {
     let ordered = baseline_first(scenario, samples);
-    let plan = charts::plan(&ordered, &scenario.collect);
+    // The kernel's counters are charted from their file: a run keeps them
+    // on disk only (a long run's are tens of MB), and a file that cannot be
+    // read costs its charts, not the results.
+    let kernel: Vec<KernelSample> =
+        results::read_jsonl(dir, results::KERNEL_FILE).unwrap_or_else(|e| {
+            errln!("twlab: the kernel counters' charts are left out: {e}");
+            Vec::new()
+        });
+    let plan = charts::plan(&ordered, &kernel, &scenario.collect);
     let mut summary = Summary {
         scenario: scenario.name.to_string(),
         info: info.clone(),

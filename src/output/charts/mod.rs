@@ -34,12 +34,14 @@
 //! its own after the variants'; `series` says which samples make which
 //! line, and why.
 
+mod kernel;
 mod series;
 pub(crate) mod sweep;
 
 use crate::common::counts::Source;
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
+use crate::results::kernel::KernelSample;
 use crate::results::{self, Chart, Sample};
 use crate::scenario::CollectSpec;
 use plotters::coord::Shift;
@@ -98,7 +100,7 @@ const AXIS: RGBColor = RGBColor(0x55, 0x55, 0x55);
 /// [`plan`] then [`write_planned`]; after a failure the other charts are
 /// still written, and the first failure is returned.
 pub fn write_charts(dir: &Path, samples: &[Sample], collect: &CollectSpec) -> Result<Vec<Chart>> {
-    let drawn = write_planned(dir, &plan(samples, collect));
+    let drawn = write_planned(dir, &plan(samples, &[], collect));
     match drawn.errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(drawn.charts),
@@ -119,7 +121,17 @@ pub struct Plan<'a> {
 struct Planned {
     chart: Chart,
     y_desc: &'static str,
+    y: YAxis,
     runs: Vec<RunSeries>,
+}
+
+/// What the y axis counts, which sets its ticks and their labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum YAxis {
+    /// Whole things (sockets, entries): whole-number ticks.
+    Count,
+    /// Events per second, which may be fractional.
+    Rate,
 }
 
 impl Plan<'_> {
@@ -129,16 +141,23 @@ impl Plan<'_> {
     }
 }
 
-/// Plan the charts of a run directory from its samples.
+/// Plan the charts of a run directory from its samples and its kernel
+/// samples (`kernel.jsonl`).
 ///
 /// One chart per state in `collect.states`, source (sockets, conntrack)
 /// and side (server, client), in that order, for each combination whose
-/// samples ever counted that state. Files are
+/// samples ever counted that state; then the rates of the kernel counters
+/// that explain TIME_WAIT, per side, for each counter that moved
+/// ([`kernel`]). Files are
 /// `charts/{side}-{source}-{STATE}.svg`; [`Chart::path`] is relative to the
 /// run directory. No sample, no chart. `collect.client_lines` chooses the
 /// client-side lines of runs on several client hosts (the file is the same
 /// either way; the title says when the lines are the hosts').
-pub fn plan<'a>(samples: &'a [Sample], collect: &CollectSpec) -> Plan<'a> {
+pub fn plan<'a>(
+    samples: &'a [Sample],
+    kernel_samples: &[KernelSample],
+    collect: &CollectSpec,
+) -> Plan<'a> {
     let lines = collect.client_lines;
     let keys = keys(samples, lines);
     let mut charts = Vec::new();
@@ -156,16 +175,19 @@ pub fn plan<'a>(samples: &'a [Sample], collect: &CollectSpec) -> Plan<'a> {
                         title: title(state, source, side, per_host),
                         path: format!("{CHARTS_DIR}/{file}"),
                         per_host,
+                        counter: None,
                     },
                     y_desc: match source {
                         Source::Sockets => "sockets",
                         Source::Conntrack => "conntrack entries",
                     },
+                    y: YAxis::Count,
                     runs,
                 });
             }
         }
     }
+    charts.extend(kernel::plan(kernel_samples, &keys));
     Plan { keys, charts }
 }
 
@@ -198,6 +220,7 @@ pub fn write_planned(dir: &Path, plan: &Plan) -> Drawn {
         let spec = ChartSpec {
             title: &planned.chart.title,
             y_desc: planned.y_desc,
+            y: planned.y,
             keys: &plan.keys,
             runs: &planned.runs,
         };
@@ -245,6 +268,7 @@ fn file_safe(state: &str) -> String {
 struct ChartSpec<'a> {
     title: &'a str,
     y_desc: &'static str,
+    y: YAxis,
     keys: &'a [Key<'a>],
     runs: &'a [RunSeries],
 }
@@ -310,11 +334,19 @@ fn draw(
         .runs
         .iter()
         .flat_map(|r| r.points.iter().map(|p| p.1))
-        .max()
-        .unwrap_or(0);
+        .fold(0.0, f64::max);
     // Headroom above the highest line; at least 0..5 so a flat zero still
-    // gets an axis with ticks.
-    let y_max = (y_peak + y_peak / 12 + 1).max(5);
+    // gets an axis with ticks. Counts get whole-number ticks: no more tick
+    // labels than whole numbers on the axis.
+    let (y_max, y_labels) = match spec.y {
+        YAxis::Count => {
+            let peak = y_peak.round();
+            let max = (peak + (peak / 12.0).floor() + 1.0).max(5.0);
+            (max, (max as usize).min(10))
+        }
+        YAxis::Rate => ((y_peak * 13.0 / 12.0).max(1.0), 10),
+    };
+    let fine = spec.y == YAxis::Rate && y_max < 20.0;
 
     let mut chart = ChartBuilder::on(&plot_area)
         .margin_left(12)
@@ -323,7 +355,7 @@ fn draw(
         .margin_bottom(8)
         .x_label_area_size(62)
         .y_label_area_size(96)
-        .build_cartesian_2d(0f64..x_max, 0u64..y_max)?;
+        .build_cartesian_2d(0f64..x_max, 0f64..y_max)?;
     chart
         .configure_mesh()
         .x_desc("time since load start (s)")
@@ -334,9 +366,15 @@ fn draw(
         .bold_line_style(GRID)
         .light_line_style(WHITE)
         .x_labels(10)
-        .y_labels(10)
+        .y_labels(y_labels)
         .x_label_formatter(&|x| seconds(*x))
-        .y_label_formatter(&|y| thousands(*y))
+        .y_label_formatter(&|y| {
+            if fine {
+                seconds(*y)
+            } else {
+                thousands(y.round().max(0.0) as u64)
+            }
+        })
         .draw()?;
 
     // Repeats share a colour; a slight transparency lets overlapping lines

@@ -101,11 +101,13 @@ impl<T: Copy + Eq + std::hash::Hash> Numbered<T> {
 }
 
 /// One line of a chart: a run's (or one client host's of a run) counts of
-/// one state over time.
+/// one state over time, or a kernel counter's rate.
 pub(super) struct RunSeries {
     /// Index into the plan's keys (and the palette).
     pub key: usize,
-    pub points: Vec<(f64, u64)>,
+    /// (seconds since the load started, value); a count is exact as an f64
+    /// up to 2^53.
+    pub points: Vec<(f64, f64)>,
 }
 
 /// The lines of one chart, in the order they first appear. Empty when no
@@ -157,7 +159,7 @@ pub(super) fn runs_of(
             }
             let count = counts.get(state).copied().unwrap_or(0);
             if let Some(run) = runs.get_mut(i) {
-                run.points.push((s.t.max(0.0), count));
+                run.points.push((s.t.max(0.0), count as f64));
             }
         }
     }

@@ -222,6 +222,7 @@ pub fn plan_sweep(summary: &crate::results::Summary) -> Vec<SweepChart> {
                     title: format!("{title} against {axis}"),
                     path: format!("{CHARTS_DIR}/sweep-{}-{file}.svg", file_safe(&axis)),
                     per_host: false,
+                    counter: None,
                 },
                 axis: axis.clone(),
                 y_desc,

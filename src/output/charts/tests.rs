@@ -150,7 +150,7 @@ fn an_unwritable_directory_is_an_error_naming_it() {
 fn a_chart_that_cannot_be_written_does_not_stop_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let samples = samples();
-    let plan = plan(&samples, &states(&["TIME_WAIT"]));
+    let plan = plan(&samples, &[], &states(&["TIME_WAIT"]));
     let planned: Vec<String> = plan.charts().into_iter().map(|c| c.path).collect();
     assert_eq!(
         planned,

@@ -58,21 +58,27 @@ pub(super) fn expectations(out: &mut String, summary: &Summary) {
     out.push('\n');
 }
 pub(super) fn charts(out: &mut String, summary: &Summary) {
-    if summary.charts.is_empty() {
+    // The kernel counters' charts are in "What the kernel did".
+    let charts: Vec<_> = summary
+        .charts
+        .iter()
+        .filter(|c| c.counter.is_none())
+        .collect();
+    if charts.is_empty() {
         return;
     }
     out.push_str(
         "## Charts\n\nCounts over time for the server endpoint, one line per run; \
          the repeats of a variant share its colour.",
     );
-    if summary.charts.iter().any(|c| c.per_host) {
+    if charts.iter().any(|c| c.per_host) {
         out.push_str(
             " On the charts of each client host a line is one client host of a run, \
              each host in a colour of its own (its repeats share it).",
         );
     }
     out.push_str("\n\n");
-    for c in &summary.charts {
+    for c in charts {
         let _ = writeln!(out, "![{}]({})\n", alt_text(&c.title), link_target(&c.path));
     }
 }

@@ -26,6 +26,8 @@
 //! its own timeout (`nf_conntrack_tcp_timeout_time_wait`) and the side's
 //! closed connections (opened minus still established) as the rate.
 
+use super::headline::{alt_text, link_target};
+use crate::analysis::statistics;
 use crate::common::endpoint::Side;
 use crate::measure::kernel_counters::{is_gauge, meaning};
 use crate::output::markdown::{self, code, num, percent};
@@ -55,14 +57,71 @@ pub(super) fn kernel_section(out: &mut String, summary: &Summary) {
          The kernel's own counters of each side over the load (`/proc/net/netstat`, \
          `/proc/net/snmp`, conntrack's statistics: what `nstat`, `netstat -s` and \
          `conntrack -S` show), per second, the mean over a variant's completed runs; \
-         *change* is against the baseline {}. Only TCP's and conntrack's counters that moved are shown; \
+         *change* is against the baseline {}; with repeats, ± is the half-width of the \
+         95% confidence interval of the mean. Only TCP's and conntrack's counters that moved are shown; \
          `summary.json` has them all (`runs[].kernel`) and `kernel.jsonl` every sample.\n\n",
         code(baseline)
     );
-    for side in [Side::Server, Side::Client] {
-        side_table(out, summary, side);
+    if one_namespace(summary) {
+        out.push_str(
+            "The server and the client share one network namespace in this lab (one host), \
+             so the kernel keeps one set of counters for both: the table below is both sides'.\n\n",
+        );
+        side_table(out, summary, Side::Server, "server and client");
+        side_charts(out, summary, Side::Server);
+    } else {
+        for side in [Side::Server, Side::Client] {
+            side_table(out, summary, side, side.as_str());
+            side_charts(out, summary, side);
+        }
     }
     model_check(out, summary);
+}
+
+/// Whether both sides of every run are one network namespace (a lab of
+/// this machine alone), where a per-side table would show one namespace
+/// twice as if it were two. The two sides are read one after the other,
+/// so their figures differ a little even then: one namespace is the same
+/// counters moving on both sides (in two, `Tcp.ActiveOpens` moves on the
+/// client only and `Tcp.PassiveOpens` on the server only), each within 1%.
+fn one_namespace(summary: &Summary) -> bool {
+    let mut runs = summary
+        .variants
+        .iter()
+        .flat_map(|v| &v.runs)
+        .filter(|r| !r.kernel.server.is_empty())
+        .peekable();
+    let alike = |r: &RunSummary| {
+        let moved = |side: Side| -> BTreeSet<&str> {
+            r.kernel
+                .get(side)
+                .iter()
+                .filter(|(k, d)| d.moved() && !is_gauge(k))
+                .map(|(k, _)| k.as_str())
+                .collect()
+        };
+        let keys = moved(Side::Server);
+        !keys.is_empty()
+            && keys == moved(Side::Client)
+            && keys.iter().all(|k| {
+                let (a, b) = (r.kernel.server[*k].delta(), r.kernel.client[*k].delta());
+                (a - b).abs() as f64 <= 0.01 * a.abs().max(b.abs()) as f64 + 2.0
+            })
+    };
+    runs.peek().is_some() && runs.all(alike)
+}
+
+/// The side's charts of counter rates over time (drawn from
+/// `kernel.jsonl` by the run; see `charts::kernel`).
+fn side_charts(out: &mut String, summary: &Summary, side: Side) {
+    let prefix = format!("charts/{side}-kernel-");
+    for c in summary
+        .charts
+        .iter()
+        .filter(|c| c.counter.is_some() && c.path.starts_with(&prefix))
+    {
+        let _ = writeln!(out, "![{}]({})\n", alt_text(&c.title), link_target(&c.path));
+    }
 }
 
 /// The completed runs of each variant.
@@ -97,8 +156,8 @@ fn shown(key: &str) -> bool {
         .any(|p| key.starts_with(p))
 }
 
-/// One side's counters that moved, one row each.
-fn side_table(out: &mut String, summary: &Summary, side: Side) {
+/// One side's counters that moved, one row each, under the heading `title`.
+fn side_table(out: &mut String, summary: &Summary, side: Side, title: &str) {
     let runs = completed(summary);
     let moved: BTreeSet<&str> = runs
         .iter()
@@ -130,24 +189,27 @@ fn side_table(out: &mut String, summary: &Summary, side: Side) {
     let rows = keys
         .iter()
         .map(|k| {
-            let values: Vec<Option<f64>> = runs
+            let per_run: Vec<Vec<f64>> = runs
                 .iter()
-                .map(|rs| mean(rs.iter().map(|r| figure(r, side, k))))
+                .map(|rs| rs.iter().map(|r| figure(r, side, k)).collect())
                 .collect();
+            let values: Vec<Option<f64>> =
+                per_run.iter().map(|xs| mean(xs.iter().copied())).collect();
             let mut row = vec![if is_gauge(k) {
                 format!("{} (level at the end)", code(k))
             } else {
                 code(k)
             }];
             for (i, v) in values.iter().enumerate() {
+                let figure = |v: f64| with_interval(v, &per_run[i]);
                 row.push(match (i, v, values[0]) {
                     (_, None, _) => "-".into(),
-                    (0, Some(v), _) => num(*v),
+                    (0, Some(v), _) => figure(*v),
                     (_, Some(v), Some(b)) => {
                         let pct = (b != 0.0).then(|| 100.0 * (v - b) / b);
-                        format!("{} ({})", num(*v), percent(pct))
+                        format!("{} ({})", figure(*v), percent(pct))
                     }
-                    (_, Some(v), None) => num(*v),
+                    (_, Some(v), None) => figure(*v),
                 });
             }
             row.push(meaning(k).unwrap_or("").to_string());
@@ -155,8 +217,17 @@ fn side_table(out: &mut String, summary: &Summary, side: Side) {
         })
         .collect();
     let last = header.len() - 1;
-    let _ = writeln!(out, "### {side}\n");
+    let _ = writeln!(out, "### {title}\n");
     out.push_str(&markdown::table(&header, rows, &[0, last]));
+}
+
+/// A variant's mean, with ± the half-width of its 95% confidence interval
+/// when it has several runs whose figures differ.
+fn with_interval(mean: f64, runs: &[f64]) -> String {
+    match statistics::mean_ci(runs, 0.95) {
+        Some((lo, hi)) if hi > lo => format!("{} ± {}", num(mean), num((hi - lo) / 2.0)),
+        _ => num(mean),
+    }
 }
 
 /// The model check of one side, source and run.
@@ -446,5 +517,56 @@ mod tests {
         assert!(m.why.contains("refused 7 flows"), "{}", m.why);
         // No counters: no model.
         assert!(socket_model(&run(10.0, 0, 0, 0), Side::Server).is_none());
+    }
+
+    #[test]
+    fn one_namespace_is_the_same_counters_moving_on_both_sides() {
+        use crate::results::VariantSummary;
+        let d = |end| CounterDelta {
+            start: 0,
+            end,
+            per_sec: 0.0,
+        };
+        let mut r = RunSummary::default();
+        for (k, v) in [("Tcp.ActiveOpens", 1000), ("Tcp.PassiveOpens", 1000)] {
+            r.kernel.server.insert(k.into(), d(v));
+        }
+        for (k, v) in [("Tcp.ActiveOpens", 1003), ("Tcp.PassiveOpens", 1004)] {
+            r.kernel.client.insert(k.into(), d(v));
+        }
+        let summary = |r: &RunSummary| Summary {
+            variants: vec![VariantSummary {
+                name: "v".into(),
+                runs: vec![r.clone()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert!(one_namespace(&summary(&r)));
+        // Two namespaces: each side's opens move on that side only.
+        let mut two = r.clone();
+        two.kernel.server.remove("Tcp.ActiveOpens");
+        two.kernel.client.remove("Tcp.PassiveOpens");
+        assert!(!one_namespace(&summary(&two)));
+        // The same keys, but not the same figures.
+        let mut apart = r.clone();
+        apart
+            .kernel
+            .client
+            .insert("Tcp.ActiveOpens".into(), d(1500));
+        assert!(!one_namespace(&summary(&apart)));
+        let mut out = String::new();
+        kernel_section(&mut out, &summary(&r));
+        assert!(out.contains("share one network namespace"), "{out}");
+        assert!(out.contains("### server and client"), "{out}");
+        assert!(!out.contains("### client"), "{out}");
+    }
+
+    #[test]
+    fn repeats_get_an_interval_and_a_lone_run_does_not() {
+        assert_eq!(with_interval(10.0, &[10.0]), "10");
+        assert_eq!(with_interval(10.0, &[10.0, 10.0]), "10");
+        let s = with_interval(10.0, &[9.0, 11.0]);
+        assert!(s.starts_with("10 ± 12.7"), "{s}");
     }
 }

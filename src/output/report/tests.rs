@@ -457,11 +457,13 @@ fn flagged() -> Summary {
             title: "TIME_WAIT sockets on the server".into(),
             path: "charts/server-sockets-TIME_WAIT.svg".into(),
             per_host: false,
+            counter: None,
         },
         results::Chart {
             title: "TIME_WAIT conntrack entries on the server".into(),
             path: "charts/server-conntrack-TIME_WAIT.svg".into(),
             per_host: false,
+            counter: None,
         },
     ];
     s.comparisons = metrics::compare(&s.variants);
@@ -479,6 +481,7 @@ fn per_host_charts_say_a_line_is_a_client_host() {
         title: "TIME_WAIT sockets on each client host".into(),
         path: "charts/client-sockets-TIME_WAIT.svg".into(),
         per_host: true,
+        counter: None,
     });
     let md = render_markdown(&s);
     assert!(
