@@ -80,9 +80,48 @@ fn a_lab_run_records_each_sides_own_counters_and_checks_the_model() {
         "## What the kernel did",
         "`TcpExt.TW`",
         "### Model check: TIME_WAIT from the counters",
+        // The rate of sockets entering TIME_WAIT over time, drawn from
+        // kernel.jsonl, in this section rather than the count charts.
+        "![TcpExt.TW per second on the server](charts/server-kernel-TcpExt_TW.svg)",
     ] {
         assert!(report.contains(needle), "report.md lacks {needle}");
     }
+    let chart = std::fs::read_to_string(dir.join("charts/server-kernel-TcpExt_TW.svg"))
+        .expect("the server's TcpExt.TW chart");
+    assert!(chart.contains("per second"), "{chart}");
+}
+
+/// `collect.kernel_counters: false` reads none (what the bench's overhead
+/// section compares against): no kernel.jsonl, no counters, no section.
+#[test]
+fn kernel_counters_off_reads_none() {
+    if !require_root("kernel_counters_off_reads_none") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let scenario = manifest_dir().join("tests/fixtures/scenarios/lab/short.yaml");
+    run_expecting(
+        twlab()
+            .arg("run")
+            .arg(&scenario)
+            .args(["--set", "client.duration=2s"])
+            .args(["--set", "collect.kernel_counters=false"])
+            .arg("--out")
+            .arg(&dir),
+        0,
+    );
+    assert!(!dir.join("kernel.jsonl").exists());
+    let summary = read_json(&dir.join("summary.json"));
+    for v in summary["variants"].as_array().expect("variants") {
+        assert!(
+            v["runs"][0]["kernel"].is_null(),
+            "{}",
+            v["runs"][0]["kernel"]
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    assert!(!report.contains("## What the kernel did"));
 }
 
 #[test]

@@ -562,7 +562,7 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
         variant: run.variant.name.to_string(),
         repeat: run.repeat,
         run_id: lab.run_id().to_string(),
-        kernel: Default::default(),
+        kernel: super::sampler::KernelSampling::new(ctx.scenario.collect.kernel_counters),
     };
     let load = Load {
         collector: &collector,

@@ -46,6 +46,9 @@ pub struct Collector<'a> {
 /// says so once, and the run goes on.
 #[derive(Default)]
 pub struct KernelSampling {
+    /// `collect.kernel_counters: false` turns the reads off (to measure
+    /// what they cost, or on a host where they are not wanted).
+    off: bool,
     state: std::sync::Mutex<KernelState>,
 }
 
@@ -63,6 +66,14 @@ fn side_slot(side: Side) -> usize {
 }
 
 impl KernelSampling {
+    /// Sampling that reads the counters when `on`.
+    pub fn new(on: bool) -> Self {
+        KernelSampling {
+            off: !on,
+            ..Default::default()
+        }
+    }
+
     /// Each side's counters over the load: see [`crate::results::kernel`].
     pub fn summary(&self) -> BySide<KernelDeltas> {
         let Ok(state) = self.state.lock() else {
@@ -107,12 +118,15 @@ impl Collector<'_> {
                 }
             }
         };
+        let kernel_hosts = if self.kernel.off { &[][..] } else { &hosts[..] };
         let (counts, kernel) = futures::future::join(
             futures::future::join_all(jobs.iter().copied().map(count)),
-            futures::future::join_all(hosts.iter().map(|h| h.kernel_counters())),
+            futures::future::join_all(kernel_hosts.iter().map(|h| h.kernel_counters())),
         )
         .await;
-        self.record_kernel(t, is_final, kernel)?;
+        if !self.kernel.off {
+            self.record_kernel(t, is_final, kernel)?;
+        }
         // The client addresses the server's counts have seen, after them.
         let peers = if is_final && self.sockets {
             self.server.peer_addresses(self.endpoint).await
@@ -237,6 +251,9 @@ impl Collector<'_> {
     /// counters once, as the load starts: the start of each counter's
     /// change over the run.
     async fn kernel_baseline(&self, dir: Option<&std::path::Path>, t: f64) -> Result<()> {
+        if self.kernel.off {
+            return Ok(());
+        }
         if let (Some(dir), Ok(mut state)) = (dir, self.state_lock()) {
             state.writer = Some(SampleWriter::create_file(dir, KERNEL_FILE)?);
         }

@@ -521,6 +521,12 @@ pub struct CollectSpec {
     /// `false` is for measuring the difference.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub conntrack_events: bool,
+    /// The kernel's TCP and conntrack counters of both sides (netstat,
+    /// snmp, conntrack statistics), read with every sample into
+    /// `kernel.jsonl` and the report's "What the kernel did" (default on;
+    /// `false` is for measuring what reading them costs).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub kernel_counters: bool,
     /// The lines of the client-side charts when the client runs on several
     /// hosts (`client.hosts`): `total` (default), one line per run, the
     /// hosts' sum; `per_host`, one line per client host of each run, to see
@@ -554,6 +560,7 @@ impl Default for CollectSpec {
             sockets: true,
             conntrack: true,
             conntrack_events: true,
+            kernel_counters: true,
             client_lines: ClientLines::Total,
         }
     }

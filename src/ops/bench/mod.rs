@@ -15,11 +15,14 @@
 //!   seed's own commands), with `/proc/net/sockstat` and `conntrack -C` as
 //!   floors;
 //! - [`overhead`]: requests/s of the embedded lab with sampling off, at 1 s
-//!   and at 100 ms (the instrument's cost on what it measures);
+//!   (with and without the kernel's counters) and at 100 ms (the
+//!   instrument's cost on what it measures);
 //! - [`servers`]: the builtin server against nginx under wrk, and the
 //!   builtin client against wrk, with CPU per request;
 //! - [`lab`]: setting up and tearing down the embedded lab, in-process
 //!   against the same with `ip` commands;
+//! - [`counters`]: reading one side's kernel counters in-process against
+//!   `nstat`, `netstat -s` and `conntrack -S`;
 //! - [`rss`]: twlab's peak resident memory over a long run at 100 ms
 //!   against a short one (memory must not grow with the run).
 //!
@@ -28,6 +31,7 @@
 //! measured. Every namespace is a labelled embedded lab (`twlab clean`
 //! finds it after a crash); nothing on the machine itself is changed.
 
+mod counters;
 mod counting;
 mod fixed_rate;
 mod lab;
@@ -56,6 +60,9 @@ pub enum Section {
     #[value(name = "fixed-rate")]
     #[serde(rename = "fixed-rate")]
     FixedRate,
+    /// Reading one side's kernel counters: twlab in-process against
+    /// `nstat`, `netstat -s` and `conntrack -S`.
+    Counters,
 }
 
 /// What `twlab bench` was asked for.
@@ -188,6 +195,7 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
             Section::Lab => lab::run(opts).await?,
             Section::Rss => rss::run(opts).await?,
             Section::FixedRate => fixed_rate::run(opts).await?,
+            Section::Counters => counters::run(opts).await?,
         };
         outln!("{}", table::render_terminal(&rows));
         result.rows.extend(rows);

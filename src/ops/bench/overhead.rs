@@ -136,7 +136,7 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
 /// interval longer than the run: only the final snapshot); the lab without
 /// conntrack at all is shown beside it. Sampling is measured both ways
 /// conntrack can be counted: from events (the default) and by dumps.
-const SETTINGS: [(&str, &[&str]); 6] = [
+const SETTINGS: [(&str, &[&str]); 7] = [
     (
         "no conntrack, no sampling",
         &["collect.sockets=false", "collect.conntrack=false"],
@@ -146,6 +146,10 @@ const SETTINGS: [(&str, &[&str]); 6] = [
         &["collect.interval=1h", "collect.conntrack_events=false"],
     ),
     ("sampling every 1s (events)", &["collect.interval=1s"]),
+    (
+        "sampling every 1s (events), no kernel counters",
+        &["collect.interval=1s", "collect.kernel_counters=false"],
+    ),
     ("sampling every 100ms (events)", &["collect.interval=100ms"]),
     (
         "sampling every 1s (dumps)",
