@@ -328,7 +328,16 @@ pub struct CountersSample {
 /// Read the counters of `netns` (or of this namespace), from a thread
 /// inside it.
 pub fn read_counters(netns: Option<&str>) -> Result<KernelCounters> {
-    let read = || kernel_counters::read_here().map_err(std::io::Error::other);
+    open_counters(netns)?
+        .read()
+        .map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))
+}
+
+/// The counter files of `netns` (or of this namespace), opened from a
+/// thread inside it and readable from here on (see
+/// [`kernel_counters::CounterFiles`]).
+fn open_counters(netns: Option<&str>) -> Result<kernel_counters::CounterFiles> {
+    let open = || kernel_counters::CounterFiles::open_here().map_err(std::io::Error::other);
     let out = match netns {
         Some(ns) => {
             let path = netns_path(ns);
@@ -338,9 +347,9 @@ pub fn read_counters(netns: Option<&str>) -> Result<KernelCounters> {
                     path.display()
                 )));
             }
-            crate::lab::netns::sys::in_netns(&path, read)
+            crate::lab::netns::sys::in_netns(&path, open)
         }
-        None => read(),
+        None => open(),
     };
     out.map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))
 }
@@ -352,9 +361,12 @@ pub fn run_counters(opts: &CountersOptions) -> Result<()> {
     check_where_and_when(opts.netns.as_deref(), opts.watch, opts.count)?;
     let mut previous: Option<(Instant, KernelCounters)> = None;
     let mut taken = 0u64;
+    let mut files = open_counters(opts.netns.as_deref())?;
     loop {
         let tick = Instant::now();
-        let counters = read_counters(opts.netns.as_deref())?;
+        let counters = files
+            .read()
+            .map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))?;
         let took_ms = (tick.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let rates = previous
             .as_ref()

@@ -84,6 +84,11 @@ pub struct NetnsHost {
     /// The conntrack event listener of the run's endpoint, when it could
     /// be started (then counts cost no dump); see [`NetnsHost::watch_conntrack`].
     ct_events: std::sync::Arc<std::sync::Mutex<Option<CtEvents>>>,
+    /// The kernel's counter files, opened inside the namespace at the
+    /// first read and read again from any thread (no namespace switch per
+    /// sample; see [`crate::measure::kernel_counters::CounterFiles`]).
+    counters:
+        std::sync::Arc<std::sync::Mutex<Option<crate::measure::kernel_counters::CounterFiles>>>,
 }
 
 impl NetnsHost {
@@ -95,6 +100,7 @@ impl NetnsHost {
             diag,
             ct: Default::default(),
             ct_events: Default::default(),
+            counters: Default::default(),
         }
     }
 
@@ -227,13 +233,26 @@ impl Host for NetnsHost {
         self.diag.reset_peers();
     }
 
-    /// From a thread inside the namespace (`/proc/thread-self/net`).
+    /// From the namespace's counter files, opened once from a thread
+    /// inside it (`/proc/thread-self/net`).
     async fn kernel_counters(&self) -> Result<crate::measure::kernel_counters::KernelCounters> {
+        use crate::measure::kernel_counters::CounterFiles;
         let path = self.path();
+        let files = self.counters.clone();
         blocking(move || {
-            sys::in_netns(&path, || {
-                crate::measure::kernel_counters::read_here().map_err(std::io::Error::other)
-            })
+            let mut slot = files
+                .lock()
+                .map_err(|_| std::io::Error::other("the counter files' lock is poisoned"))?;
+            if slot.is_none() {
+                let opened = sys::in_netns(&path, || {
+                    CounterFiles::open_here().map_err(std::io::Error::other)
+                })?;
+                *slot = Some(opened);
+            }
+            match slot.as_mut() {
+                Some(f) => f.read().map_err(std::io::Error::other),
+                None => Err(std::io::Error::other("the counter files are not open")),
+            }
         })
         .await
         .map_err(|e| Error::env(format!("kernel counters in {}: {e}", self.name)))

@@ -1,6 +1,7 @@
 //! What reading the kernel's counters of one side costs: twlab's in-process
 //! read (`/proc/net/netstat`, `/proc/net/snmp`, conntrack's statistics, its
-//! count, limit and timeouts, from a thread inside the namespace) against
+//! count, limit and timeouts, from files opened inside the namespace; kept
+//! open as a run keeps them, and opened each time) against
 //! the commands people type for the same figures: `nstat -asz` (iproute2;
 //! `-s` so it leaves its history file alone), `netstat -s` (net-tools) and
 //! `conntrack -S`.
@@ -31,7 +32,10 @@ const CONNECTIONS: u64 = 1_000;
 /// One way of reading the counters.
 #[derive(Clone, Copy)]
 enum Method {
+    /// A run's way: the files opened once, read at every sample.
     Twlab,
+    /// Opened and read each time (`twlab states --counters` without `--watch`).
+    TwlabOnce,
     Command(&'static [&'static str]),
 }
 
@@ -60,8 +64,12 @@ fn measure(ns: &Path, rounds: usize) -> Result<Vec<Row>> {
     };
     let mut methods = [
         timed(
-            "twlab, in-process (netstat, snmp, conntrack statistics, count, limit, timeouts)",
+            "twlab, in-process, files kept open (a run's sample)",
             Method::Twlab,
+        ),
+        timed(
+            "twlab, in-process, files opened each time",
+            Method::TwlabOnce,
         ),
         timed("nstat -asz", Method::Command(&["nstat", "-asz"])),
         timed("netstat -s", Method::Command(&["netstat", "-s"])),
@@ -103,11 +111,22 @@ fn measure(ns: &Path, rounds: usize) -> Result<Vec<Row>> {
 /// [`READS`] reads by `method` from this thread (inside the namespace):
 /// the seconds they took and the counters the last one gave.
 fn time_reads(method: Method) -> std::io::Result<(f64, usize)> {
+    // A run opens the files once, when its first sample is taken.
+    let mut files = match method {
+        Method::Twlab => {
+            Some(kernel_counters::CounterFiles::open_here().map_err(std::io::Error::other)?)
+        }
+        _ => None,
+    };
     let started = Instant::now();
     let mut counters = 0;
     for _ in 0..READS {
         counters = match method {
-            Method::Twlab => kernel_counters::read_here()
+            Method::Twlab => match files.as_mut() {
+                Some(f) => f.read().map_err(std::io::Error::other)?.len(),
+                None => 0,
+            },
+            Method::TwlabOnce => kernel_counters::read_here()
                 .map_err(std::io::Error::other)?
                 .len(),
             Method::Command(argv) => {
