@@ -15,7 +15,7 @@
 //! `--watch`, the rates of those that moved.
 
 use crate::common::counts::Counts;
-use crate::common::endpoint::{Endpoint, Side};
+use crate::common::endpoint::{Endpoint, HostRole, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::kernel_counters::{self, KernelCounters};
@@ -24,7 +24,7 @@ use crate::scenario::MIN_SAMPLE_INTERVAL;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What `twlab states` was asked for.
@@ -313,6 +313,9 @@ pub struct CountersOptions {
 pub struct CountersSample {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+    /// Where the counters were read: `this host`, `netns NAME`, or a lab
+    /// file's host (`client (root@198.18.0.2)`).
+    pub place: String,
     /// Seconds since the Unix epoch.
     pub time: f64,
     /// Every counter, as the kernel gives it.
@@ -357,22 +360,107 @@ fn open_counters(netns: Option<&str>) -> Result<kernel_counters::CounterFiles> {
 /// Run `twlab states --counters`: every counter once; with `watch`, then
 /// the rates of those that moved, every interval.
 pub fn run_counters(opts: &CountersOptions) -> Result<()> {
-    use std::io::Write as _;
     check_where_and_when(opts.netns.as_deref(), opts.watch, opts.count)?;
+    let mut files = open_counters(opts.netns.as_deref())?;
+    let place = match &opts.netns {
+        Some(ns) => format!("netns {ns}"),
+        None => "this host".to_string(),
+    };
+    watch_counters(opts, &place, || {
+        files
+            .read()
+            .map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))
+    })
+}
+
+/// `twlab states --counters --lab FILE --host ROLE`: the counters of one
+/// host of a lab file, read over SSH as a run reads them (the same proc
+/// files, one `sh -c` per sample), changing nothing on the host.
+pub fn run_counters_on_lab_host(opts: &CountersOptions, lab: &Path, role: &str) -> Result<()> {
+    check_where_and_when(None, opts.watch, opts.count)?;
+    let spec = crate::scenario::labfile::LabSpec::load(lab)?;
+    let role = parse_role(role, lab, &spec)?;
+    let Some(h) = spec.hosts.at(role) else {
+        return Err(Error::invalid(format!(
+            "--host {role}: {} has no such host",
+            lab.display()
+        )));
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::env(format!("cannot start the async runtime: {e}")))?;
+    let control = tempfile::Builder::new()
+        .prefix("twlab-states-")
+        .tempdir()
+        .map_err(|e| {
+            Error::env(format!(
+                "cannot make a folder for the SSH control socket: {e}"
+            ))
+        })?;
+    let host = rt.block_on(crate::lab::real::RealHost::connect(h, role, control.path()))?;
+    let place = format!("{role} ({})", h.describe());
+    let watched = watch_counters(opts, &place, || {
+        rt.block_on(host.as_host().kernel_counters())
+    });
+    rt.block_on(host.close());
+    watched
+}
+
+/// `server`, `client`, `client2`…: a host of the lab file.
+fn parse_role(
+    text: &str,
+    lab: &Path,
+    spec: &crate::scenario::labfile::LabSpec,
+) -> Result<HostRole> {
+    let role = match text {
+        "server" => Some(HostRole::SERVER),
+        "client" => Some(HostRole::client(0)),
+        t => t
+            .strip_prefix("client")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n >= 1)
+            .map(|n| HostRole::client(n - 1)),
+    };
+    role.filter(|r| spec.hosts.at(*r).is_some()).ok_or_else(|| {
+        let known: Vec<String> = spec
+            .hosts
+            .roles()
+            .iter()
+            .map(|(r, _)| match (r.side, r.index) {
+                (Side::Client, i) if i > 0 => format!("client{}", i + 1),
+                (side, _) => side.to_string(),
+            })
+            .collect();
+        Error::invalid(format!(
+            "--host {text}: not a host of {} (it has: {})",
+            lab.display(),
+            known.join(", ")
+        ))
+    })
+}
+
+/// Read with `read` once, or every `opts.watch` until `opts.count`
+/// samples or a closed stdout, and print each reading.
+fn watch_counters(
+    opts: &CountersOptions,
+    place: &str,
+    mut read: impl FnMut() -> Result<KernelCounters>,
+) -> Result<()> {
+    use std::io::Write as _;
     let mut previous: Option<(Instant, KernelCounters)> = None;
     let mut taken = 0u64;
-    let mut files = open_counters(opts.netns.as_deref())?;
     loop {
         let tick = Instant::now();
-        let counters = files
-            .read()
-            .map_err(|e| Error::env(format!("reading the kernel's counters: {e}")))?;
+        let counters = read()?;
         let took_ms = (tick.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         let rates = previous
             .as_ref()
             .map(|(at, before)| rates(before, &counters, tick.duration_since(*at).as_secs_f64()));
         let sample = CountersSample {
             netns: opts.netns.clone(),
+            place: place.to_string(),
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
@@ -425,10 +513,7 @@ pub fn rates(before: &KernelCounters, now: &KernelCounters, secs: f64) -> BTreeM
 /// rates of those that moved.
 pub fn render_counters(s: &CountersSample) -> String {
     let mut b = tabled::builder::Builder::default();
-    let place = match &s.netns {
-        Some(ns) => format!("netns {ns}"),
-        None => "this host".to_string(),
-    };
+    let place = &s.place;
     let title = match &s.rates {
         None => {
             b.push_record(["counter", "value", "meaning"]);
