@@ -290,15 +290,20 @@ pub fn read_from(net_dir: &str) -> Result<KernelCounters, String> {
 /// The counter files of one namespace, opened once and read again at every
 /// sample.
 ///
-/// A sample reads about a dozen small files; opening them is half the cost
-/// of reading them, and entering a namespace (a thread that joins it) costs
+/// A sample reads five small files; opening them is a third of the cost of
+/// reading them, and entering a namespace (a thread that joins it) costs
 /// more than all of it. An open proc file stays bound to the namespace it
 /// was opened in, so the files are opened once from a thread inside the
 /// namespace and then read from any thread: each read seeks to the start,
-/// which makes the kernel produce the file afresh. A file that does not
-/// exist (no conntrack module, an older kernel) is left out.
+/// which makes the kernel produce the file afresh. The conntrack timeouts
+/// are settings, not counters: they are read when the files are opened
+/// (as a run's sysctls are in force by then) and given with every read,
+/// which saves eight reads per sample. A file that does not exist (no
+/// conntrack module, an older kernel) is left out.
 pub struct CounterFiles {
     files: Vec<(String, Kind, std::fs::File)>,
+    /// The timeouts, as read at opening.
+    settings: KernelCounters,
     /// Reused between reads (the largest file, netstat, is ~4 KB).
     buf: String,
 }
@@ -311,43 +316,53 @@ impl CounterFiles {
 
     /// The files with the net directory given (see [`read_from`]).
     pub fn open(net_dir: &str) -> Result<CounterFiles, String> {
-        let mut paths: Vec<(String, Kind)> = FILES
-            .iter()
-            .map(|(_, path, kind)| (path.replace("NET", net_dir), *kind))
-            .collect();
-        paths.extend(CT_TIMEOUTS.iter().map(|t| {
-            (
-                format!("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_{t}"),
-                Kind::Value(timeout_key(t)),
-            )
-        }));
-        let mut files = Vec::with_capacity(paths.len());
-        for (path, kind) in paths {
-            match std::fs::File::open(&path) {
-                Ok(f) => files.push((path, kind, f)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("{path}: {e}")),
-            }
+        let open = |path: String, kind: Kind| match std::fs::File::open(&path) {
+            Ok(f) => Ok(Some((path, kind, f))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{path}: {e}")),
+        };
+        let mut files = Vec::with_capacity(FILES.len());
+        for (_, path, kind) in FILES {
+            files.extend(open(path.replace("NET", net_dir), *kind)?);
         }
+        let mut timeouts = Vec::with_capacity(CT_TIMEOUTS.len());
+        for t in CT_TIMEOUTS {
+            let path = format!("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_{t}");
+            timeouts.extend(open(path, Kind::Value(timeout_key(t)))?);
+        }
+        let mut buf = String::with_capacity(8192);
+        let mut settings = KernelCounters::new();
+        read_into(&mut settings, &mut timeouts, &mut buf)?;
         Ok(CounterFiles {
             files,
-            buf: String::with_capacity(8192),
+            settings,
+            buf,
         })
     }
 
-    /// Every counter, as the kernel gives it now.
+    /// Every counter, as the kernel gives it now (the timeouts as opened).
     pub fn read(&mut self) -> Result<KernelCounters, String> {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut out = KernelCounters::new();
-        for (path, kind, file) in &mut self.files {
-            self.buf.clear();
-            file.seek(SeekFrom::Start(0))
-                .and_then(|_| file.read_to_string(&mut self.buf))
-                .map_err(|e| format!("{path}: {e}"))?;
-            parse_into(&mut out, path, *kind, &self.buf)?;
-        }
+        let mut out = self.settings.clone();
+        read_into(&mut out, &mut self.files, &mut self.buf)?;
         Ok(out)
     }
+}
+
+/// Read each open file from its start and parse it into `out`.
+fn read_into(
+    out: &mut KernelCounters,
+    files: &mut [(String, Kind, std::fs::File)],
+    buf: &mut String,
+) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    for (path, kind, file) in files {
+        buf.clear();
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(buf))
+            .map_err(|e| format!("{path}: {e}"))?;
+        parse_into(out, path, *kind, buf)?;
+    }
+    Ok(())
 }
 
 /// The sum of several hosts' counters (the client side of a lab with
