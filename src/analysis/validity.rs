@@ -84,9 +84,13 @@ pub fn validity_problems(
 
 /// A side whose conntrack refused flows during the load (its `drop`,
 /// `early_drop` or `insert_failed` statistics moved): packets were dropped
-/// by the table, so the run's latency and errors are not the server's.
-pub fn conntrack_refusals(kernel: &BySide<KernelDeltas>) -> Vec<String> {
+/// by the table, so the run's latency and errors are not the server's;
+/// unless the scenario studies that (`allow: [conntrack_drops]`).
+pub fn conntrack_refusals(scenario: &Scenario, kernel: &BySide<KernelDeltas>) -> Vec<String> {
     let mut out = Vec::new();
+    if scenario.allow.contains(&Allowance::ConntrackDrops) {
+        return out;
+    }
     for side in [Side::Server, Side::Client] {
         let moved: Vec<String> = CT_REFUSALS
             .iter()
@@ -98,7 +102,7 @@ pub fn conntrack_refusals(kernel: &BySide<KernelDeltas>) -> Vec<String> {
             .collect();
         if !moved.is_empty() {
             out.push(format!(
-                "the {side}'s conntrack table refused flows during the load ({}): packets were dropped by conntrack, so latency and errors are not the server's",
+                "the {side}'s conntrack table refused flows during the load ({}): packets were dropped by conntrack, so latency and errors are not the server's (add `allow: [conntrack_drops]` if that is what you study)",
                 moved.join(", ")
             ));
         }
@@ -182,14 +186,19 @@ mod tests {
         };
         k.server.insert("conntrack.drop".into(), d(3, 3));
         k.server.insert("conntrack.new".into(), d(0, 900));
-        assert!(conntrack_refusals(&k).is_empty());
+        let mut scenario =
+            Scenario::parse("name: t\nvariants: [{name: a}]\n", "t.yaml", &[]).expect("scenario");
+        assert!(conntrack_refusals(&scenario, &k).is_empty());
         k.client.insert("conntrack.insert_failed".into(), d(0, 12));
-        let p = conntrack_refusals(&k);
+        let p = conntrack_refusals(&scenario, &k);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
             p[0].contains("client's conntrack") && p[0].contains("insert_failed +12"),
             "{p:?}"
         );
+        // A scenario about a full table studies exactly that.
+        scenario.allow.push(Allowance::ConntrackDrops);
+        assert!(conntrack_refusals(&scenario, &k).is_empty());
     }
 
     #[test]

@@ -382,7 +382,9 @@ fn summarize(
     summary
         .invalid
         .extend(host_saturation(ctx.scenario, variant, &summary.clients));
-    summary.invalid.extend(conntrack_refusals(&summary.kernel));
+    summary
+        .invalid
+        .extend(conntrack_refusals(ctx.scenario, &summary.kernel));
 }
 
 /// Before a run on real hosts: wait for the previous run's sockets and

@@ -63,7 +63,8 @@ pub struct Scenario {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// What the scenario studies on purpose and so does not flag as an
-    /// invalid run: `port_exhaustion`, `client_saturation`.
+    /// invalid run: `port_exhaustion`, `client_saturation`, `missed_rate`,
+    /// `conntrack_drops`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<Allowance>,
     /// The settings compared; the first is the baseline. Optional with a
@@ -108,6 +109,10 @@ pub enum Allowance {
     /// An open-loop load (`client.rate`) achieving less than 99% of its
     /// rate (the server or the ports could not keep up).
     MissedRate,
+    /// conntrack refusing flows (its `drop`, `early_drop` or
+    /// `insert_failed` statistics moved): a full table is what a scenario
+    /// about `nf_conntrack_max` studies.
+    ConntrackDrops,
 }
 
 fn one() -> NonZeroU32 {
