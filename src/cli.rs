@@ -73,6 +73,18 @@ pub enum Command {
     },
     /// Print the JSON Schema of scenario files (for editor completion).
     Schema,
+    /// Print the shell completion script for SHELL (e.g. to
+    /// /etc/bash_completion.d/twlab); see README "Install".
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print twlab's man page (roff), or with --dir write one page per
+    /// command (twlab.1, twlab-run.1, …) into DIR, e.g. /usr/local/share/man/man1.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Say what this machine can and cannot do, and how to fix it.
     Doctor {
         /// Also check each host of this lab file for real (changing nothing).
@@ -197,4 +209,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The completion script of `shell` for twlab, from the definitions above,
+/// so it never lags behind a new command or flag.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "twlab", &mut script);
+    script
+}
+
+/// twlab's man page (section 1, roff), from the definitions above: its
+/// commands, options and the exit codes.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    use clap::CommandFactory;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+    Ok(page)
+}
+
+/// Write one man page per command into `dir` (`twlab.1`, `twlab-run.1`,
+/// …), as `man twlab-run` finds them under a `man1` directory.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::generate_to(Cli::command(), dir)
 }

@@ -175,6 +175,29 @@ fn dispatch(command: Command) -> Result<i32> {
             outln!("{}", scenario::json_schema());
             Ok(exit_code::OK)
         }
+        Command::Completions { shell } => {
+            out!("{}", String::from_utf8_lossy(&cli::completions(shell)));
+            Ok(exit_code::OK)
+        }
+        Command::Man { dir: None } => {
+            let page = cli::man_page()
+                .map_err(|e| Error::env(format!("cannot render the man page: {e}")))?;
+            out!("{}", String::from_utf8_lossy(&page));
+            Ok(exit_code::OK)
+        }
+        Command::Man { dir: Some(dir) } => {
+            if !dir.is_dir() {
+                return Err(Error::invalid(format!(
+                    "--dir {}: not a directory",
+                    dir.display()
+                )));
+            }
+            cli::write_man_pages(&dir).map_err(|e| {
+                Error::env(format!("cannot write the man pages into {}: {e}", dir.display()))
+            })?;
+            outln!("{}", dir.display());
+            Ok(exit_code::OK)
+        }
         Command::Validate { scenario, set, lab } => {
             let text = scenario::Scenario::read(&scenario)?;
             let origin = scenario.display().to_string();
