@@ -75,6 +75,7 @@ pub mod process;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod shutdown;
 
 use clap::Parser;
 use cli::{Cli, Command};

@@ -28,9 +28,9 @@ use write::*;
 use crate::error::{Error, Result};
 use crate::lab::netns::{self};
 use crate::lab::real::RealLab;
-use crate::load::shutdown::{Level, Shutdown};
 use crate::results::{self, Sample, SampleWriter, Summary, VariantSummary};
 use crate::scenario::{Loaded, Order, Scenario};
+use crate::shutdown::{Level, Shutdown};
 use std::path::PathBuf;
 
 /// What `twlab run` was asked to do.
@@ -92,22 +92,16 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     // The lab's id names its restore journal; reserved like a run's id so
     // two labs never share a journal, and released when the run ends.
     let lab_id = lab_spec.as_ref().map(|_| netns::new_run_id());
-    let real =
-        match (&lab_spec, &lab_id) {
-            (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
-                Ok(real) => {
-                    let stop = shutdown.clone();
-                    Some(real.with_stop_check(std::sync::Arc::new(move || {
-                        stop.level() >= Level::Graceful
-                    })))
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(netns::owner_file(id));
-                    return Err(e);
-                }
-            },
-            _ => None,
-        };
+    let real = match (&lab_spec, &lab_id) {
+        (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
+            Ok(real) => Some(real.with_shutdown(shutdown.clone())),
+            Err(e) => {
+                let _ = std::fs::remove_file(netns::owner_file(id));
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let checked = match &real {
         Some(real) => require_remote_wrk(&scenario, real).await,
         None => Ok(()),
