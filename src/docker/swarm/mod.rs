@@ -49,8 +49,8 @@
 //! A Kubernetes backend can follow with the same [`Service`] surface.
 //!
 //! The module by idea: the manager and its nodes here, the services twlab
-//! starts and waits for ([`service`]), their tasks, logs and followed lines
-//! ([`tasks`]), and removing what a run left by its label ([`cleanup`]).
+//! starts and waits for (`service.rs`), their tasks, logs and followed lines
+//! (`tasks.rs`), and removing what a run left by its label (`cleanup.rs`).
 
 mod cleanup;
 mod service;
