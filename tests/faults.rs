@@ -92,26 +92,10 @@ impl Fixture {
     /// build's twlab processes, programs naming this test's directory; and
     /// the machine's own sysctls are unchanged.
     fn assert_nothing_left(&self, namespaces: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ns: Vec<&String> = namespaces
-                .iter()
-                .filter(|n| Path::new("/run/netns").join(n).exists())
-                .collect();
-            let procs = our_processes(&self.marker());
-            if ns.is_empty() && procs.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "left behind: namespaces {ns:?}, processes {procs:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert_eq!(
-            machine_sysctls(),
-            self.sysctls,
-            "the machine's own sysctls changed"
+        assert_nothing_left(
+            namespaces,
+            || our_processes(&self.marker()),
+            Some(&self.sysctls),
         );
     }
 }
@@ -162,22 +146,6 @@ fn load_processes() -> Vec<i32> {
         }
     }
     pids
-}
-
-/// The twlab namespaces whose owner file names `pid`.
-fn namespaces_owned_by(pid: u32) -> Vec<String> {
-    twlab_namespaces()
-        .into_iter()
-        .filter(|ns| {
-            let Some(id) = twlab::lab::netns::run_id_of(ns) else {
-                return false;
-            };
-            std::fs::read_to_string(twlab::lab::netns::owner_file(id))
-                .ok()
-                .and_then(|t| t.split_whitespace().next().map(str::to_string))
-                .is_some_and(|p| p == pid.to_string())
-        })
-        .collect()
 }
 
 fn wait_until(what: &str, limit: Duration, child: &mut Child, mut done: impl FnMut() -> bool) {
@@ -494,13 +462,7 @@ fn require_engine(test: &str) -> bool {
         .arg("info")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: CI=true but no Docker engine");
-        }
-        eprintln!("SKIPPED {test}: needs a Docker engine");
-    }
-    ok
+    ok || cannot_run(test, "no Docker engine")
 }
 
 /// The engine answers an error (an image that is not there, `pull:
