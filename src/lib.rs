@@ -14,19 +14,22 @@
 //! |---|---|
 //! | shared names (endpoint, sides, counts, state names) | [`common`] |
 //! | the input files, parsed and validated once | [`scenario`] (with the lab file) |
-//! | where things run: hosts, namespaces, sysctls, restore journal | [`lab`] |
 //! | counting sockets and conntrack entries on one host | [`measure`] |
-//! | the server and the load client | [`load`] |
-//! | one scenario from plan to results, and the sampler | [`run`](mod@run) |
 //! | the run directory contract | [`results`] |
+//! | where things run: hosts, namespaces, sysctls, restore journal, locks, run ids | [`lab`] |
+//! | the server and the load client | [`load`] |
 //! | statistics, metrics, expectations, validity | [`analysis`] |
 //! | report, terminal, charts, HTML, JUnit, compare | [`output`] |
-//! | doctor and clean | [`ops`] |
+//! | one scenario from plan to results, and the sampler | [`run`](mod@run) |
+//! | doctor, clean, states, bench | [`ops`] |
 //!
-//! Beside them: [`cli`] (the command line) and `commands` (what each
-//! command does with it, above everything else), [`error`] (the two tiers of
-//! errors and their exit codes), [`process`] (supervised children) and
-//! [`docker`] (the engine, through bollard). CONTRIBUTING.md says where
+//! (`tests/import_order.rs` holds the code to this order.)
+//!
+//! Above them: [`cli`] (the command line) and `commands` (what each
+//! command does with it). Beside them, for every layer: [`error`] (the two
+//! tiers of errors and their exit codes), [`process`] (supervised
+//! children), [`docker`] (the engine, through bollard) and [`shutdown`]
+//! (the signals that stop a run). CONTRIBUTING.md says where
 //! each kind of addition goes.
 
 /// `println!` that never panics. Rust ignores SIGPIPE, so a write to a
