@@ -475,12 +475,14 @@ fn a_docker_engine_error_exits_3_and_leaves_nothing() {
     }
     let fx = Fixture::new();
     let containers = twlab_containers();
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(true),
+            vec![this_machine(false)],
+            Some(Duration::from_secs(2)),
+        ),
+    );
     let scenario = fx.scenario(
         "docker",
         "name: docker-error\nserver:\n  kind: docker\n  port: 18473\n  image: twlab/no-such-image-for-faults:0\n  pull: never\nclient: { tool: builtin, connections: 2, threads: 1, duration: 3s }\ncollect: { interval: 250ms, conntrack: false }\nvariants:\n  - name: default\n",
@@ -795,12 +797,14 @@ fn ctrl_c_during_the_drain_of_a_real_lab_stops_at_once() {
     let port = listener.local_addr().expect("addr").port();
     let _held = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let _accepted = listener.accept().expect("accept");
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 120s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(false),
+            vec![this_machine(false)],
+            Some(Duration::from_secs(120)),
+        ),
+    );
     let scenario = fx.scenario(
         "drain",
         &format!("name: drain\nserver: {{ kind: builtin, port: {port} }}\nclient: {{ connections: 2, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nvariants:\n  - name: default\n"),
@@ -880,19 +884,14 @@ fn an_ssh_connection_dropped_mid_run_is_restored_by_clean() {
     let sysctl = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
     let before = host.exec(&sysctl);
     let wanted = other_than(before.trim());
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n    address: {root}\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\ncooldown: 2s\n",
-            root = host.root_addr,
-            dest = host.destination(),
-            id = host.identity.display(),
-            kh = host.known_hosts.display(),
-            addr = host.addr,
-        ),
-    )
-    .expect("lab file");
+    let server = HostSpec {
+        address: Some(host.root_addr.into()),
+        ..HostSpec::default()
+    };
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(server, vec![host.spec()], Some(Duration::from_secs(2))),
+    );
     let scenario = fx.scenario(
         "drop",
         &format!("name: drop\nserver: {{ kind: builtin, port: 18475 }}\nclient: {{ connections: 4, threads: 1, duration: 30s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      client: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"),
@@ -1270,7 +1269,14 @@ impl Drop for SysctlGuard {
 }
 
 /// Both roles on this machine's own namespace.
-const LOCAL_LAB: &str = "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 2s\n";
+/// This machine in both roles, the server at 127.0.0.1, a 2 s cooldown.
+fn local_lab() -> LabSpec {
+    lab_of(
+        loopback_server(false),
+        vec![this_machine(false)],
+        Some(Duration::from_secs(2)),
+    )
+}
 
 /// `twlab run SCENARIO --lab LAB --out OUT` with its own state directory
 /// (restore journals) and `path_first` put first on PATH when given.
@@ -1347,7 +1353,7 @@ fn one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9
     let server_value = guard.other(&[]);
     let client_value = guard.other(&[&server_value]);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = fx.scenario(
         "both",
         &format!("name: both\nserver: {{ kind: builtin, port: 18476 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {server_value} }}\n      client: {{ {SHARED_SYSCTL}: {client_value} }}\n"),
@@ -1398,7 +1404,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
     let fx = Fixture::new();
     let guard = SysctlGuard::new(SHARED_SYSCTL);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     // A journal whose owner has ended; its old value is the current one, so
     // the clean at the end changes nothing on the machine.
     let mut dead = Command::new("true").spawn().expect("true");
@@ -1409,7 +1415,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         owner_pid: dead_pid,
         owner_start_ticks: Some(1),
         started_at: "2026-01-01T00:00:00+00:00".into(),
-        lab: serde_yaml_ng::from_str(LOCAL_LAB).expect("lab"),
+        lab: local_lab(),
         sysctls: vec![PendingSysctl {
             side: twlab::common::endpoint::Side::Server,
             index: 0,
@@ -1469,7 +1475,7 @@ fn a_sysctl_changed_by_someone_else_mid_run_is_named_and_put_back() {
     let value = guard.other(&[]);
     let meanwhile = guard.other(&[&value]);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = fx.scenario(
         "meanwhile",
         &format!("name: meanwhile\nserver: {{ kind: builtin, port: 18478 }}\nclient: {{ connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {value} }}\n"),
@@ -1514,7 +1520,7 @@ fn kill_9_while_a_local_server_starts_leaves_no_server() {
     }
     let fx = Fixture::new();
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let body = format!(
         "name: slow-server\nserver:\n  kind: command\n  port: 18479\n  command: [sh, -c, 'sleep 8; exec python3 -m http.server 18479 --bind 127.0.0.1 --directory \"$0\"', '{}']\nclient: {{ tool: builtin, connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: default\n",
         fx.marker()
@@ -1606,7 +1612,7 @@ fn a_hung_conntrack_mid_load_on_a_real_lab_ends_the_run_with_exit_3() {
     let fx = Fixture::new();
     let (bin, flag) = hanging_conntrack(&fx);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = conntrack_scenario(&fx, 18480);
     let out = fx.path().join("run");
     let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, Some(&bin));
@@ -1655,7 +1661,7 @@ fn a_hung_conntrack_in_the_drain_of_a_real_lab_ends_with_exit_3() {
     let (bin, flag) = hanging_conntrack(&fx);
     std::fs::write(&flag, "").expect("hang");
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = conntrack_scenario(&fx, 18481);
     let out = fx.path().join("run");
     let started = Instant::now();

@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
+use twlab::scenario::HumanDuration;
+use twlab::scenario::labfile::LabHosts;
+pub use twlab::scenario::labfile::{HostSpec, LabSpec};
 
 /// Is this CI's run (CI=true)? There every test runs for real.
 pub fn in_ci() -> bool {
@@ -160,6 +164,56 @@ pub fn namespaces_owned_by(pid: u32) -> Vec<String> {
                 .is_some_and(|(owner, _)| owner == pid as i32)
         })
         .collect()
+}
+
+/// This machine in a lab file (no `ssh`), with its Docker engine when
+/// `docker`.
+pub fn this_machine(docker: bool) -> HostSpec {
+    HostSpec {
+        docker,
+        ..HostSpec::default()
+    }
+}
+
+/// This machine as a server the client reaches at 127.0.0.1.
+pub fn loopback_server(docker: bool) -> HostSpec {
+    HostSpec {
+        address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        ..this_machine(docker)
+    }
+}
+
+/// A lab file's model: `server`, one client host or a list of them, and
+/// the cooldown between runs. Tests write lab files from it
+/// ([`write_lab`]), so they cannot drift from what twlab reads.
+pub fn lab_of(server: HostSpec, clients: Vec<HostSpec>, cooldown: Option<Duration>) -> LabSpec {
+    let (client, clients) = match <[HostSpec; 1]>::try_from(clients) {
+        Ok([one]) => (Some(one), Vec::new()),
+        Err(many) => (None, many),
+    };
+    LabSpec {
+        hosts: LabHosts {
+            server,
+            client,
+            clients,
+        },
+        cooldown: cooldown.map(HumanDuration),
+    }
+}
+
+/// Write `spec` to `path` as twlab writes a run's `lab.yaml`, and return
+/// the path.
+pub fn write_lab(path: &std::path::Path, spec: &LabSpec) -> PathBuf {
+    let text = serde_yaml_ng::to_string(spec).expect("a lab file serializes");
+    // Read back as twlab reads a lab file, checks included.
+    let read = LabSpec::parse(&text, &path.display().to_string())
+        .unwrap_or_else(|e| panic!("the lab file written does not read back: {e}\n{text}"));
+    assert_eq!(
+        &read, spec,
+        "the lab file reads back as another lab:\n{text}"
+    );
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path.to_path_buf()
 }
 
 /// Processes running twlab's own binary as `serve` or `load`, or a wrk
