@@ -28,6 +28,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use twlab::scenario::labfile::SshDestination;
 
 /// One test's temporary directory and what the machine looked like before.
 struct Fixture {
@@ -976,23 +977,16 @@ fn ssh_lab(
     dest: &str,
     config: Option<&Path>,
 ) -> PathBuf {
-    let mut role = format!(
-        "    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\n    twlab: {exe}\n",
-        id = host.identity.display(),
-        kh = host.known_hosts.display(),
-        addr = host.addr,
-        exe = env!("CARGO_BIN_EXE_twlab"),
-    );
-    if let Some(config) = config {
-        role.push_str(&format!("    ssh_config: {}\n", config.display()));
-    }
-    let lab = fx.path().join(format!("{name}.yaml"));
-    std::fs::write(
-        &lab,
-        format!("hosts:\n  server:\n{role}  client:\n{role}cooldown: 2s\n"),
+    let role = HostSpec {
+        ssh: Some(SshDestination(dest.to_string())),
+        twlab: Some(env!("CARGO_BIN_EXE_twlab").to_string()),
+        ssh_config: config.map(Path::to_path_buf),
+        ..host.spec()
+    };
+    write_lab(
+        &fx.path().join(format!("{name}.yaml")),
+        &lab_of(role.clone(), vec![role], Some(Duration::from_secs(2))),
     )
-    .expect("lab file");
-    lab
 }
 
 /// Wait until the run writing to `out` has samples on disk; on failure
@@ -1703,22 +1697,15 @@ fn one_sysctl_set_by_both_roles_of_one_machine_named_two_ways_is_restored_by_cle
     let fx = Fixture::new();
     let host = sshd::SshdHost::start("twoways");
     let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias-two");
-    let role_of = |lab: &Path| {
-        let text = std::fs::read_to_string(lab).expect("lab file");
-        let start = text.find("  server:\n").expect("server") + "  server:\n".len();
-        let end = text.find("  client:\n").expect("client");
-        text[start..end].to_string()
-    };
-    let lab = fx.path().join("two-ways.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n{}  client:\n{}cooldown: 2s\n",
+    let role_of = |lab: &Path| LabSpec::load(lab).expect("lab file").hosts.server;
+    let lab = write_lab(
+        &fx.path().join("two-ways.yaml"),
+        &lab_of(
             role_of(&lab_a),
-            role_of(&lab_b)
+            vec![role_of(&lab_b)],
+            Some(Duration::from_secs(2)),
         ),
-    )
-    .expect("lab file");
+    );
     let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
     let before = host.exec(&tw_reuse).trim().to_string();
     let values: Vec<&str> = ["0", "1", "2"]
@@ -1915,12 +1902,15 @@ fn an_unreachable_ssh_host_leaves_no_lock_file() {
         let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
         l.local_addr().expect("addr").port()
     };
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!("hosts:\n  server:\n    ssh: root@127.0.0.1\n    port: {port}\n    address: 127.0.0.1\n  client: {{}}\n"),
-    )
-    .expect("lab file");
+    let server = HostSpec {
+        ssh: Some(SshDestination("root@127.0.0.1".to_string())),
+        port: Some(twlab::scenario::Port(port)),
+        ..loopback_server(false)
+    };
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(server, vec![this_machine(false)], None),
+    );
     let scenario = fx.scenario(
         "unreachable",
         "name: unreachable\nclient: { connections: 2, threads: 1, duration: 2s }\ncollect: { conntrack: false }\nvariants:\n  - name: default\n",
