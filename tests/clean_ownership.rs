@@ -184,8 +184,7 @@ fn clean_force_on_a_machine_held_by_a_live_run_says_why_without_suggesting_force
     // SAFETY: nextest runs each test in a process of its own; no other
     // thread reads the environment.
     unsafe { std::env::set_var("TWLAB_STATE_DIR", state.path()) };
-    let lab: twlab::scenario::labfile::LabSpec =
-        serde_yaml_ng::from_str("hosts:\n  server: {}\n  client: {}\n").expect("lab");
+    let lab = lab_of(this_machine(false), vec![this_machine(false)], None);
     let id = format!("t{}", netns::random_id());
     let _journal = twlab::lab::restore::RestoreFile::create(&id, &lab).expect("journal");
     let script = "mount -t tmpfs tmpfs /run/netns && mount -t tmpfs tmpfs /run/twlab \

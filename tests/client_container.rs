@@ -85,12 +85,14 @@ fn wrk_in_a_container_loads_tomcat_and_the_client_sysctl_is_restored() {
     let _restore = TwReuseGuard::new();
     let before = tw_reuse();
     let wanted = other_than(&before);
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts: {server: {address: 127.0.0.1, docker: true}, client: {docker: true}}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &tmp.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(true),
+            vec![this_machine(true)],
+            Some(Duration::from_secs(2)),
+        ),
+    );
     let scenario = tmp.path().join("client-container.yaml");
     std::fs::write(
         &scenario,
@@ -252,12 +254,10 @@ fn via_docker_is_refused_with_the_builtin_client_and_without_a_client_engine() {
         "name: v\nclient:\n  tool: wrk\n  via: docker\n  connections: 10\nvariants:\n  - name: a\n",
     )
     .expect("scenario");
-    let server_only = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &server_only,
-        "hosts: {server: {address: 127.0.0.1, docker: true}, client: {}}\n",
-    )
-    .expect("lab file");
+    let server_only = write_lab(
+        &tmp.path().join("lab.yaml"),
+        &lab_of(loopback_server(true), vec![this_machine(false)], None),
+    );
     for lab in [None, Some(server_only.as_path())] {
         let said = run(&wrk, lab);
         assert!(
@@ -283,12 +283,14 @@ fn ctrl_c_stops_the_wrk_container_with_sigint_and_keeps_what_it_measured() {
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
-    let lab = tmp.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts: {server: {address: 127.0.0.1, docker: true}, client: {docker: true}}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &tmp.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(true),
+            vec![this_machine(true)],
+            Some(Duration::from_secs(2)),
+        ),
+    );
     let scenario = tmp.path().join("long.yaml");
     std::fs::write(
         &scenario,

@@ -6,6 +6,9 @@
 //! Needs root and a Docker engine: without them the tests say SKIPPED and
 //! pass, except in CI (CI=true), where that is a failure.
 
+mod common;
+
+use common::cannot_run;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -26,18 +29,6 @@ const IMAGE: &str = "twlab/tomcat:10.1";
 /// Tomcat's image listens on 8080 (its server.xml); the tests that run it
 /// take turns also when run as threads of one process (`cargo test`).
 static TOMCAT_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A test that cannot run here: a failure in CI, SKIPPED elsewhere.
-fn cannot_run(test: &str, why: &str) {
-    if in_ci() {
-        panic!("{test}: CI=true but {why}: docker tests must run for real in CI");
-    }
-    eprintln!("SKIPPED {test}: needs docker ({why})");
-}
 
 /// The local engine with the Tomcat image on it (built with
 /// docker/tomcat/build.sh when missing), or `None` after saying why.

@@ -11,9 +11,10 @@ mod common;
 #[path = "common/sshd.rs"]
 mod sshd;
 
-use common::{run_expecting, twlab};
+use common::{lab_of, loopback_server, run_expecting, this_machine, twlab, write_lab};
 use sshd::SshdHost;
 use std::path::Path;
+use twlab::scenario::labfile::HostSpec;
 
 /// The line of check `name` (its second word), if any.
 fn line<'a>(text: &'a str, name: &str) -> Option<&'a str> {
@@ -143,12 +144,10 @@ fn doctor_checks_a_lab_of_this_machine_with_its_docker_engine() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let lab = tmp.path().join("local.yaml");
-    std::fs::write(
-        &lab,
-        "hosts: {server: {address: 127.0.0.1, docker: true}, client: {}}\n",
-    )
-    .unwrap();
+    let lab = write_lab(
+        &tmp.path().join("local.yaml"),
+        &lab_of(loopback_server(true), vec![this_machine(false)], None),
+    );
     let text = doctor(Some(&lab), 0);
     assert!(!text.contains("FAIL"), "{text}");
     let kernel = kernel_release();
@@ -170,19 +169,16 @@ fn doctor_checks_a_lab_of_this_machine_with_its_docker_engine() {
 /// A lab of this machine (server) and the fixture's sshd (client), with
 /// host keys checked against `known_hosts`.
 fn ssh_lab(fx: &SshdHost, known_hosts: &Path, dir: &Path) -> std::path::PathBuf {
-    let lab = dir.join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n    address: {root}\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n",
-            root = fx.root_addr,
-            dest = fx.destination(),
-            id = fx.identity.display(),
-            kh = known_hosts.display()
-        ),
-    )
-    .unwrap();
-    lab
+    let server = HostSpec {
+        address: Some(fx.root_addr.into()),
+        ..HostSpec::default()
+    };
+    let client = HostSpec {
+        known_hosts: Some(known_hosts.to_path_buf()),
+        address: None,
+        ..fx.spec()
+    };
+    write_lab(&dir.join("lab.yaml"), &lab_of(server, vec![client], None))
 }
 
 #[test]

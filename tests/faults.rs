@@ -28,6 +28,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use twlab::scenario::labfile::SshDestination;
 
 /// One test's temporary directory and what the machine looked like before.
 struct Fixture {
@@ -92,26 +93,10 @@ impl Fixture {
     /// build's twlab processes, programs naming this test's directory; and
     /// the machine's own sysctls are unchanged.
     fn assert_nothing_left(&self, namespaces: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ns: Vec<&String> = namespaces
-                .iter()
-                .filter(|n| Path::new("/run/netns").join(n).exists())
-                .collect();
-            let procs = our_processes(&self.marker());
-            if ns.is_empty() && procs.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "left behind: namespaces {ns:?}, processes {procs:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        assert_eq!(
-            machine_sysctls(),
-            self.sysctls,
-            "the machine's own sysctls changed"
+        assert_nothing_left(
+            namespaces,
+            || our_processes(&self.marker()),
+            Some(&self.sysctls),
         );
     }
 }
@@ -162,22 +147,6 @@ fn load_processes() -> Vec<i32> {
         }
     }
     pids
-}
-
-/// The twlab namespaces whose owner file names `pid`.
-fn namespaces_owned_by(pid: u32) -> Vec<String> {
-    twlab_namespaces()
-        .into_iter()
-        .filter(|ns| {
-            let Some(id) = twlab::lab::netns::run_id_of(ns) else {
-                return false;
-            };
-            std::fs::read_to_string(twlab::lab::netns::owner_file(id))
-                .ok()
-                .and_then(|t| t.split_whitespace().next().map(str::to_string))
-                .is_some_and(|p| p == pid.to_string())
-        })
-        .collect()
 }
 
 fn wait_until(what: &str, limit: Duration, child: &mut Child, mut done: impl FnMut() -> bool) {
@@ -494,13 +463,7 @@ fn require_engine(test: &str) -> bool {
         .arg("info")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: CI=true but no Docker engine");
-        }
-        eprintln!("SKIPPED {test}: needs a Docker engine");
-    }
-    ok
+    ok || cannot_run(test, "no Docker engine")
 }
 
 /// The engine answers an error (an image that is not there, `pull:
@@ -513,12 +476,14 @@ fn a_docker_engine_error_exits_3_and_leaves_nothing() {
     }
     let fx = Fixture::new();
     let containers = twlab_containers();
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(true),
+            vec![this_machine(false)],
+            Some(Duration::from_secs(2)),
+        ),
+    );
     let scenario = fx.scenario(
         "docker",
         "name: docker-error\nserver:\n  kind: docker\n  port: 18473\n  image: twlab/no-such-image-for-faults:0\n  pull: never\nclient: { tool: builtin, connections: 2, threads: 1, duration: 3s }\ncollect: { interval: 250ms, conntrack: false }\nvariants:\n  - name: default\n",
@@ -833,12 +798,14 @@ fn ctrl_c_during_the_drain_of_a_real_lab_stops_at_once() {
     let port = listener.local_addr().expect("addr").port();
     let _held = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let _accepted = listener.accept().expect("accept");
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 120s\n",
-    )
-    .expect("lab file");
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(
+            loopback_server(false),
+            vec![this_machine(false)],
+            Some(Duration::from_secs(120)),
+        ),
+    );
     let scenario = fx.scenario(
         "drain",
         &format!("name: drain\nserver: {{ kind: builtin, port: {port} }}\nclient: {{ connections: 2, threads: 1, duration: 2s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nvariants:\n  - name: default\n"),
@@ -918,19 +885,14 @@ fn an_ssh_connection_dropped_mid_run_is_restored_by_clean() {
     let sysctl = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
     let before = host.exec(&sysctl);
     let wanted = other_than(before.trim());
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n    address: {root}\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\ncooldown: 2s\n",
-            root = host.root_addr,
-            dest = host.destination(),
-            id = host.identity.display(),
-            kh = host.known_hosts.display(),
-            addr = host.addr,
-        ),
-    )
-    .expect("lab file");
+    let server = HostSpec {
+        address: Some(host.root_addr.into()),
+        ..HostSpec::default()
+    };
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(server, vec![host.spec()], Some(Duration::from_secs(2))),
+    );
     let scenario = fx.scenario(
         "drop",
         &format!("name: drop\nserver: {{ kind: builtin, port: 18475 }}\nclient: {{ connections: 4, threads: 1, duration: 30s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      client: {{ net.ipv4.tcp_tw_reuse: {wanted} }}\n"),
@@ -1015,23 +977,16 @@ fn ssh_lab(
     dest: &str,
     config: Option<&Path>,
 ) -> PathBuf {
-    let mut role = format!(
-        "    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\n    twlab: {exe}\n",
-        id = host.identity.display(),
-        kh = host.known_hosts.display(),
-        addr = host.addr,
-        exe = env!("CARGO_BIN_EXE_twlab"),
-    );
-    if let Some(config) = config {
-        role.push_str(&format!("    ssh_config: {}\n", config.display()));
-    }
-    let lab = fx.path().join(format!("{name}.yaml"));
-    std::fs::write(
-        &lab,
-        format!("hosts:\n  server:\n{role}  client:\n{role}cooldown: 2s\n"),
+    let role = HostSpec {
+        ssh: Some(SshDestination(dest.to_string())),
+        twlab: Some(env!("CARGO_BIN_EXE_twlab").to_string()),
+        ssh_config: config.map(Path::to_path_buf),
+        ..host.spec()
+    };
+    write_lab(
+        &fx.path().join(format!("{name}.yaml")),
+        &lab_of(role.clone(), vec![role], Some(Duration::from_secs(2))),
     )
-    .expect("lab file");
-    lab
 }
 
 /// Wait until the run writing to `out` has samples on disk; on failure
@@ -1308,7 +1263,14 @@ impl Drop for SysctlGuard {
 }
 
 /// Both roles on this machine's own namespace.
-const LOCAL_LAB: &str = "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 2s\n";
+/// This machine in both roles, the server at 127.0.0.1, a 2 s cooldown.
+fn local_lab() -> LabSpec {
+    lab_of(
+        loopback_server(false),
+        vec![this_machine(false)],
+        Some(Duration::from_secs(2)),
+    )
+}
 
 /// `twlab run SCENARIO --lab LAB --out OUT` with its own state directory
 /// (restore journals) and `path_first` put first on PATH when given.
@@ -1385,7 +1347,7 @@ fn one_sysctl_set_by_both_roles_of_one_machine_is_restored_by_clean_after_kill_9
     let server_value = guard.other(&[]);
     let client_value = guard.other(&[&server_value]);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = fx.scenario(
         "both",
         &format!("name: both\nserver: {{ kind: builtin, port: 18476 }}\nclient: {{ connections: 4, threads: 1, duration: 60s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {server_value} }}\n      client: {{ {SHARED_SYSCTL}: {client_value} }}\n"),
@@ -1436,7 +1398,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
     let fx = Fixture::new();
     let guard = SysctlGuard::new(SHARED_SYSCTL);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     // A journal whose owner has ended; its old value is the current one, so
     // the clean at the end changes nothing on the machine.
     let mut dead = Command::new("true").spawn().expect("true");
@@ -1447,7 +1409,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         owner_pid: dead_pid,
         owner_start_ticks: Some(1),
         started_at: "2026-01-01T00:00:00+00:00".into(),
-        lab: serde_yaml_ng::from_str(LOCAL_LAB).expect("lab"),
+        lab: local_lab(),
         sysctls: vec![PendingSysctl {
             side: twlab::common::endpoint::Side::Server,
             index: 0,
@@ -1507,7 +1469,7 @@ fn a_sysctl_changed_by_someone_else_mid_run_is_named_and_put_back() {
     let value = guard.other(&[]);
     let meanwhile = guard.other(&[&value]);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = fx.scenario(
         "meanwhile",
         &format!("name: meanwhile\nserver: {{ kind: builtin, port: 18478 }}\nclient: {{ connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: changed\n    sysctls:\n      server: {{ {SHARED_SYSCTL}: {value} }}\n"),
@@ -1552,7 +1514,7 @@ fn kill_9_while_a_local_server_starts_leaves_no_server() {
     }
     let fx = Fixture::new();
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let body = format!(
         "name: slow-server\nserver:\n  kind: command\n  port: 18479\n  command: [sh, -c, 'sleep 8; exec python3 -m http.server 18479 --bind 127.0.0.1 --directory \"$0\"', '{}']\nclient: {{ tool: builtin, connections: 2, threads: 1, duration: 5s }}\ncollect: {{ interval: 250ms, conntrack: false }}\nallow: [client_saturation]\nvariants:\n  - name: default\n",
         fx.marker()
@@ -1644,7 +1606,7 @@ fn a_hung_conntrack_mid_load_on_a_real_lab_ends_the_run_with_exit_3() {
     let fx = Fixture::new();
     let (bin, flag) = hanging_conntrack(&fx);
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = conntrack_scenario(&fx, 18480);
     let out = fx.path().join("run");
     let mut child = spawn_on_lab(&fx, &scenario, &lab, &out, Some(&bin));
@@ -1693,7 +1655,7 @@ fn a_hung_conntrack_in_the_drain_of_a_real_lab_ends_with_exit_3() {
     let (bin, flag) = hanging_conntrack(&fx);
     std::fs::write(&flag, "").expect("hang");
     let lab = fx.path().join("lab.yaml");
-    std::fs::write(&lab, LOCAL_LAB).expect("lab file");
+    write_lab(&lab, &local_lab());
     let scenario = conntrack_scenario(&fx, 18481);
     let out = fx.path().join("run");
     let started = Instant::now();
@@ -1735,22 +1697,15 @@ fn one_sysctl_set_by_both_roles_of_one_machine_named_two_ways_is_restored_by_cle
     let fx = Fixture::new();
     let host = sshd::SshdHost::start("twoways");
     let (lab_a, lab_b) = labs_naming_one_host_two_ways(&fx, &host, "twlab-alias-two");
-    let role_of = |lab: &Path| {
-        let text = std::fs::read_to_string(lab).expect("lab file");
-        let start = text.find("  server:\n").expect("server") + "  server:\n".len();
-        let end = text.find("  client:\n").expect("client");
-        text[start..end].to_string()
-    };
-    let lab = fx.path().join("two-ways.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n{}  client:\n{}cooldown: 2s\n",
+    let role_of = |lab: &Path| LabSpec::load(lab).expect("lab file").hosts.server;
+    let lab = write_lab(
+        &fx.path().join("two-ways.yaml"),
+        &lab_of(
             role_of(&lab_a),
-            role_of(&lab_b)
+            vec![role_of(&lab_b)],
+            Some(Duration::from_secs(2)),
         ),
-    )
-    .expect("lab file");
+    );
     let tw_reuse = ["sysctl", "-n", "net.ipv4.tcp_tw_reuse"];
     let before = host.exec(&tw_reuse).trim().to_string();
     let values: Vec<&str> = ["0", "1", "2"]
@@ -1947,12 +1902,15 @@ fn an_unreachable_ssh_host_leaves_no_lock_file() {
         let l = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a free port");
         l.local_addr().expect("addr").port()
     };
-    let lab = fx.path().join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!("hosts:\n  server:\n    ssh: root@127.0.0.1\n    port: {port}\n    address: 127.0.0.1\n  client: {{}}\n"),
-    )
-    .expect("lab file");
+    let server = HostSpec {
+        ssh: Some(SshDestination("root@127.0.0.1".to_string())),
+        port: Some(twlab::scenario::Port(port)),
+        ..loopback_server(false)
+    };
+    let lab = write_lab(
+        &fx.path().join("lab.yaml"),
+        &lab_of(server, vec![this_machine(false)], None),
+    );
     let scenario = fx.scenario(
         "unreachable",
         "name: unreachable\nclient: { connections: 2, threads: 1, duration: 2s }\ncollect: { conntrack: false }\nvariants:\n  - name: default\n",

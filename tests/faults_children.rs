@@ -158,31 +158,8 @@ fn server_signalled_mid_load(sig: Signal, said: &str) -> String {
         stderr.contains("twlab serve: listening on"),
         "the server's last output is missing: {stderr}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while namespaces
-        .iter()
-        .any(|n| Path::new("/run/netns").join(n).exists())
-    {
-        assert!(Instant::now() < deadline, "left behind: {namespaces:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert_nothing_left(&namespaces, Vec::new, None);
     stderr
-}
-
-/// The twlab namespaces whose owner file names `pid`.
-fn namespaces_owned_by(pid: u32) -> Vec<String> {
-    twlab_namespaces()
-        .into_iter()
-        .filter(|ns| {
-            let Some(id) = twlab::lab::netns::run_id_of(ns) else {
-                return false;
-            };
-            std::fs::read_to_string(twlab::lab::netns::owner_file(id))
-                .ok()
-                .and_then(|t| t.split_whitespace().next().map(str::to_string))
-                .is_some_and(|p| p == pid.to_string())
-        })
-        .collect()
 }
 
 #[test]

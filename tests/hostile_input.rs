@@ -8,47 +8,19 @@
 
 mod common;
 
-use common::{manifest_dir, twlab, twlab_namespaces};
+use common::{expected_line, files_in, manifest_dir, twlab, twlab_namespaces};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn corpus(kind: &str) -> Vec<PathBuf> {
-    let dir = manifest_dir().join("tests/fixtures/hostile").join(kind);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("hostile corpus")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    assert!(v.len() >= 10, "{}: {} files", dir.display(), v.len());
+    let v = files_in(&format!("tests/fixtures/hostile/{kind}"));
+    assert!(v.len() >= 10, "{kind}: {} files", v.len());
     v
 }
 
-/// The `# expect: ` text of a fixture's first line (its bytes may be
-/// anything after that line).
 fn expected(path: &Path) -> String {
-    let bytes = std::fs::read(path).expect("fixture");
-    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first);
-    // A UTF-16 file's first line is read as what it says once decoded.
-    let first = if first.contains('\u{0}') || first.starts_with('\u{FFFD}') {
-        let units: Vec<u16> = bytes[2..]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        String::from_utf16_lossy(&units)
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        first.into_owned()
-    };
-    first
-        .strip_prefix("# expect: ")
-        .unwrap_or_else(|| panic!("{} lacks `# expect: `", path.display()))
-        .to_string()
+    expected_line(path)
 }
 
 /// A scratch directory to run twlab in, with its own state directory.

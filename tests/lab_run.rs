@@ -34,21 +34,7 @@ fn tw(v: &Value, path: &[&str]) -> u64 {
 }
 
 fn assert_clean_machine(sysctls_before: &[(String, String)]) {
-    assert_eq!(
-        machine_sysctls(),
-        sysctls_before,
-        "the machine's own sysctls changed"
-    );
-    assert_eq!(
-        twlab_namespaces(),
-        Vec::<String>::new(),
-        "twlab namespaces left behind"
-    );
-    assert_eq!(
-        lab_processes(),
-        Vec::<String>::new(),
-        "lab processes left behind"
-    );
+    assert_nothing_left(&twlab_namespaces(), lab_processes, Some(sysctls_before));
 }
 
 /// Run the short scenario with `tool` and check everything the issue asks.

@@ -164,7 +164,10 @@ fn client_hosts_are_bounded_and_a_lab_file_refuses_more_than_it_lists() {
     // A lab of this machine only (no SSH host is ever contacted).
     let tmp = tempfile::tempdir().expect("tempdir");
     let lab = tmp.path().join("local.yaml");
-    std::fs::write(&lab, "hosts:\n  server: {}\n  client: {}\n").expect("lab file");
+    write_lab(
+        &lab,
+        &lab_of(this_machine(false), vec![this_machine(false)], None),
+    );
     let out = run_expecting(
         twlab()
             .arg("run")

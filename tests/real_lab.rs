@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 const PORT: u16 = 18181;
 
 fn write_local_lab(dir: &Path) -> std::path::PathBuf {
-    let lab = dir.join("lab.yaml");
-    std::fs::write(
-        &lab,
-        "hosts:\n  server:\n    address: 127.0.0.1\n  client: {}\ncooldown: 3s\n",
+    write_lab(
+        &dir.join("lab.yaml"),
+        &lab_of(
+            loopback_server(false),
+            vec![this_machine(false)],
+            Some(Duration::from_secs(3)),
+        ),
     )
-    .expect("lab file");
-    lab
 }
 
 fn write_scenario(dir: &Path, duration: &str, value: &str) -> std::path::PathBuf {
@@ -245,12 +246,14 @@ impl TomcatLab {
         let _restore = TwReuseGuard::new();
         let before = tw_reuse();
         let wanted = other_than(&before);
-        let lab = tmp.path().join("lab.yaml");
-        std::fs::write(
-            &lab,
-            "hosts:\n  server:\n    address: 127.0.0.1\n    docker: true\n  client: {}\ncooldown: 2s\n",
-        )
-        .expect("lab file");
+        let lab = write_lab(
+            &tmp.path().join("lab.yaml"),
+            &lab_of(
+                loopback_server(true),
+                vec![this_machine(false)],
+                Some(Duration::from_secs(2)),
+            ),
+        );
         let server = format!("  kind: docker\n  image: {TOMCAT_IMAGE}\n  pull: never\n");
         let scenario = write_kill_scenario(tmp.path(), &server, wanted);
         TomcatLab {

@@ -2,31 +2,23 @@
 //! refused with the message its first line announces (`# expect: ...`),
 //! naming the file, and with exit code 2.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use twlab::scenario::Scenario;
 
 fn fixtures(kind: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/scenarios")
-        .join(kind);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("fixture directory")
-        .map(|e| e.expect("dir entry").path())
+    let files: Vec<PathBuf> = common::files_in(&format!("tests/fixtures/scenarios/{kind}"))
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    assert!(!files.is_empty(), "no yaml fixtures in {kind}");
     files
 }
 
 /// The `# expect:` line of an invalid fixture.
 pub fn expected_message(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).expect("fixture");
-    text.lines()
-        .next()
-        .and_then(|l| l.strip_prefix("# expect: "))
-        .unwrap_or_else(|| panic!("{} lacks a first line `# expect: ...`", path.display()))
-        .to_string()
+    common::expected_line(path)
 }
 
 #[test]

@@ -23,21 +23,20 @@ fn count(run: &serde_json::Value, path: &[&str]) -> u64 {
     cur.as_u64().unwrap_or(0)
 }
 
-fn write_lab(dir: &Path, sshd: &SshdHost) -> std::path::PathBuf {
-    let lab = dir.join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n    address: {root}\n    docker: true\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\ncooldown: 3s\n",
-            root = sshd.root_addr,
-            dest = sshd.destination(),
-            id = sshd.identity.display(),
-            kh = sshd.known_hosts.display(),
-            addr = sshd.addr,
+fn write_seed_lab(dir: &Path, sshd: &SshdHost) -> std::path::PathBuf {
+    let server = HostSpec {
+        address: Some(sshd.root_addr.into()),
+        docker: true,
+        ..HostSpec::default()
+    };
+    write_lab(
+        &dir.join("lab.yaml"),
+        &lab_of(
+            server,
+            vec![sshd.spec()],
+            Some(std::time::Duration::from_secs(3)),
         ),
     )
-    .expect("lab file");
-    lab
 }
 
 #[test]
@@ -59,7 +58,7 @@ fn tomcat_in_docker_with_wrk_over_ssh_counts_both_sides_and_restores_both_hosts(
     let server_before = tw_reuse();
     let tmp = tempfile::tempdir().expect("tempdir");
     let state = tmp.path().join("state");
-    let lab = write_lab(tmp.path(), &sshd);
+    let lab = write_seed_lab(tmp.path(), &sshd);
     let out = tmp.path().join("run");
     let ran = run_expecting(
         twlab()

@@ -13,6 +13,8 @@
 //! `count_many_time_wait` times `count()` with many TIME_WAIT sockets
 //! (`TWLAB_SD_N`, default 100000).
 
+mod common;
+
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -39,16 +41,7 @@ const PORT_NOISE: u16 = 18082;
 
 /// True when the test can run; false (after saying why) when it must skip.
 fn root_or_skip(test: &str) -> bool {
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true but not running as root; these tests need root (ip netns add)");
-    }
-    eprintln!(
-        "SKIPPED {test}: needs root to create a network namespace (run as root, or CI=true to make this fatal)"
-    );
-    false
+    common::require_root(test)
 }
 
 /// A network namespace created with `ip netns add`, deleted on drop.

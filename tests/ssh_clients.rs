@@ -47,29 +47,19 @@ fn two_clients(tag: &str) -> [SshdHost; 2] {
     hosts
 }
 
-fn host_block(h: &SshdHost) -> String {
-    format!(
-        "    - ssh: {dest}\n      identity: {id}\n      known_hosts: {kh}\n      address: {addr}\n",
-        dest = h.destination(),
-        id = h.identity.display(),
-        kh = h.known_hosts.display(),
-        addr = h.addr,
-    )
-}
-
-fn write_lab(dir: &Path, clients: &[SshdHost; 2]) -> PathBuf {
-    let lab = dir.join("lab.yaml");
-    std::fs::write(
-        &lab,
-        format!(
-            "hosts:\n  server:\n    address: {server}\n  clients:\n{a}{b}cooldown: 2s\n",
-            server = clients[0].root_addr,
-            a = host_block(&clients[0]),
-            b = host_block(&clients[1]),
+fn write_ssh_lab(dir: &Path, clients: &[SshdHost; 2]) -> PathBuf {
+    let server = HostSpec {
+        address: Some(clients[0].root_addr.into()),
+        ..HostSpec::default()
+    };
+    write_lab(
+        &dir.join("lab.yaml"),
+        &lab_of(
+            server,
+            clients.iter().map(SshdHost::spec).collect(),
+            Some(Duration::from_secs(2)),
         ),
     )
-    .expect("lab file");
-    lab
 }
 
 /// One client host, then two (only two when `!one`); each client sets
@@ -142,7 +132,7 @@ fn two_ssh_client_hosts_each_load_are_counted_and_restored() {
             // load without a sample).
             .arg(write_scenario(tmp.path(), PORT, "20s", true))
             .arg("--lab")
-            .arg(write_lab(tmp.path(), &clients))
+            .arg(write_ssh_lab(tmp.path(), &clients))
             .arg("--out")
             .arg(&out),
         0,
@@ -236,7 +226,7 @@ fn after_kill_9_clean_restores_every_client_host() {
         .arg("run")
         .arg(&scenario)
         .arg("--lab")
-        .arg(write_lab(tmp.path(), &clients))
+        .arg(write_ssh_lab(tmp.path(), &clients))
         .arg("--out")
         .arg(&out)
         .stdout(Stdio::null())

@@ -5,8 +5,11 @@
 //! Needs root (namespaces, sshd). Without root the tests say so and pass,
 //! unless `CI=true`, where they fail: CI runs as root and must not skip.
 
+mod common;
 #[path = "common/sshd.rs"]
 mod sshd;
+
+use common::require_root;
 
 use nix::sys::signal::Signal;
 use sshd::SshdHost;
@@ -23,17 +26,6 @@ use twlab::lab::Host;
 use twlab::lab::ssh::SshHost;
 use twlab::process::GRACE;
 use twlab::scenario::SysctlName;
-
-fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true but not root: lab tests must run for real in CI");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces, sshd); run the tests as root");
-    false
-}
 
 fn v(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()

@@ -14,6 +14,9 @@
 //! Needs root and a Docker engine: without them the tests say SKIPPED and
 //! pass, except in CI (CI=true), where that is a failure.
 
+mod common;
+
+use common::cannot_run;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -29,18 +32,6 @@ const IMAGE: &str = "twlab/twlab:test";
 /// The tests change the engine's swarm membership: one at a time, also as
 /// threads of one process (`cargo test`).
 static SWARM: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// A test that cannot run here: a failure in CI, SKIPPED elsewhere.
-fn cannot_run(test: &str, why: &str) {
-    if in_ci() {
-        panic!("{test}: CI=true but {why}: swarm tests must run for real in CI");
-    }
-    eprintln!("SKIPPED {test}: needs docker ({why})");
-}
 
 fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")

@@ -11,15 +11,19 @@
 //!
 //! Whatever a host changes is journaled first: [`sysctl`] keeps the values
 //! before, and on real hosts [`restore`] writes them to disk before the
-//! change, so `twlab clean` can undo a run that was killed.
+//! change, so `twlab clean` can undo a run that was killed. [`lock`] keeps
+//! two twlab runs off one machine, and [`run_id`] names each run and says
+//! which twlab owns it (its owner file).
 //!
 //! Commands are always built from argument vectors, never by pasting user
 //! text into a shell line.
 
 pub mod local;
+pub mod lock;
 pub mod netns;
 pub mod real;
 pub mod restore;
+pub mod run_id;
 pub mod ssh;
 pub mod sysctl;
 

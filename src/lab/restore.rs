@@ -110,7 +110,7 @@ pub struct RestoreState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_dir: Option<PathBuf>,
     /// The lab's machines as their kernels name them (boot id and network
-    /// namespace, [`crate::lab::real::identity_key`]), once connected: a
+    /// namespace, [`crate::lab::lock::identity_key`]), once connected: a
     /// later lab naming one of them another way still sees this journal.
     /// Absent in older journals and before the hosts are connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,7 +1,7 @@
 //! The load: the endpoint under test ([`server`]: builtin, command, docker)
-//! and what drives it ([`client`]: builtin, wrk, wrk in a container), plus
-//! the signal handling both need to stop cleanly ([`shutdown`]), and the
-//! sub-millisecond waits of their close delays ([`precise_delay`]).
+//! and what drives it ([`client`]: builtin, wrk, wrk in a container), and
+//! the sub-millisecond waits of their close delays ([`precise_delay`]).
+//! Both stop on the signals of [`crate::shutdown`].
 //!
 //! A new server kind is a case of [`crate::scenario::ServerKind`] and a file
 //! under `server/`; a new client kind is a case of
@@ -12,4 +12,3 @@
 pub mod client;
 pub mod precise_delay;
 pub mod server;
-pub mod shutdown;

@@ -11,7 +11,7 @@
 //! `ip netns add twlab-mine`, and deleting a namespace kills what runs in
 //! it. So without `--force` a namespace is removed only when twlab can
 //! prove it is a dead run's: its name is `twlab-<runid>-<role>` with a run
-//! id as twlab makes them ([`netns::is_run_id`]) AND the owner file of that
+//! id as twlab makes them ([`run_id::is_run_id`]) AND the owner file of that
 //! run exists and names a twlab that has ended (PID and start time). Every
 //! twlab lab writes its owner file before it makes a namespace and leaves
 //! it in place when it is killed or keeps its lab (`--keep`); it removes it
@@ -38,7 +38,7 @@ use crate::docker::swarm::Swarm;
 use crate::error::Result;
 use crate::lab::real::{self, RealHost};
 use crate::lab::restore::{self, RestoreState};
-use crate::lab::{self, netns};
+use crate::lab::{self, lock, netns, run_id};
 use crate::scenario::SysctlName;
 use crate::scenario::labfile::HostSpec;
 use std::path::Path;
@@ -87,19 +87,19 @@ const LIVE_LOCK: &str = "`--force` does not take a machine from a live run: `twl
 
 /// Why a namespace cannot be proved a dead twlab run's, if it cannot.
 fn not_provably_dead(name: &str) -> Option<String> {
-    let Some(id) = netns::run_id_of(name).filter(|id| netns::is_run_id(id)) else {
+    let Some(id) = netns::run_id_of(name).filter(|id| run_id::is_run_id(id)) else {
         return Some("not provably twlab's: not a twlab run id".into());
     };
-    match netns::owner_of(id) {
-        netns::Owner::Dead => None,
-        netns::Owner::Live(pid) => Some(format!("in use by twlab PID {pid}")),
-        netns::Owner::Missing => Some(format!(
+    match run_id::owner_of(id) {
+        run_id::Owner::Dead => None,
+        run_id::Owner::Live(pid) => Some(format!("in use by twlab PID {pid}")),
+        run_id::Owner::Missing => Some(format!(
             "not provably twlab's: no owner file {}",
-            netns::owner_file(id).display()
+            run_id::owner_file(id).display()
         )),
-        netns::Owner::Unreadable => Some(format!(
+        run_id::Owner::Unreadable => Some(format!(
             "not provably twlab's: its owner file {} names no process",
-            netns::owner_file(id).display()
+            run_id::owner_file(id).display()
         )),
     }
 }
@@ -135,7 +135,7 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
         // destination here; by identity once each host is connected (a
         // live run may name the machine another way). `--force` does not
         // override this: the lock's holder is alive by definition.
-        let _locks = match crate::lab::real::lock_destinations(&state.lab, "twlab clean") {
+        let _locks = match crate::lab::lock::lock_destinations(&state.lab, "twlab clean") {
             Ok(locks) => locks,
             Err(e) => {
                 done.left.push(Left {
@@ -153,7 +153,7 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
         match engine.labelled_runs().await {
             Ok(runs) => {
                 for run in runs {
-                    if !force && netns::live_owner(&run).is_some() {
+                    if !force && run_id::live_owner(&run).is_some() {
                         continue;
                     }
                     remove_containers(&engine, &run, &mut done).await;
@@ -166,7 +166,7 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
     // (one that could not be deleted keeps its file, the proof for another
     // try); a live run's stays.
     let remaining: Vec<String> = netns::labelled_netns().await.unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir(netns::OWNER_DIR) {
+    if let Ok(entries) = std::fs::read_dir(run_id::OWNER_DIR) {
         for path in entries.flatten().map(|e| e.path()) {
             let Some(run) = path
                 .file_name()
@@ -176,7 +176,9 @@ pub async fn clean(force: bool) -> Result<Cleaned> {
                 continue;
             };
             let has_netns = remaining.iter().any(|n| netns::run_id_of(n) == Some(run));
-            if !has_netns && netns::live_owner(run).is_none() && std::fs::remove_file(&path).is_ok()
+            if !has_netns
+                && run_id::live_owner(run).is_none()
+                && std::fs::remove_file(&path).is_ok()
             {
                 done.removed.push(format!("owner file {}", path.display()));
             }
@@ -231,7 +233,7 @@ async fn remove_services(engine: &Engine, force: bool, done: &mut Cleaned) {
         }
     };
     for run in runs {
-        if !force && netns::live_owner(&run).is_some() {
+        if !force && run_id::live_owner(&run).is_some() {
             continue;
         }
         match swarm.remove_labelled(Some(&run)).await {
@@ -279,7 +281,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         }
     };
     // Held until the journal is undone.
-    let mut machine_locks: Vec<(String, real::HostLock)> = Vec::new();
+    let mut machine_locks: Vec<(String, lock::HostLock)> = Vec::new();
     // Each host by its role (the server, client host i): a journal entry
     // names the host it was made on. Undone newest first, as a run undoes
     // them: the role whose last entry is newest goes first. Two roles may
@@ -317,7 +319,7 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         // held already (by this process), and taking it again would fail.
         let held: Vec<String> = machine_locks.iter().map(|(id, _)| id.clone()).collect();
         let locked = match real::identities(&[&host]).await {
-            Ok(ids) => real::lock_identities(&ids, &held, "twlab clean"),
+            Ok(ids) => lock::lock_identities(&ids, &held, "twlab clean"),
             Err(e) => Err(e),
         };
         match locked {

@@ -7,7 +7,7 @@ use crate::common::counts::ClientStats;
 use crate::error::{Error, Result};
 use crate::load::client::group::ClientGroup;
 use crate::load::server;
-use crate::load::shutdown::{Level, Shutdown};
+use crate::shutdown::{Level, Shutdown};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 

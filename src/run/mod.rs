@@ -28,11 +28,10 @@ use write::*;
 use crate::error::{Error, Result};
 use crate::lab::netns::{self};
 use crate::lab::real::RealLab;
-use crate::load::shutdown::{Level, Shutdown};
 use crate::results::{self, Sample, SampleWriter, Summary, VariantSummary};
-use crate::scenario::labfile::LabSpec;
-use crate::scenario::{Order, Scenario};
-use std::path::{Path, PathBuf};
+use crate::scenario::{Loaded, Order, Scenario};
+use crate::shutdown::{Level, Shutdown};
+use std::path::PathBuf;
 
 /// What `twlab run` was asked to do.
 #[derive(Debug, Clone)]
@@ -44,15 +43,6 @@ pub struct RunOptions {
     pub keep: bool,
     /// A lab file of real hosts (`--lab`); overrides the scenario's `lab:`.
     pub lab: Option<PathBuf>,
-}
-
-/// The lab a scenario runs on: `--lab FILE`, else the scenario's `lab:`,
-/// else none (the embedded namespaces).
-pub fn resolve_lab(scenario: &Scenario, lab_file: Option<&Path>) -> Result<Option<LabSpec>> {
-    match lab_file {
-        Some(path) => LabSpec::load(path).map(Some),
-        None => Ok(scenario.lab.clone()),
-    }
 }
 
 /// What a finished `twlab run` produced.
@@ -69,12 +59,11 @@ pub struct Outcome {
 
 /// Run a scenario; returns the summary (also written to the run directory).
 pub async fn run(opts: &RunOptions) -> Result<Outcome> {
-    // Read once: the checks below get the text that was parsed.
-    let text = Scenario::read(&opts.scenario_path)?;
-    let origin = opts.scenario_path.display().to_string();
-    let mut scenario = Scenario::parse(&text, &origin, &opts.overrides)?;
-    let lab_spec = resolve_lab(&scenario, opts.lab.as_deref())?;
-    scenario.check_lab(&origin, &text, lab_spec.as_ref())?;
+    // The step `twlab validate` takes too: what it accepts, run starts.
+    let Loaded {
+        mut scenario,
+        lab: lab_spec,
+    } = Loaded::load(&opts.scenario_path, &opts.overrides, opts.lab.as_deref())?;
     preflight(&scenario, lab_spec.as_ref())?;
     if opts.keep && lab_spec.is_some() {
         return Err(Error::invalid(
@@ -103,22 +92,16 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     // The lab's id names its restore journal; reserved like a run's id so
     // two labs never share a journal, and released when the run ends.
     let lab_id = lab_spec.as_ref().map(|_| netns::new_run_id());
-    let real =
-        match (&lab_spec, &lab_id) {
-            (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
-                Ok(real) => {
-                    let stop = shutdown.clone();
-                    Some(real.with_stop_check(std::sync::Arc::new(move || {
-                        stop.level() >= Level::Graceful
-                    })))
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(netns::owner_file(id));
-                    return Err(e);
-                }
-            },
-            _ => None,
-        };
+    let real = match (&lab_spec, &lab_id) {
+        (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
+            Ok(real) => Some(real.with_shutdown(shutdown.clone())),
+            Err(e) => {
+                let _ = std::fs::remove_file(netns::owner_file(id));
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
     let checked = match &real {
         Some(real) => require_remote_wrk(&scenario, real).await,
         None => Ok(()),

@@ -13,6 +13,7 @@
 pub mod expect;
 mod input;
 pub mod labfile;
+mod loaded;
 mod matrix;
 mod overrides;
 mod parse;
@@ -22,6 +23,7 @@ mod validate;
 mod values;
 
 pub use input::*;
+pub use loaded::*;
 pub use matrix::VARIANT_PARAM;
 pub use overrides::*;
 pub use parse::*;

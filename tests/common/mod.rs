@@ -3,19 +3,37 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
+use twlab::scenario::HumanDuration;
+use twlab::scenario::labfile::LabHosts;
+pub use twlab::scenario::labfile::{HostSpec, LabSpec};
+
+/// Is this CI's run (CI=true)? There every test runs for real.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A test that cannot run here, and `why`: in CI a failure (never a
+/// silent skip); on a user's machine it says `SKIPPED test: why` and
+/// passes. Always `false`, for the `require_*` checks to return.
+pub fn cannot_run(test: &str, why: &str) -> bool {
+    assert!(
+        !in_ci(),
+        "{test}: CI=true but {why}: tests must run for real in CI"
+    );
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
 
 /// Tests that build labs need root. On a user's machine without it they say
 /// so and pass; in CI (CI=true, which runs as root) missing root is a failure,
 /// never a silent skip.
 pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true but not root: lab tests must run for real in CI");
-    }
-    eprintln!("SKIPPED {test}: needs root (network namespaces); run the tests as root");
-    false
+    nix::unistd::geteuid().is_root()
+        || cannot_run(
+            test,
+            "not root (network namespaces need it); run the tests as root",
+        )
 }
 
 pub fn twlab() -> Command {
@@ -40,6 +58,49 @@ pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The files of the fixture directory `rel` (under the repository),
+/// sorted; none is a failure (a moved corpus must not pass as empty).
+pub fn files_in(rel: &str) -> Vec<PathBuf> {
+    let dir = manifest_dir().join(rel);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
+    files
+}
+
+/// The `# expect: ` text of a fixture's first line: what twlab must say of
+/// it. The bytes after that line may be anything; a UTF-16 file's first
+/// line is read as what it says once decoded.
+pub fn expected_line(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first);
+    let first = if first.contains('\u{0}') || first.starts_with('\u{FFFD}') {
+        let units: Vec<u16> = bytes
+            .get(2..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        first.into_owned()
+    };
+    first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{} lacks a first line `# expect: ...`", path.display()))
+        .to_string()
+}
+
 /// Network namespaces carrying twlab's label.
 pub fn twlab_namespaces() -> Vec<String> {
     // /run/netns is where namespaces are named (by twlab and by `ip netns`).
@@ -53,6 +114,106 @@ pub fn twlab_namespaces() -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Nothing of a run is left: none of `namespaces` exists and
+/// `processes()` lists none, waited for up to 10 s (the lab is torn down
+/// as twlab exits, and a signalled child takes a moment to go); then,
+/// when given, the machine's own sysctls are still `sysctls`.
+pub fn assert_nothing_left(
+    namespaces: &[String],
+    processes: impl Fn() -> Vec<String>,
+    sysctls: Option<&[(String, String)]>,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ns: Vec<&String> = namespaces
+            .iter()
+            .filter(|n| std::path::Path::new("/run/netns").join(n).exists())
+            .collect();
+        let procs = processes();
+        if ns.is_empty() && procs.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left behind: namespaces {ns:?}, processes {procs:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if let Some(before) = sysctls {
+        assert_eq!(
+            machine_sysctls(),
+            before,
+            "the machine's own sysctls changed"
+        );
+    }
+}
+
+/// The twlab namespaces whose owner file names `pid`.
+pub fn namespaces_owned_by(pid: u32) -> Vec<String> {
+    twlab_namespaces()
+        .into_iter()
+        .filter(|ns| {
+            let Some(id) = twlab::lab::netns::run_id_of(ns) else {
+                return false;
+            };
+            std::fs::read_to_string(twlab::lab::run_id::owner_file(id))
+                .ok()
+                .and_then(|t| twlab::lab::run_id::parse_owner(&t))
+                .is_some_and(|(owner, _)| owner == pid as i32)
+        })
+        .collect()
+}
+
+/// This machine in a lab file (no `ssh`), with its Docker engine when
+/// `docker`.
+pub fn this_machine(docker: bool) -> HostSpec {
+    HostSpec {
+        docker,
+        ..HostSpec::default()
+    }
+}
+
+/// This machine as a server the client reaches at 127.0.0.1.
+pub fn loopback_server(docker: bool) -> HostSpec {
+    HostSpec {
+        address: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        ..this_machine(docker)
+    }
+}
+
+/// A lab file's model: `server`, one client host or a list of them, and
+/// the cooldown between runs. Tests write lab files from it
+/// ([`write_lab`]), so they cannot drift from what twlab reads.
+pub fn lab_of(server: HostSpec, clients: Vec<HostSpec>, cooldown: Option<Duration>) -> LabSpec {
+    let (client, clients) = match <[HostSpec; 1]>::try_from(clients) {
+        Ok([one]) => (Some(one), Vec::new()),
+        Err(many) => (None, many),
+    };
+    LabSpec {
+        hosts: LabHosts {
+            server,
+            client,
+            clients,
+        },
+        cooldown: cooldown.map(HumanDuration),
+    }
+}
+
+/// Write `spec` to `path` as twlab writes a run's `lab.yaml`, and return
+/// the path.
+pub fn write_lab(path: &std::path::Path, spec: &LabSpec) -> PathBuf {
+    let text = serde_yaml_ng::to_string(spec).expect("a lab file serializes");
+    // Read back as twlab reads a lab file, checks included.
+    let read = LabSpec::parse(&text, &path.display().to_string())
+        .unwrap_or_else(|e| panic!("the lab file written does not read back: {e}\n{text}"));
+    assert_eq!(
+        &read, spec,
+        "the lab file reads back as another lab:\n{text}"
+    );
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path.to_path_buf()
 }
 
 /// Processes running twlab's own binary as `serve` or `load`, or a wrk
@@ -122,11 +283,7 @@ pub fn require_docker(test: &str) -> bool {
             Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
             Err(e) => e.to_string(),
         };
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: CI=true but no Docker engine: {why}");
-        }
-        eprintln!("SKIPPED {test}: needs a Docker engine ({why})");
-        return false;
+        return cannot_run(test, &format!("no Docker engine ({why})"));
     }
     let present = Command::new("docker")
         .args(["image", "inspect", TOMCAT_IMAGE])

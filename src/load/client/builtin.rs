@@ -725,7 +725,7 @@ fn latency_of(hist: &Histogram<u64>) -> Latency {
 /// the runtime or the signal handlers cannot be set up.
 pub fn run_load_blocking(opts: LoadOptions) -> std::io::Result<ClientStats> {
     validate(&opts).map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
-    let (runtime, stop) = crate::load::shutdown::runtime_until_stopped(opts.threads)?;
+    let (runtime, stop) = crate::shutdown::runtime_until_stopped(opts.threads)?;
     Ok(runtime.block_on(run_load(opts, stop.recv())))
 }
 

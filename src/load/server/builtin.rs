@@ -558,7 +558,7 @@ fn respond(req: &Request<Incoming>, last: bool) -> Response<Full<Bytes>> {
 pub fn serve_blocking(opts: ServeOptions) -> std::io::Result<()> {
     use nix::sys::signal::Signal;
     use tokio::signal::unix::{SignalKind, signal};
-    let (runtime, stop) = crate::load::shutdown::runtime_until_stopped(opts.threads)?;
+    let (runtime, stop) = crate::shutdown::runtime_until_stopped(opts.threads)?;
     // The same two signals, told apart (the handlers stay installed).
     drop(stop);
     let (mut int, mut term) = runtime.block_on(async {

@@ -6,6 +6,12 @@
 //! no further run starts. A second signal skips the waiting: children are
 //! killed at once, but the lab is still removed and the samples already on
 //! disk stay.
+//!
+//! A top-level module, not part of `load/`: the whole run listens to it —
+//! the run's steps, the waits between runs on real hosts (`lab/real.rs`
+//! awaits [`Shutdown::reached`], no polling) and the standalone `twlab
+//! serve` / `twlab load`. It imports nothing of twlab, so any layer may use
+//! it (CONTRIBUTING's map lists it beside `common`).
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
