@@ -149,6 +149,18 @@ pub struct StatesArgs {
     /// Look inside this network namespace (a name under /run/netns, or a path).
     #[arg(long, value_name = "NAME")]
     pub netns: Option<String>,
+    /// With --counters: read a host of this lab file instead, over SSH as a
+    /// run does (changing nothing there).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "counters",
+        conflicts_with = "netns"
+    )]
+    pub lab: Option<PathBuf>,
+    /// With --lab: which host (server, client, client2, …) [default: server].
+    #[arg(long, value_name = "ROLE", requires = "lab")]
+    pub host: Option<String>,
     /// Redraw every INTERVAL (default 1s) until interrupted.
     #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s", value_parser = humantime::parse_duration)]
     pub watch: Option<std::time::Duration>,

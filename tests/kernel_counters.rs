@@ -216,3 +216,79 @@ fn an_ssh_host_gives_its_own_counters() {
         local.get("conntrack.timeout.time_wait")
     );
 }
+
+/// `twlab states --counters --lab FILE --host server` reads that host over
+/// SSH: the sshd namespace's own counters (the SSH connection it accepted),
+/// with rates from the second sample; a role the lab file does not have is
+/// bad input naming the roles it has.
+#[test]
+fn states_counters_reads_a_lab_host_over_ssh() {
+    if !require_root("states_counters_reads_a_lab_host_over_ssh") {
+        return;
+    }
+    let fx = sshd::SshdHost::start("kcstates");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lab = write_lab(
+        &tmp.path().join("lab.yaml"),
+        &lab_of(fx.spec(), vec![this_machine(false)], None),
+    );
+    let out = twlab()
+        .args([
+            "states",
+            "--counters",
+            "--json",
+            "--watch",
+            "200ms",
+            "--count",
+            "2",
+        ])
+        .arg("--lab")
+        .arg(&lab)
+        .args(["--host", "server"])
+        .output()
+        .expect("twlab runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\nsshd log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        fx.sshd_log()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let local = twlab::ops::states::read_counters(Some(&fx.netns)).expect("in-process read");
+    // The sshd namespace accepted our SSH connections, a handful; not this
+    // machine's total.
+    let accepted = lines[0]["counters"]["Tcp.PassiveOpens"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(accepted >= 1, "{}", lines[0]);
+    assert!(
+        accepted <= local.get("Tcp.PassiveOpens").copied().unwrap_or(0),
+        "{local:?}"
+    );
+    assert!(
+        lines[0]["place"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("server")
+    );
+    assert!(lines[1].get("rates").is_some(), "{}", lines[1]);
+    let bad = twlab()
+        .args(["states", "--counters"])
+        .arg("--lab")
+        .arg(&lab)
+        .args(["--host", "client3"])
+        .output()
+        .expect("twlab runs");
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("client3") && err.contains("server, client"),
+        "{err}"
+    );
+}

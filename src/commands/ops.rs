@@ -33,6 +33,10 @@ impl TryFrom<&StatesArgs> for States {
         if a.counters && a.endpoint.is_none() {
             return Ok(States::Counters(CountersOptions {
                 netns: a.netns.clone(),
+                lab_host: a
+                    .lab
+                    .clone()
+                    .map(|lab| (lab, a.host.clone().unwrap_or_else(|| "server".into()))),
                 watch: a.watch,
                 count: a.count,
                 json: a.json,

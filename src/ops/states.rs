@@ -301,6 +301,9 @@ pub fn render(s: &StatesSample) -> String {
 pub struct CountersOptions {
     /// A namespace name under /run/netns, or a path to a namespace file.
     pub netns: Option<String>,
+    /// A host of a lab file, read over SSH: the file and the role
+    /// (`server`, `client`, `client2`…).
+    pub lab_host: Option<(PathBuf, String)>,
     /// Print rates every interval until interrupted.
     pub watch: Option<Duration>,
     /// At most this many samples (with `watch`).
@@ -360,6 +363,9 @@ fn open_counters(netns: Option<&str>) -> Result<kernel_counters::CounterFiles> {
 /// Run `twlab states --counters`: every counter once; with `watch`, then
 /// the rates of those that moved, every interval.
 pub fn run_counters(opts: &CountersOptions) -> Result<()> {
+    if let Some((lab, role)) = &opts.lab_host {
+        return run_counters_on_lab_host(opts, lab, role);
+    }
     check_where_and_when(opts.netns.as_deref(), opts.watch, opts.count)?;
     let mut files = open_counters(opts.netns.as_deref())?;
     let place = match &opts.netns {
@@ -376,7 +382,7 @@ pub fn run_counters(opts: &CountersOptions) -> Result<()> {
 /// `twlab states --counters --lab FILE --host ROLE`: the counters of one
 /// host of a lab file, read over SSH as a run reads them (the same proc
 /// files, one `sh -c` per sample), changing nothing on the host.
-pub fn run_counters_on_lab_host(opts: &CountersOptions, lab: &Path, role: &str) -> Result<()> {
+fn run_counters_on_lab_host(opts: &CountersOptions, lab: &Path, role: &str) -> Result<()> {
     check_where_and_when(None, opts.watch, opts.count)?;
     let spec = crate::scenario::labfile::LabSpec::load(lab)?;
     let role = parse_role(role, lab, &spec)?;
