@@ -72,7 +72,12 @@ pub enum Command {
         out: Option<PathBuf>,
     },
     /// Print the JSON Schema of scenario files (for editor completion).
-    Schema,
+    Schema {
+        /// Print instead the schema of the JSON result a `client.tool:
+        /// command` load may print on stdout.
+        #[arg(long)]
+        client_result: bool,
+    },
     /// Say what this machine can and cannot do, and how to fix it.
     Doctor {
         /// Also check each host of this lab file for real (changing nothing).

@@ -171,8 +171,12 @@ fn dispatch(command: Command) -> Result<i32> {
             }
             Ok(exit_code::OK)
         }
-        Command::Schema => {
-            outln!("{}", scenario::json_schema());
+        Command::Schema { client_result } => {
+            if client_result {
+                outln!("{}", load::client::tools::command::client_result_schema());
+            } else {
+                outln!("{}", scenario::json_schema());
+            }
             Ok(exit_code::OK)
         }
         Command::Validate { scenario, set, lab } => {

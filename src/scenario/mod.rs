@@ -239,13 +239,32 @@ impl Scenario {
         Ok(result)
     }
 
-    /// Does some variant run wrk as a program on the client host (not in a
-    /// container)? Then the host needs wrk installed.
-    pub fn runs_wrk_on_host(&self) -> bool {
-        self.variants.iter().any(|v| {
-            self.effective(v)
-                .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
-        })
+    /// The programs the variants run on the client host (not in a
+    /// container, not twlab itself), each once, with the tool that runs
+    /// it: the host needs them installed.
+    pub fn client_programs(
+        &self,
+    ) -> Vec<(String, &'static dyn crate::load::client::tools::LoadTool)> {
+        let mut out: Vec<(String, &'static dyn crate::load::client::tools::LoadTool)> = Vec::new();
+        for v in &self.variants {
+            let Ok((_, c)) = self.effective(v) else {
+                continue;
+            };
+            if c.via != ClientVia::Host {
+                continue;
+            }
+            let tool = c.tool.get();
+            let program = tool
+                .program()
+                .map(String::from)
+                .or_else(|| c.command.first().cloned());
+            if let Some(p) = program
+                && !out.iter().any(|(q, _)| *q == p)
+            {
+                out.push((p, tool));
+            }
+        }
+        out
     }
 
     /// The server and client of a variant: the scenario's, with the
@@ -364,7 +383,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.client.duration.0, Duration::from_secs(10));
-        assert_eq!(s.client.tool, ClientTool::Wrk);
+        assert_eq!(s.client.tool.as_str(), "wrk");
         let reuse = SysctlName::parse("net.ipv4.tcp_tw_reuse").unwrap();
         assert_eq!(s.variants[1].sysctls.client[&reuse].0, "2");
         assert_eq!(s.description.as_deref(), Some("short run"));
@@ -391,7 +410,8 @@ mod tests {
         let err = Scenario::parse(text, "s.yaml", &[]).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.starts_with("s.yaml:4: client.via: docker") && msg.contains("client.tool: wrk"),
+            msg.starts_with("s.yaml:4: client.via: docker")
+                && msg.contains("client.tool: builtin has none (the tools with one: wrk)"),
             "{msg}"
         );
         assert_eq!(err.exit_code(), 2);
