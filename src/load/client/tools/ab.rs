@@ -113,7 +113,7 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
     let mut pct: Vec<(f64, f64)> = Vec::new();
     let mut errors = ErrorCounts::default();
     let mut split = false;
-    let mut other_length = 0u64;
+    let mut exceptions = 0u64;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let at = |e: String| format!("ab output line {} `{line}`: {e}", i + 1);
@@ -132,9 +132,12 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
                 let n = count(n).map_err(at)?;
                 match kind.trim() {
                     "Connect" => errors.connect += n,
-                    "Receive" | "Exceptions" => errors.read += n,
-                    // A response, of another length than the first one.
-                    "Length" => other_length += n,
+                    // Not a response to ab: it counts these out of its
+                    // non-2xx responses (a body cut by the server's close).
+                    "Receive" | "Length" => errors.read += n,
+                    // A poll error after the response was in: ab counts
+                    // the response (among non-2xx here), so it is one.
+                    "Exceptions" => exceptions += n,
                     other => return Err(at(format!("unknown failure kind `{other}`"))),
                 }
             }
@@ -178,7 +181,11 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
             .map(|(_, v)| *v)
     };
     let mut notes = Vec::new();
-    let latency = if complete == 0 {
+    // ab counts a request that failed (refused, reset, cut short) among
+    // the complete ones; those are errors, not responses. Measured: its
+    // non-2xx count is its complete requests less these.
+    let requests = complete.saturating_sub(errors.total());
+    let latency = if requests == 0 {
         notes.push("ab completed no request: it has no latency figures".to_string());
         Latency::default()
     } else {
@@ -197,17 +204,15 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
         "ab reports latency in whole milliseconds and does not split responses by status class or count connections"
             .to_string(),
     );
-    if other_length > 0 {
+    if exceptions > 0 {
         notes.push(format!(
-            "ab counted {other_length} responses of another length than its first one as failed requests (a server's error page, or the last response of a keep-alive connection); they are counted here as responses"
+            "ab counted {exceptions} of its responses as failed too (`Exceptions`: a poll error as the connection closed); they are counted here as responses, not errors"
         ));
     }
     Ok(ClientStats {
         tool: "ab".into(),
         duration_secs: secs,
-        // ab counts a request that failed (refused, reset, cut short) among
-        // the complete ones; those are errors, not responses.
-        requests: complete.saturating_sub(errors.total()),
+        requests,
         requests_per_sec: round_to(rps, 100.0),
         responses_by_class: None,
         non_2xx_3xx: non_2xx,
@@ -218,4 +223,109 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
         notes,
         schedule: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(name: &str) -> ClientStats {
+        parse_ab_output(&super::super::fixture("ab", name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn a_keep_alive_run_against_the_builtin_server() {
+        let s = parsed("ok_404.txt");
+        assert_eq!(s.tool, "ab");
+        assert_eq!(s.duration_secs, 2.0);
+        // 12001 complete, of which 100 cut short (not counted as non-2xx
+        // by ab either); the 56 exceptions had their response.
+        assert_eq!(s.requests, 11901);
+        assert_eq!(s.errors.read, 100);
+        assert_eq!(s.non_2xx_3xx, 11901);
+        assert_eq!(s.requests_per_sec, 6000.26);
+        assert_eq!(s.latency.mean_ms, 17.0);
+        assert_eq!(
+            (
+                s.latency.p50_ms,
+                s.latency.p75_ms,
+                s.latency.p90_ms,
+                s.latency.p99_ms,
+                s.latency.max_ms
+            ),
+            (14.0, Some(20.0), 30.0, 54.0, 100.0)
+        );
+        assert!(
+            s.notes.iter().any(|n| n.contains("56 of its responses")),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn refused_and_interrupted_runs_and_a_timeout_that_aborts() {
+        let r = parsed("refused.txt");
+        assert_eq!((r.requests, r.errors.read), (0, 15394));
+        assert_eq!(r.latency, Latency::default());
+        assert!(r.notes[0].contains("no latency"), "{:?}", r.notes);
+        let i = parsed("interrupted.txt");
+        assert_eq!(
+            (i.requests, i.duration_secs, i.non_2xx_3xx),
+            (6988, 1.495, 6988)
+        );
+        // A timeout makes ab abort before its report.
+        let e =
+            parse_ab_output(&super::super::fixture("ab", "timeouts.txt")).expect_err("no report");
+        assert!(e.contains("not ab output"), "{e}");
+        assert!(Ab.exit_codes_with_report().contains(&1));
+    }
+
+    #[test]
+    fn a_cut_report_is_an_error() {
+        let text = super::super::fixture("ab", "ok_404.txt");
+        let cut: String = text.lines().take(30).map(|l| format!("{l}\n")).collect();
+        assert!(
+            parse_ab_output(&cut)
+                .expect_err("no percentiles")
+                .contains("percentile")
+        );
+    }
+
+    #[test]
+    fn its_argv_lifts_the_50000_request_cap() {
+        let s = crate::scenario::Scenario::parse(
+            "name: x\nclient: { tool: ab, connections: 100, duration: 3s }\nvariants: [{ name: a }]\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("valid");
+        let exe = std::path::PathBuf::from("twlab");
+        let t = Target {
+            endpoint: crate::common::endpoint::Endpoint::new([198, 18, 0, 1].into(), 8080),
+            exe: &exe,
+        };
+        assert_eq!(
+            Ab.argv(&s.client, &t),
+            [
+                "ab",
+                "-k",
+                "-r",
+                "-c",
+                "100",
+                "-t",
+                "3",
+                "-n",
+                "1500000",
+                "-s",
+                "2",
+                "http://198.18.0.1:8080/abc"
+            ]
+        );
+        assert_eq!(
+            Ab.version("This is ApacheBench, Version 2.3 <$Revision$>\n")
+                .as_deref(),
+            Some("ApacheBench 2.3")
+        );
+    }
 }

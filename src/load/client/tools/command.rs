@@ -314,3 +314,102 @@ pub fn parse_client_result(json: &str) -> Result<ClientStats, String> {
         schedule: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+
+    fn spec(client: &str) -> Result<ClientSpec, String> {
+        Scenario::parse(
+            &format!("name: x\nclient:\n{client}variants: [{{ name: a }}]\n"),
+            "s.yaml",
+            &[],
+        )
+        .map(|s| s.client)
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn placeholders_are_filled_in_each_argument() {
+        let s = spec("  tool: command\n  connections: 7\n  rate: 300\n  duration: 1m 30s\n  command: [k6, run, '--vus={connections}', --rate, '{rate}', '{duration_secs}s', '{url}', '{address}', '{port}']\n").expect("valid");
+        let exe = std::path::PathBuf::from("twlab");
+        let t = Target {
+            endpoint: crate::common::endpoint::Endpoint::new([198, 18, 0, 1].into(), 8080),
+            exe: &exe,
+        };
+        assert_eq!(
+            Command.argv(&s, &t),
+            [
+                "k6",
+                "run",
+                "--vus=7",
+                "--rate",
+                "300",
+                "90s",
+                "http://198.18.0.1:8080/abc",
+                "198.18.0.1",
+                "8080"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_asked_key_without_its_placeholder_and_a_typo_are_refused_at_their_line() {
+        let e = spec("  tool: command\n  rate: 300\n  command: [prog, '{url}']\n")
+            .expect_err("no {rate}");
+        assert!(
+            e.starts_with("s.yaml:4: client.rate is set, but client.command has no {rate}"),
+            "{e}"
+        );
+        let e = spec("  tool: command\n  command: [prog, '{adress}']\n").expect_err("typo");
+        assert!(e.contains("`{adress}`, which is no placeholder"), "{e}");
+        let e = spec("  tool: command\n").expect_err("no command");
+        assert!(
+            e.starts_with("s.yaml:3: client.tool: command needs client.command"),
+            "{e}"
+        );
+        let e = spec("  tool: wrk\n  command: [x]\n").expect_err("not command");
+        assert!(
+            e.starts_with("s.yaml:4: client.command is only for client.tool: command"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_json_result_gives_figures_and_none_gives_a_note() {
+        let s = ClientSpec::default();
+        let out = "warming up\n{\"requests\": 300, \"duration_secs\": 3, \"responses_by_class\": {\"4xx\": 300}, \"latency_ms\": {\"mean\": 1.5, \"p50\": 1, \"p90\": 2, \"p99\": 4, \"max\": 9}}\n";
+        assert!(Command.reports_figures(out));
+        let r = Command.parse(out, &s).expect("result");
+        assert_eq!(
+            (r.requests, r.requests_per_sec, r.non_2xx_3xx),
+            (300, 100.0, 300)
+        );
+        assert_eq!(r.latency.p99_ms, 4.0);
+        let none = Command
+            .parse("Running 3s test\nsome text\n", &s)
+            .expect("no result");
+        assert!(!Command.reports_figures("Running 3s test\n"));
+        assert_eq!(none.requests, 0);
+        assert_eq!(none.notes, [NO_FIGURES]);
+        let bad = Command
+            .parse("{\"requests\": 1}", &s)
+            .expect_err("no duration");
+        assert!(bad.contains("twlab schema --client-result"), "{bad}");
+        let neg = Command
+            .parse("{\"requests\": 1, \"duration_secs\": -1}", &s)
+            .expect_err("negative");
+        assert!(neg.contains("duration_secs"), "{neg}");
+    }
+
+    #[test]
+    fn the_result_schema_names_its_required_keys() {
+        let schema: serde_json::Value =
+            serde_json::from_str(&client_result_schema()).expect("json");
+        assert_eq!(
+            schema["required"],
+            serde_json::json!(["requests", "duration_secs"])
+        );
+    }
+}

@@ -205,3 +205,63 @@ fn time_ms(s: &str) -> Result<f64, String> {
     }
     Err(format!("`{s}` is not an h2load time (us, ms or s)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(name: &str) -> ClientStats {
+        parse_h2load_output(&super::super::fixture("h2load", name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn a_run_against_the_builtin_server() {
+        let s = parsed("ok_404.txt");
+        assert_eq!(s.tool, "h2load");
+        assert_eq!(
+            (s.requests, s.duration_secs, s.requests_per_sec),
+            (14515, 2.01, 7257.5)
+        );
+        assert_eq!(
+            s.responses_by_class.as_ref().and_then(|c| c.get("4xx")),
+            Some(&14515)
+        );
+        assert_eq!(s.non_2xx_3xx, 14515);
+        assert_eq!(
+            (s.latency.mean_ms, s.latency.max_ms, s.latency.p99_ms),
+            (13.73, 60.12, 0.0)
+        );
+        assert!(s.notes[0].contains("not measured"), "{:?}", s.notes);
+        assert!(
+            s.notes[1].contains("100 requests unanswered"),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn refused_and_timed_out_runs_have_no_requests_and_a_killed_one_no_report() {
+        let r = parsed("refused.txt");
+        assert_eq!((r.requests, r.errors.total()), (0, 0));
+        let t = parsed("timeouts.txt");
+        assert_eq!(t.requests, 0);
+        assert!(
+            t.notes.iter().any(|n| n.contains("4 requests unanswered")),
+            "{:?}",
+            t.notes
+        );
+        let e = parse_h2load_output(&super::super::fixture("h2load", "killed.txt"))
+            .expect_err("killed");
+        assert!(e.contains("not h2load output"), "{e}");
+        assert_eq!(H2load.stop_signal(), Signal::SIGTERM);
+    }
+
+    #[test]
+    fn times_in_each_unit() {
+        assert_eq!(time_ms("154us"), Ok(0.154));
+        assert_eq!(time_ms("13.89ms"), Ok(13.89));
+        assert_eq!(time_ms("2.01s"), Ok(2010.0));
+        assert!(time_ms("3m").is_err());
+    }
+}

@@ -252,3 +252,110 @@ pub fn parse_hey_output(text: &str) -> Result<ClientStats, String> {
         schedule: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(name: &str) -> ClientStats {
+        parse_hey_output(&super::super::fixture("hey", name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn a_run_against_the_builtin_server() {
+        let s = parsed("ok_404.txt");
+        assert_eq!(s.tool, "hey");
+        assert_eq!((s.requests, s.duration_secs), (15748, 2.025));
+        assert_eq!(s.requests_per_sec, 7776.79);
+        assert_eq!(
+            s.responses_by_class.as_ref().and_then(|c| c.get("4xx")),
+            Some(&15748)
+        );
+        assert_eq!(s.non_2xx_3xx, 15748);
+        assert_eq!(
+            (
+                s.latency.mean_ms,
+                s.latency.p50_ms,
+                s.latency.p75_ms,
+                s.latency.p90_ms,
+                s.latency.p99_ms,
+                s.latency.max_ms
+            ),
+            (12.7, 12.0, Some(16.1), 20.7, 38.4, 63.1)
+        );
+        assert_eq!(s.errors.total(), 0);
+    }
+
+    #[test]
+    fn refused_timed_out_and_interrupted_runs() {
+        let r = parsed("refused.txt");
+        assert_eq!(
+            (r.requests, r.errors.connect, r.requests_per_sec),
+            (0, 8605, 0.0)
+        );
+        assert_eq!(
+            r.errors
+                .connect_by_errno
+                .as_ref()
+                .and_then(|e| e.get("ECONNREFUSED")),
+            Some(&8605)
+        );
+        assert_eq!(r.latency, Latency::default());
+        let t = parsed("timeouts.txt");
+        assert_eq!((t.requests, t.errors.timeout), (0, 10));
+        let i = parsed("interrupted.txt");
+        assert_eq!((i.requests, i.duration_secs), (10301, 1.5071));
+    }
+
+    #[test]
+    fn cut_or_foreign_output_is_an_error() {
+        let text = super::super::fixture("hey", "ok_404.txt");
+        let cut: String = text.lines().take(4).map(|l| format!("{l}\n")).collect();
+        assert!(parse_hey_output(&cut).is_err());
+        assert!(parse_hey_output(&super::super::fixture("wrk", "ok_2xx.txt")).is_err());
+        assert!(parse_hey_output("").is_err());
+    }
+
+    #[test]
+    fn a_rate_is_spread_over_the_workers_and_close_after_is_one_or_none() {
+        let s = crate::scenario::Scenario::parse(
+            "name: x\nclient: { tool: hey, connections: 10, rate: 500, close_after: 1, duration: 3s }\nvariants: [{ name: a }]\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("valid");
+        let exe = std::path::PathBuf::from("twlab");
+        let t = Target {
+            endpoint: crate::common::endpoint::Endpoint::new([198, 18, 0, 1].into(), 8080),
+            exe: &exe,
+        };
+        assert_eq!(
+            Hey.argv(&s.client, &t),
+            [
+                "hey",
+                "-z",
+                "3s",
+                "-c",
+                "10",
+                "-t",
+                "2",
+                "-q",
+                "50",
+                "-disable-keepalive",
+                "http://198.18.0.1:8080/abc"
+            ]
+        );
+        let e = crate::scenario::Scenario::parse(
+            "name: x\nclient:\n  tool: hey\n  close_after: 5\nvariants: [{ name: a }]\n",
+            "s.yaml",
+            &[],
+        )
+        .expect_err("close_after 5");
+        assert!(
+            e.to_string()
+                .starts_with("s.yaml:4: client.close_after is 5: hey"),
+            "{e}"
+        );
+    }
+}

@@ -207,3 +207,72 @@ pub fn parse_oha_output(text: &str) -> Result<ClientStats, String> {
         schedule: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(name: &str) -> ClientStats {
+        parse_oha_output(&super::super::fixture("oha", name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    #[test]
+    fn a_run_against_the_builtin_server() {
+        let s = parsed("ok_404.json");
+        assert_eq!(s.tool, "oha");
+        assert_eq!((s.requests, s.duration_secs), (12093, 2.004643));
+        assert_eq!(s.requests_per_sec, 6032.49);
+        assert_eq!(s.non_2xx_3xx, 12093);
+        assert_eq!(
+            (
+                s.latency.mean_ms,
+                s.latency.p50_ms,
+                s.latency.p90_ms,
+                s.latency.p99_ms,
+                s.latency.max_ms
+            ),
+            (16.411417, 12.80059, 31.138522, 94.097655, 122.368295)
+        );
+        // The requests cut at the deadline are no errors.
+        assert_eq!(s.errors.total(), 0);
+        assert!(
+            s.notes.iter().any(|n| n.contains("cut 100 requests")),
+            "{:?}",
+            s.notes
+        );
+    }
+
+    #[test]
+    fn refused_timed_out_and_interrupted_runs() {
+        let r = parsed("refused.json");
+        assert_eq!(
+            (r.requests, r.errors.connect, r.requests_per_sec),
+            (0, 26536, 0.0)
+        );
+        assert_eq!(
+            r.errors
+                .connect_by_errno
+                .as_ref()
+                .and_then(|e| e.get("ECONNREFUSED")),
+            Some(&26536)
+        );
+        assert_eq!(r.latency, Latency::default());
+        let t = parsed("timeouts.json");
+        assert_eq!((t.requests, t.errors.timeout, t.errors.total()), (0, 5, 5));
+        let i = parsed("interrupted.json");
+        assert_eq!(i.requests, 9874);
+    }
+
+    #[test]
+    fn cut_or_foreign_output_is_an_error() {
+        let text = super::super::fixture("oha", "ok_404.json");
+        assert!(parse_oha_output(&text[..text.len() / 2]).is_err());
+        assert!(
+            parse_oha_output("{}")
+                .expect_err("empty")
+                .contains("summary.total")
+        );
+        assert!(parse_oha_output("").is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! Every load tool runs the seed's shape for real in the embedded lab (root;
+//! CI is root): the builtin server (closing after 100 requests, as Tomcat),
+//! 100 connections where the tool has that notion, the 404 path, 3 s. Each
+//! run must be complete, and the tool's figures non-zero and plausible
+//! against what the server's kernel counted: every connection leaves a
+//! conntrack entry (TIME_WAIT or CLOSE, longer than the run), so the
+//! requests the tool reports must fit the connections made, at the
+//! requests per connection the server (100) or the client sets.
+//!
+//! A tool that is not installed makes its test say SKIPPED and pass, except
+//! in CI (CI=true: scripts/test.sh installs every one), where that is a
+//! failure.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// Is `program` on PATH? Missing: SKIPPED here, a failure in CI.
+fn require_tool(test: &str, program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "{test}: CI=true but `{program}` is not installed: scripts/test.sh installs every load tool"
+        );
+    }
+    eprintln!("SKIPPED {test}: `{program}` is not installed");
+    false
+}
+
+/// Who closes the connections of a run, and after how many requests.
+#[derive(Clone, Copy)]
+enum Closer {
+    /// The builtin server, after 100 requests (keep-alive tools).
+    Server,
+    /// The client, after this many (httperf's `--num-calls`).
+    Client(u64),
+}
+
+/// Run the seed's shape with `client` (the `client:` block's flow keys)
+/// and check the run and the tool's figures.
+fn seed_run(tool: &str, client: &str, closer: Closer) -> Value {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join(format!("{tool}.yaml"));
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: {tool}-seed\n\
+             server: {{ kind: builtin, port: 8080, max_keepalive_requests: 100 }}\n\
+             client: {{ tool: {tool}, duration: 3s, path: /abc{client} }}\n\
+             collect: {{ interval: 500ms }}\n\
+             variants:\n  - name: base\n"
+        ),
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    run_expecting(twlab().arg("run").arg(&scenario).arg("--out").arg(&out), 0);
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["info"]["complete"], true, "{}", summary["info"]);
+    let run = &summary["variants"][0]["runs"][0];
+    assert!(run["error"].is_null(), "{run}");
+    let c = &run["client"];
+    assert_eq!(c["tool"], tool, "{c}");
+    let requests = c["requests"].as_u64().unwrap_or(0);
+    let rps = c["requests_per_sec"].as_f64().unwrap_or(0.0);
+    let secs = c["duration_secs"].as_f64().unwrap_or(0.0);
+    assert!(requests > 0 && rps > 0.0, "no figures from {tool}: {c}");
+    assert!(
+        (2.5..=5.0).contains(&secs),
+        "{tool} ran {secs} s of 3 s: {c}"
+    );
+    // Requests per second and requests over the duration agree (5%).
+    let ratio = requests as f64 / secs / rps;
+    assert!(
+        (0.95..=1.05).contains(&ratio),
+        "{tool}: {requests} in {secs} s is not {rps}/s: {c}"
+    );
+    assert_eq!(
+        c["non_2xx_3xx"].as_u64(),
+        Some(requests),
+        "the 404 path: {c}"
+    );
+
+    // What the server's kernel saw: its conntrack entries for the
+    // endpoint, one per connection of the run (closed ones stay as
+    // TIME_WAIT for 120 s or CLOSE for 10 s, longer than the run, also
+    // when a tool resets its connections and leaves no TIME_WAIT socket).
+    let entries: u64 = run["conntrack"]["server"]["final"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    let tw = |side: &str| {
+        run["sockets"][side]["final"]["TIME_WAIT"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "{tool}: {requests} requests in {secs} s ({rps}/s); conntrack entries {entries}; TIME_WAIT server {}, client {}",
+        tw("server"),
+        tw("client")
+    );
+    assert!(entries > 0, "no conntrack entry for the endpoint: {run}");
+    let (per_conn, closer_tw) = match closer {
+        Closer::Server => (100, tw("server")),
+        Closer::Client(n) => (n, tw("client")),
+    };
+    // Every connection its closer closed (its TIME_WAIT, when the close
+    // was a FIN) served `per_conn` requests…
+    assert!(
+        requests + per_conn >= per_conn * closer_tw * 95 / 100,
+        "{tool} reports {requests} requests, but {closer_tw} connections were closed after {per_conn} requests: {c}"
+    );
+    // …and none served more.
+    assert!(
+        requests <= per_conn * entries * 105 / 100 + per_conn,
+        "{tool} reports {requests} requests, more than {entries} connections serve at {per_conn} each: {c}"
+    );
+    summary
+}
+
+#[test]
+fn builtin_runs_the_seed_shape() {
+    if require_root("builtin_runs_the_seed_shape") {
+        seed_run("builtin", ", connections: 100", Closer::Server);
+    }
+}
+
+#[test]
+fn wrk_runs_the_seed_shape() {
+    let test = "wrk_runs_the_seed_shape";
+    if require_root(test) && require_tool(test, "wrk") {
+        seed_run("wrk", ", connections: 100", Closer::Server);
+    }
+}
+
+#[test]
+fn httperf_runs_the_seed_shape_as_a_connection_rate() {
+    let test = "httperf_runs_the_seed_shape_as_a_connection_rate";
+    if require_root(test) && require_tool(test, "httperf") {
+        let s = seed_run(
+            "httperf",
+            ", rate: 2000, close_after: 10",
+            Closer::Client(10),
+        );
+        let c = &s["variants"][0]["runs"][0]["client"];
+        // 200 connections a second for 3 s, each counted by httperf.
+        let opened = c["connections_opened"].as_u64().unwrap_or(0);
+        assert!((570..=600).contains(&opened), "{c}");
+        assert!(c["cpu_secs"].as_f64().is_some_and(|v| v > 0.0), "{c}");
+    }
+}
+
+#[test]
+fn ab_runs_the_seed_shape_with_keep_alive() {
+    let test = "ab_runs_the_seed_shape_with_keep_alive";
+    if require_root(test) && require_tool(test, "ab") {
+        seed_run("ab", ", connections: 100", Closer::Server);
+    }
+}
+
+#[test]
+fn hey_runs_the_seed_shape() {
+    let test = "hey_runs_the_seed_shape";
+    if require_root(test) && require_tool(test, "hey") {
+        seed_run("hey", ", connections: 100", Closer::Server);
+    }
+}
+
+#[test]
+fn h2load_runs_the_seed_shape_over_http1() {
+    let test = "h2load_runs_the_seed_shape_over_http1";
+    if require_root(test) && require_tool(test, "h2load") {
+        seed_run("h2load", ", connections: 100", Closer::Server);
+    }
+}
+
+#[test]
+fn oha_runs_the_seed_shape() {
+    let test = "oha_runs_the_seed_shape";
+    if require_root(test) && require_tool(test, "oha") {
+        seed_run("oha", ", connections: 100", Closer::Server);
+    }
+}
