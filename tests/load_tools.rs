@@ -185,3 +185,65 @@ fn oha_runs_the_seed_shape() {
         seed_run("oha", ", connections: 100", Closer::Server);
     }
 }
+
+#[test]
+fn a_command_with_a_json_result_has_figures() {
+    let test = "a_command_with_a_json_result_has_figures";
+    if require_root(test) && require_tool(test, "python3") {
+        let script = manifest_dir().join("tests/fixtures/command/load.py");
+        let client = format!(
+            ", connections: 20, command: [python3, '{}', '{{address}}', '{{port}}', '{{path}}', '{{connections}}', '{{duration_secs}}']",
+            script.display()
+        );
+        let s = seed_run("command", &client, Closer::Server);
+        let c = &s["variants"][0]["runs"][0]["client"];
+        assert!(
+            c["latency"]["p99_ms"].as_f64().is_some_and(|v| v > 0.0),
+            "{c}"
+        );
+    }
+}
+
+#[test]
+fn a_command_without_a_result_has_counts_and_says_it_has_no_figures() {
+    let test = "a_command_without_a_result_has_counts_and_says_it_has_no_figures";
+    if !(require_root(test) && require_tool(test, "wrk")) {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join("command.yaml");
+    std::fs::write(
+        &scenario,
+        "name: command-wrk\n\
+         server: { kind: builtin, port: 8080 }\n\
+         client: { tool: command, connections: 50, duration: 3s, command: [wrk, -c, '{connections}', -t, '1', -d, '{duration_secs}s', '{url}'] }\n\
+         collect: { interval: 500ms }\n\
+         variants:\n  - name: base\n",
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    run_expecting(twlab().arg("run").arg(&scenario).arg("--out").arg(&out), 0);
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["info"]["complete"], true, "{}", summary["info"]);
+    let run = &summary["variants"][0]["runs"][0];
+    let c = &run["client"];
+    assert_eq!(
+        (c["tool"].as_str(), c["requests"].as_u64()),
+        (Some("command"), Some(0)),
+        "{c}"
+    );
+    assert!(
+        c["duration_secs"].as_f64().is_some_and(|d| d >= 2.9),
+        "twlab's clock: {c}"
+    );
+    // The load happened: the server closed connections after 100 requests.
+    assert!(
+        run["sockets"]["server"]["final"]["TIME_WAIT"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{run}"
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report");
+    assert!(report.contains("no client figures"), "{report}");
+}
