@@ -241,8 +241,8 @@ impl Default for ClientSpec {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawClientSpec {
-    /// The load generator: `builtin` (default), `wrk`, `httperf`, `ab`,
-    /// `hey`, `h2load`, `oha` or `command`.
+    /// The load generator (default `builtin`); the values and what each
+    /// is are listed under ClientTool.
     #[serde(default, deserialize_with = "present_tool")]
     tool: Option<ClientTool>,
     /// Connections kept open (default 100, at most 65535).
