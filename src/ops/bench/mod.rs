@@ -18,6 +18,9 @@
 //!   and at 100 ms (the instrument's cost on what it measures);
 //! - [`servers`]: the builtin server against nginx under wrk, and the
 //!   builtin client against wrk, with CPU per request;
+//! - [`clients`]: every installed load tool (httperf, ab, hey, h2load,
+//!   oha, …) against the builtin client and wrk, requests/s and CPU per
+//!   request, alternating in one run;
 //! - [`lab`]: setting up and tearing down the embedded lab, in-process
 //!   against the same with `ip` commands;
 //! - [`rss`]: twlab's peak resident memory over a long run at 100 ms
@@ -28,6 +31,7 @@
 //! measured. Every namespace is a labelled embedded lab (`twlab clean`
 //! finds it after a crash); nothing on the machine itself is changed.
 
+mod clients;
 mod counting;
 mod fixed_rate;
 mod lab;
@@ -51,6 +55,8 @@ pub enum Section {
     Servers,
     Lab,
     Rss,
+    /// Every installed load tool against the builtin client and wrk.
+    Clients,
     /// The seed's shape at a fixed rate: rate kept, sampling's cost at a
     /// fixed rate, run-to-run spread of TIME_WAIT against the closed loop.
     #[value(name = "fixed-rate")]
@@ -188,6 +194,7 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
             Section::Lab => lab::run(opts).await?,
             Section::Rss => rss::run(opts).await?,
             Section::FixedRate => fixed_rate::run(opts).await?,
+            Section::Clients => clients::run(opts).await?,
         };
         outln!("{}", table::render_terminal(&rows));
         result.rows.extend(rows);
