@@ -445,7 +445,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.starts_with("s.yaml:4: client.close_after and client.linger_zero"),
+            msg.starts_with("s.yaml:4: client.linger_zero is not supported by client.tool: wrk"),
             "{msg}"
         );
         // Errors serde places itself keep their line and column.

@@ -90,7 +90,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         None
     };
     for cpu in [false, true] {
-        for i in 0..tools.len() {
+        for (i, tool) in tools.iter().enumerate() {
             let mut r = row(i, cpu);
             if let Some(j) = reference.filter(|j| *j != i) {
                 r = r.against(&row(j, cpu));
@@ -102,7 +102,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
                     r = r.note(format!("{ratio:.2}x builtin"));
                 }
             }
-            if tools[i].name() == "httperf" {
+            if tool.name() == "httperf" {
                 let rate = format!("open loop at {HTTPERF_RATE} requests/s");
                 r.note = if r.note.is_empty() {
                     rate

@@ -312,6 +312,16 @@ pub(crate) mod text {
     }
 }
 
+/// A captured output under `tests/fixtures/DIR/NAME`, for the parsers' tests.
+#[cfg(test)]
+pub(crate) fn fixture(dir: &str, name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,14 +348,4 @@ mod tests {
             assert!(supporting(key).contains(&"builtin"), "{key:?}");
         }
     }
-}
-
-/// A captured output under `tests/fixtures/DIR/NAME`, for the parsers' tests.
-#[cfg(test)]
-pub(crate) fn fixture(dir: &str, name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir)
-        .join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
