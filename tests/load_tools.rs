@@ -7,11 +7,16 @@
 //! requests the tool reports must fit the connections made, at the
 //! requests per connection the server (100) or the client sets.
 //!
+//! A new tool also runs on an SSH client host (an sshd in a namespace):
+//! the same argv goes through the host.
+//!
 //! A tool that is not installed makes its test say SKIPPED and pass, except
 //! in CI (CI=true: scripts/test.sh installs every one), where that is a
 //! failure.
 
 mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
 
 use common::*;
 use serde_json::Value;
@@ -246,4 +251,92 @@ fn a_command_without_a_result_has_counts_and_says_it_has_no_figures() {
     );
     let report = std::fs::read_to_string(out.join("report.md")).expect("report");
     assert!(report.contains("no client figures"), "{report}");
+}
+
+/// hey on an SSH client host: the seam's argv through the SSH host, its
+/// output read back by the same parser; the builtin server on this machine.
+#[test]
+fn hey_runs_on_an_ssh_client_host() {
+    let test = "hey_runs_on_an_ssh_client_host";
+    if !(require_root(test) && require_tool(test, "hey")) {
+        return;
+    }
+    const PORT: u16 = 18097;
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", PORT)).is_ok(),
+        "port {PORT} is in use on this machine"
+    );
+    let client = sshd::SshdHost::start("lt");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lab = tmp.path().join("lab.yaml");
+    std::fs::write(
+        &lab,
+        format!(
+            "hosts:\n  server:\n    address: {server}\n  client:\n    ssh: {dest}\n    identity: {id}\n    known_hosts: {kh}\n    address: {addr}\ncooldown: 2s\n",
+            server = client.root_addr,
+            dest = client.destination(),
+            id = client.identity.display(),
+            kh = client.known_hosts.display(),
+            addr = client.addr,
+        ),
+    )
+    .expect("lab file");
+    let scenario = tmp.path().join("hey-ssh.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name: hey-ssh\nserver: {{ kind: builtin, port: {PORT} }}\nclient: {{ tool: hey, connections: 10, duration: 3s, path: /abc }}\ncollect: {{ interval: 500ms, conntrack: false }}\nvariants:\n  - name: base\n"
+        ),
+    )
+    .expect("scenario");
+    let out = tmp.path().join("run");
+    run_expecting(
+        twlab()
+            .env("TWLAB_STATE_DIR", tmp.path().join("state"))
+            .arg("run")
+            .arg(&scenario)
+            .arg("--lab")
+            .arg(&lab)
+            .arg("--out")
+            .arg(&out),
+        0,
+    );
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["info"]["complete"], true, "{}", summary["info"]);
+    let run = &summary["variants"][0]["runs"][0];
+    let c = &run["client"];
+    assert_eq!(c["tool"], "hey", "{c}");
+    let requests = c["requests"].as_u64().unwrap_or(0);
+    assert!(requests > 0, "{c}");
+    assert_eq!(c["non_2xx_3xx"].as_u64(), Some(requests), "{c}");
+    // The server closed a connection after each 100 requests it served.
+    let server_tw = run["sockets"]["server"]["final"]["TIME_WAIT"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        requests + 100 >= 100 * server_tw * 95 / 100 && server_tw > 0,
+        "{requests} requests, server TIME_WAIT {server_tw}: {run}"
+    );
+}
+
+/// ab on two embedded client namespaces (`client.hosts: 2`): one ab each,
+/// each one's figures kept, their sum the run's.
+#[test]
+fn ab_runs_on_two_client_namespaces() {
+    let test = "ab_runs_on_two_client_namespaces";
+    if require_root(test) && require_tool(test, "ab") {
+        let s = seed_run("ab", ", connections: 50, hosts: 2", Closer::Server);
+        let run = &s["variants"][0]["runs"][0];
+        let hosts = run["clients"].as_array().expect("per-host figures");
+        assert_eq!(hosts.len(), 2, "{run}");
+        let each: Vec<u64> = hosts
+            .iter()
+            .map(|h| h["load"]["requests"].as_u64().unwrap_or(0))
+            .collect();
+        assert!(each.iter().all(|r| *r > 0), "{each:?}");
+        assert_eq!(
+            each.iter().sum::<u64>(),
+            run["client"]["requests"].as_u64().unwrap_or(0)
+        );
+    }
 }
