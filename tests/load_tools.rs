@@ -255,6 +255,8 @@ fn a_command_without_a_result_has_counts_and_says_it_has_no_figures() {
 
 /// hey on an SSH client host: the seam's argv through the SSH host, its
 /// output read back by the same parser; the builtin server on this machine.
+/// 10 s, not 3: one count over SSH can take seconds on a busy machine, and
+/// a short load would then be refused for its sampling gaps.
 #[test]
 fn hey_runs_on_an_ssh_client_host() {
     let test = "hey_runs_on_an_ssh_client_host";
@@ -285,7 +287,7 @@ fn hey_runs_on_an_ssh_client_host() {
     std::fs::write(
         &scenario,
         format!(
-            "name: hey-ssh\nserver: {{ kind: builtin, port: {PORT} }}\nclient: {{ tool: hey, connections: 10, duration: 3s, path: /abc }}\ncollect: {{ interval: 500ms, conntrack: false }}\nvariants:\n  - name: base\n"
+            "name: hey-ssh\nserver: {{ kind: builtin, port: {PORT} }}\nclient: {{ tool: hey, connections: 10, duration: 10s, path: /abc }}\ncollect: {{ interval: 1s, conntrack: false }}\nvariants:\n  - name: base\n"
         ),
     )
     .expect("scenario");
@@ -309,6 +311,15 @@ fn hey_runs_on_an_ssh_client_host() {
     let requests = c["requests"].as_u64().unwrap_or(0);
     assert!(requests > 0, "{c}");
     assert_eq!(c["non_2xx_3xx"].as_u64(), Some(requests), "{c}");
+    // env.json has the version of the hey that ran, the client host's.
+    let env = read_json(&out.join("env.json"));
+    assert!(
+        env["tools"]["hey (client host)"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("hey ")),
+        "{}",
+        env["tools"]
+    );
     // The server closed a connection after each 100 requests it served.
     let server_tw = run["sockets"]["server"]["final"]["TIME_WAIT"]
         .as_u64()

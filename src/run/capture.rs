@@ -246,6 +246,32 @@ pub(crate) async fn real_lab_env(
             },
         );
     }
+    // The load tool's version where it runs: each SSH client host's own.
+    let tool = scenario.client.tool.get();
+    if scenario.client.via == ClientVia::Host
+        && let (Some(program), Some(argv)) = (tool.program(), tool.version_argv())
+    {
+        let mut shell = vec![
+            "sh".to_string(),
+            "-c".into(),
+            r#""$@" 2>&1; true"#.into(),
+            "twlab-version".into(),
+        ];
+        shell.extend(argv);
+        for (i, client) in real.clients.iter().enumerate() {
+            let host = client.as_host();
+            if let Ok(Ok(out)) = tokio::time::timeout(TOOL_VERSION_TIMEOUT, host.run(&shell)).await
+                && let Some(version) = tool.version(&out)
+            {
+                let key = if real.clients.len() == 1 {
+                    format!("{program} (client host)")
+                } else {
+                    format!("{program} (client host {})", i + 1)
+                };
+                env.tools.insert(key, version);
+            }
+        }
+    }
     // The kernels that matter are the hosts', not this machine's.
     let kernel = |side: Side| env.hosts.get(side.as_str()).map(|h| h.kernel.clone());
     if let (Some(s), Some(c)) = (kernel(Side::Server), kernel(Side::Client)) {
