@@ -4,7 +4,8 @@
 //!
 //! `connections` is its clients (`-c`), `threads` its `-t` (at most the
 //! clients), `duration` its timing-based `-D` (whole seconds), `timeout`
-//! its `-T` (connection inactivity). It cannot keep a rate of requests or
+//! its `-N` (connection inactivity: how long it waits for the server; not
+//! `-T`, which closes a connection after that long whatever it does). It cannot keep a rate of requests or
 //! close after N requests.
 //!
 //! It has no graceful stop (SIGINT leaves it hung past its duration), so
@@ -65,7 +66,7 @@ impl LoadTool for H2load {
             spec.threads.to_string(),
             "-D".into(),
             spec.duration.0.as_secs().max(1).to_string(),
-            "-T".into(),
+            "-N".into(),
             spec.timeout.0.as_secs().max(1).to_string(),
             target.url(&spec.path),
         ]
@@ -255,6 +256,37 @@ mod tests {
             .expect_err("killed");
         assert!(e.contains("not h2load output"), "{e}");
         assert_eq!(H2load.stop_signal(), Signal::SIGTERM);
+    }
+
+    #[test]
+    fn its_argv_is_http1_with_an_inactivity_timeout() {
+        let s = crate::scenario::Scenario::parse(
+            "name: x\nclient: { tool: h2load, connections: 100, threads: 4, duration: 3s, timeout: 5s }\nvariants: [{ name: a }]\n",
+            "s.yaml",
+            &[],
+        )
+        .expect("valid");
+        let exe = std::path::PathBuf::from("twlab");
+        let t = Target {
+            endpoint: crate::common::endpoint::Endpoint::new([198, 18, 0, 1].into(), 8080),
+            exe: &exe,
+        };
+        assert_eq!(
+            H2load.argv(&s.client, &t),
+            [
+                "h2load",
+                "--h1",
+                "-c",
+                "100",
+                "-t",
+                "4",
+                "-D",
+                "3",
+                "-N",
+                "5",
+                "http://198.18.0.1:8080/abc"
+            ]
+        );
     }
 
     #[test]
