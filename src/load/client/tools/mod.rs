@@ -341,6 +341,49 @@ mod tests {
         assert_eq!(names[0], "builtin", "the default comes first");
     }
 
+    /// README's table of load tools says what `supports` says: a row per
+    /// tool, `–` exactly where a key is not supported.
+    #[test]
+    fn the_readme_table_matches_the_tools() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let columns = [
+            Key::Connections,
+            Key::Threads,
+            Key::Timeout,
+            Key::Rate,
+            Key::CloseAfter,
+            Key::CloseDelay,
+        ];
+        for tool in TOOLS {
+            let start = format!("| `{}` |", tool.name());
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&start))
+                .unwrap_or_else(|| {
+                    panic!("README's Load tools table has no row for {}", tool.name())
+                });
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            // "", name, program, then the key columns.
+            for (i, key) in columns.iter().enumerate() {
+                let cell = cells.get(3 + i).copied().unwrap_or("");
+                let said = !cell.starts_with('–');
+                assert_eq!(
+                    said,
+                    tool.supports(*key),
+                    "README says `{cell}` for {} and {}",
+                    tool.name(),
+                    key.name()
+                );
+            }
+            assert_eq!(
+                tool.supports(Key::CloseDelay),
+                tool.supports(Key::LingerZero),
+                "one README column holds both close_delay and linger_zero"
+            );
+        }
+    }
+
     #[test]
     fn the_builtin_client_supports_every_key() {
         assert_eq!(supporting(Key::LingerZero), vec!["builtin"]);
