@@ -351,3 +351,27 @@ fn ab_runs_on_two_client_namespaces() {
         );
     }
 }
+
+/// `twlab schema --client-result` prints the schema a command's JSON
+/// result follows (no root needed).
+#[test]
+fn the_client_result_schema_is_published() {
+    let out = run_expecting(twlab().args(["schema", "--client-result"]), 0);
+    let schema: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(schema["title"], "ClientResult", "{schema}");
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["requests", "duration_secs"])
+    );
+    for key in [
+        "responses_by_class",
+        "errors",
+        "latency_ms",
+        "connections_opened",
+    ] {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "no `{key}`: {schema}"
+        );
+    }
+}
