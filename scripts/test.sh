@@ -12,6 +12,11 @@
 #                                          is checked against (ip, sysctl,
 #                                          nft, conntrack -L)
 #   wrk                                    the seed's load generator
+#   httperf                                a load tool: connection rate (tests/load_tools.rs)
+#   apache2-utils                          ab, a load tool with keep-alive (tests/load_tools.rs)
+#   hey                                    a load tool (Go) (tests/load_tools.rs)
+#   nghttp2-client                         h2load, a load tool over HTTP/1.1 (tests/load_tools.rs)
+#   oha (cargo install, not Debian)        a load tool with a JSON result (tests/load_tools.rs)
 #   python3                                a third-party server (kind: command)
 #   openssh-server, openssh-client         a real SSH host (sshd in a namespace)
 #   net-tools                              netstat, the fallback on hosts without ss
@@ -27,7 +32,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends iproute2 procps nftables conntrack wrk python3 \
-  openssh-server openssh-client net-tools debootstrap ca-certificates >/dev/null
+  openssh-server openssh-client net-tools debootstrap ca-certificates \
+  httperf apache2-utils hey nghttp2-client >/dev/null
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   # Kept between runs: an existing image is reused.
@@ -43,6 +49,10 @@ fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
+fi
+# oha is on crates.io only (tests/load_tools.rs runs it).
+if ! command -v oha >/dev/null 2>&1; then
+  cargo install oha --locked
 fi
 
 exec cargo nextest run --locked --no-fail-fast "$@"

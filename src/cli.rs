@@ -35,7 +35,12 @@ pub enum Command {
     /// verdicts, B against A, listing what differs besides the variable.
     Compare(CompareArgs),
     /// Print the JSON Schema of scenario files (for editor completion).
-    Schema,
+    Schema {
+        /// Print instead the schema of the JSON result a `client.tool:
+        /// command` load may print on stdout.
+        #[arg(long)]
+        client_result: bool,
+    },
     /// Print the shell completion script for SHELL (e.g. to
     /// /etc/bash_completion.d/twlab); see README "Install".
     Completions(CompletionsArgs),

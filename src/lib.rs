@@ -117,7 +117,7 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Validate(args) => input::validate(&args),
         Command::Report(args) => results::report(&args),
         Command::Compare(args) => results::compare(&args),
-        Command::Schema => manual::schema(),
+        Command::Schema { client_result } => manual::schema(client_result),
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
         Command::Doctor(args) => ops::doctor(&args),

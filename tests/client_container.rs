@@ -242,7 +242,7 @@ fn via_docker_is_refused_with_the_builtin_client_and_without_a_client_engine() {
     let said = run(&builtin, None);
     assert!(
         said.contains(&format!(
-            "{}:5: client.via: docker runs wrk in a container and needs client.tool: wrk",
+            "{}:5: client.via: docker runs the tool from a container image, and client.tool: builtin has none (the tools with one: wrk)",
             builtin.display()
         )),
         "{said}"

@@ -26,7 +26,7 @@ const BESIDE: &[&str] = &["error", "process", "docker", "shutdown"];
 const EXCEPTIONS: &[(&str, &str, &str)] = &[(
     "scenario/spec.rs",
     "load",
-    "`client.rate`'s maximum is the builtin client's MAX_RATE (one number, defined where it is enforced)",
+    "`client.tool` names a tool of load's TOOLS list, whose supported keys are checked as the scenario is read; `client.rate`'s maximum is the builtin client's MAX_RATE",
 )];
 
 /// `(line, module)` of each `crate::<module>` in the code of `text`, up to

@@ -1,8 +1,9 @@
 //! Property tests: the parsers of input files and of the text of outside
 //! programs never panic. Any YAML text, arbitrary or a valid file mutated,
 //! given to the scenario or lab-file parser either parses or is refused as
-//! invalid input (exit 2 class); ss, netstat, conntrack and wrk output of
-//! any shape is counted or refused, never a panic.
+//! invalid input (exit 2 class); ss, netstat, conntrack and every load
+//! tool's output (wrk, httperf, ab, hey, h2load, oha, a command's JSON
+//! result) of any shape is counted or refused, never a panic.
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
@@ -171,6 +172,28 @@ proptest! {
     ) {
         let _ = twlab::load::client::wrk::parse_wrk_output(&text);
     }
+
+    /// Every load tool's parser (httperf, ab, hey, h2load, oha, a command's
+    /// JSON result, …) takes text of any shape, and text made of its own
+    /// report's words, without a panic.
+    #[test]
+    fn every_load_tool_output_never_panics(
+        text in prop_oneof![
+            "\\PC{0,400}",
+            "((Total:|connections|requests|replies|test-duration|Reply status:|Errors:|total|client-timo|connrefused|Reply time \\[ms\\]:|response|CPU time \\[s\\]:|user|system|[1-5]xx=[0-9]{1,3}|s|[0-9.]{1,8}| |\n){0,40})",
+            "((Time taken for tests:|Complete requests:|Failed requests:|\\(Connect:|Receive:|Length:|Exceptions:|Non-2xx responses:|Requests per second:|Total:|[0-9]{1,3}%|seconds|[0-9.]{1,8}|,|\\)| |\n){0,40})",
+            "((Summary:|  Total:|  Slowest:|  Average:|  Requests/sec:|Latency distribution:|Status code distribution:|Error distribution:|  \\[[0-9]{1,3}\\]|responses|% in|secs|NaN|[0-9.]{1,8}| |\t|\n){0,40})",
+            "((finished in|requests:|status codes:|time for request:|total|started|done|errored|timeout|[0-9]xx|req/s|[0-9.]{1,8}(us|ms|s)?|,| |\n){0,40})",
+            "(\\{|\\}|\\[|\\]|\"summary\"|\"total\"|\"requestsPerSec\"|\"average\"|\"slowest\"|\"latencyPercentiles\"|\"p50\"|\"p90\"|\"p99\"|\"statusCodeDistribution\"|\"errorDistribution\"|\"requests\"|\"duration_secs\"|\"latency_ms\"|\"404\"|null|-?[0-9.e]{1,8}|:|,| ){0,40}",
+        ]
+    ) {
+        let spec = twlab::scenario::ClientSpec::default();
+        for tool in twlab::load::client::TOOLS {
+            let _ = tool.parse(&text, &spec);
+            let _ = tool.reports_figures(&text);
+            let _ = tool.version(&text);
+        }
+    }
 }
 
 /// The outside programs' real output, cut anywhere and with lines
@@ -179,7 +202,18 @@ proptest! {
 fn recorded_outputs_cut_anywhere_never_panic() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let endpoint = Endpoint::new(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)), 8080);
-    for dir in ["ss", "conntrack", "wrk", "kernel"] {
+    let spec = twlab::scenario::ClientSpec::default();
+    for dir in [
+        "ss",
+        "conntrack",
+        "wrk",
+        "kernel",
+        "httperf",
+        "ab",
+        "hey",
+        "h2load",
+        "oha",
+    ] {
         for entry in std::fs::read_dir(root.join(dir))
             .expect("fixtures")
             .flatten()
@@ -197,6 +231,9 @@ fn recorded_outputs_cut_anywhere_never_panic() {
                 let _ = twlab::measure::sockets_text::parse_netstat(t, endpoint, Side::Client);
                 let _ = twlab::measure::conntrack::count_states(t, endpoint);
                 let _ = twlab::load::client::wrk::parse_wrk_output(t);
+                for tool in twlab::load::client::TOOLS {
+                    let _ = tool.parse(t, &spec);
+                }
                 let _ = kernel_counters::parse_pairs(t);
                 let _ = kernel_counters::parse_ct_stat(t);
                 let _ = kernel_counters::parse_bundle(&format!(

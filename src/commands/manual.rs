@@ -7,8 +7,15 @@ use crate::error::{Error, Result, exit_code};
 use crate::scenario;
 
 /// `twlab schema`.
-pub fn schema() -> Result<i32> {
-    outln!("{}", scenario::json_schema());
+pub fn schema(client_result: bool) -> Result<i32> {
+    if client_result {
+        outln!(
+            "{}",
+            crate::load::client::tools::command::client_result_schema()
+        );
+    } else {
+        outln!("{}", scenario::json_schema());
+    }
     Ok(exit_code::OK)
 }
 

@@ -15,7 +15,7 @@ pub type Counts = BTreeMap<String, u64>;
 /// The outcome of one load run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientStats {
-    /// `builtin` or `wrk`.
+    /// The tool's `client.tool` name (`builtin`, `wrk`, `httperf`, …).
     pub tool: String,
     /// Wall time the load ran, in seconds.
     pub duration_secs: f64,

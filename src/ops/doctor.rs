@@ -2,14 +2,16 @@
 //!
 //! Each check says ok or not and, when not, the one command that fixes it,
 //! so a new user gets from a fresh machine to a first report without
-//! reading the source. Optional things (wrk, Docker, ssh, debootstrap, the
-//! Tomcat and wrk images) never make doctor fail: when they are missing their line
+//! reading the source. Optional things (the load tools — every one of
+//! [`crate::load::client::TOOLS`] is listed, found or not, with its
+//! version —, Docker, ssh, debootstrap, the Tomcat and wrk images) never
+//! make doctor fail: when they are missing their line
 //! starts with `--` and says what needs them.
 //!
 //! `twlab doctor --lab FILE` also checks each host of a lab file for real,
 //! changing nothing: it connects (SSH hosts with the strict host key check
 //! of a run), reads the kernel release and a sysctl, finds the socket
-//! listing tool and `conntrack`, looks for wrk on the client and asks a
+//! listing tool and `conntrack`, looks for each load tool on the client and asks a
 //! host's Docker engine for its version when the host has `docker: true`.
 
 use crate::common::endpoint::{Endpoint, Side};
@@ -128,7 +130,6 @@ pub async fn checks() -> Vec<Check> {
             "conntrack",
             false,
         ),
-        ("wrk", "optional client (client.tool: wrk)", "wrk", false),
         (
             "ssh",
             "optional: reaches the SSH hosts of a lab file",
@@ -153,6 +154,7 @@ pub async fn checks() -> Vec<Check> {
             fix: found.is_none().then(|| format!("apt-get install {pkg}")),
         });
     }
+    out.extend(tool_checks().await);
     out.extend(docker_checks().await);
     if root {
         let name = format!("{}doctor-{}", lab::LABEL_PREFIX, std::process::id());
@@ -199,6 +201,41 @@ pub async fn checks() -> Vec<Check> {
             "sch_netem not loaded: link delay is not emulated (not needed for the shipped scenarios)"
         },
     ));
+    out
+}
+
+/// How long a load tool may take to print its version.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Every load tool ([`crate::load::client::TOOLS`]), found or not, with
+/// its version: all optional, each one's line says how to install it.
+async fn tool_checks() -> Vec<Check> {
+    let mut out = Vec::new();
+    for tool in crate::load::client::TOOLS {
+        let why = format!("optional: client.tool: {}", tool.name());
+        let Some(program) = tool.program() else {
+            out.push(Check::pass(
+                tool.name(),
+                format!("{} — {}", tool.install(), tool.describe()),
+            ));
+            continue;
+        };
+        out.push(match crate::load::client::tools::local_path(*tool) {
+            Some(path) => {
+                let version =
+                    crate::load::client::tools::local_version(*tool, VERSION_TIMEOUT).await;
+                Check::pass(
+                    program,
+                    format!(
+                        "{} ({}) — {why}",
+                        path.display(),
+                        version.as_deref().unwrap_or("version unknown")
+                    ),
+                )
+            }
+            None => Check::absent(program, format!("missing — {why}"), tool.install()),
+        });
+    }
     out
 }
 
@@ -381,15 +418,28 @@ async fn host_checks(
     out.push(conntrack_check(hh, &name("conntrack"), &on, side).await);
 
     if side == Side::Client {
-        const WHY: &str = "optional: needed for client.tool: wrk (not with client.via: docker)";
-        out.push(match within(hh.run(&which_argv("wrk"))).await {
-            Ok(path) => Check::pass(name("wrk"), format!("{} — {WHY}", path.trim())),
-            Err(_) => Check::absent(
-                name("wrk"),
-                format!("missing — {WHY}"),
-                format!("{on}apt-get install wrk"),
-            ),
-        });
+        for tool in crate::load::client::TOOLS {
+            let Some(program) = tool.program() else {
+                continue;
+            };
+            let why = format!(
+                "optional: needed for client.tool: {}{}",
+                tool.name(),
+                if tool.image(crate::scenario::ClientVia::Docker).is_some() {
+                    " (not with client.via: docker)"
+                } else {
+                    ""
+                }
+            );
+            out.push(match within(hh.run(&which_argv(program))).await {
+                Ok(path) => Check::pass(name(program), format!("{} — {why}", path.trim())),
+                Err(_) => Check::absent(
+                    name(program),
+                    format!("missing — {why}"),
+                    format!("{on}{}", tool.install()),
+                ),
+            });
+        }
     }
 
     if h.docker {

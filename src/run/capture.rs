@@ -67,7 +67,7 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
             ),
         },
         client: format!(
-            "{}{}: {} connections, {} threads, {}, GET {}",
+            "{}{}: {}{}, GET {}",
             scenario.client.tool.as_str(),
             match scenario.client.via {
                 ClientVia::Host => String::new(),
@@ -79,8 +79,7 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
                     scenario.client.hosts
                 ),
             },
-            scenario.client.connections,
-            scenario.client.threads,
+            client_shape(&scenario.client),
             scenario.client.duration,
             scenario.client.path
         ) + &client_controls(&scenario.client),
@@ -90,6 +89,21 @@ pub(crate) fn run_info(opts: &RunOptions, scenario: &Scenario) -> RunInfo {
         order: "interleaved".into(),
         notes: Vec::new(),
     }
+}
+
+/// `100 connections, 2 threads, ` as far as the tool has those notions
+/// (httperf has neither: its shape is its rate).
+fn client_shape(c: &crate::scenario::ClientSpec) -> String {
+    use crate::load::client::tools::Key;
+    let tool = c.tool.get();
+    let mut out = String::new();
+    if tool.supports(Key::Connections) {
+        out.push_str(&format!("{} connections, ", c.connections));
+    }
+    if tool.supports(Key::Threads) {
+        out.push_str(&format!("{} threads, ", c.threads));
+    }
+    out
 }
 
 /// What a client does beyond wrk's defaults, for the report's header:
@@ -129,7 +143,6 @@ pub(crate) async fn machine_env(scenario: &Scenario) -> Env {
         ("ip", vec!["-V"]),
         ("nft", vec!["--version"]),
         ("conntrack", vec!["--version"]),
-        ("wrk", vec!["--version"]),
     ] {
         let mut cmd = tokio::process::Command::new(tool);
         cmd.args(&args);
@@ -142,6 +155,16 @@ pub(crate) async fn machine_env(scenario: &Scenario) -> Env {
             if let Some(line) = text.lines().find(|l| !l.trim().is_empty()) {
                 tools.insert(tool.to_string(), line.trim().to_string());
             }
+        }
+    }
+    // Every load tool installed here, by its program's name (wrk as
+    // before), so a run says which version of the scenario's tool ran.
+    for tool in crate::load::client::TOOLS {
+        if let Some(program) = tool.program()
+            && let Some(version) =
+                crate::load::client::tools::local_version(*tool, TOOL_VERSION_TIMEOUT).await
+        {
+            tools.insert(program.to_string(), version);
         }
     }
     let mut machine_sysctls = BTreeMap::new();
@@ -222,6 +245,32 @@ pub(crate) async fn real_lab_env(
                 sysctls_before: before,
             },
         );
+    }
+    // The load tool's version where it runs: each SSH client host's own.
+    let tool = scenario.client.tool.get();
+    if scenario.client.via == ClientVia::Host
+        && let (Some(program), Some(argv)) = (tool.program(), tool.version_argv())
+    {
+        let mut shell = vec![
+            "sh".to_string(),
+            "-c".into(),
+            r#""$@" 2>&1; true"#.into(),
+            "twlab-version".into(),
+        ];
+        shell.extend(argv);
+        for (i, client) in real.clients.iter().enumerate() {
+            let host = client.as_host();
+            if let Ok(Ok(out)) = tokio::time::timeout(TOOL_VERSION_TIMEOUT, host.run(&shell)).await
+                && let Some(version) = tool.version(&out)
+            {
+                let key = if real.clients.len() == 1 {
+                    format!("{program} (client host)")
+                } else {
+                    format!("{program} (client host {})", i + 1)
+                };
+                env.tools.insert(key, version);
+            }
+        }
     }
     // The kernels that matter are the hosts', not this machine's.
     let kernel = |side: Side| env.hosts.get(side.as_str()).map(|h| h.kernel.clone());

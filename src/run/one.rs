@@ -22,7 +22,7 @@ use crate::load::server;
 use crate::results::env::RunEnv;
 use crate::results::{self, BySide, ClientHostSummary, RunSummary, Sample, SampleWriter};
 use crate::run::sampler::Collector;
-use crate::scenario::{ClientTool, ClientVia, Scenario, ServerKind, Variant};
+use crate::scenario::{ClientVia, Scenario, ServerKind, Variant};
 use crate::shutdown::{Level, Shutdown};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -453,9 +453,13 @@ async fn run_in_lab(ctx: &Context<'_>, lab: &RunLab<'_>, run: &mut RunState<'_>)
     let mut client_exes = Vec::with_capacity(client_hosts.len());
     for host in &client_hosts {
         // A Swarm load runs from its image: no twlab on the manager's host.
-        client_exes.push(match (client_spec.tool, client_spec.via) {
-            (ClientTool::Builtin, ClientVia::Host) => host.twlab_exe(&ctx.exe).await?,
-            _ => ctx.exe.clone(),
+        // Only a tool that runs twlab itself (no program of its own) needs
+        // twlab's binary on the client host.
+        let runs_twlab = client_spec.tool.get().runs_twlab() && client_spec.via == ClientVia::Host;
+        client_exes.push(if runs_twlab {
+            host.twlab_exe(&ctx.exe).await?
+        } else {
+            ctx.exe.clone()
         });
     }
     let client_ctxs: Vec<ClientContext<'_>> = client_exes

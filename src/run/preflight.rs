@@ -1,13 +1,14 @@
 //! Refusals before anything is created: root, the programs the plan needs on
-//! this machine, and wrk on an SSH client host. A run that would fail half
+//! this machine, and the load tool's program on an SSH client host. A run that would fail half
 //! way is stopped here instead, with nothing started or changed.
 
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
 use crate::lab;
 use crate::lab::real::RealLab;
+use crate::load::client::tools::LoadTool;
 use crate::scenario::labfile::{HostSpec, LabSpec};
-use crate::scenario::{Scenario, ServerKind};
+use crate::scenario::{ClientVia, Scenario, ServerKind};
 use std::path::Path;
 
 /// Refuse before anything is created when the plan is wrong or the machine
@@ -36,8 +37,26 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
             }
         }
     }
-    if scenario.runs_wrk_on_host() {
-        lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
+    require_client_programs(scenario)?;
+    Ok(())
+}
+
+/// Every program the scenario's load tools run on this machine (not in a
+/// container) must be installed.
+fn require_client_programs(scenario: &Scenario) -> Result<()> {
+    for (program, tool) in client_programs(scenario) {
+        let found = if program.contains('/') {
+            Path::new(&program).is_file()
+        } else {
+            lab::which(&program).is_some()
+        };
+        if !found {
+            return Err(Error::env(format!(
+                "`{program}` is not installed; it is needed as the scenario's client (client.tool: {}). Install it with: {}",
+                tool.name(),
+                tool.install()
+            )));
+        }
     }
     Ok(())
 }
@@ -65,18 +84,19 @@ pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> 
         if scenario.collect.conntrack {
             lab::require_tool("conntrack", "to count conntrack entries", "conntrack")?;
         }
-        // A wrk in a container needs none on the host.
-        if side == Side::Client && scenario.runs_wrk_on_host() {
-            lab::require_tool("wrk", "as the scenario's client (client.tool: wrk)", "wrk")?;
+        // A tool in a container needs none on the host.
+        if side == Side::Client {
+            require_client_programs(scenario)?;
         }
     }
     Ok(())
 }
 
-/// An SSH client host must have wrk (unless it runs in a container) before
-/// anything is changed there.
+/// An SSH client host must have the load tool's program (unless it runs
+/// in a container) before anything is changed there.
 pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> Result<()> {
-    if !scenario.runs_wrk_on_host() {
+    let programs = client_programs(scenario);
+    if programs.is_empty() {
         return Ok(());
     }
     for (real_host, spec) in real.clients.iter().zip(real.spec.hosts.client_hosts()) {
@@ -84,15 +104,56 @@ pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> R
             continue;
         }
         let client = real_host.as_host();
-        let found = client
-            .run(&["sh".into(), "-c".into(), "command -v wrk".into()])
-            .await;
-        found.map_err(|_| {
-            Error::env(format!(
-                "wrk is not installed on the client host {} (client.tool: wrk); install it there (apt-get install wrk) or use client.via: docker",
-                client.describe()
-            ))
-        })?;
+        for (program, tool) in &programs {
+            let found = client
+                .run(&[
+                    "sh".into(),
+                    "-c".into(),
+                    r#"command -v "$1""#.into(),
+                    "twlab-which".into(),
+                    program.clone(),
+                ])
+                .await;
+            found.map_err(|_| {
+                let docker = if tool.image(crate::scenario::ClientVia::Docker).is_some() {
+                    " or use client.via: docker"
+                } else {
+                    ""
+                };
+                Error::env(format!(
+                    "{program} is not installed on the client host {} (client.tool: {}); install it there ({}){docker}",
+                    client.describe(),
+                    tool.name(),
+                    tool.install()
+                ))
+            })?;
+        }
     }
     Ok(())
+}
+
+/// The programs the variants run on the client host (not in a container,
+/// not twlab itself), each once, with the tool that runs it: the host needs
+/// them installed.
+fn client_programs(scenario: &Scenario) -> Vec<(String, &'static dyn LoadTool)> {
+    let mut out: Vec<(String, &'static dyn LoadTool)> = Vec::new();
+    for v in &scenario.variants {
+        let Ok((_, c)) = scenario.effective(v) else {
+            continue;
+        };
+        if c.via != ClientVia::Host {
+            continue;
+        }
+        let tool = c.tool.get();
+        let program = tool
+            .program()
+            .map(String::from)
+            .or_else(|| c.command.first().cloned());
+        if let Some(p) = program
+            && !out.iter().any(|(q, _)| *q == p)
+        {
+            out.push((p, tool));
+        }
+    }
+    out
 }

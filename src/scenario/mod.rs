@@ -246,15 +246,6 @@ impl Scenario {
         Ok(result)
     }
 
-    /// Does some variant run wrk as a program on the client host (not in a
-    /// container)? Then the host needs wrk installed.
-    pub fn runs_wrk_on_host(&self) -> bool {
-        self.variants.iter().any(|v| {
-            self.effective(v)
-                .is_ok_and(|(_, c)| c.tool == ClientTool::Wrk && c.via == ClientVia::Host)
-        })
-    }
-
     /// The server and client of a variant: the scenario's, with the
     /// variant's `set` applied.
     pub fn effective(
@@ -371,7 +362,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.client.duration.0, Duration::from_secs(10));
-        assert_eq!(s.client.tool, ClientTool::Wrk);
+        assert_eq!(s.client.tool.as_str(), "wrk");
         let reuse = SysctlName::parse("net.ipv4.tcp_tw_reuse").unwrap();
         assert_eq!(s.variants[1].sysctls.client[&reuse].0, "2");
         assert_eq!(s.description.as_deref(), Some("short run"));
@@ -398,7 +389,8 @@ mod tests {
         let err = Scenario::parse(text, "s.yaml", &[]).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.starts_with("s.yaml:4: client.via: docker") && msg.contains("client.tool: wrk"),
+            msg.starts_with("s.yaml:4: client.via: docker")
+                && msg.contains("client.tool: builtin has none (the tools with one: wrk)"),
             "{msg}"
         );
         assert_eq!(err.exit_code(), 2);
@@ -432,7 +424,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.starts_with("s.yaml:4: client.close_after and client.linger_zero"),
+            msg.starts_with("s.yaml:4: client.linger_zero is not supported by client.tool: wrk"),
             "{msg}"
         );
         // Errors serde places itself keep their line and column.

@@ -4,6 +4,7 @@
 
 use super::values::*;
 use crate::error::Result;
+use crate::load::client::tools::{self, LoadTool};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -138,18 +139,18 @@ pub struct ClientSpec {
     /// Per-request timeout (wrk's `--timeout`).
     pub timeout: HumanDuration,
     /// The client closes each connection itself after this many requests
-    /// (it becomes the active closer); 0 = never. Builtin client only.
+    /// (it becomes the active closer); 0 = never. Tools that support it: see
+    /// [`crate::load::client::tools`].
     pub close_after: u64,
     /// The client closes with RST (SO_LINGER 0): no TIME_WAIT on the client.
-    /// Builtin client only.
     pub linger_zero: bool,
     /// Open loop: requests per second over the whole load, on a fixed
     /// schedule spread over the connections; `None`: closed loop, as fast
-    /// as responses come. Builtin client only.
+    /// as responses come.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     /// After a `Connection: close` response, the client waits this long
-    /// before closing (0: at once, as wrk). Builtin client only.
+    /// before closing (0: at once, as wrk).
     #[serde(skip_serializing_if = "is_zero_duration")]
     pub close_delay: HumanDuration,
     /// Where wrk runs on the client host: the host's own `wrk`, or a
@@ -168,6 +169,10 @@ pub struct ClientSpec {
     /// `hosts` existed.
     #[serde(skip_serializing_if = "is_one")]
     pub hosts: NonZeroU32,
+    /// For `tool: command`: the program and its arguments (no shell), with
+    /// placeholders (see [`crate::load::client::tools::command`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 fn is_one(n: &NonZeroU32) -> bool {
     n.get() == 1
@@ -202,17 +207,20 @@ impl ClientSpec {
     /// The image of a `via: docker` or `via: swarm` client: wrk's, or for
     /// the builtin client on a swarm twlab's own.
     pub fn image(&self) -> &str {
-        match (&self.image, self.tool) {
-            (Some(image), _) => image,
-            (None, ClientTool::Builtin) => DEFAULT_TWLAB_IMAGE,
-            (None, ClientTool::Wrk) => DEFAULT_CLIENT_IMAGE,
+        match &self.image {
+            Some(image) => image,
+            None => self
+                .tool
+                .get()
+                .image(self.via)
+                .unwrap_or(DEFAULT_CLIENT_IMAGE),
         }
     }
 }
 impl Default for ClientSpec {
     fn default() -> Self {
         ClientSpec {
-            tool: ClientTool::Builtin,
+            tool: ClientTool::default(),
             connections: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             threads: NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN),
             duration: HumanDuration(Duration::from_secs(90)),
@@ -225,6 +233,7 @@ impl Default for ClientSpec {
             via: ClientVia::Host,
             image: None,
             hosts: NonZeroU32::MIN,
+            command: Vec::new(),
         }
     }
 }
@@ -232,7 +241,8 @@ impl Default for ClientSpec {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawClientSpec {
-    /// `builtin` (default) or `wrk`.
+    /// The load generator (default `builtin`); the values and what each
+    /// is are listed under ClientTool.
     #[serde(default, deserialize_with = "present_tool")]
     tool: Option<ClientTool>,
     /// Connections kept open (default 100, at most 65535).
@@ -258,10 +268,12 @@ pub(crate) struct RawClientSpec {
     /// Close with RST instead of FIN (default false).
     #[serde(default, deserialize_with = "present_linger_zero")]
     linger_zero: Option<bool>,
-    /// Open loop (builtin client): requests per second over the whole
-    /// load, on a fixed schedule spread over the connections, latency from
-    /// each request's scheduled time; with `close_after: 1` a connection
-    /// rate. Absent: closed loop (as fast as responses come, as wrk).
+    /// Open loop: requests per second over the whole load (builtin: on a
+    /// fixed schedule spread over the connections, latency from each
+    /// request's scheduled time; httperf: `rate / close_after` new
+    /// connections per second; hey, oha: a request rate). With
+    /// `close_after: 1` a connection rate. Absent: closed loop (as fast as
+    /// responses come, as wrk).
     #[serde(default, deserialize_with = "present_rate")]
     #[schemars(range(min = 0.001, max = 1000000.0))]
     rate: Option<f64>,
@@ -270,10 +282,10 @@ pub(crate) struct RawClientSpec {
     /// server's reaction, the server closes first and keeps the TIME_WAIT.
     #[serde(default, deserialize_with = "present_close_delay")]
     close_delay: Option<HumanDuration>,
-    /// `host` (default: the client host's own wrk or twlab), `docker`
-    /// (wrk in a container of `image` on the client host's engine, host
-    /// network; needs `tool: wrk` and a lab whose client host has `docker:
-    /// true`) or `swarm` (`hosts` tasks of a Swarm service, builtin or wrk,
+    /// `host` (default: the tool on the client host), `docker` (the tool
+    /// in a container of `image` on the client host's engine, host
+    /// network; needs a tool with an image, wrk, and a lab whose client
+    /// host has `docker: true`) or `swarm` (`hosts` tasks of a Swarm service, builtin or wrk,
     /// host network; needs a lab whose client host has `docker: true` and
     /// `swarm:`).
     #[serde(default, deserialize_with = "present_via")]
@@ -289,6 +301,14 @@ pub(crate) struct RawClientSpec {
     #[serde(default, deserialize_with = "client_hosts_count")]
     #[schemars(range(min = 1, max = 64))]
     hosts: Option<NonZeroU32>,
+    /// For `tool: command`: the program and its arguments (no shell), with
+    /// placeholders twlab fills in: {url}, {address}, {port}, {path},
+    /// {connections}, {threads}, {duration_secs}, {duration}, {timeout_secs},
+    /// {rate}, {close_after}. It may print a JSON result on stdout in the
+    /// schema of `twlab schema --client-result`; without one the run has
+    /// counts and no client figures.
+    #[serde(default, deserialize_with = "present_command")]
+    command: Option<Vec<String>>,
 }
 impl TryFrom<RawClientSpec> for ClientSpec {
     type Error = String;
@@ -309,11 +329,18 @@ impl TryFrom<RawClientSpec> for ClientSpec {
             via: raw.via.unwrap_or(d.via),
             image: raw.image,
             hosts: raw.hosts.unwrap_or(d.hosts),
+            command: raw.command.unwrap_or_default(),
         };
-        if spec.via == ClientVia::Docker && spec.tool != ClientTool::Wrk {
+        if spec.via != ClientVia::Host && spec.tool.get().image(spec.via).is_none() {
+            let via = if spec.via == ClientVia::Docker {
+                "docker"
+            } else {
+                "swarm"
+            };
             return Err(format!(
-                "client.via: docker runs wrk in a container and needs client.tool: wrk (the {} client runs on the host only; drop `via` or set `tool: wrk`)",
-                spec.tool.as_str()
+                "client.via: {via} runs the tool from a container image, and client.tool: {} has none (the tools with one: {}); drop `via` or pick one of those",
+                spec.tool.as_str(),
+                tools::with_image(spec.via).join(", ")
             ));
         }
         if spec.image.is_some() && spec.via == ClientVia::Host {
@@ -322,38 +349,26 @@ impl TryFrom<RawClientSpec> for ClientSpec {
         if let Some(problem) = spec.image.as_deref().and_then(image_problem) {
             return Err(format!("client.image {problem}"));
         }
-        if spec.tool == ClientTool::Wrk && (spec.close_after > 0 || spec.linger_zero) {
-            return Err(
-                "client.close_after and client.linger_zero need client.tool: builtin (wrk cannot do them)"
-                    .into(),
-            );
+        if !spec.command.is_empty() && spec.tool.as_str() != "command" {
+            return Err(format!(
+                "client.command is only for client.tool: command (this is {})",
+                spec.tool.as_str()
+            ));
         }
-        if let Some(rate) = spec.rate {
-            if spec.tool != ClientTool::Builtin {
-                return Err(format!(
-                    "client.rate needs a tool that keeps a fixed rate: builtin ({} is closed-loop: it sends as fast as responses come)",
-                    spec.tool.as_str()
-                ));
-            }
-            if !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE) {
-                return Err(format!(
-                    "client.rate is {rate}: requests per second must be more than 0 and at most {MAX_RATE}"
-                ));
-            }
+        // What the tool cannot do, at the key's line, naming those that can.
+        tools::check(&spec)?;
+        if let Some(rate) = spec.rate
+            && !(rate.is_finite() && rate > 0.0 && rate <= MAX_RATE)
+        {
+            return Err(format!(
+                "client.rate is {rate}: requests per second must be more than 0 and at most {MAX_RATE}"
+            ));
         }
-        if !spec.close_delay.0.is_zero() {
-            if spec.tool != ClientTool::Builtin {
-                return Err(format!(
-                    "client.close_delay needs client.tool: builtin ({} closes at once)",
-                    spec.tool.as_str()
-                ));
-            }
-            if spec.close_delay >= spec.timeout {
-                return Err(format!(
-                    "client.close_delay ({}) must be shorter than client.timeout ({})",
-                    spec.close_delay, spec.timeout
-                ));
-            }
+        if !spec.close_delay.0.is_zero() && spec.close_delay >= spec.timeout {
+            return Err(format!(
+                "client.close_delay ({}) must be shorter than client.timeout ({})",
+                spec.close_delay, spec.timeout
+            ));
         }
         if spec.threads > spec.connections {
             return Err(format!(
@@ -444,6 +459,7 @@ present_keys! {
     present_close_delay => "client.close_delay",
     present_via => "client.via",
     present_image => "client.image",
+    present_command => "client.command",
 }
 pub(crate) fn connections_count<'de, D: Deserializer<'de>>(
     d: D,
@@ -478,21 +494,75 @@ pub(crate) fn threads_count<'de, D: Deserializer<'de>>(
     )
     .map(Some)
 }
-/// Which load generator runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientTool {
-    /// twlab's own generator (`twlab load`).
-    Builtin,
-    /// wrk, which must be installed on the client host.
-    Wrk,
-}
+/// Which load generator runs: one of the tools behind the load seam
+/// ([`crate::load::client::tools::TOOLS`]), written by its name.
+#[derive(Clone, Copy)]
+pub struct ClientTool(&'static dyn LoadTool);
 impl ClientTool {
+    /// The tool named `name` (a `client.tool` value).
+    pub fn named(name: &str) -> Option<ClientTool> {
+        tools::find(name).map(ClientTool)
+    }
+    /// What twlab asks of it.
+    pub fn get(&self) -> &'static dyn LoadTool {
+        self.0
+    }
     pub fn as_str(&self) -> &'static str {
-        match self {
-            ClientTool::Builtin => "builtin",
-            ClientTool::Wrk => "wrk",
-        }
+        self.0.name()
+    }
+}
+impl Default for ClientTool {
+    fn default() -> Self {
+        ClientTool(tools::TOOLS[0])
+    }
+}
+impl PartialEq for ClientTool {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for ClientTool {}
+impl std::fmt::Debug for ClientTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl Serialize for ClientTool {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de> Deserialize<'de> for ClientTool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        checked_str(d, |s| {
+            ClientTool::named(s).ok_or_else(|| {
+                format!(
+                    "unknown variant `{s}`, expected one of `{}`",
+                    tools::names().join("`, `")
+                )
+            })
+        })
+    }
+}
+impl JsonSchema for ClientTool {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientTool".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let each: Vec<serde_json::Value> = tools::TOOLS
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "description": t.describe(),
+                    "type": "string",
+                    "const": t.name(),
+                })
+            })
+            .collect();
+        schemars::json_schema!({
+            "description": "Which load generator runs.",
+            "oneOf": each,
+        })
     }
 }
 /// What is sampled during the load.
@@ -637,7 +707,9 @@ mod tests {
             "name: x\nclient:\n  tool: wrk\n  connections: 10\n  rate: 500\nvariants:\n  - name: a\n",
         );
         assert!(
-            wrk.starts_with("s.yaml:5: client.rate needs a tool that keeps a fixed rate: builtin"),
+            wrk.starts_with(
+                "s.yaml:5: client.rate is not supported by client.tool: wrk; the tools that support it: builtin, httperf"
+            ),
             "{wrk}"
         );
         for bad in ["0", "-5", "1e9"] {

@@ -1,18 +1,23 @@
-//! The load: twlab's own generator or wrk, run on the client host.
+//! The load: twlab's own generator or any tool behind the seam in
+//! [`tools`], run on the client host.
 //!
-//! Both run as child processes on the client host (in its namespace, in
-//! their own process group), or wrk in a container on the client host's
-//! Docker engine with host networking (`client.via: docker`, [`docker`]);
-//! each ends in a [`ClientStats`], so the report does not care which ran.
-//! A graceful stop sends each the signal on which it prints what it
-//! measured so far: SIGTERM for `twlab load`, SIGINT for wrk (also in a
-//! container).
+//! Each runs as a child process on the client host (in its namespace, in
+//! its own process group), or in a container on the client host's Docker
+//! engine with host networking (`client.via: docker`, [`docker`]) when the
+//! tool has an image; each ends in a [`ClientStats`] by its tool's parser,
+//! so the report does not care which ran. A graceful stop sends each the
+//! signal on which it prints what it measured so far
+//! ([`LoadTool::stop_signal`]: SIGTERM for `twlab load`, SIGINT for wrk and
+//! most others, also in a container).
 
 pub mod builtin;
 pub mod docker;
 pub mod group;
 pub mod swarm;
-pub mod wrk;
+pub mod tools;
+
+pub use tools::wrk;
+pub use tools::{LoadTool, TOOLS};
 
 use crate::common::counts::ClientStats;
 use crate::common::endpoint::Endpoint;
@@ -20,53 +25,29 @@ use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::process::Supervised;
-use crate::scenario::{ClientSpec, ClientTool, ClientVia};
+use crate::scenario::{ClientSpec, ClientVia};
 use nix::sys::signal::Signal;
 use std::path::Path;
 
 /// The argv that runs the scenario's client against `endpoint`.
 pub fn argv(spec: &ClientSpec, endpoint: Endpoint, exe: &Path) -> Vec<String> {
-    match spec.tool {
-        ClientTool::Builtin => {
-            let mut argv = vec![
-                exe.display().to_string(),
-                "load".into(),
-                "--target".into(),
-                endpoint.to_string(),
-                "--path".into(),
-                spec.path.clone(),
-                "--connections".into(),
-                spec.connections.to_string(),
-                "--threads".into(),
-                spec.threads.to_string(),
-                "--duration".into(),
-                spec.duration.to_string(),
-                "--timeout".into(),
-                spec.timeout.to_string(),
-                "--json".into(),
-            ];
-            if spec.close_after > 0 {
-                argv.extend(["--close-after".into(), spec.close_after.to_string()]);
-            }
-            if spec.linger_zero {
-                argv.push("--linger-zero".into());
-            }
-            if let Some(rate) = spec.rate {
-                argv.extend(["--rate".into(), rate.to_string()]);
-            }
-            if !spec.close_delay.0.is_zero() {
-                argv.extend(["--close-delay".into(), spec.close_delay.to_string()]);
-            }
-            argv
-        }
-        ClientTool::Wrk => wrk::wrk_argv(
-            &format!("http://{}{}", endpoint, spec.path),
-            spec.connections.get(),
-            spec.threads.get(),
-            spec.duration.0,
-            spec.timeout.0,
-        ),
-    }
+    spec.tool.get().argv(spec, &tools::Target { endpoint, exe })
+}
+
+/// `stdout` of `spec`'s tool as [`ClientStats`]; an error quotes the
+/// command, what it printed and its stderr's tail.
+pub fn parse_output(
+    spec: &ClientSpec,
+    stdout: &str,
+    command: &str,
+    stderr_tail: &str,
+) -> Result<ClientStats> {
+    spec.tool.get().parse(stdout, spec).map_err(|e| {
+        let shown: String = stdout.chars().take(2000).collect();
+        Error::env(format!(
+            "cannot read the output of `{command}`: {e}\n--- stdout ---\n{shown}\n--- stderr ---\n{stderr_tail}"
+        ))
+    })
 }
 
 /// What starting a client needs besides its spec, host and endpoint.
@@ -87,16 +68,18 @@ pub struct ClientContext<'a> {
 /// A load client that is running.
 pub struct RunningClient {
     inner: Inner,
-    tool: ClientTool,
+    spec: ClientSpec,
     /// The image id (`sha256:...`) of a client container, for env.json.
     pub image_id: Option<String>,
+    /// When it started: the duration of a load that reports no figures.
+    started: std::time::Instant,
 }
 
 /// What runs the client.
 enum Inner {
     /// A program on the client host (`via: host`).
     Process(Supervised),
-    /// wrk in a container on the client host's engine (`via: docker`).
+    /// The tool in a container on the client host's engine (`via: docker`).
     Container(docker::ClientContainer),
 }
 
@@ -125,8 +108,9 @@ impl RunningClient {
         };
         Ok(RunningClient {
             inner,
-            tool: spec.tool,
+            spec: spec.clone(),
             image_id,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -139,7 +123,7 @@ impl RunningClient {
         }
     }
 
-    /// The command line (a container: its name, image and wrk's argv), for messages.
+    /// The command line (a container: its name, image and the tool's argv), for messages.
     pub fn command(&self) -> &str {
         match &self.inner {
             Inner::Process(p) => p.command(),
@@ -149,10 +133,7 @@ impl RunningClient {
 
     /// The signal on which this client stops early and still reports.
     pub fn stop_signal(&self) -> Signal {
-        match self.tool {
-            ClientTool::Builtin => Signal::SIGTERM,
-            ClientTool::Wrk => Signal::SIGINT,
-        }
+        self.spec.tool.get().stop_signal()
     }
 
     /// Ask the client to stop early and report what it measured.
@@ -191,7 +172,10 @@ impl RunningClient {
         let (text, stderr_tail) = match &mut self.inner {
             Inner::Process(process) => {
                 let (status, stdout) = process.wait().await?;
-                if !status.success() {
+                let reported = status
+                    .code()
+                    .is_some_and(|c| self.spec.tool.get().exit_codes_with_report().contains(&c));
+                if !reported {
                     return Err(process.died(status));
                 }
                 (
@@ -203,7 +187,11 @@ impl RunningClient {
                 let ended = container.wait().await;
                 let removed = container.remove().await;
                 let (status, stdout) = ended?;
-                if status.exit_code != Some(0) {
+                let reported = status.exit_code.is_some_and(|c| {
+                    i32::try_from(c)
+                        .is_ok_and(|c| self.spec.tool.get().exit_codes_with_report().contains(&c))
+                });
+                if !reported {
                     return Err(container.died(&status));
                 }
                 removed?;
@@ -213,18 +201,11 @@ impl RunningClient {
                 )
             }
         };
-        let command = self.command();
-        match self.tool {
-            ClientTool::Builtin => serde_json::from_str(&text).map_err(|e| {
-                Error::env(format!(
-                    "`{command}` printed no valid result ({e}); stderr:\n{stderr_tail}"
-                ))
-            }),
-            ClientTool::Wrk => wrk::parse_wrk_output(&text).map_err(|e| {
-                Error::env(format!(
-                    "cannot read the output of `{command}`: {e}\n--- stdout ---\n{text}--- stderr ---\n{stderr_tail}"
-                ))
-            }),
+        let mut stats = parse_output(&self.spec, &text, self.command(), &stderr_tail)?;
+        if !self.spec.tool.get().reports_figures(&text) {
+            // No figures of its own: how long it ran is twlab's to say.
+            stats.duration_secs = tools::text::round_to(self.started.elapsed().as_secs_f64(), 1e3);
         }
+        Ok(stats)
     }
 }

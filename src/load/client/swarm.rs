@@ -22,7 +22,6 @@
 //! not at one instant. twlab changes nothing on the nodes: a variant with
 //! client sysctls is refused before the run.
 
-use super::wrk;
 use crate::common::counts::{ClientStats, Counts};
 use crate::common::endpoint::{Endpoint, Side};
 use crate::docker::swarm::{Service, ServiceRequest, Swarm};
@@ -30,7 +29,7 @@ use crate::docker::{Engine, LABEL_ROLE};
 use crate::error::{Error, Result, display_argv};
 use crate::lab::Host;
 use crate::scenario::labfile::SwarmPlacement;
-use crate::scenario::{ClientSpec, ClientTool, DEFAULT_TWLAB_IMAGE, SysctlName};
+use crate::scenario::{ClientSpec, DEFAULT_TWLAB_IMAGE, SysctlName};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -122,10 +121,11 @@ impl SwarmLoad {
             .collect();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (done, outcome) = tokio::sync::oneshot::channel();
-        let (tool, duration, shown, n) = (spec.tool, spec.duration.0, command.clone(), nodes.len());
+        let (spec, duration, shown, n) =
+            (spec.clone(), spec.duration.0, command.clone(), nodes.len());
         tokio::spawn(async move {
             let outcomes = tokio::select! {
-                o = collect(&service, tool, duration, &shown, n) => o,
+                o = collect(&service, &spec, duration, &shown, n) => o,
                 _ = stopped => each(n, &format!(
                     "`{shown}` was stopped before its end: Swarm removes what a task printed with its service, so it reports nothing"
                 )),
@@ -205,7 +205,7 @@ fn each(n: usize, why: &str) -> Outcomes {
 /// Wait for the `n` tasks to end and read what each printed.
 async fn collect(
     service: &Service,
-    tool: ClientTool,
+    spec: &ClientSpec,
     duration: Duration,
     command: &str,
     n: usize,
@@ -228,27 +228,19 @@ async fn collect(
                     String::from_utf8_lossy(&o.stderr)
                 )));
             }
-            parse(tool, &o.stdout, command)
+            parse(
+                spec,
+                &o.stdout,
+                command,
+                &String::from_utf8_lossy(&o.stderr),
+            )
         })
         .collect()
 }
 
-/// The builtin client's JSON or wrk's report.
-fn parse(tool: ClientTool, stdout: &[u8], command: &str) -> Result<ClientStats> {
-    let text = String::from_utf8_lossy(stdout);
-    match tool {
-        ClientTool::Builtin => serde_json::from_str(text.trim()).map_err(|e| {
-            Error::env(format!(
-                "`{command}` printed no valid result ({e}): {}",
-                text.chars().take(400).collect::<String>()
-            ))
-        }),
-        ClientTool::Wrk => wrk::parse_wrk_output(&text).map_err(|e| {
-            Error::env(format!(
-                "cannot read the output of `{command}`: {e}\n{text}"
-            ))
-        }),
-    }
+/// A task's stdout, read by its tool's parser (the same as on a host).
+fn parse(spec: &ClientSpec, stdout: &[u8], command: &str, stderr: &str) -> Result<ClientStats> {
+    super::parse_output(spec, &String::from_utf8_lossy(stdout), command, stderr)
 }
 
 /// What one line of `twlab states --json` says of the client side.
@@ -294,8 +286,8 @@ impl SwarmCounters {
             ));
         };
         let swarm = Swarm::connect(engine).await?;
-        let image = match (spec.tool, &spec.image) {
-            (ClientTool::Builtin, Some(image)) => image.clone(),
+        let image = match (spec.tool.as_str(), &spec.image) {
+            ("builtin", Some(image)) => image.clone(),
             _ => DEFAULT_TWLAB_IMAGE.to_string(),
         };
         let mut args = vec![
@@ -524,9 +516,26 @@ mod tests {
             ..Default::default()
         })
         .expect("json");
-        let stats = parse(ClientTool::Builtin, json.as_bytes(), "x").expect("stats");
+        let builtin = ClientSpec::default();
+        let stats = parse(&builtin, json.as_bytes(), "x", "").expect("stats");
         assert_eq!(stats.requests, 7);
-        assert!(parse(ClientTool::Builtin, b"\xff\xfe garbage", "x").is_err());
-        assert!(parse(ClientTool::Wrk, b"not wrk", "x").is_err());
+        assert!(parse(&builtin, b"\xff\xfe garbage", "x", "").is_err());
+        let wrk = ClientSpec {
+            tool: crate::scenario::ClientTool::named("wrk").expect("wrk"),
+            ..Default::default()
+        };
+        assert!(parse(&wrk, b"not wrk", "x", "").is_err());
+        // The same wrk parser as on a host reads a task's report.
+        let report = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/wrk/ok_2xx.txt"
+        ))
+        .expect("fixture");
+        assert_eq!(
+            parse(&wrk, report.as_bytes(), "x", "")
+                .expect("wrk")
+                .requests,
+            3895
+        );
     }
 }

@@ -19,6 +19,9 @@
 //!   instrument's cost on what it measures);
 //! - [`servers`]: the builtin server against nginx under wrk, and the
 //!   builtin client against wrk, with CPU per request;
+//! - [`clients`]: every installed load tool (httperf, ab, hey, h2load,
+//!   oha, …) against the builtin client and wrk, requests/s and CPU per
+//!   request, alternating in one run;
 //! - [`lab`]: setting up and tearing down the embedded lab, in-process
 //!   against the same with `ip` commands;
 //! - [`counters`]: reading one side's kernel counters in-process against
@@ -31,6 +34,7 @@
 //! measured. Every namespace is a labelled embedded lab (`twlab clean`
 //! finds it after a crash); nothing on the machine itself is changed.
 
+mod clients;
 mod counters;
 mod counting;
 mod fixed_rate;
@@ -55,6 +59,8 @@ pub enum Section {
     Servers,
     Lab,
     Rss,
+    /// Every installed load tool against the builtin client and wrk.
+    Clients,
     /// The seed's shape at a fixed rate: rate kept, sampling's cost at a
     /// fixed rate, run-to-run spread of TIME_WAIT against the closed loop.
     #[value(name = "fixed-rate")]
@@ -196,6 +202,7 @@ pub async fn run(opts: &BenchOptions) -> Result<()> {
             Section::Rss => rss::run(opts).await?,
             Section::FixedRate => fixed_rate::run(opts).await?,
             Section::Counters => counters::run(opts).await?,
+            Section::Clients => clients::run(opts).await?,
         };
         outln!("{}", table::render_terminal(&rows));
         result.rows.extend(rows);

@@ -66,3 +66,32 @@ fn doctor_shortens_image_ids() {
     );
     assert_eq!(short_id("abc"), "abc");
 }
+
+/// Every load tool has a line, found or not, and a missing one never makes
+/// doctor fail; a found one shows its version (or says it is unknown).
+#[tokio::test]
+async fn every_load_tool_is_listed_found_or_not_with_its_version() {
+    let checks = tool_checks().await;
+    for tool in crate::load::client::TOOLS {
+        let name = tool.program().unwrap_or(tool.name());
+        let c = checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no line for {name}"));
+        assert!(c.ok, "{name}: an optional tool never fails doctor");
+        match (tool.program(), &c.fix) {
+            (Some(_), Some(fix)) => {
+                assert!(c.detail.starts_with("missing"), "{}", c.detail);
+                assert_eq!(fix, tool.install());
+            }
+            (Some(_), None) => assert!(
+                c.detail.contains(" (")
+                    && c.detail.contains(&format!("client.tool: {}", tool.name())),
+                "{}",
+                c.detail
+            ),
+            (None, fix) => assert!(fix.is_none(), "{name} needs nothing installed"),
+        }
+    }
+    assert_eq!(checks.len(), crate::load::client::TOOLS.len());
+}

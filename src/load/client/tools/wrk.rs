@@ -20,8 +20,74 @@
 //! The parser was written against real wrk 4.1.0 output captured on
 //! loopback; the fixtures are in `tests/fixtures/wrk/` (see its README).
 
+use super::{Key, LoadTool, Target};
 use crate::common::counts::{ClientStats, ErrorCounts, Latency};
+use crate::scenario::{ClientSpec, ClientVia, DEFAULT_CLIENT_IMAGE};
 use std::time::Duration;
+
+/// `client.tool: wrk`.
+pub struct Wrk;
+
+impl LoadTool for Wrk {
+    fn name(&self) -> &'static str {
+        "wrk"
+    }
+
+    fn describe(&self) -> &'static str {
+        "wrk, the seed's generator (closed loop, keep-alive); Debian's wrk."
+    }
+
+    fn program(&self) -> Option<&'static str> {
+        Some("wrk")
+    }
+
+    fn install(&self) -> &'static str {
+        "apt-get install wrk"
+    }
+
+    fn version_argv(&self) -> Option<Vec<String>> {
+        Some(vec!["wrk".into(), "--version".into()])
+    }
+
+    /// `wrk debian/4.1.0-3+b2 [epoll] Copyright (C) 2012 Will Glozer` → up
+    /// to the copyright.
+    fn version(&self, output: &str) -> Option<String> {
+        let line = output.lines().find(|l| l.starts_with("wrk "))?;
+        Some(
+            line.split(" Copyright")
+                .next()
+                .unwrap_or(line)
+                .trim()
+                .to_string(),
+        )
+    }
+
+    fn supports(&self, key: Key) -> bool {
+        matches!(
+            key,
+            Key::Connections | Key::Threads | Key::Duration | Key::Timeout | Key::Path
+        )
+    }
+
+    fn argv(&self, spec: &ClientSpec, target: &Target<'_>) -> Vec<String> {
+        wrk_argv(
+            &target.url(&spec.path),
+            spec.connections.get(),
+            spec.threads.get(),
+            spec.duration.0,
+            spec.timeout.0,
+        )
+    }
+
+    fn parse(&self, stdout: &str, _spec: &ClientSpec) -> Result<ClientStats, String> {
+        parse_wrk_output(stdout)
+    }
+
+    /// twlab/wrk:4.1 (docker/wrk/build.sh), its entrypoint wrk.
+    fn image(&self, via: ClientVia) -> Option<&'static str> {
+        matches!(via, ClientVia::Docker | ClientVia::Swarm).then_some(DEFAULT_CLIENT_IMAGE)
+    }
+}
 
 /// argv to run wrk: `["wrk", "--latency", "-c", N, "-t", T, "-d", "<secs>s",
 /// "--timeout", "<secs>s", URL]`.
