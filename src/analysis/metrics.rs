@@ -18,14 +18,23 @@ use std::collections::{BTreeMap, BTreeSet};
 pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     if let Some(c) = &run.client {
-        out.push(("client.requests".into(), c.requests as f64));
-        out.push(("client.requests_per_sec".into(), c.requests_per_sec));
-        out.push(("client.errors".into(), c.errors.total() as f64));
-        out.push(("client.errors.connect".into(), c.errors.connect as f64));
-        out.push(("client.latency.p50_ms".into(), c.latency.p50_ms));
-        out.push(("client.latency.p90_ms".into(), c.latency.p90_ms));
-        out.push(("client.latency.p99_ms".into(), c.latency.p99_ms));
-        out.push(("client.latency.max_ms".into(), c.latency.max_ms));
+        let figures = [
+            ("client.requests", c.requests as f64),
+            ("client.requests_per_sec", c.requests_per_sec),
+            ("client.errors", c.errors.total() as f64),
+            ("client.errors.connect", c.errors.connect as f64),
+            ("client.latency.p50_ms", c.latency.p50_ms),
+            ("client.latency.p90_ms", c.latency.p90_ms),
+            ("client.latency.p99_ms", c.latency.p99_ms),
+            ("client.latency.max_ms", c.latency.max_ms),
+        ];
+        // A figure the tool does not report is no metric at all.
+        out.extend(
+            figures
+                .into_iter()
+                .filter(|(name, _)| c.measured(name))
+                .map(|(name, v)| (name.to_string(), v)),
+        );
         if let Some(n) = c.connections_opened {
             out.push(("client.connections_opened".into(), n as f64));
         }
@@ -191,6 +200,28 @@ mod tests {
     use crate::common::counts::Source;
     use crate::results::{BySide, StateStats};
     use crate::scenario::RoleSysctls;
+
+    #[test]
+    fn a_figure_the_tool_does_not_report_is_no_metric() {
+        use crate::common::counts::ClientStats;
+        let run = RunSummary {
+            client: Some(ClientStats {
+                requests: 300,
+                not_measured: vec!["client.latency.p99_ms".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let names: Vec<String> = run_metrics(&run).into_iter().map(|(k, _)| k).collect();
+        assert!(names.contains(&"client.requests".to_string()));
+        assert!(names.contains(&"client.latency.p50_ms".to_string()));
+        assert!(!names.contains(&"client.latency.p99_ms".to_string()));
+        let v = VariantSummary {
+            runs: vec![run],
+            ..Default::default()
+        };
+        assert!(metric_values(&v, "client.latency.p99_ms").is_empty());
+    }
 
     #[test]
     fn comparisons_give_absolute_and_percent_change() {

@@ -42,6 +42,18 @@ pub struct ClientStats {
     /// wrk2 does), and the service time is here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// The metrics (`client.latency.p99_ms`, …) this tool does not report:
+    /// their fields above are 0 by necessity, not measured as 0, so the
+    /// report shows n/a and no comparison or expectation uses them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_measured: Vec<String>,
+}
+
+impl ClientStats {
+    /// Whether the tool reported `metric` (a `client.…` metric name).
+    pub fn measured(&self, metric: &str) -> bool {
+        !self.not_measured.iter().any(|m| m == metric)
+    }
 }
 
 /// An open-loop load's schedule and how it was kept.
@@ -164,6 +176,15 @@ impl ClientStats {
             cpu_secs: all.iter().map(|c| c.cpu_secs).sum::<Option<f64>>(),
             notes,
             schedule,
+            // What one host's tool does not report, the sum does not have.
+            not_measured: all.iter().fold(Vec::new(), |mut out, c| {
+                for m in &c.not_measured {
+                    if !out.contains(m) {
+                        out.push(m.clone());
+                    }
+                }
+                out
+            }),
         })
     }
 }

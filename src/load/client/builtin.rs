@@ -693,6 +693,7 @@ fn merge(
         cpu_secs: process_cpu_secs(),
         notes,
         schedule,
+        not_measured: Vec::new(),
     }
 }
 

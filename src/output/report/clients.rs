@@ -11,10 +11,12 @@ pub(super) struct ClientAgg {
     tools: BTreeSet<String>,
     requests: f64,
     requests_per_sec: f64,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
+    /// Latency means over the runs whose tool reports them; `None` when
+    /// no run's did (httperf and h2load report no percentiles).
+    p50: Option<f64>,
+    p90: Option<f64>,
+    p99: Option<f64>,
+    max: Option<f64>,
     connect: f64,
     read: f64,
     write: f64,
@@ -38,10 +40,6 @@ impl ClientAgg {
             a.tools.insert(c.tool.clone());
             a.requests += c.requests as f64;
             a.requests_per_sec += c.requests_per_sec;
-            a.p50 += c.latency.p50_ms;
-            a.p90 += c.latency.p90_ms;
-            a.p99 += c.latency.p99_ms;
-            a.max += c.latency.max_ms;
             a.connect += c.errors.connect as f64;
             a.read += c.errors.read as f64;
             a.write += c.errors.write as f64;
@@ -52,10 +50,6 @@ impl ClientAgg {
         for f in [
             &mut a.requests,
             &mut a.requests_per_sec,
-            &mut a.p50,
-            &mut a.p90,
-            &mut a.p99,
-            &mut a.max,
             &mut a.connect,
             &mut a.read,
             &mut a.write,
@@ -64,6 +58,18 @@ impl ClientAgg {
         ] {
             *f /= n;
         }
+        let latency = |metric: &str, f: fn(&ClientStats) -> f64| {
+            let values: Vec<f64> = clients
+                .iter()
+                .filter(|c| c.measured(metric))
+                .map(|c| f(c))
+                .collect();
+            (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        };
+        a.p50 = latency("client.latency.p50_ms", |c| c.latency.p50_ms);
+        a.p90 = latency("client.latency.p90_ms", |c| c.latency.p90_ms);
+        a.p99 = latency("client.latency.p99_ms", |c| c.latency.p99_ms);
+        a.max = latency("client.latency.max_ms", |c| c.latency.max_ms);
         let opened: Vec<u64> = clients
             .iter()
             .filter_map(|c| c.connections_opened)
@@ -137,7 +143,7 @@ pub(super) fn client_tables(out: &mut String, view: &View) {
             if show_opened {
                 row.push(num_or_dash(a.connections_opened));
             }
-            row.extend([num(a.p50), num(a.p90), num(a.p99), num(a.max)]);
+            row.extend([a.p50, a.p90, a.p99, a.max].map(|v| v.map_or("n/a".into(), num)));
             if show_cpu {
                 row.push(num_or_dash(a.cpu_secs));
             }

@@ -68,6 +68,7 @@ fn builtin_client(requests: u64, rps: f64, p50: f64, p99: f64) -> ClientStats {
         cpu_secs: None,
         notes: vec![],
         schedule: None,
+        not_measured: vec![],
     }
 }
 
@@ -269,6 +270,7 @@ fn with_failed_run() -> Summary {
         cpu_secs: None,
         notes: vec!["wrk reported 37 connect errors. wrk drops a connection slot for good when connect() fails, so under local port exhaustion (EADDRNOTAVAIL) the run stalls with fewer live connections (up to 37 of its 100 connections lost) — unlike twlab's builtin client, which retries; its throughput is not comparable with a run without connect errors.".into()],
         schedule: None,
+        not_measured: vec![],
     };
     for v in &mut s.variants {
         for r in &mut v.runs {
@@ -595,4 +597,25 @@ fn a_scenario_stopped_before_any_run_says_so() {
         "{md}"
     );
     assert!(!md.contains("cover only the time it ran"), "{md}");
+}
+
+/// A tool that reports no percentiles (httperf, h2load) shows n/a there,
+/// not a latency of 0, and gives no latency comparison.
+#[test]
+fn latency_a_tool_does_not_report_is_na_not_zero() {
+    let mut s = two_variants();
+    for r in &mut s.variants[1].runs {
+        if let Some(c) = r.client.as_mut() {
+            c.not_measured = ["p50", "p90", "p99", "max"]
+                .iter()
+                .map(|p| format!("client.latency.{p}_ms"))
+                .collect();
+        }
+    }
+    let md = render_markdown(&s);
+    let row = md
+        .lines()
+        .find(|l| l.contains("| `reuse-on`") && l.contains("builtin"))
+        .unwrap_or_else(|| panic!("no client row for reuse-on in:\n{md}"));
+    assert_eq!(row.matches("n/a").count(), 4, "{row}");
 }

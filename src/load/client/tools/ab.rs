@@ -222,6 +222,7 @@ pub fn parse_ab_output(text: &str) -> Result<ClientStats, String> {
         cpu_secs: None,
         notes,
         schedule: None,
+        not_measured: Vec::new(),
     })
 }
 

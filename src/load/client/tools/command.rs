@@ -182,6 +182,10 @@ pub fn no_figures() -> ClientStats {
     ClientStats {
         tool: "command".into(),
         notes: vec![NO_FIGURES.into()],
+        not_measured: super::CLIENT_METRICS
+            .iter()
+            .map(|m| m.to_string())
+            .collect(),
         ..Default::default()
     }
 }
@@ -265,6 +269,7 @@ pub fn parse_client_result(json: &str) -> Result<ClientStats, String> {
     };
     let duration_secs = finite("duration_secs", r.duration_secs)?;
     let mut notes = r.notes;
+    let mut not_measured = Vec::new();
     let latency = match r.latency_ms {
         Some(l) => Latency {
             mean_ms: finite("latency_ms.mean", l.mean)?,
@@ -278,6 +283,12 @@ pub fn parse_client_result(json: &str) -> Result<ClientStats, String> {
             notes.push(
                 "the command's result has no latency: its latency figures are not measured, not zero"
                     .into(),
+            );
+            not_measured.extend(
+                super::CLIENT_METRICS
+                    .iter()
+                    .filter(|m| m.starts_with("client.latency."))
+                    .map(|m| m.to_string()),
             );
             Latency::default()
         }
@@ -312,6 +323,7 @@ pub fn parse_client_result(json: &str) -> Result<ClientStats, String> {
         cpu_secs: r.cpu_secs.map(|v| finite("cpu_secs", v)).transpose()?,
         notes,
         schedule: None,
+        not_measured,
     })
 }
 

@@ -194,6 +194,7 @@ pub fn parse_h2load_output(text: &str) -> Result<ClientStats, String> {
             notes
         },
         schedule: None,
+        not_measured: super::PERCENTILES.iter().map(|m| m.to_string()).collect(),
     })
 }
 

@@ -250,6 +250,7 @@ pub fn parse_hey_output(text: &str) -> Result<ClientStats, String> {
         cpu_secs: None,
         notes,
         schedule: None,
+        not_measured: Vec::new(),
     })
 }
 

@@ -218,6 +218,11 @@ pub fn parse_httperf_output(text: &str) -> Result<ClientStats, String> {
         cpu_secs: cpu,
         notes,
         schedule: None,
+        not_measured: super::PERCENTILES
+            .iter()
+            .chain(&["client.latency.max_ms"])
+            .map(|m| m.to_string())
+            .collect(),
     })
 }
 

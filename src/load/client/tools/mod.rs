@@ -246,6 +246,26 @@ pub fn check(spec: &ClientSpec) -> Result<(), String> {
 
 /// The note of a tool that reports no latency percentiles: `ClientStats`
 /// has no place for "not measured", so the zeros are explained here.
+/// The latency percentiles no tool of `unreported_note` reports.
+pub(crate) const PERCENTILES: [&str; 3] = [
+    "client.latency.p50_ms",
+    "client.latency.p90_ms",
+    "client.latency.p99_ms",
+];
+
+/// Every metric a run's client figures give (all of them are missing from
+/// a `command` run without a result).
+pub(crate) const CLIENT_METRICS: [&str; 8] = [
+    "client.requests",
+    "client.requests_per_sec",
+    "client.errors",
+    "client.errors.connect",
+    "client.latency.p50_ms",
+    "client.latency.p90_ms",
+    "client.latency.p99_ms",
+    "client.latency.max_ms",
+];
+
 pub(crate) fn unreported_note(tool: &str, what: &str) -> String {
     format!(
         "{tool} reports no latency percentiles: its latency mean is {what}; p50, p90, p99 (and max where it is 0) are not measured, not zero"

@@ -205,6 +205,7 @@ pub fn parse_oha_output(text: &str) -> Result<ClientStats, String> {
         cpu_secs: None,
         notes,
         schedule: None,
+        not_measured: Vec::new(),
     })
 }
 

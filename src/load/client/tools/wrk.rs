@@ -239,6 +239,7 @@ pub fn parse_wrk_output(text: &str) -> Result<ClientStats, String> {
         cpu_secs: None,
         notes,
         schedule: None,
+        not_measured: Vec::new(),
     })
 }
 
