@@ -574,6 +574,7 @@ fn write_fixture(dir: &Path, scenario: &Scenario, m: &Machine) {
             sysctls: v.sysctls.clone(),
             runs,
             params: v.params.clone(),
+            kernel: Default::default(),
         });
     }
     // Interleaved A B A B: runs in env.json in the order they ran.

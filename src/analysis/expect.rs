@@ -129,6 +129,7 @@ mod tests {
             sysctls: Default::default(),
             runs: tws.iter().map(|t| run(*t)).collect(),
             params: Default::default(),
+            kernel: Default::default(),
         };
         Summary {
             scenario: "t".into(),

@@ -240,6 +240,7 @@ mod tests {
             sysctls: RoleSysctls::default(),
             runs: vec![run(tw)],
             params: Default::default(),
+            kernel: Default::default(),
         };
         let cmp = compare(&[v("off", 12000), v("on", 7152)]);
         let c = cmp
@@ -274,6 +275,7 @@ mod tests {
                 run(None, vec![Source::Sockets], 0),
             ],
             params: Default::default(),
+            kernel: Default::default(),
         };
         // Sampled but not seen: zero.
         assert_eq!(

@@ -5,6 +5,7 @@
 
 pub mod completeness;
 pub mod expect;
+pub mod kernel;
 pub mod metrics;
 pub mod statistics;
 pub mod validity;

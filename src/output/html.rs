@@ -223,12 +223,14 @@ mod tests {
                 sysctls: RoleSysctls::default(),
                 runs: vec![run("a1", 1200)],
                 params: Default::default(),
+                kernel: Default::default(),
             },
             VariantSummary {
                 name: "reuse-on".into(),
                 sysctls: RoleSysctls::default(),
                 runs: vec![run("b1", 700)],
                 params: Default::default(),
+                kernel: Default::default(),
             },
         ];
         Summary {

@@ -54,6 +54,28 @@ impl CounterDelta {
 /// The counters of one side by key.
 pub type KernelDeltas = BTreeMap<String, CounterDelta>;
 
+/// One counter over a variant's completed runs (`variants[].kernel`): the
+/// mean of the runs' rates (a level's end value for a gauge), and with two
+/// runs or more the 95% confidence interval of that mean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct CounterStats {
+    /// Completed runs that read the counter.
+    pub runs: u32,
+    /// Per second (a gauge: its level at the end), the mean over the runs.
+    pub mean: f64,
+    /// The 95% interval of the mean, from two runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// A variant's counters of one side by key: those that moved in a run.
+pub type VariantCounters = BTreeMap<String, CounterStats>;
+
+/// For `skip_serializing_if`: no counter on either side.
+pub fn no_variant_counters(k: &super::BySide<VariantCounters>) -> bool {
+    k.server.is_empty() && k.client.is_empty()
+}
+
 /// For `skip_serializing_if`: no counter on either side.
 pub fn no_counters(k: &super::BySide<KernelDeltas>) -> bool {
     k.server.is_empty() && k.client.is_empty()

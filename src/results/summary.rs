@@ -286,6 +286,10 @@ pub struct VariantSummary {
     /// in the matrix's order (`{"client.rate": 200}`); absent otherwise.
     #[serde(default, skip_serializing_if = "serde_yaml_ng::Mapping::is_empty")]
     pub params: serde_yaml_ng::Mapping,
+    /// The kernel's counters that moved, per side, over the completed runs:
+    /// mean rate and its interval (see [`super::kernel::CounterStats`]).
+    #[serde(default, skip_serializing_if = "super::kernel::no_variant_counters")]
+    pub kernel: BySide<super::kernel::VariantCounters>,
 }
 
 impl VariantSummary {
@@ -296,6 +300,7 @@ impl VariantSummary {
             sysctls: v.sysctls.clone(),
             runs: Vec::new(),
             params: v.params.clone(),
+            kernel: BySide::default(),
         }
     }
 }

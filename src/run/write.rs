@@ -165,7 +165,13 @@ pub(crate) fn write_results(
         scenario: scenario.name.to_string(),
         info: info.clone(),
         comparisons: metrics::compare(variants),
-        variants: variants.to_vec(),
+        variants: variants
+            .iter()
+            .map(|v| VariantSummary {
+                kernel: crate::analysis::kernel::variant_counters(v),
+                ..v.clone()
+            })
+            .collect(),
         expectations: Vec::new(),
         charts: plan.charts(),
     };

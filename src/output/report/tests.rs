@@ -166,6 +166,7 @@ fn two_variants() -> Summary {
                 (23811, 23902, 23788.5),
             )],
             params: Default::default(),
+            kernel: Default::default(),
         },
         VariantSummary {
             name: "reuse-on".into(),
@@ -185,6 +186,7 @@ fn two_variants() -> Summary {
                 (23900, 24010, 23850.0),
             )],
             params: Default::default(),
+            kernel: Default::default(),
         },
     ];
     summary(variants, true)
