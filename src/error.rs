@@ -34,6 +34,14 @@ pub enum Error {
     /// A command twlab ran failed; carries the command line and its stderr (exit 3).
     #[error("{0}")]
     Command(#[from] CommandError),
+    /// An I/O error on a path (exit 3): what it was done to, and the
+    /// error itself, kept with its kind as the source.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// Expectations did not hold (exit 1).
     #[error("{0}")]
     ExpectationFailed(String),
@@ -48,9 +56,13 @@ impl Error {
         Error::Environment(msg.into())
     }
 
-    /// An I/O error on a path, as an environment failure that names the path.
+    /// An I/O error on a path, as an environment failure that names the
+    /// path and keeps the error (its kind) as its source.
     pub fn io(context: impl fmt::Display, err: std::io::Error) -> Self {
-        Error::Environment(format!("{context}: {err}"))
+        Error::Io {
+            context: context.to_string(),
+            source: err,
+        }
     }
 
     /// The same failure, in the same tier (and exit code), with its message
@@ -60,6 +72,7 @@ impl Error {
             Error::Invalid(m) => Error::Invalid(f(m)),
             Error::Environment(m) => Error::Environment(f(m)),
             Error::Command(c) => Error::Environment(f(c.to_string())),
+            e @ Error::Io { .. } => Error::Environment(f(e.to_string())),
             Error::ExpectationFailed(m) => Error::ExpectationFailed(f(m)),
         }
     }
@@ -67,7 +80,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Invalid(_) => exit_code::INVALID_INPUT,
-            Error::Environment(_) | Error::Command(_) => exit_code::ENVIRONMENT,
+            Error::Environment(_) | Error::Command(_) | Error::Io { .. } => exit_code::ENVIRONMENT,
             Error::ExpectationFailed(_) => exit_code::EXPECTATION_FAILED,
         }
     }
@@ -143,4 +156,31 @@ pub fn display_argv<S: AsRef<str>>(argv: &[S]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn an_io_error_keeps_its_kind_its_message_and_its_exit_code() {
+        let err = Error::io(
+            "/tmp/x/samples.jsonl",
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        let kind = err
+            .source()
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind);
+        assert_eq!(kind, Some(std::io::ErrorKind::StorageFull));
+        assert!(
+            err.to_string().starts_with("/tmp/x/samples.jsonl: "),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), exit_code::ENVIRONMENT);
+        let mapped = err.map_message(|m| format!("run 1: {m}"));
+        assert!(mapped.to_string().starts_with("run 1: /tmp/x/"), "{mapped}");
+        assert_eq!(mapped.exit_code(), exit_code::ENVIRONMENT);
+    }
 }

@@ -15,9 +15,14 @@
 //! two twlab runs off one machine, and [`run_id`] names each run and says
 //! which twlab owns it (its owner file).
 //!
+//! Counting is a narrower role than a host ([`counter`]): the sampler asks
+//! only a [`Counter`], which every host is (through [`HostCounter`]) and a
+//! Swarm node's counter task or a test fake can be without running anything.
+//!
 //! Commands are always built from argument vectors, never by pasting user
 //! text into a shell line.
 
+pub mod counter;
 pub mod local;
 pub mod lock;
 pub mod netns;
@@ -35,6 +40,8 @@ use crate::scenario::SysctlName;
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
+
+pub use counter::{Counter, HostCounter};
 
 /// Every resource twlab creates carries this prefix, so `twlab clean` can
 /// find leftovers of a run that was killed.

@@ -16,6 +16,8 @@ mod plan;
 mod preflight;
 mod run_lab;
 pub mod sampler;
+mod steps;
+mod summarize;
 mod write;
 
 pub use capture::kernel_release;
@@ -23,6 +25,7 @@ use capture::*;
 use one::*;
 use plan::*;
 use preflight::*;
+use run_lab::{Embedded, Labs};
 use write::*;
 
 use crate::error::{Error, Result};
@@ -134,7 +137,10 @@ async fn run_plan(
         dir: dir.clone(),
         exe,
         shutdown,
-        real,
+        labs: match real {
+            Some(real) => real as &dyn Labs,
+            None => &Embedded,
+        },
     };
 
     let mut env = machine_env(scenario).await;
@@ -148,6 +154,8 @@ async fn run_plan(
         .map(VariantSummary::empty)
         .collect();
     let mut writer = SampleWriter::create(&dir)?;
+    // Each variant's `set` applied once, for all its repeats.
+    let plans = VariantPlan::resolve_all(scenario)?;
 
     let (plan, order) = plan_runs(scenario);
     info.order = order;
@@ -172,8 +180,15 @@ async fn run_plan(
             i + 1,
             variant.name
         );
-        let (summary, run_env, outcome) =
-            run_one(&ctx, variant, repeat, &mut writer, keep, &mut all_samples).await;
+        let (summary, run_env, outcome) = run_one(
+            &ctx,
+            &plans[vi],
+            repeat,
+            &mut writer,
+            keep,
+            &mut all_samples,
+        )
+        .await;
         if !summary.incomplete.is_empty() {
             errln!(
                 "twlab: run {}/{total} did not happen as planned: {}",

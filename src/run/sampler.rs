@@ -11,7 +11,7 @@ use super::kept::RunSamples;
 use crate::common::counts::{Counts, Source, sum_counts};
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
-use crate::lab::Host;
+use crate::lab::Counter;
 use crate::measure::kernel_counters::{self, KernelCounters};
 use crate::results::kernel::{self, KernelDeltas, KernelSample};
 use crate::results::{BySide, KERNEL_FILE, Sample, SampleWriter};
@@ -20,11 +20,11 @@ use tokio::sync::watch;
 
 /// What to count and where.
 pub struct Collector<'a> {
-    pub server: &'a dyn Host,
+    pub server: &'a dyn Counter,
     /// The client hosts: one, or `client.hosts` of them. With several, the
     /// client side's sample is their sum and carries each host's counts
     /// ([`Sample::per_client`]).
-    pub clients: Vec<&'a dyn Host>,
+    pub clients: Vec<&'a dyn Counter>,
     pub endpoint: Endpoint,
     pub sockets: bool,
     pub conntrack: bool,
@@ -103,7 +103,7 @@ impl Collector<'_> {
         .into_iter()
         .filter_map(|(on, s)| on.then_some(s))
         .collect();
-        let hosts: Vec<&dyn Host> = std::iter::once(self.server)
+        let hosts: Vec<&dyn Counter> = std::iter::once(self.server)
             .chain(self.clients.iter().copied())
             .collect();
         let jobs: Vec<(usize, Source)> = (0..hosts.len())
@@ -407,46 +407,4 @@ fn progress_message(samples: &[Sample]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_client_total_adds_up_each_host_state_by_state() {
-        let c = |pairs: &[(&str, u64)]| -> Counts {
-            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-        };
-        let total = sum_counts(&[
-            c(&[("TIME_WAIT", 10), ("ESTABLISHED", 2)]),
-            c(&[("TIME_WAIT", 5), ("SYN_SENT", 1)]),
-            c(&[]),
-        ]);
-        assert_eq!(
-            total,
-            c(&[("TIME_WAIT", 15), ("ESTABLISHED", 2), ("SYN_SENT", 1)])
-        );
-    }
-
-    #[test]
-    fn ticks_overrun_by_a_slow_sample_are_counted() {
-        let due = tokio::time::Instant::now();
-        let i = Duration::from_millis(100);
-        assert_eq!(missed_since(due, due, i), 0);
-        assert_eq!(missed_since(due, due + Duration::from_millis(99), i), 0);
-        assert_eq!(missed_since(due, due + Duration::from_millis(150), i), 1);
-        assert_eq!(missed_since(due, due + Duration::from_millis(1000), i), 10);
-        // A clock that went backwards for the caller is no miss.
-        assert_eq!(missed_since(due + i, due, i), 0);
-    }
-
-    #[test]
-    fn a_hung_sample_is_given_ten_intervals_and_at_least_ten_seconds() {
-        assert_eq!(
-            sample_timeout(Duration::from_millis(100)),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            sample_timeout(Duration::from_secs(5)),
-            Duration::from_secs(50)
-        );
-    }
-}
+mod tests;

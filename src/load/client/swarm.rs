@@ -27,14 +27,13 @@ use crate::common::endpoint::{Endpoint, Side};
 use crate::docker::swarm::{Service, ServiceRequest, Swarm};
 use crate::docker::{Engine, LABEL_ROLE};
 use crate::error::{Error, Result, display_argv};
-use crate::lab::Host;
+use crate::lab::Counter;
 use crate::scenario::labfile::SwarmPlacement;
-use crate::scenario::{ClientSpec, DEFAULT_TWLAB_IMAGE, SysctlName};
+use crate::scenario::{ClientSpec, DEFAULT_TWLAB_IMAGE};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::Command;
 
 /// How long the tasks of a service may take to be running.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -451,7 +450,7 @@ impl SwarmNodeHost {
 }
 
 #[async_trait]
-impl Host for SwarmNodeHost {
+impl Counter for SwarmNodeHost {
     fn side(&self) -> Side {
         Side::Client
     }
@@ -460,27 +459,9 @@ impl Host for SwarmNodeHost {
         format!("swarm node {}", self.hostname)
     }
 
-    /// Nothing runs on a node but the services: the command is one that
-    /// fails at once and says why (it is never reached: sysctls are
-    /// refused before the run, and the load is a service).
-    fn command(&self, argv: &[String]) -> (Command, Vec<String>) {
-        let mut cmd = Command::new("false");
-        cmd.env_clear();
-        (
-            cmd,
-            vec![format!("(swarm node {})", self.hostname)]
-                .into_iter()
-                .chain(argv.iter().cloned())
-                .collect(),
-        )
-    }
-
-    async fn read_sysctl(&self, _name: &SysctlName) -> Result<String> {
-        Err(self.refused("read sysctls"))
-    }
-
-    async fn write_sysctl(&self, _name: &SysctlName, _value: &str) -> Result<()> {
-        Err(self.refused("write sysctls"))
+    /// A node's counter task reports sockets and conntrack only.
+    async fn kernel_counters(&self) -> Result<crate::measure::kernel_counters::KernelCounters> {
+        Err(self.refused("read the kernel's counters"))
     }
 
     async fn socket_counts(&self, _endpoint: Endpoint) -> Result<Counts> {
