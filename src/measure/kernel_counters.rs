@@ -114,6 +114,24 @@ pub fn is_gauge(key: &str) -> bool {
 /// without its header, or with another number of fields, is an error.
 pub fn parse_pairs(text: &str) -> Result<KernelCounters, String> {
     let mut out = KernelCounters::new();
+    parse_pairs_into(&mut out, text)?;
+    Ok(out)
+}
+
+/// Set `out[key] = value`, allocating the key only the first time it is
+/// seen: a sampler parses the same few hundred keys at every sample.
+fn set(out: &mut KernelCounters, key: &str, value: u64) {
+    match out.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            out.insert(key.to_string(), value);
+        }
+    }
+}
+
+/// [`parse_pairs`] into `out`, updating the keys it already has.
+fn parse_pairs_into(out: &mut KernelCounters, text: &str) -> Result<(), String> {
+    let mut key = String::with_capacity(64);
     let mut lines = text
         .lines()
         .enumerate()
@@ -127,20 +145,24 @@ pub fn parse_pairs(text: &str) -> Result<KernelCounters, String> {
         let (vprefix, values) = split_prefix(values)
             .filter(|(p, _)| *p == prefix)
             .ok_or_else(|| format!("line {}: expected the values of `{prefix}:`", j + 1))?;
-        let names: Vec<&str> = names.split_whitespace().collect();
-        let values: Vec<&str> = values.split_whitespace().collect();
-        if names.len() != values.len() {
+        let (n_names, n_values) = (
+            names.split_whitespace().count(),
+            values.split_whitespace().count(),
+        );
+        if n_names != n_values {
             return Err(format!(
-                "line {}: `{vprefix}:` has {} names and {} values",
+                "line {}: `{vprefix}:` has {n_names} names and {n_values} values",
                 j + 1,
-                names.len(),
-                values.len()
             ));
         }
-        for (name, value) in names.into_iter().zip(values) {
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
             match value.parse::<u64>() {
                 Ok(v) => {
-                    out.insert(format!("{prefix}.{name}"), v);
+                    key.clear();
+                    key.push_str(prefix);
+                    key.push('.');
+                    key.push_str(name);
+                    set(out, &key, v);
                 }
                 Err(_) if value.parse::<i64>().is_ok() => {}
                 Err(_) => {
@@ -152,7 +174,7 @@ pub fn parse_pairs(text: &str) -> Result<KernelCounters, String> {
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `Prefix: rest` → `(Prefix, rest)`, the prefix one word of letters.
@@ -166,9 +188,16 @@ fn split_prefix(line: &str) -> Option<(&str, &str)> {
 /// hex numbers per CPU, summed by name into `conntrack.NAME`. `entries`
 /// (the table's size, on every row) is taken from the first row.
 pub fn parse_ct_stat(text: &str) -> Result<KernelCounters, String> {
+    let mut out = KernelCounters::new();
+    parse_ct_stat_into(&mut out, text)?;
+    Ok(out)
+}
+
+/// [`parse_ct_stat`] into `out`, updating the keys it already has.
+fn parse_ct_stat_into(out: &mut KernelCounters, text: &str) -> Result<(), String> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let Some(head) = lines.next() else {
-        return Ok(KernelCounters::new());
+        return Ok(());
     };
     let names: Vec<&str> = head.split_whitespace().collect();
     if names
@@ -179,49 +208,61 @@ pub fn parse_ct_stat(text: &str) -> Result<KernelCounters, String> {
             "line 1: expected a header of names, found {head:?}"
         ));
     }
-    let mut out = KernelCounters::new();
+    let mut sums = vec![0u64; names.len()];
+    let mut rows = 0usize;
     for (i, row) in lines.enumerate() {
-        let values: Vec<&str> = row.split_whitespace().collect();
-        if values.len() != names.len() {
+        let mut n = 0;
+        for (col, value) in row.split_whitespace().enumerate() {
+            let Some(name) = names.get(col) else {
+                n = col + 1;
+                continue;
+            };
+            let v = u64::from_str_radix(value, 16)
+                .map_err(|_| format!("line {}: `{name}` is {value:?}, not hex", i + 2))?;
+            if *name == "entries" {
+                if i == 0 {
+                    sums[col] = v;
+                }
+            } else {
+                sums[col] = sums[col].saturating_add(v);
+            }
+            n = col + 1;
+        }
+        if n != names.len() {
             return Err(format!(
-                "line {}: {} values under {} names",
+                "line {}: {n} values under {} names",
                 i + 2,
-                values.len(),
                 names.len()
             ));
         }
-        for (name, value) in names.iter().zip(values) {
-            let v = u64::from_str_radix(value, 16)
-                .map_err(|_| format!("line {}: `{name}` is {value:?}, not hex", i + 2))?;
-            let slot = out.entry(format!("conntrack.{name}")).or_insert(0);
-            if *name == "entries" {
-                if i == 0 {
-                    *slot = v;
-                }
-            } else {
-                *slot = slot.saturating_add(v);
-            }
+        rows += 1;
+    }
+    if rows > 0 {
+        let mut key = String::with_capacity(48);
+        for (name, sum) in names.iter().zip(sums) {
+            key.clear();
+            key.push_str("conntrack.");
+            key.push_str(name);
+            set(out, &key, sum);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Parse one file's text of kind `kind` into `out`.
 fn parse_into(out: &mut KernelCounters, name: &str, kind: Kind, text: &str) -> Result<(), String> {
-    let parsed = match kind {
-        Kind::Pairs => parse_pairs(text),
-        Kind::CtStat => parse_ct_stat(text),
+    match kind {
+        Kind::Pairs => parse_pairs_into(out, text),
+        Kind::CtStat => parse_ct_stat_into(out, text),
         Kind::Value(key) => match text.trim() {
-            "" => Ok(KernelCounters::new()),
+            "" => Ok(()),
             t => t
                 .parse::<u64>()
-                .map(|v| [(key.to_string(), v)].into())
+                .map(|v| set(out, key, v))
                 .map_err(|_| format!("{t:?} is not a number")),
         },
     }
-    .map_err(|e| format!("{name}: {e}"))?;
-    out.extend(parsed);
-    Ok(())
+    .map_err(|e| format!("{name}: {e}"))
 }
 
 /// The kind of a bundle section, by its name.
@@ -302,8 +343,9 @@ pub fn read_from(net_dir: &str) -> Result<KernelCounters, String> {
 /// conntrack module, an older kernel) is left out.
 pub struct CounterFiles {
     files: Vec<(String, Kind, std::fs::File)>,
-    /// The timeouts, as read at opening.
-    settings: KernelCounters,
+    /// The last reading, updated in place (its keys allocated once),
+    /// starting from the timeouts read at opening.
+    counters: KernelCounters,
     /// Reused between reads (the largest file, netstat, is ~4 KB).
     buf: String,
 }
@@ -331,20 +373,19 @@ impl CounterFiles {
             timeouts.extend(open(path, Kind::Value(timeout_key(t)))?);
         }
         let mut buf = String::with_capacity(8192);
-        let mut settings = KernelCounters::new();
-        read_into(&mut settings, &mut timeouts, &mut buf)?;
+        let mut counters = KernelCounters::new();
+        read_into(&mut counters, &mut timeouts, &mut buf)?;
         Ok(CounterFiles {
             files,
-            settings,
+            counters,
             buf,
         })
     }
 
     /// Every counter, as the kernel gives it now (the timeouts as opened).
     pub fn read(&mut self) -> Result<KernelCounters, String> {
-        let mut out = self.settings.clone();
-        read_into(&mut out, &mut self.files, &mut self.buf)?;
-        Ok(out)
+        read_into(&mut self.counters, &mut self.files, &mut self.buf)?;
+        Ok(self.counters.clone())
     }
 }
 
