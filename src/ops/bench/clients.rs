@@ -58,9 +58,18 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
         }
     }
     let mut figs: Vec<Vec<Figures>> = vec![Vec::new(); tools.len()];
+    // A tool whose run fails (or hangs past its deadline) loses that run,
+    // said in its rows; the other tools are still measured.
+    let mut failed: Vec<Vec<String>> = vec![Vec::new(); tools.len()];
     for round in 0..opts.runs {
         for i in round_order(tools.len(), round) {
-            figs[i].push(one(opts, &dir, tools[i]).await?);
+            match one(opts, &dir, tools[i]).await {
+                Ok(f) => figs[i].push(f),
+                Err(e) => {
+                    errln!("  {}: {e}", tools[i].name());
+                    failed[i].push(e.to_string());
+                }
+            }
         }
     }
     let secs = opts.duration.as_secs_f64();
@@ -101,6 +110,18 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
                     let ratio = r.median / o.median;
                     r = r.note(format!("{ratio:.2}x builtin"));
                 }
+            }
+            if let Some(first) = failed[i].first() {
+                let lost = format!(
+                    "{} of {} runs failed, first: {first}",
+                    failed[i].len(),
+                    opts.runs
+                );
+                r.note = if r.note.is_empty() {
+                    lost
+                } else {
+                    format!("{}; {lost}", r.note)
+                };
             }
             if tool.name() == "httperf" {
                 let rate = format!("open loop at {HTTPERF_RATE} requests/s");
@@ -184,12 +205,25 @@ async fn load(
         },
     );
     let (mut cmd, shown) = lab.host(Side::Client).command(&argv);
-    let out = cmd
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| Error::env(format!("bench: cannot run `{}`: {e}", shown.join(" "))))?;
+    // A tool that outlives its duration by this much is stopped (dropping
+    // the future kills it) and its run counts as failed.
+    let deadline = opts.duration + Duration::from_secs(15);
+    let out = tokio::time::timeout(
+        deadline,
+        cmd.stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| {
+        Error::env(format!(
+            "bench: `{}` did not finish within {}s of a {}s load; stopped",
+            shown.join(" "),
+            deadline.as_secs(),
+            opts.duration.as_secs()
+        ))
+    })?
+    .map_err(|e| Error::env(format!("bench: cannot run `{}`: {e}", shown.join(" "))))?;
     let reported = out
         .status
         .code()
