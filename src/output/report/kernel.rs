@@ -300,7 +300,16 @@ pub(super) fn conntrack_model(r: &RunSummary, side: Side) -> Option<Model> {
     };
     let opened = k.get(opens).map_or(0.0, |d| d.delta() as f64);
     let open_at_end = stats.final_.get("ESTABLISHED").copied().unwrap_or(0) as f64;
-    let closed = (opened - open_at_end).max(0.0);
+    // A connection reset instead of closed leaves its entry in CLOSE (10 s),
+    // never in TIME_WAIT. Both sides' tables track the same flows, and the
+    // side that reset counts it (`Tcp.EstabResets`), so the larger of the
+    // two sides' counts is taken off.
+    let resets = Side::BOTH
+        .iter()
+        .filter_map(|s| r.kernel.get(*s).get("Tcp.EstabResets"))
+        .map(|d| d.delta().max(0) as f64)
+        .fold(0.0, f64::max);
+    let closed = (opened - open_at_end - resets).max(0.0);
     let rate = closed / secs;
     let horizon = secs.min(timeout);
     let predicted = rate * horizon;
@@ -515,6 +524,12 @@ mod tests {
             .insert("conntrack.insert_failed".into(), d(7));
         let m = conntrack_model(&ct, Side::Client).unwrap();
         assert!(m.why.contains("refused 7 flows"), "{}", m.why);
+        ct.kernel.client.remove("conntrack.insert_failed");
+        // Connections the other side reset (SO_LINGER 0) never enter
+        // conntrack's TIME_WAIT: 600 of the 1000 here.
+        ct.kernel.server.insert("Tcp.EstabResets".into(), d(600));
+        let m = conntrack_model(&ct, Side::Client).unwrap();
+        assert_eq!((m.rate, m.predicted), (40.0, 200.0));
         // No counters: no model.
         assert!(socket_model(&run(10.0, 0, 0, 0), Side::Server).is_none());
     }
