@@ -15,6 +15,7 @@
 //! row saying so.
 
 use super::counting::tool_installed;
+use super::servers::{PORT, children_cpu_secs, spawn, stop, wait_listening};
 use super::{BenchOptions, Row, Section, round_order};
 use crate::common::counts::ClientStats;
 use crate::common::endpoint::Side;
@@ -22,13 +23,9 @@ use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::netns::{NetnsLab, SERVER_ADDR, random_id, reserve_run_id};
 use crate::load::client::tools::{LoadTool, TOOLS, Target};
-use crate::measure::sockdiag::SockDiag;
 use crate::scenario::{ClientSpec, ClientTool, HumanDuration};
 use std::path::Path;
-use std::time::{Duration, Instant};
-use tokio::process::Child;
-
-const PORT: u16 = 8080;
+use std::time::Duration;
 
 /// httperf's rate in the bench (requests/s; 200 connections/s of 100).
 pub const HTTPERF_RATE: f64 = 20_000.0;
@@ -238,64 +235,6 @@ async fn load(
     }
     tool.parse(&String::from_utf8_lossy(&out.stdout), &spec)
         .map_err(|e| Error::env(format!("bench: {} output: {e}", tool.name())))
-}
-
-fn spawn(host: &dyn Host, argv: &[String], log: &Path) -> Result<Child> {
-    let (mut cmd, shown) = host.command(argv);
-    let file = std::fs::File::create(log).map_err(|e| Error::io(log.display(), e))?;
-    let err = file.try_clone().map_err(|e| Error::io(log.display(), e))?;
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::env(format!("bench: cannot start `{}`: {e}", shown.join(" "))))
-}
-
-/// SIGTERM, 5 s grace, SIGKILL; always reaped.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-    }
-    if tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .is_err()
-    {
-        let _ = child.kill().await;
-    }
-}
-
-/// Until the server's endpoint is listening (10 s at most).
-async fn wait_listening(lab: &NetnsLab) -> Result<()> {
-    let ep = lab.endpoint(PORT);
-    let mut diag = SockDiag::open_in_netns(&lab.server.path())
-        .map_err(|e| Error::env(format!("bench: sock_diag: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let c = diag
-            .count(&ep, Side::Server)
-            .map_err(|e| Error::env(format!("bench: sock_diag: {e}")))?;
-        if c.get("LISTEN").copied().unwrap_or(0) > 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(Error::env(format!(
-        "bench: nothing listens on {} after 10s",
-        ep.socket_addr()
-    )))
-}
-
-/// CPU seconds of every child this process has reaped.
-fn children_cpu_secs() -> f64 {
-    use nix::sys::resource::{UsageWho, getrusage};
-    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(f64::NAN, |u| {
-        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-        t(u.user_time()) + t(u.system_time())
-    })
 }
 
 #[cfg(test)]

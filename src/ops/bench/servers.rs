@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
 
-const PORT: u16 = 8080;
+pub(super) const PORT: u16 = 8080;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Server {
@@ -249,7 +249,7 @@ async fn load(opts: &BenchOptions, lab: &NetnsLab, client: Client) -> Result<Cli
     }
 }
 
-fn spawn(host: &dyn Host, argv: &[String], log: &Path) -> Result<Child> {
+pub(super) fn spawn(host: &dyn Host, argv: &[String], log: &Path) -> Result<Child> {
     let (mut cmd, shown) = host.command(argv);
     let file = std::fs::File::create(log).map_err(|e| Error::io(log.display(), e))?;
     let err = file.try_clone().map_err(|e| Error::io(log.display(), e))?;
@@ -262,10 +262,10 @@ fn spawn(host: &dyn Host, argv: &[String], log: &Path) -> Result<Child> {
 }
 
 /// SIGTERM, 5 s grace, SIGKILL; always reaped.
-async fn stop(child: &mut Child) {
-    if let Some(pid) = child.id() {
+pub(super) async fn stop(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
         let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
+            nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
         );
     }
@@ -278,7 +278,7 @@ async fn stop(child: &mut Child) {
 }
 
 /// Until the server's endpoint is listening (10 s at most).
-async fn wait_listening(lab: &NetnsLab) -> Result<()> {
+pub(super) async fn wait_listening(lab: &NetnsLab) -> Result<()> {
     let ep = lab.endpoint(PORT);
     let mut diag = SockDiag::open_in_netns(&lab.server.path())
         .map_err(|e| Error::env(format!("bench: sock_diag: {e}")))?;
@@ -313,7 +313,7 @@ pub(super) fn proc_cpu_secs(pid: u32) -> Option<f64> {
 }
 
 /// CPU seconds of every child this process has reaped.
-fn children_cpu_secs() -> f64 {
+pub(super) fn children_cpu_secs() -> f64 {
     use nix::sys::resource::{UsageWho, getrusage};
     getrusage(UsageWho::RUSAGE_CHILDREN).map_or(f64::NAN, |u| {
         let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
