@@ -21,6 +21,8 @@
 #   openssh-server, openssh-client         a real SSH host (sshd in a namespace)
 #   net-tools                              netstat, the fallback on hosts without ss
 #   debootstrap, ca-certificates           the Tomcat and wrk images' root filesystems
+#   clang, llvm                            rebuild the socket gauge's BPF object and check
+#                                          it is the committed one (tests/sock_gauge.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +35,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends iproute2 procps nftables conntrack wrk python3 \
   openssh-server openssh-client net-tools debootstrap ca-certificates \
-  httperf apache2-utils hey nghttp2-client >/dev/null
+  httperf apache2-utils hey nghttp2-client clang llvm >/dev/null
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   # Kept between runs: an existing image is reused.

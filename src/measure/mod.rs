@@ -19,5 +19,6 @@
 pub mod conntrack;
 pub mod ctnetlink;
 pub mod kernel_counters;
+pub mod sock_gauge;
 pub mod sockdiag;
 pub mod sockets_text;

@@ -659,6 +659,7 @@ fn malformed(e: impl fmt::Display) -> io::Error {
     )
 }
 
+mod full;
 mod lazy;
 mod sockstat;
 pub use lazy::LazySockDiag;

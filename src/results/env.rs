@@ -62,6 +62,10 @@ pub struct RunEnv {
     /// Sysctls someone else changed during the run (put back all the same).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls_changed_meanwhile: Vec<SysctlChangedMeanwhile>,
+    /// How each host of an embedded lab counted its sockets, by namespace:
+    /// `gauge` (the socket gauge), or `walk` and why the gauge could not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub socket_counting: BTreeMap<String, String>,
     /// conntrack timeouts (seconds) per side, by TCP state.
     pub conntrack_timeouts: BTreeMap<String, BTreeMap<String, String>>,
     /// The server's image id, for a docker server.

@@ -21,6 +21,7 @@ use crate::process::Supervised;
 use crate::results::env::RunEnv;
 use crate::scenario::labfile::SwarmPlacement;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 /// Where the runs of a scenario get their lab.
 #[async_trait]
@@ -83,6 +84,14 @@ pub(crate) trait RunLab: Send + Sync {
     /// is: twlab adds no rule there.
     async fn track_conntrack(&self, _endpoint: Endpoint, _events: bool) -> Result<()> {
         Ok(())
+    }
+
+    /// Count the endpoint's sockets with the socket gauge where the lab
+    /// lets twlab (its own namespaces, watched before the server starts;
+    /// see [`crate::measure::sock_gauge`]). Returns how each host counts,
+    /// by host, for env.json. A real host's sockets are walked as they are.
+    async fn watch_sockets(&self, _endpoint: Endpoint) -> BTreeMap<String, String> {
+        BTreeMap::new()
     }
 
     /// The hosts removed under the run (e.g. by `twlab clean --force`); a
@@ -162,6 +171,24 @@ impl RunLab for NetnsLab {
 
     fn endpoint(&self, port: u16) -> Endpoint {
         NetnsLab::endpoint(self, port)
+    }
+
+    async fn watch_sockets(&self, endpoint: Endpoint) -> BTreeMap<String, String> {
+        let mut how = BTreeMap::new();
+        for host in self.hosts() {
+            let counting = match host.watch_sockets(endpoint).await {
+                Ok(()) => "gauge".to_string(),
+                Err(e) => {
+                    errln!(
+                        "twlab: sockets in {} are counted by walking (the socket gauge: {e})",
+                        host.name()
+                    );
+                    format!("walk: {e}")
+                }
+            };
+            how.insert(host.name().to_string(), counting);
+        }
+        how
     }
 
     async fn track_conntrack(&self, endpoint: Endpoint, events: bool) -> Result<()> {

@@ -117,6 +117,9 @@ async fn prepare_hosts(
     // A real lab's hosts stay connected from run to run (and the drain
     // counted): this run's client addresses are its own.
     server_host.reset_peers();
+    if ctx.scenario.collect.sockets && ctx.scenario.collect.socket_gauge {
+        run.env.socket_counting = lab.watch_sockets(endpoint).await;
+    }
     prepare_conntrack(ctx, lab, endpoint, run.env).await?;
     let sysctls = &run.plan.variant.sysctls;
     run.journal.apply(server_host, &sysctls.server).await?;

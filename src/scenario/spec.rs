@@ -591,6 +591,17 @@ pub struct CollectSpec {
     /// `false` is for measuring the difference.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub conntrack_events: bool,
+    /// In the embedded lab, count sockets with the socket gauge (default): a
+    /// BPF program keeps the endpoint's sockets by state as the kernel
+    /// changes them, so a count reads a map and the namespace's TIME_WAIT
+    /// figure instead of walking the kernel's socket table (a cost per
+    /// socket, and ~2 ms per walk on the load's cores). One difference: an
+    /// orphan in FIN_WAIT2 that Linux keeps as a time-wait socket counts as
+    /// TIME_WAIT (as sockstat counts it), where a walk and `ss` say
+    /// FIN_WAIT2; `false` walks, for a scenario that studies those orphans.
+    /// Where the kernel refuses BPF, sockets are walked and env.json says why.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub socket_gauge: bool,
     /// The kernel's TCP and conntrack counters of both sides (netstat,
     /// snmp, conntrack statistics), read with every sample into
     /// `kernel.jsonl` and the report's "What the kernel did" (default on;
@@ -630,6 +641,7 @@ impl Default for CollectSpec {
             sockets: true,
             conntrack: true,
             conntrack_events: true,
+            socket_gauge: true,
             kernel_counters: true,
             client_lines: ClientLines::Total,
         }

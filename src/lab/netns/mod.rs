@@ -42,6 +42,7 @@ use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::ctnetlink::events::CtEvents;
+use crate::measure::sock_gauge::NetnsGauge;
 use crate::measure::sockdiag::LazySockDiag;
 use crate::scenario::SysctlName;
 use async_trait::async_trait;
@@ -97,6 +98,9 @@ pub struct NetnsHost {
     /// sample; see [`crate::measure::kernel_counters::CounterFiles`]).
     counters:
         std::sync::Arc<std::sync::Mutex<Option<crate::measure::kernel_counters::CounterFiles>>>,
+    /// The socket gauge's view of the namespace, when it watches it (then
+    /// a count walks nothing); see [`NetnsHost::watch_sockets`].
+    gauge: std::sync::Arc<std::sync::Mutex<Option<NetnsGauge>>>,
 }
 
 impl NetnsHost {
@@ -109,6 +113,7 @@ impl NetnsHost {
             ct: Default::default(),
             ct_events: Default::default(),
             counters: Default::default(),
+            gauge: Default::default(),
         }
     }
 
@@ -144,6 +149,23 @@ impl NetnsHost {
             ),
             Err(e) => errln!("twlab: conntrack event listener task: {e}"),
         }
+    }
+
+    /// Count the endpoint's sockets here with the socket gauge from now on
+    /// (called before the server starts, on a namespace with no socket of
+    /// the endpoint yet). The error says why the gauge cannot; counts then
+    /// walk as before.
+    pub async fn watch_sockets(&self, endpoint: Endpoint) -> std::result::Result<(), String> {
+        let (path, side, slot) = (self.path(), self.side, self.gauge.clone());
+        tokio::task::spawn_blocking(move || {
+            let gauge = NetnsGauge::watch(&path, side, &endpoint)?;
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(gauge);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| format!("socket gauge task: {e}"))?
     }
 
     /// Stop listening to conntrack events (a namespace about to be deleted).
@@ -230,14 +252,38 @@ impl Host for NetnsHost {
     }
 
     async fn socket_counts(&self, endpoint: Endpoint) -> Result<Counts> {
+        if self.gauge.lock().is_ok_and(|g| g.is_some()) {
+            let (slot, name) = (self.gauge.clone(), self.name.clone());
+            return blocking(move || {
+                let mut guard = slot
+                    .lock()
+                    .map_err(|_| std::io::Error::other("socket gauge lock poisoned"))?;
+                match guard.as_mut() {
+                    Some(g) => g.count(),
+                    None => Err(std::io::Error::other("the socket gauge was closed")),
+                }
+            })
+            .await
+            .map_err(|e| Error::env(format!("socket gauge in {name}: {e}")));
+        }
         self.diag.count(endpoint, self.side).await
     }
 
     async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
+        if let Ok(g) = self.gauge.lock()
+            && let Some(g) = g.as_ref()
+        {
+            return Ok(Some(g.peers_seen()));
+        }
         Ok(Some(self.diag.peers_seen()))
     }
 
     fn reset_peers(&self) {
+        if let Ok(g) = self.gauge.lock()
+            && let Some(g) = g.as_ref()
+        {
+            g.reset_peers();
+        }
         self.diag.reset_peers();
     }
 
@@ -479,6 +525,9 @@ impl NetnsLab {
         for host in hosts {
             host.diag.close();
             host.unwatch_conntrack();
+            if let Ok(mut g) = host.gauge.lock() {
+                *g = None;
+            }
             remove_netns(host.name()).await;
         }
         self.settle();
