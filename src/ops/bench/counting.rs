@@ -23,9 +23,13 @@ use std::time::Instant;
 
 /// One way of counting.
 enum Method {
+    /// The embedded lab's socket count: the socket gauge's map, TIME_WAIT
+    /// from the namespace's sockstat.
+    Gauge,
     Sockets(SockDiag),
-    /// The embedded lab's socket count: every state but TIME_WAIT dumped,
-    /// TIME_WAIT from the namespace's sockstat.
+    /// The embedded lab's socket count before the gauge (and where it
+    /// cannot load): every state but TIME_WAIT dumped, TIME_WAIT from the
+    /// namespace's sockstat.
     LabSockets(SockDiag, File),
     /// The embedded lab's conntrack count: a lookup in the event listener's table.
     Events,
@@ -137,12 +141,12 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
         .per_family();
     let lab_sockstat_2 = crate::measure::sockdiag::open_sockstat_in_netns(&ns)
         .map_err(|e| open_err("/proc/net/sockstat", e))?;
-    let sockets = vec![
+    let mut sockets = vec![
         timed("twlab sockets (sock_diag)".into(), Method::Sockets(diag)),
         Timed {
-            remark: "the embedded lab's way; ",
+            remark: "the embedded lab's way without the gauge; ",
             ..timed(
-                "twlab sockets, lab namespace (live sockets dumped + sockstat)".into(),
+                "twlab sockets, lab namespace, walked (live sockets dumped + sockstat)".into(),
                 Method::LabSockets(lab_diag, lab_sockstat),
             )
         },
@@ -170,6 +174,18 @@ fn methods(pop: &Population) -> Result<(Vec<Timed>, Vec<Timed>)> {
             Method::Sockstat(sockstat),
         ),
     ];
+    if pop.gauge.is_some() {
+        sockets.insert(
+            0,
+            Timed {
+                remark: "the embedded lab's way; ",
+                ..timed(
+                    "twlab sockets, lab namespace (socket gauge: BPF map + sockstat)".into(),
+                    Method::Gauge,
+                )
+            },
+        );
+    }
     let (ip, port) = (ep.ip(), ep.port());
     let mut conntrack = vec![
         timed("twlab conntrack (ctnetlink)".into(), Method::Conntrack(ct)),
@@ -210,6 +226,18 @@ async fn time_once(pop: &Population, t: &mut Timed) -> Result<()> {
     let ep = Endpoint::from(pop.endpoint);
     let started = Instant::now();
     let seen = match &mut t.method {
+        Method::Gauge => {
+            let gauge = pop
+                .gauge
+                .as_ref()
+                .ok_or_else(|| Error::env("bench: no socket gauge"))?;
+            let c = gauge
+                .lock()
+                .map_err(|_| Error::env("bench: socket gauge lock poisoned"))?
+                .count()
+                .map_err(|e| Error::env(format!("bench: socket gauge: {e}")))?;
+            Some(c.get("TIME_WAIT").copied().unwrap_or(0))
+        }
         Method::Sockets(diag) => {
             let c = diag
                 .count(&ep, Side::Server)

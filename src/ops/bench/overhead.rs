@@ -136,7 +136,7 @@ fn read_figures(dir: &Path) -> Result<RunFigures> {
 /// interval longer than the run: only the final snapshot); the lab without
 /// conntrack at all is shown beside it. Sampling is measured both ways
 /// conntrack can be counted: from events (the default) and by dumps.
-const SETTINGS: [(&str, &[&str]); 7] = [
+const SETTINGS: [(&str, &[&str]); 6] = [
     (
         "no conntrack, no sampling",
         &["collect.sockets=false", "collect.conntrack=false"],
@@ -145,21 +145,55 @@ const SETTINGS: [(&str, &[&str]); 7] = [
         "conntrack on, not sampled",
         &["collect.interval=1h", "collect.conntrack_events=false"],
     ),
-    ("sampling every 1s (events)", &["collect.interval=1s"]),
     (
-        "sampling every 1s (events), no kernel counters",
-        &["collect.interval=1s", "collect.kernel_counters=false"],
-    ),
-    ("sampling every 100ms (events)", &["collect.interval=100ms"]),
-    (
-        "sampling every 1s (dumps)",
-        &["collect.interval=1s", "collect.conntrack_events=false"],
+        "sampling every 1s (default: socket gauge, conntrack events)",
+        &["collect.interval=1s"],
     ),
     (
-        "sampling every 100ms (dumps)",
-        &["collect.interval=100ms", "collect.conntrack_events=false"],
+        "sampling every 100ms (socket gauge, conntrack events)",
+        &["collect.interval=100ms"],
+    ),
+    (
+        "sampling every 1s, sockets walked",
+        &["collect.interval=1s", "collect.socket_gauge=false"],
+    ),
+    (
+        "sampling every 100ms, sockets walked",
+        &["collect.interval=100ms", "collect.socket_gauge=false"],
     ),
 ];
+/// For each sampling setting, the requests/s it kept against the
+/// reference run of the same round (the settings alternate within a
+/// round, so a pair shares the machine's state of the moment): the spread
+/// between rounds cancels out of each ratio.
+fn paired_rows(figures: &[Vec<RunFigures>], condition: &str) -> Vec<Row> {
+    let reference = &figures[REFERENCE];
+    SETTINGS
+        .iter()
+        .zip(figures)
+        .enumerate()
+        .filter(|(i, _)| *i > REFERENCE)
+        .map(|(_, ((name, _), f))| {
+            let ratios: Vec<f64> = f
+                .iter()
+                .zip(reference)
+                .map(|(s, r)| s.requests_per_sec / r.requests_per_sec)
+                .filter(|x| x.is_finite())
+                .collect();
+            let interval = crate::analysis::statistics::mean_ci(&ratios, 0.95)
+                .map(|(lo, hi)| format!("; mean's 95% interval {lo:.3}–{hi:.3}"))
+                .unwrap_or_default();
+            Row::new(
+                Section::Overhead,
+                format!("requests/s kept, {name}, paired with the reference's run of the round"),
+                condition,
+            )
+            .values("×", ratios.clone())
+            .note(format!("{} pairs{interval}", ratios.len()))
+        })
+        .collect()
+}
+
 /// The row the sampling settings are measured against.
 const REFERENCE: usize = 1;
 
@@ -202,6 +236,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
                 })
         })
         .collect();
+    let paired = paired_rows(&figures, &condition);
     let reference = rows[REFERENCE].clone();
     let mut rows: Vec<Row> = rows
         .into_iter()
@@ -214,6 +249,7 @@ pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
             }
         })
         .collect();
+    rows.extend(paired);
     // The instrument's own CPU, per second of load: the direct cost of
     // sampling, without the run-to-run spread of requests/s.
     let own: Vec<Row> = SETTINGS

@@ -14,9 +14,11 @@
 //! connections come from many source addresses of 127.0.0.0/8, a few hundred
 //! each — the "several client addresses" of a real load, on loopback.
 
+use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
 use crate::lab::netns::{NetnsLab, random_id, reserve_run_id, sys};
 use crate::measure::ctnetlink::events::CtEvents;
+use crate::measure::sock_gauge::NetnsGauge;
 use socket2::{Domain, Socket, Type};
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -39,6 +41,9 @@ pub struct Population {
     /// The conntrack event listener started on the empty table, as a run
     /// starts it (the embedded lab's way of counting conntrack).
     pub events: Option<CtEvents>,
+    /// The socket gauge watching the namespace from before its first
+    /// socket, as a run's (the embedded lab's way of counting sockets).
+    pub gauge: Option<std::sync::Mutex<NetnsGauge>>,
 }
 
 impl Population {
@@ -70,6 +75,13 @@ impl Population {
                 None
             }
         };
+        let gauge = match NetnsGauge::watch(&path, Side::Server, &Endpoint::from(endpoint)) {
+            Ok(g) => Some(std::sync::Mutex::new(g)),
+            Err(e) => {
+                errln!("  the socket gauge is unavailable ({e}): that row is left out");
+                None
+            }
+        };
         let started = Instant::now();
         let made =
             tokio::task::spawn_blocking(move || sys::in_netns(&path, move || connect_many(n)))
@@ -90,6 +102,7 @@ impl Population {
             endpoint,
             built_in,
             events,
+            gauge,
         })
     }
 
@@ -99,6 +112,7 @@ impl Population {
 
     pub async fn destroy(mut self) {
         self.events = None;
+        self.gauge = None;
         self.lab.destroy().await;
     }
 }
