@@ -460,12 +460,12 @@ pub const CT_REFUSALS: [&str; 3] = [
 mod tests {
     use super::*;
 
-    const NETSTAT_6_18: &str = include_str!("../../tests/fixtures/kernel/netstat-6.18");
-    const SNMP_6_18: &str = include_str!("../../tests/fixtures/kernel/snmp-6.18");
-    const CT_6_18: &str = include_str!("../../tests/fixtures/kernel/nf_conntrack-6.18");
-    const NETSTAT_4_9: &str = include_str!("../../tests/fixtures/kernel/netstat-4.9");
-    const SNMP_4_9: &str = include_str!("../../tests/fixtures/kernel/snmp-4.9");
-    const CT_4_9: &str = include_str!("../../tests/fixtures/kernel/nf_conntrack-4.9");
+    const NETSTAT_6_18: &str = include_str!("../../../tests/fixtures/kernel/netstat-6.18");
+    const SNMP_6_18: &str = include_str!("../../../tests/fixtures/kernel/snmp-6.18");
+    const CT_6_18: &str = include_str!("../../../tests/fixtures/kernel/nf_conntrack-6.18");
+    const NETSTAT_4_9: &str = include_str!("../../../tests/fixtures/kernel/netstat-4.9");
+    const SNMP_4_9: &str = include_str!("../../../tests/fixtures/kernel/snmp-4.9");
+    const CT_4_9: &str = include_str!("../../../tests/fixtures/kernel/nf_conntrack-4.9");
 
     #[test]
     fn open_files_give_fresh_counters_at_every_read() {
