@@ -29,7 +29,19 @@
 //! `/proc/self/net`, which follows the *process's* (thread-group leader's)
 //! namespace; in-process reads therefore use `/proc/thread-self/net`, from a
 //! thread that entered the namespace ([`read_here`]).
+//!
+//! The files: this file (what is read, the one-off and bundle parsers, what
+//! the counters mean), `parse.rs` (one file's fields, with the layout kept
+//! between reads), `files.rs` (the files of a namespace kept open and read
+//! at every sample, and where a read's time goes).
 
+mod files;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use files::CounterFiles;
+use parse::Fields;
 use std::collections::BTreeMap;
 
 /// Counter values by key (`TcpExt.TW`, `conntrack.insert_failed`).
@@ -113,156 +125,33 @@ pub fn is_gauge(key: &str) -> bool {
 /// are not counters (`Tcp: MaxConn` is -1) are left out. A values line
 /// without its header, or with another number of fields, is an error.
 pub fn parse_pairs(text: &str) -> Result<KernelCounters, String> {
-    let mut out = KernelCounters::new();
-    parse_pairs_into(&mut out, text)?;
-    Ok(out)
-}
-
-/// Set `out[key] = value`, allocating the key only the first time it is
-/// seen: a sampler parses the same few hundred keys at every sample.
-fn set(out: &mut KernelCounters, key: &str, value: u64) {
-    match out.get_mut(key) {
-        Some(slot) => *slot = value,
-        None => {
-            out.insert(key.to_string(), value);
-        }
-    }
-}
-
-/// [`parse_pairs`] into `out`, updating the keys it already has.
-fn parse_pairs_into(out: &mut KernelCounters, text: &str) -> Result<(), String> {
-    let mut key = String::with_capacity(64);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    while let Some((i, head)) = lines.next() {
-        let (prefix, names) = split_prefix(head)
-            .ok_or_else(|| format!("line {}: expected `Prefix: Name …`, found {head:?}", i + 1))?;
-        let Some((j, values)) = lines.next() else {
-            return Err(format!("line {}: `{prefix}:` has no line of values", i + 1));
-        };
-        let (vprefix, values) = split_prefix(values)
-            .filter(|(p, _)| *p == prefix)
-            .ok_or_else(|| format!("line {}: expected the values of `{prefix}:`", j + 1))?;
-        let (n_names, n_values) = (
-            names.split_whitespace().count(),
-            values.split_whitespace().count(),
-        );
-        if n_names != n_values {
-            return Err(format!(
-                "line {}: `{vprefix}:` has {n_names} names and {n_values} values",
-                j + 1,
-            ));
-        }
-        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
-            match value.parse::<u64>() {
-                Ok(v) => {
-                    key.clear();
-                    key.push_str(prefix);
-                    key.push('.');
-                    key.push_str(name);
-                    set(out, &key, v);
-                }
-                Err(_) if value.parse::<i64>().is_ok() => {}
-                Err(_) => {
-                    return Err(format!(
-                        "line {}: `{prefix}: {name}` is {value:?}, not a number",
-                        j + 1
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `Prefix: rest` → `(Prefix, rest)`, the prefix one word of letters.
-fn split_prefix(line: &str) -> Option<(&str, &str)> {
-    let (prefix, rest) = line.split_once(':')?;
-    let ok = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric());
-    ok.then_some((prefix, rest))
+    parse_alone(Kind::Pairs, text)
 }
 
 /// Parse `/proc/net/stat/nf_conntrack`: a header of names, then one row of
 /// hex numbers per CPU, summed by name into `conntrack.NAME`. `entries`
 /// (the table's size, on every row) is taken from the first row.
 pub fn parse_ct_stat(text: &str) -> Result<KernelCounters, String> {
-    let mut out = KernelCounters::new();
-    parse_ct_stat_into(&mut out, text)?;
-    Ok(out)
+    parse_alone(Kind::CtStat, text)
 }
 
-/// [`parse_ct_stat`] into `out`, updating the keys it already has.
-fn parse_ct_stat_into(out: &mut KernelCounters, text: &str) -> Result<(), String> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let Some(head) = lines.next() else {
-        return Ok(());
-    };
-    let names: Vec<&str> = head.split_whitespace().collect();
-    if names
-        .iter()
-        .any(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-    {
-        return Err(format!(
-            "line 1: expected a header of names, found {head:?}"
-        ));
-    }
-    let mut sums = vec![0u64; names.len()];
-    let mut rows = 0usize;
-    for (i, row) in lines.enumerate() {
-        let mut n = 0;
-        for (col, value) in row.split_whitespace().enumerate() {
-            let Some(name) = names.get(col) else {
-                n = col + 1;
-                continue;
-            };
-            let v = u64::from_str_radix(value, 16)
-                .map_err(|_| format!("line {}: `{name}` is {value:?}, not hex", i + 2))?;
-            if *name == "entries" {
-                if i == 0 {
-                    sums[col] = v;
-                }
-            } else {
-                sums[col] = sums[col].saturating_add(v);
-            }
-            n = col + 1;
-        }
-        if n != names.len() {
-            return Err(format!(
-                "line {}: {n} values under {} names",
-                i + 2,
-                names.len()
-            ));
-        }
-        rows += 1;
-    }
-    if rows > 0 {
-        let mut key = String::with_capacity(48);
-        for (name, sum) in names.iter().zip(sums) {
-            key.clear();
-            key.push_str("conntrack.");
-            key.push_str(name);
-            set(out, &key, sum);
-        }
-    }
-    Ok(())
+/// One file's text of kind `kind` as a map.
+fn parse_alone(kind: Kind, text: &str) -> Result<KernelCounters, String> {
+    let mut fields = Fields::default();
+    fields.parse(kind, text)?;
+    let mut out = KernelCounters::new();
+    fields.into_map(&mut out);
+    Ok(out)
 }
 
 /// Parse one file's text of kind `kind` into `out`.
 fn parse_into(out: &mut KernelCounters, name: &str, kind: Kind, text: &str) -> Result<(), String> {
-    match kind {
-        Kind::Pairs => parse_pairs_into(out, text),
-        Kind::CtStat => parse_ct_stat_into(out, text),
-        Kind::Value(key) => match text.trim() {
-            "" => Ok(()),
-            t => t
-                .parse::<u64>()
-                .map(|v| set(out, key, v))
-                .map_err(|_| format!("{t:?} is not a number")),
-        },
-    }
-    .map_err(|e| format!("{name}: {e}"))
+    let mut fields = Fields::default();
+    fields
+        .parse(kind, text)
+        .map_err(|e| format!("{name}: {e}"))?;
+    fields.into_map(out);
+    Ok(())
 }
 
 /// The kind of a bundle section, by its name.
@@ -328,84 +217,6 @@ pub fn read_from(net_dir: &str) -> Result<KernelCounters, String> {
     CounterFiles::open(net_dir)?.read()
 }
 
-/// The counter files of one namespace, opened once and read again at every
-/// sample.
-///
-/// A sample reads five small files; opening them is a third of the cost of
-/// reading them, and entering a namespace (a thread that joins it) costs
-/// more than all of it. An open proc file stays bound to the namespace it
-/// was opened in, so the files are opened once from a thread inside the
-/// namespace and then read from any thread: each read seeks to the start,
-/// which makes the kernel produce the file afresh. The conntrack timeouts
-/// are settings, not counters: they are read when the files are opened
-/// (as a run's sysctls are in force by then) and given with every read,
-/// which saves eight reads per sample. A file that does not exist (no
-/// conntrack module, an older kernel) is left out.
-pub struct CounterFiles {
-    files: Vec<(String, Kind, std::fs::File)>,
-    /// The last reading, updated in place (its keys allocated once),
-    /// starting from the timeouts read at opening.
-    counters: KernelCounters,
-    /// Reused between reads (the largest file, netstat, is ~4 KB).
-    buf: String,
-}
-
-impl CounterFiles {
-    /// The files of the calling thread's namespace.
-    pub fn open_here() -> Result<CounterFiles, String> {
-        Self::open("/proc/thread-self/net")
-    }
-
-    /// The files with the net directory given (see [`read_from`]).
-    pub fn open(net_dir: &str) -> Result<CounterFiles, String> {
-        let open = |path: String, kind: Kind| match std::fs::File::open(&path) {
-            Ok(f) => Ok(Some((path, kind, f))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{path}: {e}")),
-        };
-        let mut files = Vec::with_capacity(FILES.len());
-        for (_, path, kind) in FILES {
-            files.extend(open(path.replace("NET", net_dir), *kind)?);
-        }
-        let mut timeouts = Vec::with_capacity(CT_TIMEOUTS.len());
-        for t in CT_TIMEOUTS {
-            let path = format!("/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_{t}");
-            timeouts.extend(open(path, Kind::Value(timeout_key(t)))?);
-        }
-        let mut buf = String::with_capacity(8192);
-        let mut counters = KernelCounters::new();
-        read_into(&mut counters, &mut timeouts, &mut buf)?;
-        Ok(CounterFiles {
-            files,
-            counters,
-            buf,
-        })
-    }
-
-    /// Every counter, as the kernel gives it now (the timeouts as opened).
-    pub fn read(&mut self) -> Result<KernelCounters, String> {
-        read_into(&mut self.counters, &mut self.files, &mut self.buf)?;
-        Ok(self.counters.clone())
-    }
-}
-
-/// Read each open file from its start and parse it into `out`.
-fn read_into(
-    out: &mut KernelCounters,
-    files: &mut [(String, Kind, std::fs::File)],
-    buf: &mut String,
-) -> Result<(), String> {
-    use std::io::{Read, Seek, SeekFrom};
-    for (path, kind, file) in files {
-        buf.clear();
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.read_to_string(buf))
-            .map_err(|e| format!("{path}: {e}"))?;
-        parse_into(out, path, *kind, buf)?;
-    }
-    Ok(())
-}
-
 /// The sum of several hosts' counters (the client side of a lab with
 /// several client hosts), key by key.
 pub fn sum(all: &[KernelCounters]) -> KernelCounters {
@@ -455,121 +266,3 @@ pub const CT_REFUSALS: [&str; 3] = [
     "conntrack.early_drop",
     "conntrack.insert_failed",
 ];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NETSTAT_6_18: &str = include_str!("../../../tests/fixtures/kernel/netstat-6.18");
-    const SNMP_6_18: &str = include_str!("../../../tests/fixtures/kernel/snmp-6.18");
-    const CT_6_18: &str = include_str!("../../../tests/fixtures/kernel/nf_conntrack-6.18");
-    const NETSTAT_4_9: &str = include_str!("../../../tests/fixtures/kernel/netstat-4.9");
-    const SNMP_4_9: &str = include_str!("../../../tests/fixtures/kernel/snmp-4.9");
-    const CT_4_9: &str = include_str!("../../../tests/fixtures/kernel/nf_conntrack-4.9");
-
-    #[test]
-    fn open_files_give_fresh_counters_at_every_read() {
-        let mut files = CounterFiles::open_here().expect("open");
-        let before = files.read().expect("read");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        for _ in 0..3 {
-            let _c = std::net::TcpStream::connect(addr).expect("connect");
-            let _ = listener.accept().expect("accept");
-        }
-        let after = files.read().expect("read again");
-        let opens = |c: &KernelCounters| c.get("Tcp.ActiveOpens").copied().unwrap_or(0);
-        // Other tests may connect too: at least ours.
-        assert!(opens(&after) >= opens(&before) + 3, "{before:?} {after:?}");
-        assert_eq!(read_here().expect("one-off").len(), after.len());
-    }
-
-    #[test]
-    fn fields_are_found_by_their_header_names_on_both_kernels() {
-        let new = parse_pairs(NETSTAT_6_18).unwrap();
-        let old = parse_pairs(NETSTAT_4_9).unwrap();
-        for c in [&new, &old] {
-            for k in [
-                "TcpExt.TW",
-                "TcpExt.TWRecycled",
-                "TcpExt.TWKilled",
-                "TcpExt.PAWSActive",
-            ] {
-                assert!(c.contains_key(k), "{k}");
-            }
-        }
-        // The old layout lacks fields the new one has; positions differ.
-        assert!(new.contains_key("TcpExt.TCPTimeWaitOverflow"));
-        assert!(new.contains_key("TcpExt.PAWSTimewait"));
-        assert!(old.contains_key("TcpExt.PAWSPassive"));
-        assert!(!old.contains_key("TcpExt.TCPMigrateReqSuccess"));
-        assert!(new.contains_key("TcpExt.TCPMigrateReqSuccess"));
-        assert_eq!(old["TcpExt.TW"], 4242);
-        assert_eq!(old["TcpExt.TWRecycled"], 17);
-        assert!(new.keys().any(|k| k.starts_with("IpExt.")));
-        let snmp = parse_pairs(SNMP_6_18).unwrap();
-        assert!(snmp.contains_key("Tcp.ActiveOpens"));
-        // MaxConn is -1: not a counter, left out.
-        assert!(!snmp.contains_key("Tcp.MaxConn"));
-        assert!(
-            parse_pairs(SNMP_4_9)
-                .unwrap()
-                .contains_key("Udp.InDatagrams")
-        );
-    }
-
-    #[test]
-    fn conntrack_statistics_are_summed_over_cpus_by_name() {
-        let new = parse_ct_stat(CT_6_18).unwrap();
-        assert!(new.contains_key("conntrack.clashres"));
-        assert!(!new.contains_key("conntrack.searched"));
-        let old = parse_ct_stat(CT_4_9).unwrap();
-        // Two CPUs: 0x10 + 0x0a insert_failed, entries once (0x20).
-        assert_eq!(old["conntrack.insert_failed"], 0x1a);
-        assert_eq!(old["conntrack.entries"], 0x20);
-        assert_eq!(old["conntrack.searched"], 0x100 + 0x200);
-        assert!(!old.contains_key("conntrack.clashres"));
-    }
-
-    #[test]
-    fn a_bundle_from_a_host_reads_as_the_files_do() {
-        let text = format!(
-            "@@ netstat\n{NETSTAT_4_9}@@ snmp\n{SNMP_4_9}@@ nf_conntrack\n{CT_4_9}@@ count\n32\n@@ max\n@@ timeout.time_wait\n120\n@@ future\nwhatever\n"
-        );
-        let c = parse_bundle(&text).unwrap();
-        assert_eq!(c["TcpExt.TW"], 4242);
-        assert_eq!(c["conntrack.count"], 32);
-        assert!(!c.contains_key("conntrack.max"));
-        assert_eq!(c["conntrack.timeout.time_wait"], 120);
-        assert_eq!(c["conntrack.insert_failed"], 0x1a);
-        let err = parse_bundle("@@ count\nmany\n").unwrap_err();
-        assert!(err.contains("count"), "{err}");
-    }
-
-    #[test]
-    fn broken_files_are_errors_naming_the_line() {
-        assert!(
-            parse_pairs("TcpExt: A B\nTcpExt: 1\n")
-                .unwrap_err()
-                .contains("line 2")
-        );
-        assert!(parse_pairs("TcpExt: A B\nIpExt: 1 2\n").is_err());
-        assert!(parse_pairs("TcpExt: A\n").is_err());
-        assert!(
-            parse_ct_stat("entries found\n0001 zz\n")
-                .unwrap_err()
-                .contains("line 2")
-        );
-    }
-
-    #[test]
-    fn this_machines_counters_read_in_process() {
-        let c = read_here().unwrap();
-        assert!(
-            c.contains_key("TcpExt.TW"),
-            "{:?}",
-            c.keys().take(5).collect::<Vec<_>>()
-        );
-        assert!(c.contains_key("Tcp.ActiveOpens"));
-    }
-}
