@@ -381,3 +381,55 @@ fn a_field_named_twice_keeps_the_later_value_as_before() {
     // netstat is read before snmp: snmp's value comes last.
     assert_eq!(files.read().expect("read")["TcpExt.A"], 3);
 }
+
+#[test]
+fn a_key_that_loses_its_value_leaves_the_reading_and_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let netstat = dir.path().join("netstat");
+    std::fs::write(&netstat, "TcpExt: A B C\nTcpExt: 1 2 3\n").expect("write");
+    let mut files = CounterFiles::open(dir.path().to_str().expect("utf-8")).expect("open");
+    let pairs = |c: KernelCounters| -> Vec<(String, u64)> {
+        c.into_iter()
+            .filter(|(k, _)| k.starts_with("TcpExt."))
+            .collect()
+    };
+    let expect = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(k, v)| (format!("TcpExt.{k}"), *v)).collect()
+    };
+    assert_eq!(
+        pairs(files.read().expect("read")),
+        expect(&[("A", 1), ("B", 2), ("C", 3)])
+    );
+    // Values set in place.
+    std::fs::write(&netstat, "TcpExt: A B C\nTcpExt: 4 5 6\n").expect("write");
+    assert_eq!(
+        pairs(files.read().expect("read")),
+        expect(&[("A", 4), ("B", 5), ("C", 6)])
+    );
+    // B is no counter this time: out of the reading, not left at 5.
+    std::fs::write(&netstat, "TcpExt: A B C\nTcpExt: 7 -1 9\n").expect("write");
+    assert_eq!(
+        pairs(files.read().expect("read")),
+        expect(&[("A", 7), ("C", 9)])
+    );
+    std::fs::write(&netstat, "TcpExt: A B C\nTcpExt: 10 11 12\n").expect("write");
+    assert_eq!(
+        pairs(files.read().expect("read")),
+        expect(&[("A", 10), ("B", 11), ("C", 12)])
+    );
+    // A field that leaves the file leaves the reading.
+    std::fs::write(&netstat, "TcpExt: A C\nTcpExt: 13 15\n").expect("write");
+    assert_eq!(
+        pairs(files.read().expect("read")),
+        expect(&[("A", 13), ("C", 15)])
+    );
+    // Named twice, the later value counts, unless it is none.
+    std::fs::write(&netstat, "TcpExt: A A\nTcpExt: 1 -1\n").expect("write");
+    assert_eq!(pairs(files.read().expect("read")), expect(&[("A", 1)]));
+    assert_eq!(
+        parse_pairs("TcpExt: A A\nTcpExt: 1 -1\n").unwrap()["TcpExt.A"],
+        1
+    );
+    std::fs::write(&netstat, "TcpExt: A A\nTcpExt: 1 2\n").expect("write");
+    assert_eq!(pairs(files.read().expect("read")), expect(&[("A", 2)]));
+}
