@@ -433,3 +433,22 @@ fn a_key_that_loses_its_value_leaves_the_reading_and_comes_back() {
     std::fs::write(&netstat, "TcpExt: A A\nTcpExt: 1 2\n").expect("write");
     assert_eq!(pairs(files.read().expect("read")), expect(&[("A", 2)]));
 }
+
+#[test]
+fn the_bundle_script_run_here_gives_the_keys_of_an_in_process_read() {
+    // What an SSH host runs, run here: the same counters as the files
+    // read in-process (values move between the two reads; keys do not).
+    let out = std::process::Command::new("sh")
+        .args(["-c", BUNDLE_SCRIPT])
+        .output()
+        .expect("sh");
+    assert!(out.status.success(), "{out:?}");
+    let bundle = parse_bundle(&String::from_utf8_lossy(&out.stdout)).expect("parse");
+    // The child's /proc/net is this process's namespace.
+    let here = read_from("/proc/self/net").expect("read");
+    assert!(here.contains_key("TcpExt.TW"));
+    assert_eq!(
+        bundle.keys().collect::<Vec<_>>(),
+        here.keys().collect::<Vec<_>>()
+    );
+}
