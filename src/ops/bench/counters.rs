@@ -14,6 +14,9 @@
 //! a row's value is the mean time of one read in a round, and the note
 //! says how many counters that read gave (the peers print fewer: `nstat`
 //! and `netstat -s` have no conntrack figures, `conntrack -S` nothing else).
+//! One row reads the same kept-open files and parses nothing: the kernel's
+//! share, which no in-process reader of these files can go under, so the
+//! rest of twlab's row is its own parsing and building of the reading.
 
 use super::counting::tool_installed;
 use super::population::Population;
@@ -36,6 +39,9 @@ enum Method {
     Twlab,
     /// Opened and read each time (`twlab states --counters` without `--watch`).
     TwlabOnce,
+    /// The kept-open files read and not parsed: the kernel's share of
+    /// [`Method::Twlab`], the floor of any in-process reader of these files.
+    Unparsed,
     Command(&'static [&'static str]),
 }
 
@@ -71,6 +77,10 @@ fn measure(ns: &Path, rounds: usize) -> Result<Vec<Row>> {
             "twlab, in-process, files opened each time",
             Method::TwlabOnce,
         ),
+        timed(
+            "the same files read, not parsed (the kernel's share)",
+            Method::Unparsed,
+        ),
         timed("nstat -asz", Method::Command(&["nstat", "-asz"])),
         timed("netstat -s", Method::Command(&["netstat", "-s"])),
         timed("conntrack -S", Method::Command(&["conntrack", "-S"])),
@@ -96,10 +106,12 @@ fn measure(ns: &Path, rounds: usize) -> Result<Vec<Row>> {
         let n = median(&t.counters);
         Row::new(Section::Counters, t.what.clone(), &condition)
             .values("µs", t.times.clone())
-            .note(if n.is_finite() {
-                format!("{n:.0} counters per read")
-            } else {
+            .note(if !n.is_finite() {
                 "not run: the tool is not installed".to_string()
+            } else if matches!(t.method, Method::Unparsed) {
+                format!("{n:.0} bytes per read, no counters")
+            } else {
+                format!("{n:.0} counters per read")
             })
     };
     let twlab = row(&methods[0]);
@@ -113,7 +125,7 @@ fn measure(ns: &Path, rounds: usize) -> Result<Vec<Row>> {
 fn time_reads(method: Method) -> std::io::Result<(f64, usize)> {
     // A run opens the files once, when its first sample is taken.
     let mut files = match method {
-        Method::Twlab => {
+        Method::Twlab | Method::Unparsed => {
             Some(kernel_counters::CounterFiles::open_here().map_err(std::io::Error::other)?)
         }
         _ => None,
@@ -124,6 +136,10 @@ fn time_reads(method: Method) -> std::io::Result<(f64, usize)> {
         counters = match method {
             Method::Twlab => match files.as_mut() {
                 Some(f) => f.read().map_err(std::io::Error::other)?.len(),
+                None => 0,
+            },
+            Method::Unparsed => match files.as_mut() {
+                Some(f) => f.read_unparsed().map_err(std::io::Error::other)?,
                 None => 0,
             },
             Method::TwlabOnce => kernel_counters::read_here()
