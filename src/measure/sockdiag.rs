@@ -37,24 +37,19 @@
 //! checked here on every socket with [`Endpoint::matches`].
 //!
 //! Decoding (reply bytes to counts) is separate from the socket I/O
-//! ([`decode_counts`]) so it is tested on replies captured from a real kernel
-//! (`tests/fixtures/sockdiag/`).
+//! ([`decode_counts`], in `decode.rs`) so it is tested on replies captured
+//! from a real kernel (`tests/fixtures/sockdiag/`); the request bytes are
+//! built in `request.rs`. This file holds the socket and its exchanges.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 
-use netlink_packet_core::{
-    DefaultNla, Emitable, ErrorBuffer, ErrorMessage, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE,
-    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NetlinkBuffer, NetlinkHeader, Parseable,
-};
-use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
-use netlink_packet_sock_diag::inet::{
-    ExtensionFlags, InetRequest, InetResponseHeader, SocketId, StateFlags, Timer,
-};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6};
+use netlink_packet_sock_diag::inet::StateFlags;
 use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr};
 
@@ -69,18 +64,9 @@ const RECV_BUF_LEN: usize = 1 << 20;
 /// `SO_RCVBUF` asked for (the kernel clamps it to `net.core.rmem_max`).
 const SO_RCVBUF_BYTES: libc::c_int = 4 << 20;
 
-/// `TCP_NEW_SYN_RECV` (request sockets); not in netlink-packet-sock-diag's
-/// `StateFlags`, so its bit is added by hand.
-const TCP_NEW_SYN_RECV: u8 = 12;
 /// `TCP_FIN_WAIT2` and `TCP_TIME_WAIT` (include/net/tcp_states.h).
 const TCP_FIN_WAIT2: u8 = 5;
 const TCP_TIME_WAIT: u8 = 6;
-/// `INET_DIAG_REQ_BYTECODE`, the request attribute holding a filter program.
-const INET_DIAG_REQ_BYTECODE: u16 = 1;
-/// `INET_DIAG_BC_S_EQ`: local port equals the port in the next op's `no`.
-const INET_DIAG_BC_S_EQ: u8 = 11;
-/// `INET_DIAG_BC_D_EQ`: remote port equals the port in the next op's `no`.
-const INET_DIAG_BC_D_EQ: u8 = 12;
 
 /// A `NETLINK_SOCK_DIAG` socket, bound to the network namespace it was
 /// created in, that counts TCP sockets per state for an [`Endpoint`].
@@ -104,15 +90,6 @@ impl fmt::Debug for SockDiag {
             .field("seq", &self.seq)
             .finish()
     }
-}
-
-/// Where a reply stands after the messages seen so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
-    /// More datagrams follow.
-    More,
-    /// `NLMSG_DONE` was seen: the dump is complete.
-    Done,
 }
 
 impl SockDiag {
@@ -380,289 +357,15 @@ impl SockDiag {
     }
 }
 
-/// Count the sockets of a raw sock_diag reply (netlink messages as received,
-/// or several datagrams concatenated, as [`SockDiag::dump_raw`] returns them)
-/// whose end on `side` matches `endpoint`, by [`state_name`].
-///
-/// The reply must end with `NLMSG_DONE`; an `NLMSG_ERROR` (or a negative
-/// `NLMSG_DONE` status) becomes the kernel's errno as an `io::Error`, and
-/// malformed bytes an `InvalidData` error.
-pub fn decode_counts(reply: &[u8], endpoint: &Endpoint, side: Side) -> io::Result<Counts> {
-    let mut tally = Tally::default();
-    match tally.add(reply, None, endpoint, side)? {
-        Progress::Done => Ok(tally.into_counts()),
-        Progress::More => Err(malformed("the reply ends before NLMSG_DONE")),
-    }
-}
-
-/// Matching sockets by kernel state number; turned into [`Counts`] once at
-/// the end so that no string is built per socket.
-struct Tally {
-    by_state: [u64; 256],
-    /// Time-wait sockets in the FIN_WAIT2 substate (an orphaned socket
-    /// waiting for the peer's FIN): counted as FIN_WAIT2, but part of the
-    /// namespace's `tw` figure in /proc/net/sockstat.
-    fin_wait2_timewait: u64,
-}
-
-impl Default for Tally {
-    fn default() -> Self {
-        Tally {
-            by_state: [0; 256],
-            fin_wait2_timewait: 0,
-        }
-    }
-}
-
-impl Tally {
-    fn add(
-        &mut self,
-        bytes: &[u8],
-        seq: Option<u32>,
-        endpoint: &Endpoint,
-        side: Side,
-    ) -> io::Result<Progress> {
-        self.add_noting(bytes, seq, endpoint, side, None)
-    }
-
-    /// [`Tally::add`], adding the remote address of each matching socket to
-    /// `peers` when given (the last one is remembered, so a run of sockets
-    /// from one client costs no hash lookup each).
-    fn add_noting(
-        &mut self,
-        bytes: &[u8],
-        seq: Option<u32>,
-        endpoint: &Endpoint,
-        side: Side,
-        mut peers: Option<&mut HashSet<IpAddr>>,
-    ) -> io::Result<Progress> {
-        let mut last_peer: Option<IpAddr> = None;
-        walk(bytes, seq, |sock| {
-            let id = &sock.socket_id;
-            let end = match side {
-                Side::Server => SocketAddr::new(id.source_address, id.source_port),
-                Side::Client => SocketAddr::new(id.destination_address, id.destination_port),
-            };
-            if endpoint.matches(end) {
-                if let Some(set) = peers.as_deref_mut()
-                    && !id.destination_address.is_unspecified()
-                    && last_peer != Some(id.destination_address)
-                {
-                    last_peer = Some(id.destination_address);
-                    set.insert(crate::common::endpoint::canonical(id.destination_address));
-                }
-                self.by_state[usize::from(sock.state)] += 1;
-                if sock.state == TCP_FIN_WAIT2 && sock.timer == Some(Timer::TimeWait) {
-                    self.fin_wait2_timewait += 1;
-                }
-            }
-        })
-    }
-
-    fn into_counts(self) -> Counts {
-        let mut counts = Counts::new();
-        for (state, &n) in self.by_state.iter().enumerate() {
-            if n > 0 {
-                let name = u8::try_from(state).map_or("UNKNOWN", state_name);
-                *counts.entry(name.to_string()).or_insert(0) += n;
-            }
-        }
-        counts
-    }
-}
-
-/// Walk the netlink messages in `bytes`, calling `on_socket` with the header
-/// of every socket reported. Messages whose sequence number is not `seq`
-/// (when given) are skipped: leftovers of an earlier, abandoned dump.
-///
-/// Only the fixed `inet_diag_msg` header is decoded (with the crate's
-/// [`InetResponseHeader`]); the attributes after it are not needed to count
-/// and are skipped, which keeps this allocation-free per socket.
-fn walk(
-    mut bytes: &[u8],
-    seq: Option<u32>,
-    mut on_socket: impl FnMut(&InetResponseHeader),
-) -> io::Result<Progress> {
-    while !bytes.is_empty() {
-        let msg = NetlinkBuffer::new_checked(bytes).map_err(malformed)?;
-        let len = msg.length() as usize;
-        if seq.is_none_or(|seq| msg.sequence_number() == seq) {
-            let payload = msg.payload();
-            match msg.message_type() {
-                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
-                    let sock = InetResponseHeader::parse(payload).map_err(malformed)?;
-                    on_socket(&sock);
-                }
-                NLMSG_DONE => {
-                    // The dump's final status: 0, or a negative errno.
-                    let status = payload
-                        .first_chunk::<4>()
-                        .map_or(0, |b| i32::from_ne_bytes(*b));
-                    if status < 0 {
-                        return Err(io::Error::from_raw_os_error(-status));
-                    }
-                    return Ok(Progress::Done);
-                }
-                NLMSG_ERROR => {
-                    let error = ErrorBuffer::new_checked(&payload)
-                        .and_then(|buf| ErrorMessage::parse(&buf))
-                        .map_err(malformed)?;
-                    if error.code.is_some() {
-                        return Err(error.to_io());
-                    }
-                    // A plain ACK (code 0): nothing to count.
-                }
-                NLMSG_NOOP => {}
-                NLMSG_OVERRUN => {
-                    return Err(io::Error::other(
-                        "sock_diag: NLMSG_OVERRUN, the kernel lost part of the dump",
-                    ));
-                }
-                other => {
-                    return Err(malformed(format!(
-                        "unexpected netlink message type {other}"
-                    )));
-                }
-            }
-        }
-        // Messages are 4-byte aligned; the last one may lack its padding.
-        let step = len.next_multiple_of(4).min(bytes.len());
-        bytes = &bytes[step..];
-    }
-    Ok(Progress::More)
-}
-
-/// Does this datagram hold the end (`NLMSG_DONE` or `NLMSG_ERROR`) of dump
-/// `seq`? Malformed bytes count as an end: there is nothing sane left to read.
-fn ends_dump(mut bytes: &[u8], seq: u32) -> bool {
-    while !bytes.is_empty() {
-        let Ok(msg) = NetlinkBuffer::new_checked(bytes) else {
-            return true;
-        };
-        if msg.sequence_number() == seq && matches!(msg.message_type(), NLMSG_DONE | NLMSG_ERROR) {
-            return true;
-        }
-        let step = (msg.length() as usize).next_multiple_of(4).min(bytes.len());
-        bytes = &bytes[step..];
-    }
-    false
-}
-
-/// Every TCP state, `NEW_SYN_RECV` included (the kernel reports request
-/// sockets as `SYN_RECV` anyway).
-fn all_states() -> StateFlags {
-    StateFlags::from_bits_retain(StateFlags::all().bits() | 1 << TCP_NEW_SYN_RECV)
-}
-
-/// A `SOCK_DIAG_BY_FAMILY` dump request for TCP sockets of `family` in every
-/// state, with an optional kernel-side port filter.
-fn build_request(
-    seq: u32,
-    family: u8,
-    port_filter: Option<(Side, u16)>,
-    states: StateFlags,
-) -> Vec<u8> {
-    let request = InetRequest {
-        family,
-        protocol: IPPROTO_TCP,
-        extensions: ExtensionFlags::empty(),
-        states,
-        socket_id: if family == AF_INET6 {
-            SocketId::new_v6()
-        } else {
-            SocketId::new_v4()
-        },
-    };
-    let mut body = vec![0; request.buffer_len()];
-    request.emit(&mut body);
-    dump_request(seq, SOCK_DIAG_BY_FAMILY, &body, port_filter)
-}
-
-/// A netlink dump request of `message_type` with `body` and, with
-/// `port_filter`, the port program ([`port_bytecode`]) as its one attribute.
-fn dump_request(
-    seq: u32,
-    message_type: u16,
-    body: &[u8],
-    port_filter: Option<(Side, u16)>,
-) -> Vec<u8> {
-    let bytecode = port_filter
-        .map(|(side, port)| DefaultNla::new(INET_DIAG_REQ_BYTECODE, port_bytecode(side, port)));
-    let mut header = NetlinkHeader::default();
-    let header_len = header.buffer_len();
-    let total = header_len + body.len() + bytecode.as_ref().map_or(0, |nla| nla.buffer_len());
-    header.length = total as u32;
-    header.message_type = message_type;
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    header.sequence_number = seq;
-    let mut bytes = vec![0; total];
-    let (head, rest) = bytes.split_at_mut(header_len);
-    header.emit(head);
-    let (req, attrs) = rest.split_at_mut(body.len());
-    req.copy_from_slice(body);
-    if let Some(nla) = bytecode {
-        nla.emit(attrs);
-    }
-    bytes
-}
-
-/// `TCPDIAG_GETSOCK`: the request type of the `inet_diag_req` layout that
-/// came before `SOCK_DIAG_BY_FAMILY` (linux/inet_diag.h); the kernel still
-/// answers it, with replies of the same type.
-const TCPDIAG_GETSOCK: u16 = 18;
-
-/// The "family" of a dump of both families in one walk ([`build_compat_request`]).
-const BOTH_FAMILIES: u8 = 0;
-
-/// A `TCPDIAG_GETSOCK` dump request: TCP sockets of both families in the
-/// states of `states`, with the same bytecode filter as [`build_request`].
-///
-/// The kernel turns it into a `SOCK_DIAG_BY_FAMILY` dump of family
-/// `AF_UNSPEC`, which `inet_diag_dump_icsk` serves in one walk of its
-/// socket hash, where a request per family walks it twice (the hash is
-/// one for both families and every namespace). The layout is `struct
-/// inet_diag_req`: family, source and destination prefix lengths and
-/// extensions (one byte each), the 48-byte `inet_diag_sockid` (zero: no
-/// socket in particular), the state mask and `idiag_dbs` (`u32` each).
-fn build_compat_request(seq: u32, port_filter: Option<(Side, u16)>, states: StateFlags) -> Vec<u8> {
-    const REQ_LEN: usize = 4 + 48 + 4 + 4;
-    let mut body = [0u8; REQ_LEN];
-    body[52..56].copy_from_slice(&states.bits().to_ne_bytes());
-    dump_request(seq, TCPDIAG_GETSOCK, &body, port_filter)
-}
-
-/// An `inet_diag` bytecode program that accepts the sockets whose local
-/// ([`Side::Server`]) or remote ([`Side::Client`]) port is `port`.
-///
-/// Two `struct inet_diag_bc_op { u8 code; u8 yes; u16 no; }` (host byte
-/// order): the comparison, whose `yes` (8) jumps to the end of the program,
-/// which accepts, and whose `no` (12) jumps past it, which rejects; then the
-/// operand op, which carries the port in its `no` field. This is the program
-/// `ss` builds for `sport = :PORT` / `dport = :PORT`.
-fn port_bytecode(side: Side, port: u16) -> Vec<u8> {
-    let code = match side {
-        Side::Server => INET_DIAG_BC_S_EQ,
-        Side::Client => INET_DIAG_BC_D_EQ,
-    };
-    let mut program = Vec::with_capacity(8);
-    program.extend_from_slice(&[code, 8]);
-    program.extend_from_slice(&12u16.to_ne_bytes());
-    program.extend_from_slice(&[0, 0]);
-    program.extend_from_slice(&port.to_ne_bytes());
-    program
-}
-
-fn malformed(e: impl fmt::Display) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("sock_diag: malformed reply: {e}"),
-    )
-}
-
+mod decode;
 mod full;
 mod lazy;
+mod request;
 mod sockstat;
+pub use decode::decode_counts;
+use decode::{Progress, Tally, ends_dump, walk};
 pub use lazy::LazySockDiag;
+use request::{BOTH_FAMILIES, all_states, build_compat_request, build_request};
 pub use sockstat::{open_sockstat_in_netns, parse_sockstat_tw, read_sockstat_tw};
 
 #[cfg(test)]

@@ -1,7 +1,14 @@
 //! Unit tests of the parent module (sockdiag).
 
 use super::*;
+use netlink_packet_core::{
+    DefaultNla, Emitable, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NetlinkBuffer, Parseable,
+};
+use netlink_packet_sock_diag::constants::{IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
+use netlink_packet_sock_diag::inet::{InetRequest, InetResponseHeader};
+use request::{INET_DIAG_BC_D_EQ, INET_DIAG_BC_S_EQ, INET_DIAG_REQ_BYTECODE, TCPDIAG_GETSOCK};
 use std::net::IpAddr;
+use std::net::SocketAddr;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = format!(
