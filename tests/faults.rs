@@ -1413,7 +1413,6 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         sysctls: vec![PendingSysctl {
             side: twlab::common::endpoint::Side::Server,
             index: 0,
-            host: "local (this machine)".into(),
             name: SHARED_SYSCTL.into(),
             before: guard.original.clone(),
         }],
@@ -1421,6 +1420,7 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
         runs: Vec::new(),
         control_dir: None,
         machines: Vec::new(),
+        roles: Vec::new(),
     };
     let dir = fx.path().join("state").join("restore");
     std::fs::create_dir_all(&dir).expect("state dir");

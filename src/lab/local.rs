@@ -59,7 +59,7 @@ impl Host for LocalHost {
     }
 
     fn describe(&self) -> String {
-        "local (this machine)".into()
+        crate::scenario::labfile::LOCAL_HOST.into()
     }
 
     /// An empty `argv` (the scenario checks make it impossible, but the

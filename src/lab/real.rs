@@ -123,7 +123,12 @@ async fn lock_connected(
     let locks = lock_identities(&hosts, &[], "twlab")?;
     let machines: Vec<String> = locks.iter().map(|(id, _)| id.clone()).collect();
     crate::lab::restore::refuse_dead_journals_on(&machines, lab_id)?;
-    restore.record_machines(&machines)?;
+    let roles: Vec<(HostRole, String)> = all
+        .iter()
+        .zip(&hosts)
+        .map(|(h, (id, _))| (h.as_host().role(), id.clone()))
+        .collect();
+    restore.record_machines(&machines, &roles)?;
     Ok(locks.into_iter().map(|(_, l)| l).collect())
 }
 

@@ -7,7 +7,17 @@
 //! container stays up. So before twlab changes anything on a real host it
 //! writes down, in a file on this machine, how to undo it: each sysctl's old
 //! value (host and key), each process it started (PID and start time, or the
-//! remote pidfile), the lab to reconnect to. The file is rewritten and
+//! remote pidfile), the lab to reconnect to.
+//!
+//! A host is named by its role in the lab (the server, client host `i`),
+//! never by its display text: two hosts may read alike (two roles on this
+//! machine), and a display text may change between twlab versions while a
+//! journal waits for `clean`. Which roles are one machine (their sysctls
+//! are one) is the machine's identity as its kernel tells it, recorded once
+//! the hosts are connected, else the lab file's destination
+//! ([`HostSpec::machine_key`]). Journals written before this format named
+//! the host of a sysctl by its display text (`host`); that field is ignored
+//! when read, and `clean` restores them by role all the same. The file is rewritten and
 //! fsynced before every change, entries are dropped as they are undone, and
 //! the file is removed when the run ends cleanly. After a `kill -9`,
 //! `twlab clean` finds the file (its owner PID is dead), reconnects to the
@@ -20,7 +30,7 @@
 
 use crate::common::endpoint::{HostRole, Side};
 use crate::error::{Error, Result};
-use crate::scenario::labfile::LabSpec;
+use crate::scenario::labfile::{HostSpec, LabSpec};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,7 +52,6 @@ pub struct PendingSysctl {
     /// and a lab with one client (and in journals older than the field).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub index: usize,
-    pub host: String,
     pub name: String,
     pub before: String,
 }
@@ -115,6 +124,48 @@ pub struct RestoreState {
     /// Absent in older journals and before the hosts are connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub machines: Vec<String>,
+    /// Each host's machine identity (one of `machines`) by its role, once
+    /// connected: two roles of one identity are one machine. Absent in
+    /// older journals and before the hosts are connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleMachine>,
+}
+
+/// The machine identity of one host of the lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleMachine {
+    pub side: Side,
+    /// Which client host, as [`PendingSysctl::index`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: usize,
+    pub machine: String,
+}
+
+impl RestoreState {
+    /// The machine the host of `role` is: its identity when recorded, else
+    /// its destination in the lab file; `None` for a role the lab lacks.
+    fn machine_of(&self, role: HostRole) -> Option<String> {
+        self.roles
+            .iter()
+            .find(|r| r.side == role.side && r.index == role.index)
+            .map(|r| r.machine.clone())
+            .or_else(|| {
+                self.lab
+                    .hosts
+                    .roles()
+                    .into_iter()
+                    .find(|(r, _)| *r == role)
+                    .map(|(_, h): (_, &HostSpec)| h.machine_key())
+            })
+    }
+
+    /// Are the hosts of roles `a` and `b` one machine (so one sysctl)?
+    pub fn same_machine(&self, a: HostRole, b: HostRole) -> bool {
+        a == b
+            || self
+                .machine_of(a)
+                .is_some_and(|m| Some(m) == self.machine_of(b))
+    }
 }
 
 /// A journal file being kept up to date by a live run. Cheap to clone.
@@ -140,6 +191,7 @@ impl RestoreFile {
             runs: Vec::new(),
             control_dir: None,
             machines: Vec::new(),
+            roles: Vec::new(),
         };
         write_state(&path, &state)?;
         Ok(RestoreFile {
@@ -164,19 +216,34 @@ impl RestoreFile {
     /// is the server's written one, which `clean` must not put back.
     pub fn record_sysctl(&self, entry: PendingSysctl) -> Result<()> {
         self.update(|s| {
-            if !s
+            let known = s
                 .sysctls
                 .iter()
-                .any(|p| p.host == entry.host && p.name == entry.name)
-            {
+                .any(|p| p.name == entry.name && s.same_machine(p.role(), entry.role()));
+            if !known {
                 s.sysctls.push(entry);
             }
         })
     }
 
-    /// A sysctl of the machine `host` is back to its old value.
-    pub fn forget_sysctl(&self, host: &str, name: &str) -> Result<()> {
-        self.update(|s| s.sysctls.retain(|p| !(p.host == host && p.name == name)))
+    /// A sysctl of the machine of `role` is back to its old value.
+    pub fn forget_sysctl(&self, role: HostRole, name: &str) -> Result<()> {
+        self.update(|s| {
+            let kept = std::mem::take(&mut s.sysctls)
+                .into_iter()
+                .filter(|p| !(p.name == name && s.same_machine(p.role(), role)))
+                .collect();
+            s.sysctls = kept;
+        })
+    }
+
+    /// Are the hosts of roles `a` and `b` one machine (see
+    /// [`RestoreState::same_machine`])?
+    pub fn same_machine(&self, a: HostRole, b: HostRole) -> bool {
+        self.inner
+            .lock()
+            .map(|g| g.1.same_machine(a, b))
+            .unwrap_or(a == b)
     }
 
     /// Note a process started on a real host.
@@ -223,9 +290,20 @@ impl RestoreFile {
         self.update(|s| s.runs.push(run_id.to_string()))
     }
 
-    /// Note the identities of the lab's machines (locked by this run).
-    pub fn record_machines(&self, machines: &[String]) -> Result<()> {
-        self.update(|s| s.machines = machines.to_vec())
+    /// Note the identities of the lab's machines (locked by this run), and
+    /// which role is which machine.
+    pub fn record_machines(&self, machines: &[String], roles: &[(HostRole, String)]) -> Result<()> {
+        self.update(|s| {
+            s.machines = machines.to_vec();
+            s.roles = roles
+                .iter()
+                .map(|(role, machine)| RoleMachine {
+                    side: role.side,
+                    index: role.index,
+                    machine: machine.clone(),
+                })
+                .collect();
+        })
     }
 
     /// Note the directory of the lab's SSH control sockets.
@@ -390,7 +468,6 @@ mod tests {
         file.record_sysctl(PendingSysctl {
             side: Side::Server,
             index: 0,
-            host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "2".into(),
         })
@@ -400,7 +477,6 @@ mod tests {
         file.record_sysctl(PendingSysctl {
             side: Side::Client,
             index: 0,
-            host: "local".into(),
             name: "net.ipv4.tcp_tw_reuse".into(),
             before: "1".into(),
         })
@@ -415,11 +491,73 @@ mod tests {
         );
         file.finish().unwrap();
         assert_eq!(list().len(), 1, "kept while a sysctl is not restored");
-        file.forget_sysctl("local", "net.ipv4.tcp_tw_reuse")
+        file.forget_sysctl(HostRole::client(0), "net.ipv4.tcp_tw_reuse")
             .unwrap();
         file.finish().unwrap();
         assert!(list().is_empty());
         unsafe { std::env::remove_var("TWLAB_STATE_DIR") };
+    }
+
+    fn state(lab: &str) -> RestoreState {
+        RestoreState {
+            lab_id: "abc123".into(),
+            owner_pid: 0,
+            owner_start_ticks: None,
+            started_at: String::new(),
+            lab: serde_yaml_ng::from_str(lab).unwrap(),
+            sysctls: Vec::new(),
+            processes: Vec::new(),
+            runs: Vec::new(),
+            control_dir: None,
+            machines: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
+    /// Two roles are one machine by their identities once recorded (a lab
+    /// file may name one machine two ways), else by their destinations.
+    #[test]
+    fn roles_are_one_machine_by_identity_else_by_destination() {
+        let two_names = "hosts:\n  server: { ssh: root@a }\n  client: { ssh: root@alias-of-a }\n";
+        let mut s = state(two_names);
+        assert!(!s.same_machine(HostRole::SERVER, HostRole::client(0)));
+        s.roles = vec![
+            RoleMachine {
+                side: Side::Server,
+                index: 0,
+                machine: "boot-x-net-1".into(),
+            },
+            RoleMachine {
+                side: Side::Client,
+                index: 0,
+                machine: "boot-x-net-1".into(),
+            },
+        ];
+        assert!(s.same_machine(HostRole::SERVER, HostRole::client(0)));
+        s.roles[1].machine = "boot-y-net-1".into();
+        assert!(!s.same_machine(HostRole::SERVER, HostRole::client(0)));
+        let local = state("hosts:\n  server: {}\n  client: {}\n");
+        assert!(local.same_machine(HostRole::SERVER, HostRole::client(0)));
+        assert!(
+            !local.same_machine(HostRole::SERVER, HostRole::client(3)),
+            "no such host"
+        );
+    }
+
+    /// A journal written before hosts were named by role (each sysctl with
+    /// the host's display text, no index) still reads, by role.
+    #[test]
+    fn a_journal_of_the_old_format_reads_by_role() {
+        let path = format!(
+            "{}/tests/fixtures/restore/display_text_journal.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old: RestoreState = serde_json::from_str(&text).unwrap();
+        let roles: Vec<HostRole> = old.sysctls.iter().map(PendingSysctl::role).collect();
+        assert_eq!(roles, [HostRole::SERVER, HostRole::client(0)]);
+        assert!(old.roles.is_empty());
+        assert!(old.same_machine(HostRole::SERVER, HostRole::client(0)));
     }
 
     #[test]

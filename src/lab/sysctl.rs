@@ -9,7 +9,14 @@
 //! On real hosts the journal also writes each old value to the on-disk
 //! [`RestoreFile`] before the new value is written, so `twlab clean` can put
 //! it back after a `kill -9`.
+//!
+//! A change is kept with the role of the host it was made on (the server,
+//! client host `i`), and put back on the host of that role: display texts
+//! are for people (two hosts of a lab may read alike). Which roles are one
+//! machine is the on-disk journal's to tell (by the machines' identities);
+//! in the embedded lab every role is a namespace of its own.
 
+use crate::common::endpoint::HostRole;
 use crate::error::{Error, Result};
 use crate::lab::Host;
 use crate::lab::restore::{PendingSysctl, RestoreFile};
@@ -20,14 +27,36 @@ use std::collections::BTreeMap;
 /// What was changed, in order, so it can be undone in reverse.
 #[derive(Default)]
 pub struct Journal {
-    pub changes: Vec<SysctlChange>,
+    changes: Vec<Change>,
     /// Real hosts: the on-disk journal each old value goes to first.
     pub disk: Option<RestoreFile>,
     /// What [`Journal::restore`] found changed by someone else (for env.json).
     pub changed_meanwhile: Vec<SysctlChangedMeanwhile>,
 }
 
+/// One change and the role of the host it was made on.
+struct Change {
+    role: HostRole,
+    record: SysctlChange,
+}
+
 impl Journal {
+    /// Each change so far, in order, for env.json.
+    pub fn changes(&self) -> Vec<SysctlChange> {
+        self.changes.iter().map(|c| c.record.clone()).collect()
+    }
+
+    /// Drop the changes made on the host of `role` (it vanished, and its
+    /// sysctls with it: nothing to put back there).
+    pub fn forget_host(&mut self, role: HostRole) {
+        self.changes.retain(|c| c.role != role);
+    }
+
+    /// Are the hosts of `a` and `b` one machine?
+    fn same_machine(&self, a: HostRole, b: HostRole) -> bool {
+        a == b || self.disk.as_ref().is_some_and(|d| d.same_machine(a, b))
+    }
+
     /// Apply `sysctls` on `host`, recording each change. Stops at the first
     /// failure; what was applied before it stays in the journal for restore.
     pub async fn apply(
@@ -46,7 +75,6 @@ impl Journal {
                 disk.record_sysctl(PendingSysctl {
                     side: host.side(),
                     index: host.role().index,
-                    host: host.describe(),
                     name: name.to_string(),
                     before: before.clone(),
                 })?;
@@ -55,17 +83,20 @@ impl Journal {
             // Recorded as soon as it is written: a read-back that fails
             // (a dropped connection) must not leave the value unrestored.
             // `after` stays empty (unknown) until it is read back.
-            self.changes.push(SysctlChange {
-                side: host.side(),
-                host: host.describe(),
-                name: name.to_string(),
-                before,
-                wanted: value.0.clone(),
-                after: String::new(),
+            self.changes.push(Change {
+                role: host.role(),
+                record: SysctlChange {
+                    side: host.side(),
+                    host: host.describe(),
+                    name: name.to_string(),
+                    before,
+                    wanted: value.0.clone(),
+                    after: String::new(),
+                },
             });
             let after = host.read_sysctl(name).await?;
             if let Some(change) = self.changes.last_mut() {
-                change.after = after.clone();
+                change.record.after = after.clone();
             }
             if normalize_sysctl(&after) != value.normalized() {
                 return Err(Error::env(format!(
@@ -81,13 +112,14 @@ impl Journal {
     /// (after trying them all).
     pub async fn restore(&mut self, hosts: &[&dyn Host]) -> Vec<Error> {
         let mut errors = Vec::new();
-        while let Some(change) = self.changes.pop() {
-            // The host it was changed on: a run may have several hosts on
-            // one side (client hosts), told apart by their description.
-            let Some(host) = hosts
-                .iter()
-                .find(|h| h.side() == change.side && h.describe() == change.host)
-            else {
+        while let Some(Change {
+            role,
+            record: change,
+        }) = self.changes.pop()
+        {
+            // The host it was changed on, by its role: a run may have
+            // several hosts on one side (client hosts).
+            let Some(host) = hosts.iter().find(|h| h.role() == role) else {
                 errors.push(Error::env(format!(
                     "sysctl {} was changed on {}, which this run no longer has: it was not put back",
                     change.name, change.host
@@ -136,10 +168,10 @@ impl Journal {
             let older = self
                 .changes
                 .iter()
-                .any(|c| c.host == change.host && c.name == change.name);
+                .any(|c| c.record.name == change.name && self.same_machine(c.role, role));
             if !older
                 && let Some(disk) = &self.disk
-                && let Err(e) = disk.forget_sysctl(&change.host, &change.name)
+                && let Err(e) = disk.forget_sysctl(role, &change.name)
             {
                 errors.push(e);
             }
@@ -159,6 +191,7 @@ mod tests {
 
     /// A host whose sysctls live in a map; reads fail once `reads_fail`.
     struct FakeHost {
+        role: HostRole,
         values: Mutex<BTreeMap<String, String>>,
         fail_reads_after_write: bool,
         reads_fail: AtomicBool,
@@ -167,6 +200,7 @@ mod tests {
     impl FakeHost {
         fn new(name: &str, value: &str, fail_reads_after_write: bool) -> FakeHost {
             FakeHost {
+                role: HostRole::SERVER,
                 values: Mutex::new([(name.to_string(), value.to_string())].into()),
                 fail_reads_after_write,
                 reads_fail: AtomicBool::new(false),
@@ -181,9 +215,14 @@ mod tests {
     #[async_trait]
     impl Host for FakeHost {
         fn side(&self) -> Side {
-            Side::Server
+            self.role.side
         }
 
+        fn role(&self) -> HostRole {
+            self.role
+        }
+
+        /// Every fake reads alike: the journal must not go by this text.
         fn describe(&self) -> String {
             "fake".into()
         }
@@ -232,5 +271,56 @@ mod tests {
         let errors = journal.restore(&[&host]).await;
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(host.value(key), "60", "the old value is back");
+    }
+
+    /// Two client hosts that read alike (one description) each get their
+    /// own value back: the journal finds a host by its role.
+    #[tokio::test]
+    async fn hosts_that_read_alike_each_get_their_own_value_back() {
+        let key = "net.ipv4.tcp_fin_timeout";
+        let mut first = FakeHost::new(key, "60", false);
+        first.role = HostRole::client(0);
+        let mut second = FakeHost::new(key, "30", false);
+        second.role = HostRole::client(1);
+        let mut journal = Journal::default();
+        journal.apply(&first, &sysctls(key, "20")).await.unwrap();
+        journal.apply(&second, &sysctls(key, "10")).await.unwrap();
+        // Handed over in the other order: found by role, not by position.
+        let errors = journal.restore(&[&second, &first]).await;
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(first.value(key), "60");
+        assert_eq!(second.value(key), "30");
+    }
+
+    /// A host of a role the run no longer has is said, not confused with
+    /// another host that reads alike.
+    #[tokio::test]
+    async fn a_change_on_a_role_the_run_no_longer_has_is_an_error() {
+        let key = "net.ipv4.tcp_fin_timeout";
+        let mut gone = FakeHost::new(key, "60", false);
+        gone.role = HostRole::client(1);
+        let other = FakeHost::new(key, "60", false);
+        let mut journal = Journal::default();
+        journal.apply(&gone, &sysctls(key, "20")).await.unwrap();
+        let errors = journal.restore(&[&other]).await;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(other.value(key), "60", "the other host was not touched");
+    }
+
+    /// A vanished host's changes are dropped, the others' kept.
+    #[tokio::test]
+    async fn forgetting_a_host_keeps_the_others_changes() {
+        let key = "net.ipv4.tcp_fin_timeout";
+        let server = FakeHost::new(key, "60", false);
+        let mut client = FakeHost::new(key, "60", false);
+        client.role = HostRole::client(0);
+        let mut journal = Journal::default();
+        journal.apply(&server, &sysctls(key, "20")).await.unwrap();
+        journal.apply(&client, &sysctls(key, "20")).await.unwrap();
+        journal.forget_host(HostRole::client(0));
+        assert_eq!(journal.changes().len(), 1);
+        assert!(journal.restore(&[&server]).await.is_empty());
+        assert_eq!(server.value(key), "60");
+        assert_eq!(client.value(key), "20", "forgotten: not put back");
     }
 }

@@ -407,3 +407,6 @@ async fn undo_journal(path: &Path, mut state: RestoreState, done: &mut Cleaned) 
         Err(e) => done.failed.push(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -79,7 +79,7 @@ pub(crate) async fn run_one(
     let load_secs = run.load_secs;
     let samples = run.samples;
     let client_hosts = summary_client_hosts(&*lab, run.client_hosts);
-    env.sysctls = journal.changes.clone();
+    env.sysctls = journal.changes();
     let vanished = forget_vanished(&*lab, &mut journal);
     // A kept lab keeps the variant's sysctls, for inspection; it was asked
     // for only when the run completed (not after an error or a signal).
@@ -144,9 +144,7 @@ fn forget_vanished(lab: &dyn RunLab, journal: &mut Journal) -> Vec<String> {
     lab.vanished()
         .into_iter()
         .map(|h| {
-            journal
-                .changes
-                .retain(|c| !(c.side == h.side && c.host == h.described));
+            journal.forget_host(h.role);
             h.name
         })
         .collect()

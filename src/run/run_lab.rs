@@ -40,9 +40,8 @@ pub(crate) trait Labs: Send + Sync {
 
 /// A lab host that vanished under the run.
 pub(crate) struct Vanished {
-    pub(crate) side: Side,
-    /// As the sysctl journal names it.
-    pub(crate) described: String,
+    /// Its role in the lab (the sysctl journal keys changes by it).
+    pub(crate) role: HostRole,
     /// As the completeness note names it.
     pub(crate) name: String,
 }
@@ -205,8 +204,7 @@ impl RunLab for NetnsLab {
         self.hosts()
             .filter(|h| !h.path().exists())
             .map(|h| Vanished {
-                side: h.side(),
-                described: h.describe(),
+                role: h.role(),
                 name: h.name().to_string(),
             })
             .collect()

@@ -38,7 +38,7 @@ pub use super::run_id::{
 
 use super::{Host, LABEL_PREFIX};
 use crate::common::counts::Counts;
-use crate::common::endpoint::{Endpoint, Side};
+use crate::common::endpoint::{Endpoint, HostRole, Side};
 use crate::error::{Error, Result};
 use crate::measure::ctnetlink::CtNetlink;
 use crate::measure::ctnetlink::events::CtEvents;
@@ -84,7 +84,8 @@ pub fn client_netns_name(run_id: &str, i: u32) -> String {
 
 /// A host that is a named network namespace on this machine.
 pub struct NetnsHost {
-    side: Side,
+    /// The server, or client host `i` (the sysctl journal keys changes by it).
+    role: HostRole,
     name: String,
     diag: LazySockDiag,
     /// The ctnetlink socket inside the namespace, opened at the first count
@@ -104,10 +105,10 @@ pub struct NetnsHost {
 }
 
 impl NetnsHost {
-    fn new(side: Side, name: String) -> Self {
+    fn new(role: HostRole, name: String) -> Self {
         let diag = LazySockDiag::in_own_netns(PathBuf::from("/run/netns").join(&name));
         NetnsHost {
-            side,
+            role,
             name,
             diag,
             ct: Default::default(),
@@ -156,7 +157,7 @@ impl NetnsHost {
     /// the endpoint yet). The error says why the gauge cannot; counts then
     /// walk as before.
     pub async fn watch_sockets(&self, endpoint: Endpoint) -> std::result::Result<(), String> {
-        let (path, side, slot) = (self.path(), self.side, self.gauge.clone());
+        let (path, side, slot) = (self.path(), self.role.side, self.gauge.clone());
         tokio::task::spawn_blocking(move || {
             let gauge = NetnsGauge::watch(&path, side, &endpoint)?;
             if let Ok(mut s) = slot.lock() {
@@ -197,7 +198,11 @@ async fn blocking<T: Send + 'static>(
 #[async_trait]
 impl Host for NetnsHost {
     fn side(&self) -> Side {
-        self.side
+        self.role.side
+    }
+
+    fn role(&self) -> HostRole {
+        self.role
     }
 
     fn describe(&self) -> String {
@@ -266,7 +271,7 @@ impl Host for NetnsHost {
             .await
             .map_err(|e| Error::env(format!("socket gauge in {name}: {e}")));
         }
-        self.diag.count(endpoint, self.side).await
+        self.diag.count(endpoint, self.role.side).await
     }
 
     async fn peer_addresses(&self, _endpoint: Endpoint) -> Result<Option<u64>> {
@@ -403,19 +408,22 @@ impl NetnsLab {
         }
         let (client, other_clients) = if clients == 1 {
             (
-                NetnsHost::new(Side::Client, netns_name(run_id, Side::Client)),
+                NetnsHost::new(HostRole::client(0), netns_name(run_id, Side::Client)),
                 Vec::new(),
             )
         } else {
             let mut all: Vec<NetnsHost> = (1..=clients)
-                .map(|i| NetnsHost::new(Side::Client, client_netns_name(run_id, i)))
+                .zip(0..)
+                .map(|(i, index)| {
+                    NetnsHost::new(HostRole::client(index), client_netns_name(run_id, i))
+                })
                 .collect();
             let first = all.remove(0);
             (first, all)
         };
         let lab = NetnsLab {
             run_id: run_id.to_string(),
-            server: NetnsHost::new(Side::Server, netns_name(run_id, Side::Server)),
+            server: NetnsHost::new(HostRole::SERVER, netns_name(run_id, Side::Server)),
             client,
             other_clients,
             settled: std::sync::atomic::AtomicBool::new(false),

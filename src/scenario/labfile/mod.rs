@@ -199,6 +199,11 @@ pub struct SwarmPlacement {
     pub one_per_node: bool,
 }
 
+/// How this machine as a lab host (`ssh` not set) reads in messages,
+/// env.json and the report: one text, whether said from the lab file's
+/// host or from the connected host (`lab::local`).
+pub const LOCAL_HOST: &str = "local (this machine)";
+
 impl HostSpec {
     pub fn is_local(&self) -> bool {
         self.ssh.is_none()
@@ -217,17 +222,17 @@ impl HostSpec {
         }
     }
 
-    /// "ssh admin@host", "ssh admin@host -p 2202" or "local": one string
-    /// per destination, as [`HostSpec::machine_key`] (the restore journal
-    /// and env.json tell hosts apart by it: two sshd on one address are two
-    /// hosts).
+    /// "ssh admin@host", "ssh admin@host -p 2202" or [`LOCAL_HOST`]: one
+    /// string per destination, as [`HostSpec::machine_key`], for people (two
+    /// sshd on one address read as two hosts). The journals name a host by
+    /// its role, never by this text.
     pub fn describe(&self) -> String {
         match &self.ssh {
             Some(d) => match self.port {
                 Some(p) => format!("ssh {} -p {}", d.0, p.0),
                 None => format!("ssh {}", d.0),
             },
-            None => "local (this machine's own namespace)".into(),
+            None => LOCAL_HOST.into(),
         }
     }
 }
