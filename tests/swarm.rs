@@ -321,7 +321,12 @@ async fn two_client_tasks_load_a_loopback_server_and_leave_nothing() {
     eprintln!("create → all ended: {:.2?}", created.elapsed());
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     for t in &tasks {
-        assert_eq!(t.state, "complete", "{}", t.describe());
+        assert_eq!(
+            t.state,
+            Some(bollard::models::TaskState::COMPLETE),
+            "{}",
+            t.describe()
+        );
         assert_eq!(t.node_id, swarm.node_id(), "{}", t.describe());
         assert!(t.hostname.is_some(), "{t:?}");
     }

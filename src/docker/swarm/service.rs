@@ -225,7 +225,7 @@ impl Service {
             }
             let up = tasks
                 .iter()
-                .filter(|t| t.running() || t.state == "complete")
+                .filter(|t| t.running() || t.completed())
                 .count() as u64;
             if desired > 0 && up >= desired {
                 return Ok(tasks);

@@ -23,10 +23,11 @@ pub struct TaskInfo {
     pub node_id: String,
     /// The node's hostname, when the node is known.
     pub hostname: Option<String>,
-    /// `pending`, `running`, `complete`, `failed`, `rejected`, ...
-    pub state: String,
+    /// `pending`, `running`, `complete`, `failed`, `rejected`, ...; `None`
+    /// when the manager does not say.
+    pub state: Option<TaskState>,
     /// `running` or `shutdown`.
-    pub desired: String,
+    pub desired: Option<TaskState>,
     /// The manager's message ("started", "no suitable node ...").
     pub message: String,
     /// The task's error ("task: non-zero exit (1)", "No such image ...").
@@ -45,7 +46,10 @@ impl TaskInfo {
             } else {
                 &self.node_id
             });
-        let mut text = format!("task {} on {node}: {}", short(&self.id), self.state);
+        let state = self
+            .state
+            .map_or_else(|| "unknown".to_string(), |s| s.to_string());
+        let mut text = format!("task {} on {node}: {state}", short(&self.id));
         match &self.err {
             Some(err) => text.push_str(&format!(" ({err})")),
             None if !self.message.is_empty() => text.push_str(&format!(" ({})", self.message)),
@@ -55,20 +59,32 @@ impl TaskInfo {
     }
 
     pub(super) fn running(&self) -> bool {
-        self.state == "running"
+        self.state == Some(TaskState::RUNNING)
+    }
+
+    /// Ended with exit code 0.
+    pub(super) fn completed(&self) -> bool {
+        self.state == Some(TaskState::COMPLETE)
     }
 
     /// Ended: it will never run again (restart policy `none`).
     pub(super) fn ended(&self) -> bool {
         matches!(
-            self.state.as_str(),
-            "complete" | "failed" | "shutdown" | "rejected" | "orphaned" | "remove"
+            self.state,
+            Some(
+                TaskState::COMPLETE
+                    | TaskState::FAILED
+                    | TaskState::SHUTDOWN
+                    | TaskState::REJECTED
+                    | TaskState::ORPHANED
+                    | TaskState::REMOVE
+            )
         )
     }
 
     /// Ended otherwise than with exit code 0.
     pub(super) fn failed(&self) -> bool {
-        self.ended() && self.state != "complete"
+        self.ended() && !self.completed()
     }
 }
 
@@ -90,10 +106,6 @@ pub struct NodeLine {
     pub stderr: bool,
     /// The line, without its newline.
     pub line: String,
-}
-
-fn task_state(state: Option<&TaskState>) -> String {
-    state.map_or_else(|| "unknown".to_string(), |s| s.to_string())
 }
 
 impl Swarm {
@@ -122,8 +134,8 @@ impl Swarm {
                     slot: t.slot.unwrap_or(0),
                     hostname: hostnames.get(&node_id).cloned(),
                     node_id,
-                    state: task_state(status.state.as_ref()),
-                    desired: task_state(t.desired_state.as_ref()),
+                    state: status.state,
+                    desired: t.desired_state,
                     message: status.message.unwrap_or_default(),
                     err: status.err.filter(|e| !e.is_empty()),
                     exit_code: status.container_status.and_then(|c| c.exit_code),
@@ -279,14 +291,14 @@ async fn follow_task(swarm: Swarm, task: TaskInfo, tx: mpsc::Sender<Result<NodeL
 mod tests {
     use super::*;
 
-    fn task(state: &str, err: Option<&str>) -> TaskInfo {
+    fn task(state: TaskState, err: Option<&str>) -> TaskInfo {
         TaskInfo {
             id: "0123456789abcdef".into(),
             slot: 1,
             node_id: "node1".into(),
             hostname: Some("vm".into()),
-            state: state.into(),
-            desired: "shutdown".into(),
+            state: Some(state),
+            desired: Some(TaskState::SHUTDOWN),
             message: "finished".into(),
             err: err.map(String::from),
             exit_code: None,
@@ -295,23 +307,29 @@ mod tests {
 
     #[test]
     fn task_states_classify() {
-        assert!(task("running", None).running());
-        assert!(!task("running", None).ended());
-        assert!(task("complete", None).ended());
-        assert!(!task("complete", None).failed());
-        assert!(task("failed", Some("task: non-zero exit (1)")).failed());
-        assert!(task("rejected", Some("No such image")).failed());
-        assert!(!task("pending", None).ended());
+        assert!(task(TaskState::RUNNING, None).running());
+        assert!(!task(TaskState::RUNNING, None).ended());
+        assert!(task(TaskState::COMPLETE, None).ended());
+        assert!(!task(TaskState::COMPLETE, None).failed());
+        assert!(task(TaskState::FAILED, Some("task: non-zero exit (1)")).failed());
+        assert!(task(TaskState::REJECTED, Some("No such image")).failed());
+        assert!(!task(TaskState::PENDING, None).ended());
+        let unknown = TaskInfo {
+            state: None,
+            ..task(TaskState::PENDING, None)
+        };
+        assert!(!unknown.ended() && !unknown.running());
+        assert!(unknown.describe().ends_with(": unknown (finished)"));
     }
 
     #[test]
     fn task_description_names_node_state_and_error() {
         assert_eq!(
-            task("failed", Some("task: non-zero exit (1)")).describe(),
+            task(TaskState::FAILED, Some("task: non-zero exit (1)")).describe(),
             "task 0123456789ab on vm: failed (task: non-zero exit (1))"
         );
         assert_eq!(
-            task("complete", None).describe(),
+            task(TaskState::COMPLETE, None).describe(),
             "task 0123456789ab on vm: complete (finished)"
         );
     }
