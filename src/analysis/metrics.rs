@@ -8,8 +8,9 @@
 //! all read metrics through these functions, so they name them alike.
 
 use crate::analysis::statistics;
+use crate::common::counts::{ClientStats, Source};
 use crate::common::endpoint::Side;
-use crate::common::names::state_metric;
+use crate::common::names::{LoadMetric, STATE_STATS, state_metric, state_metric_name};
 use crate::results::{Comparison, Direction, RunSummary, VariantSummary, round2};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,28 +19,19 @@ use std::collections::{BTreeMap, BTreeSet};
 pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     if let Some(c) = &run.client {
-        let figures = [
-            ("client.requests", c.requests as f64),
-            ("client.requests_per_sec", c.requests_per_sec),
-            ("client.errors", c.errors.total() as f64),
-            ("client.errors.connect", c.errors.connect as f64),
-            ("client.latency.p50_ms", c.latency.p50_ms),
-            ("client.latency.p90_ms", c.latency.p90_ms),
-            ("client.latency.p99_ms", c.latency.p99_ms),
-            ("client.latency.max_ms", c.latency.max_ms),
-        ];
         // A figure the tool does not report is no metric at all.
         out.extend(
-            figures
+            LoadMetric::ALL
                 .into_iter()
-                .filter(|(name, _)| c.measured(name))
-                .map(|(name, v)| (name.to_string(), v)),
+                .filter(|m| c.measured(m.name()))
+                .filter_map(|m| Some((m.name().to_string(), load_value(c, m)?))),
         );
-        if let Some(n) = c.connections_opened {
-            out.push(("client.connections_opened".into(), n as f64));
-        }
     }
-    for (source, by_side) in [("sockets", &run.sockets), ("conntrack", &run.conntrack)] {
+    let [final_, peak, steady_mean] = STATE_STATS;
+    for (source, by_side) in [
+        (Source::Sockets, &run.sockets),
+        (Source::Conntrack, &run.conntrack),
+    ] {
         for side in Side::BOTH {
             let st = by_side.get(side);
             let states: BTreeSet<&String> = st
@@ -49,18 +41,15 @@ pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
                 .chain(st.steady_mean.keys())
                 .collect();
             for state in states {
-                let base = format!("{side}.{source}.{state}");
+                let name = |stat| state_metric_name(side, source, state, stat);
                 out.push((
-                    format!("{base}.final"),
+                    name(final_),
                     st.final_.get(state).copied().unwrap_or(0) as f64,
                 ));
-                out.push((
-                    format!("{base}.peak"),
-                    st.peak.get(state).copied().unwrap_or(0) as f64,
-                ));
+                out.push((name(peak), st.peak.get(state).copied().unwrap_or(0) as f64));
                 if !st.steady_mean.is_empty() {
                     out.push((
-                        format!("{base}.steady_mean"),
+                        name(steady_mean),
                         st.steady_mean.get(state).copied().unwrap_or(0.0),
                     ));
                 }
@@ -68,6 +57,22 @@ pub fn run_metrics(run: &RunSummary) -> Vec<(String, f64)> {
         }
     }
     out
+}
+
+/// A load metric's value in the client's figures; `None` for a count the
+/// tool does not keep (connections opened).
+fn load_value(c: &ClientStats, metric: LoadMetric) -> Option<f64> {
+    Some(match metric {
+        LoadMetric::Requests => c.requests as f64,
+        LoadMetric::RequestsPerSec => c.requests_per_sec,
+        LoadMetric::Errors => c.errors.total() as f64,
+        LoadMetric::ErrorsConnect => c.errors.connect as f64,
+        LoadMetric::LatencyP50 => c.latency.p50_ms,
+        LoadMetric::LatencyP90 => c.latency.p90_ms,
+        LoadMetric::LatencyP99 => c.latency.p99_ms,
+        LoadMetric::LatencyMax => c.latency.max_ms,
+        LoadMetric::ConnectionsOpened => c.connections_opened? as f64,
+    })
 }
 
 /// Which way is good for a metric: fewer TIME_WAIT, errors and latency;
@@ -79,9 +84,9 @@ pub fn direction(metric: &str) -> Direction {
             _ => Direction::LowerIsBetter,
         };
     }
-    match metric {
-        "client.requests" | "client.requests_per_sec" => Direction::HigherIsBetter,
-        "client.connections_opened" => Direction::Neutral,
+    match LoadMetric::parse(metric) {
+        Some(LoadMetric::Requests | LoadMetric::RequestsPerSec) => Direction::HigherIsBetter,
+        Some(LoadMetric::ConnectionsOpened) => Direction::Neutral,
         _ => Direction::LowerIsBetter,
     }
 }
@@ -197,7 +202,6 @@ pub fn comparison(metric: &str, baseline: &str, variant: &str, b: &[f64], x: &[f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::common::counts::Source;
     use crate::results::{BySide, StateStats};
     use crate::scenario::RoleSysctls;
 

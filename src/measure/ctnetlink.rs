@@ -132,22 +132,7 @@ const SO_RCVBUF_WANTED: libc::c_int = 4 << 20;
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// TCP_CONNTRACK_* numbers to conntrack-tools names.
-const TCP_STATES: [&str; 10] = [
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "SYN_SENT2",
-];
-
-fn state_name(s: u8) -> &'static str {
-    TCP_STATES.get(usize::from(s)).copied().unwrap_or("UNKNOWN")
-}
+use crate::common::names::conntrack_state_name as state_name;
 
 fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)

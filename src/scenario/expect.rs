@@ -11,7 +11,7 @@
 //! This is the model as the scenario file writes it, checked when it is
 //! read; [`crate::analysis::expect`] evaluates it against a summary.
 
-use crate::common::names::{LOAD_METRICS, known_state, state_metric};
+use crate::common::names::{LOAD_METRICS, known_state, state_count};
 use crate::scenario::{Name, checked_str};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer};
@@ -45,15 +45,15 @@ pub struct MetricName(pub String);
 
 impl MetricName {
     pub fn is_state(&self) -> bool {
-        state_metric(&format!("{}.steady_mean", self.0)).is_some()
+        state_count(&self.0).is_some()
     }
 }
 
 impl<'de> Deserialize<'de> for MetricName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         checked_str(d, |s| {
-            let state_ok = state_metric(&format!("{s}.steady_mean"))
-                .is_some_and(|(_, source, state, _)| known_state(source, state));
+            let state_ok =
+                state_count(s).is_some_and(|(_, source, state)| known_state(source, state));
             if state_ok || LOAD_METRICS.contains(&s) {
                 Ok(MetricName(s.to_string()))
             } else {

@@ -38,8 +38,8 @@
 //! [`CtEvents::counts`] fails, and the caller goes back to dumps.
 
 use super::{
-    CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, Message, NFNL_SUBSYS_CTNETLINK, TCP_STATES,
-    next_message, parse_entry, state_name, userland_match,
+    CtNetlink, Endpoint, IPCTNL_MSG_CT_NEW, Message, NFNL_SUBSYS_CTNETLINK, next_message,
+    parse_entry, state_name, userland_match,
 };
 use crate::common::counts::Counts;
 use netlink_sys::{Socket, SocketAddr as NlAddr, protocols::NETLINK_NETFILTER};
@@ -71,7 +71,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// `CTA_TIMEOUT` is rounded down to whole seconds; see the module docs.
 const HALF_SECOND: Duration = Duration::from_millis(500);
 /// Index of states the kernel may add later (counted as `UNKNOWN`).
-const UNKNOWN: usize = TCP_STATES.len();
+const UNKNOWN: usize = crate::common::names::CONNTRACK_STATE_NUMBERS;
 
 struct Tracked {
     state: u8,

@@ -49,9 +49,10 @@ pub(super) fn state_tables(out: &mut String, view: &View) {
                 continue;
             }
             for state in view.states(source, side) {
-                let base = format!("{side}.{}.{state}", source.as_str());
-                let metrics: Vec<String> =
-                    STATS.iter().map(|(s, _)| format!("{base}.{s}")).collect();
+                let metrics: Vec<String> = STATS
+                    .iter()
+                    .map(|(s, _)| names::state_metric_name(side, source, &state, s))
+                    .collect();
                 let shown = ALWAYS_SHOWN.contains(&state.as_str())
                     || metrics.iter().any(|m| view.any_nonzero(m));
                 if !shown {

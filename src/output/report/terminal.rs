@@ -120,7 +120,7 @@ pub(super) fn glance(view: &View, with_ci: bool) -> (Vec<String>, Vec<Vec<String
             };
             for state in ALWAYS_SHOWN {
                 for stat in stats {
-                    let metric = format!("{side}.{}.{state}.{stat}", source.as_str());
+                    let metric = names::state_metric_name(side, source, state, stat);
                     let label = format!(
                         "{side} {} {state} ({})",
                         source.as_str(),

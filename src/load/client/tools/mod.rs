@@ -28,6 +28,7 @@ pub mod wrk;
 
 use crate::common::counts::ClientStats;
 use crate::common::endpoint::Endpoint;
+use crate::common::names::{LoadMetric, load_metric_names};
 use crate::scenario::{ClientSpec, ClientVia};
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -247,24 +248,24 @@ pub fn check(spec: &ClientSpec) -> Result<(), String> {
 /// The note of a tool that reports no latency percentiles: `ClientStats`
 /// has no place for "not measured", so the zeros are explained here.
 /// The latency percentiles no tool of `unreported_note` reports.
-pub(crate) const PERCENTILES: [&str; 3] = [
-    "client.latency.p50_ms",
-    "client.latency.p90_ms",
-    "client.latency.p99_ms",
-];
+pub(crate) const PERCENTILES: [&str; 3] = load_metric_names([
+    LoadMetric::LatencyP50,
+    LoadMetric::LatencyP90,
+    LoadMetric::LatencyP99,
+]);
 
 /// Every metric a run's client figures give (all of them are missing from
 /// a `command` run without a result).
-pub(crate) const CLIENT_METRICS: [&str; 8] = [
-    "client.requests",
-    "client.requests_per_sec",
-    "client.errors",
-    "client.errors.connect",
-    "client.latency.p50_ms",
-    "client.latency.p90_ms",
-    "client.latency.p99_ms",
-    "client.latency.max_ms",
-];
+pub(crate) const CLIENT_METRICS: [&str; 8] = load_metric_names([
+    LoadMetric::Requests,
+    LoadMetric::RequestsPerSec,
+    LoadMetric::Errors,
+    LoadMetric::ErrorsConnect,
+    LoadMetric::LatencyP50,
+    LoadMetric::LatencyP90,
+    LoadMetric::LatencyP99,
+    LoadMetric::LatencyMax,
+]);
 
 pub(crate) fn unreported_note(tool: &str, what: &str) -> String {
     format!(
