@@ -103,6 +103,37 @@ pub trait Host: Send + Sync {
         false
     }
 
+    /// How twlab reaches this host, for `twlab doctor`'s connect check.
+    fn reached_how(&self) -> String {
+        self.describe()
+    }
+
+    /// How this host's sockets are counted, for `twlab doctor`: here
+    /// in-process over sock_diag; `none` when the host cannot count them.
+    fn socket_tool(&self) -> &'static str {
+        "sock_diag (in-process, no tool needed)"
+    }
+
+    /// The host's Docker engine: this machine's socket here; a host
+    /// elsewhere forwards its own socket into `control_dir`.
+    async fn docker_engine(&self, _control_dir: &Path) -> Result<crate::docker::Engine> {
+        crate::docker::Engine::local().await
+    }
+
+    /// Which of `pidfiles` still exist on this host (their programs run):
+    /// here, on this machine's filesystem.
+    async fn present_pidfiles(&self, pidfiles: &[String]) -> Result<Vec<String>> {
+        Ok(pidfiles
+            .iter()
+            .filter(|f| Path::new(f.as_str()).exists())
+            .cloned()
+            .collect())
+    }
+
+    /// Let go of the host once the lab is done with it: nothing to do for
+    /// a host on this machine; a connection elsewhere is closed.
+    async fn close(self: Box<Self>) {}
+
     /// Where this host's sysctls live, for the report: the embedded lab's
     /// namespaces vanish with the run; a real host's are its own and are
     /// restored by twlab.

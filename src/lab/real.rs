@@ -24,44 +24,38 @@ use crate::scenario::labfile::{HostSpec, LabSpec};
 use crate::shutdown::{Level, Shutdown};
 use std::time::{Duration, Instant};
 
-/// One host of a real lab.
-pub enum RealHost {
-    Local(LocalHost),
-    Ssh(Box<SshHost>),
-}
+/// One host of a real lab, whatever its backend: everything a backend
+/// does differently is a [`Host`] method, so [`RealHost::connect`] is the
+/// one place that names the backends.
+pub struct RealHost(Box<dyn Host>);
 
 impl RealHost {
     pub fn as_host(&self) -> &dyn Host {
-        match self {
-            RealHost::Local(h) => h,
-            RealHost::Ssh(h) => h.as_ref(),
-        }
+        self.0.as_ref()
     }
 
-    /// The host's Docker engine: this machine's socket, or the remote one
-    /// forwarded to `control_dir/docker.sock` over the host's SSH connection.
+    /// The host's Docker engine ([`Host::docker_engine`]): this machine's
+    /// socket, or a remote one forwarded into `control_dir`.
     pub async fn docker_engine(&self, control_dir: &std::path::Path) -> Result<Engine> {
-        match self {
-            RealHost::Local(_) => Engine::local().await,
-            RealHost::Ssh(h) => {
-                let sock = control_dir.join("docker.sock");
-                h.forward_docker_socket(&sock).await?;
-                Engine::at_socket(&sock, format!("engine of {}", h.describe())).await
-            }
-        }
+        self.0.docker_engine(control_dir).await
     }
 
-    /// Connect to the host a lab file describes.
+    /// Connect to the host a lab file describes: the backend its keys name.
     pub async fn connect(
         spec: &HostSpec,
         role: impl Into<HostRole>,
         control_dir: &std::path::Path,
     ) -> Result<Self> {
         let role = role.into();
-        Ok(match spec.ssh {
-            None => RealHost::Local(LocalHost::new(role, spec.sudo)),
-            Some(_) => RealHost::Ssh(Box::new(SshHost::connect(spec, role, control_dir).await?)),
-        })
+        Ok(RealHost(match spec.ssh {
+            None => Box::new(LocalHost::new(role, spec.sudo)),
+            Some(_) => Box::new(SshHost::connect(spec, role, control_dir).await?),
+        }))
+    }
+
+    /// Let go of the host ([`Host::close`]: an SSH connection is closed).
+    pub async fn close(self) {
+        self.0.close().await;
     }
 }
 
@@ -130,15 +124,6 @@ async fn lock_connected(
         .collect();
     restore.record_machines(&machines, &roles)?;
     Ok(locks.into_iter().map(|(_, l)| l).collect())
-}
-
-impl RealHost {
-    /// Close an SSH host's connection (a local host has none).
-    pub async fn close(self) {
-        if let RealHost::Ssh(h) = self {
-            h.close().await;
-        }
-    }
 }
 
 impl RealLab {
@@ -351,9 +336,7 @@ impl RealLab {
     /// may still run, and then `twlab clean` must still find it.
     pub async fn close(self) -> Result<()> {
         for host in self.all_hosts() {
-            let RealHost::Ssh(h) = host else {
-                continue;
-            };
+            let h = host.as_host();
             let role = h.role();
             let files = self.restore.remote_pidfiles(role);
             if files.is_empty() {

@@ -101,6 +101,8 @@ pub struct SshHost {
     /// [`HostSpec::describe`]: the destination with its port, if any.
     described: String,
     sudo: bool,
+    /// The lab file's `known_hosts` file, if it names one.
+    known_hosts: Option<PathBuf>,
     /// `None` once closed.
     session: Option<Session>,
     /// The master's control socket (what every command goes through).
@@ -195,6 +197,7 @@ impl SshHost {
             destination,
             described: spec.describe(),
             sudo: spec.sudo,
+            known_hosts: spec.known_hosts.clone(),
             session: Some(session),
             ctl,
             twlab: spec.twlab.clone(),
@@ -555,6 +558,36 @@ impl Host for SshHost {
 
     fn describe(&self) -> String {
         self.described.clone()
+    }
+
+    fn reached_how(&self) -> String {
+        format!(
+            "{} — BatchMode, host key checked against {}{}",
+            self.described,
+            self.known_hosts
+                .as_ref()
+                .map_or_else(|| "ssh's known_hosts".into(), |p| p.display().to_string()),
+            if self.sudo { ", sudo -n works" } else { "" }
+        )
+    }
+
+    fn socket_tool(&self) -> &'static str {
+        SshHost::socket_tool(self)
+    }
+
+    /// Forwarded to `control_dir/docker.sock` over this host's connection.
+    async fn docker_engine(&self, control_dir: &Path) -> Result<crate::docker::Engine> {
+        let sock = control_dir.join("docker.sock");
+        self.forward_docker_socket(&sock).await?;
+        crate::docker::Engine::at_socket(&sock, format!("engine of {}", self.described)).await
+    }
+
+    async fn present_pidfiles(&self, pidfiles: &[String]) -> Result<Vec<String>> {
+        SshHost::present_pidfiles(self, pidfiles).await
+    }
+
+    async fn close(self: Box<Self>) {
+        SshHost::close(*self).await;
     }
 
     fn command(&self, argv: &[String]) -> (Command, Vec<String>) {

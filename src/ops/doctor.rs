@@ -353,21 +353,8 @@ async fn host_checks(
             return;
         }
     };
-    out.push(Check::pass(
-        name("connect"),
-        match &host {
-            RealHost::Local(_) => h.describe(),
-            RealHost::Ssh(_) => format!(
-                "{} — BatchMode, host key checked against {}{}",
-                h.describe(),
-                h.known_hosts
-                    .as_ref()
-                    .map_or_else(|| "ssh's known_hosts".into(), |p| p.display().to_string()),
-                if h.sudo { ", sudo -n works" } else { "" }
-            ),
-        },
-    ));
     let hh = host.as_host();
+    out.push(Check::pass(name("connect"), hh.reached_how()));
 
     out.push(match within(hh.run(&argv(&["uname", "-r"]))).await {
         Ok(release) => Check::pass(name("kernel"), release.trim()),
@@ -394,10 +381,7 @@ async fn host_checks(
     });
 
     let endpoint = Endpoint::new(spec.server_address(), 9);
-    let tool = match &host {
-        RealHost::Local(_) => "sock_diag (in-process, no tool needed)",
-        RealHost::Ssh(s) => s.socket_tool(),
-    };
+    let tool = hh.socket_tool();
     out.push(if tool == "none" {
         Check::fail(
             name("sockets"),
@@ -467,9 +451,7 @@ async fn host_checks(
         );
     }
 
-    if let RealHost::Ssh(s) = host {
-        s.close().await;
-    }
+    host.close().await;
 }
 
 /// `conntrack -C` answers; when it does not, whether conntrack is there at all.
