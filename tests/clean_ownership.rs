@@ -15,6 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use twlab::common::endpoint::Side;
 use twlab::lab::netns;
+use twlab::lab::run_id;
 
 /// Namespaces and processes this test made, removed when dropped.
 #[derive(Default)]
@@ -80,8 +81,8 @@ impl Drop for Made {
 /// A run id as twlab makes them, with no namespace and no owner file.
 fn unused_run_id() -> String {
     loop {
-        let id = netns::random_id();
-        let free = !netns::owner_file(&id).exists()
+        let id = run_id::random_id();
+        let free = !run_id::owner_file(&id).exists()
             && !Path::new("/run/netns")
                 .join(netns::netns_name(&id, Side::Server))
                 .exists();
@@ -113,9 +114,9 @@ fn plain_clean_leaves_namespaces_it_cannot_prove_are_a_dead_runs() {
     let dead = netns::netns_name(&dead_id, Side::Client);
     let mut gone = Command::new("sleep").arg("30").spawn().expect("sleep");
     let ticks = twlab::lab::restore::start_ticks(gone.id()).expect("start time");
-    let owner = netns::owner_file(&dead_id);
+    let owner = run_id::owner_file(&dead_id);
     made.files.push(owner.clone());
-    std::fs::create_dir_all(netns::OWNER_DIR).expect("owner dir");
+    std::fs::create_dir_all(run_id::OWNER_DIR).expect("owner dir");
     std::fs::write(&owner, format!("{} {ticks}\n", gone.id())).expect("owner file");
     gone.kill().expect("kill");
     gone.wait().expect("reap");
@@ -185,12 +186,12 @@ fn clean_force_on_a_machine_held_by_a_live_run_says_why_without_suggesting_force
     // thread reads the environment.
     unsafe { std::env::set_var("TWLAB_STATE_DIR", state.path()) };
     let lab = lab_of(this_machine(false), vec![this_machine(false)], None);
-    let id = format!("t{}", netns::random_id());
+    let id = format!("t{}", run_id::random_id());
     let _journal = twlab::lab::restore::RestoreFile::create(&id, &lab).expect("journal");
     let script = "mount -t tmpfs tmpfs /run/netns && mount -t tmpfs tmpfs /run/twlab \
                   && exec 9>/run/twlab/host-local.lock && flock -n 9 && exec \"$0\" clean --force";
     std::fs::create_dir_all("/run/netns").expect("/run/netns");
-    std::fs::create_dir_all(netns::OWNER_DIR).expect("/run/twlab");
+    std::fs::create_dir_all(run_id::OWNER_DIR).expect("/run/twlab");
     let out = run_expecting(
         Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", script])

@@ -502,7 +502,7 @@ fn run(repeat: u32, run_id: String, f: [f64; 5]) -> RunSummary {
     }
 }
 
-/// A run id as `netns::new_run_id` makes them (8 hex digits), fixed.
+/// A run id as `run_id::new_run_id` makes them (8 hex digits), fixed.
 fn run_id(m: &Machine, variant: usize, repeat: u32) -> String {
     let seed = m.kernel.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)

@@ -297,7 +297,7 @@ fn sigkill_during_the_load_then_clean_leaves_nothing() {
         );
     }
     let id = twlab::lab::netns::run_id_of(&namespaces[0]).expect("run id");
-    let owner = twlab::lab::netns::owner_file(id);
+    let owner = twlab::lab::run_id::owner_file(id);
     assert!(owner.exists(), "the dead run's owner file");
     let clean = run_expecting(twlab().arg("clean"), 0);
     let said = String::from_utf8_lossy(&clean.stdout);
@@ -715,6 +715,7 @@ fn a_run_id_in_use_is_skipped_and_never_destroyed() {
         return;
     }
     use twlab::lab::netns::{self, NetnsLab, sys};
+    use twlab::lab::run_id;
     let taken = "f0a1c7e5";
     let server = netns::netns_name(taken, twlab::common::endpoint::Side::Server);
     sys::add_netns(&server).expect("a namespace of another run");
@@ -726,14 +727,14 @@ fn a_run_id_in_use_is_skipped_and_never_destroyed() {
     let before = ino();
     // The draw meets the id in use, then a free one.
     let mut draws = vec!["f0a1c7e6".to_string(), taken.to_string()];
-    let id = netns::reserve_run_id(|| draws.pop().expect("a draw"));
+    let id = run_id::reserve_run_id(|| draws.pop().expect("a draw"));
     assert_eq!(id, "f0a1c7e6");
-    let owner = std::fs::read_to_string(netns::owner_file(&id)).expect("reserved");
+    let owner = std::fs::read_to_string(run_id::owner_file(&id)).expect("reserved");
     assert!(
         owner.starts_with(&format!("{} ", std::process::id())),
         "{owner}"
     );
-    let _ = std::fs::remove_file(netns::owner_file(&id));
+    let _ = std::fs::remove_file(run_id::owner_file(&id));
     // Asked for the taken id anyway, the lab is refused and the other
     // run's namespace stays as it was.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -757,15 +758,15 @@ fn an_owner_with_a_recycled_pid_is_dead() {
     if !require_root("an_owner_with_a_recycled_pid_is_dead") {
         return;
     }
-    use twlab::lab::netns;
+    use twlab::lab::run_id;
     let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
     let pid = sleeper.id();
     let ticks = twlab::lab::restore::start_ticks(pid).expect("start time");
     let id = "f0a1c7e7";
-    let file = netns::owner_file(id);
+    let file = run_id::owner_file(id);
     let check = |text: String| {
         std::fs::write(&file, text).expect("owner file");
-        netns::live_owner(id)
+        run_id::live_owner(id)
     };
     let results = [
         check(format!("{pid} {ticks}\n")),
@@ -864,7 +865,7 @@ fn ctrl_c_during_the_drain_of_a_real_lab_stops_at_once() {
     assert!(journals.is_empty(), "restore journal left: {journals:?}");
     // The run id reserved for the run that never started is given back.
     let run_id = run["run_id"].as_str().expect("run id");
-    let owner = twlab::lab::netns::owner_file(run_id);
+    let owner = twlab::lab::run_id::owner_file(run_id);
     assert!(!owner.exists(), "owner file left: {}", owner.display());
     fx.assert_nothing_left(&[]);
 }

@@ -29,8 +29,8 @@ use run_lab::{Embedded, Labs};
 use write::*;
 
 use crate::error::{Error, Result};
-use crate::lab::netns::{self};
 use crate::lab::real::RealLab;
+use crate::lab::run_id;
 use crate::results::{self, Sample, SampleWriter, Summary, VariantSummary};
 use crate::scenario::{Loaded, Order, Scenario};
 use crate::shutdown::{Level, Shutdown};
@@ -94,12 +94,12 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
     let shutdown = Shutdown::install().map_err(|e| Error::env(format!("signal handlers: {e}")))?;
     // The lab's id names its restore journal; reserved like a run's id so
     // two labs never share a journal, and released when the run ends.
-    let lab_id = lab_spec.as_ref().map(|_| netns::new_run_id());
+    let lab_id = lab_spec.as_ref().map(|_| run_id::new_run_id());
     let real = match (&lab_spec, &lab_id) {
         (Some(spec), Some(id)) => match RealLab::connect(spec, id).await {
             Ok(real) => Some(real.with_shutdown(shutdown.clone())),
             Err(e) => {
-                let _ = std::fs::remove_file(netns::owner_file(id));
+                let _ = std::fs::remove_file(run_id::owner_file(id));
                 return Err(e);
             }
         },
@@ -119,7 +119,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         errln!("twlab: {e}");
     }
     if let Some(id) = &lab_id {
-        let _ = std::fs::remove_file(netns::owner_file(id));
+        let _ = std::fs::remove_file(run_id::owner_file(id));
     }
     result
 }

@@ -9,6 +9,7 @@ use super::steps::run_in_lab;
 use super::summarize::{ClientHost, completeness, new_summary, steady_window, summarize};
 use crate::error::Result;
 use crate::lab::netns;
+use crate::lab::run_id;
 use crate::lab::sysctl::Journal;
 use crate::results::env::RunEnv;
 use crate::results::{RunSummary, Sample, SampleWriter};
@@ -37,7 +38,7 @@ pub(crate) async fn run_one(
     keep: bool,
     all_samples: &mut Vec<Sample>,
 ) -> (RunSummary, RunEnv, Result<()>) {
-    let run_id = netns::new_run_id();
+    let run_id = run_id::new_run_id();
     let mut summary = new_summary(ctx, plan, &run_id, repeat);
     let mut env = RunEnv {
         run_id: run_id.clone(),
@@ -59,7 +60,7 @@ pub(crate) async fn run_one(
             // The run id was reserved by its owner file; with no lab made
             // (a signal in a real lab's drain, a namespace refused) nothing
             // of the run is left for `twlab clean` to prove it owns.
-            netns::release_run_id(&run_id);
+            run_id::release_run_id(&run_id);
             summary.error = Some(e.to_string());
             return (summary, env, Err(e));
         }

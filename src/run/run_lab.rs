@@ -14,8 +14,9 @@ use crate::common::endpoint::{HostRole, Side};
 use crate::docker::Engine;
 use crate::error::{Error, Result};
 use crate::lab::Host;
-use crate::lab::netns::{self, NetnsLab};
+use crate::lab::netns::NetnsLab;
 use crate::lab::real::RealLab;
+use crate::lab::run_id;
 use crate::lab::sysctl::Journal;
 use crate::process::Supervised;
 use crate::results::env::RunEnv;
@@ -256,7 +257,7 @@ impl Labs for RealLab {
                 left.join(", ")
             );
         }
-        netns::write_owner_file(run_id)?;
+        run_id::write_owner_file(run_id)?;
         self.restore.record_run(run_id)?;
         let run = RealRun {
             lab: self,
@@ -344,7 +345,7 @@ impl RunLab for RealRun<'_> {
 
     async fn close(&self, journal: &mut Journal, _keep: bool) -> Vec<Error> {
         let errors = journal.restore(&all_hosts(self)).await;
-        let _ = std::fs::remove_file(netns::owner_file(&self.run_id));
+        let _ = std::fs::remove_file(run_id::owner_file(&self.run_id));
         errors
     }
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use twlab::common::endpoint::{Endpoint, Side};
 use twlab::lab::Host;
-use twlab::lab::netns::{NetnsLab, new_run_id, sys as ns};
+use twlab::lab::netns::{NetnsLab, sys as ns};
+use twlab::lab::run_id::new_run_id;
 use twlab::measure::ctnetlink::CtNetlink;
 use twlab::measure::sockdiag::SockDiag;
 

@@ -28,13 +28,7 @@
 
 pub mod sys;
 
-// Run ids and owner files live in `lab::run_id` (real labs, bench and
-// clean use them too); named here as well for the callers that reach them
-// through the namespace module.
-pub use super::run_id::{
-    OWNER_DIR, Owner, is_run_id, live_owner, new_run_id, owner_file, owner_of, parse_owner,
-    random_id, release_run_id, reserve_run_id, write_owner_file,
-};
+use super::run_id::{owner_file, write_owner_file};
 
 use super::{Host, LABEL_PREFIX};
 use crate::common::counts::Counts;

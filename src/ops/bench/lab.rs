@@ -7,7 +7,8 @@ use super::counting::tool_installed;
 use super::{BenchOptions, Row, Section, round_order};
 use crate::common::endpoint::Side;
 use crate::error::{Error, Result};
-use crate::lab::netns::{NetnsLab, netns_name, random_id, reserve_run_id};
+use crate::lab::netns::{NetnsLab, netns_name};
+use crate::lab::run_id::{random_id, reserve_run_id};
 use std::time::Instant;
 
 pub async fn run(opts: &BenchOptions) -> Result<Vec<Row>> {
@@ -66,7 +67,7 @@ async fn with_ip_commands() -> Result<(f64, f64)> {
     let id = reserve_run_id(|| format!("b{}", random_id()));
     let (s, c) = (netns_name(&id, Side::Server), netns_name(&id, Side::Client));
     // The owner file tells `twlab clean` whose lab this is, as for a run.
-    crate::lab::netns::write_owner_file(&id)?;
+    crate::lab::run_id::write_owner_file(&id)?;
     let up_script = format!(
         "ip netns add {s} && ip netns add {c} && \
          ip -n {s} link add twlab0 type veth peer name twlab0 netns {c} && \
@@ -81,7 +82,7 @@ async fn with_ip_commands() -> Result<(f64, f64)> {
     let t = Instant::now();
     let removed = sh(&down_script).await;
     let down = ms(t);
-    let _ = std::fs::remove_file(crate::lab::netns::owner_file(&id));
+    let _ = std::fs::remove_file(crate::lab::run_id::owner_file(&id));
     built?;
     removed?;
     Ok((up, down))

@@ -16,7 +16,8 @@
 
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::{Error, Result};
-use crate::lab::netns::{NetnsLab, random_id, reserve_run_id, sys};
+use crate::lab::netns::{NetnsLab, sys};
+use crate::lab::run_id::{random_id, reserve_run_id};
 use crate::measure::ctnetlink::events::CtEvents;
 use crate::measure::sock_gauge::NetnsGauge;
 use socket2::{Domain, Socket, Type};

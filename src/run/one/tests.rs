@@ -7,7 +7,7 @@ use crate::common::counts::Counts;
 use crate::common::endpoint::{Endpoint, Side};
 use crate::error::Error;
 use crate::lab::Host;
-use crate::lab::netns;
+use crate::lab::run_id;
 use crate::scenario::Scenario;
 use async_trait::async_trait;
 use std::sync::Mutex;
@@ -115,7 +115,7 @@ impl RunLab for FakeLab<'_> {
 
     async fn close(&self, _journal: &mut Journal, keep: bool) -> Vec<Error> {
         // The run id's owner file, as a real lab's close removes it.
-        let _ = std::fs::remove_file(netns::owner_file(&self.run_id));
+        let _ = std::fs::remove_file(run_id::owner_file(&self.run_id));
         self.calls.closed.lock().expect("lock").push(keep);
         Vec::new()
     }
@@ -154,7 +154,7 @@ async fn a_server_that_cannot_start_fails_the_run_and_the_lab_is_closed_once() {
     // The steps before the server ran: conntrack was made to track.
     assert_eq!(labs.calls.tracked.load(Ordering::SeqCst), 1);
     assert_eq!(*labs.calls.closed.lock().expect("lock"), vec![false]);
-    assert!(!netns::owner_file(&summary.run_id).exists());
+    assert!(!run_id::owner_file(&summary.run_id).exists());
 }
 
 #[tokio::test]
@@ -169,5 +169,5 @@ async fn a_lab_that_cannot_be_opened_is_not_closed_and_its_run_id_is_released() 
     assert_eq!(summary.error.as_deref(), Some(err.to_string().as_str()));
     assert!(labs.calls.closed.lock().expect("lock").is_empty());
     assert_eq!(labs.calls.tracked.load(Ordering::SeqCst), 0);
-    assert!(!netns::owner_file(&summary.run_id).exists());
+    assert!(!run_id::owner_file(&summary.run_id).exists());
 }
