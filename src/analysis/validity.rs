@@ -8,7 +8,7 @@ use crate::common::endpoint::Side;
 use crate::measure::kernel_counters::CT_REFUSALS;
 use crate::results::kernel::KernelDeltas;
 use crate::results::{BySide, ClientHostSummary};
-use crate::scenario::{Allowance, Scenario, Variant};
+use crate::scenario::{Allowance, ClientSpec, Scenario};
 
 /// The share of `client.rate` an open-loop load must achieve for its run to
 /// be what the scenario asked for.
@@ -16,10 +16,11 @@ pub const MIN_RATE_KEPT: f64 = 0.99;
 
 /// Why a run's figures cannot be trusted, unless the scenario studies it:
 /// the client ran out of local ports, or the load generator used all the
-/// CPU its threads could (it, not the server, set the pace).
+/// CPU its threads could (it, not the server, set the pace). `spec` is
+/// the variant's client as its runs start it (its `set` applied).
 pub fn validity_problems(
     scenario: &Scenario,
-    variant: &Variant,
+    spec: &ClientSpec,
     client: &ClientStats,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -63,10 +64,7 @@ pub fn validity_problems(
     {
         // `cpu_secs` of several client hosts is their sum, and each host
         // has the scenario's threads.
-        let threads = scenario
-            .effective(variant)
-            .map(|(_, c)| c.threads.get() * c.hosts.get())
-            .unwrap_or(1) as f64;
+        let threads = (spec.threads.get() * spec.hosts.get()) as f64;
         let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
         let usable = threads.min(cores);
         let used = cpu / client.duration_secs;
@@ -113,18 +111,16 @@ pub fn conntrack_refusals(scenario: &Scenario, kernel: &BySide<KernelDeltas>) ->
 /// With several client hosts: each host that was CPU-bound on its own (it
 /// used 90% of the cores its threads can use), which the total's check
 /// cannot see when the others idled. Unless the scenario allows it.
+/// `spec` is the variant's client, as [`validity_problems`] takes it.
 pub fn host_saturation(
     scenario: &Scenario,
-    variant: &Variant,
+    spec: &ClientSpec,
     hosts: &[ClientHostSummary],
 ) -> Vec<String> {
     if scenario.allow.contains(&Allowance::ClientSaturation) {
         return Vec::new();
     }
-    let threads = scenario
-        .effective(variant)
-        .map(|(_, c)| c.threads.get())
-        .unwrap_or(1) as f64;
+    let threads = spec.threads.get() as f64;
     let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
     let usable = threads.min(cores);
     hosts
@@ -205,7 +201,8 @@ mod tests {
     fn a_client_is_cpu_bound_against_the_threads_of_all_its_hosts() {
         let text = "name: x\nclient: { threads: 1, connections: 10 }\nvariants:\n  - name: one\n  - name: four\n    set: { client.hosts: 4 }\n";
         let s = Scenario::parse(text, "s.yaml", &[]).expect("scenario");
-        let (one, four) = (&s.variants[0], &s.variants[1]);
+        let client = |i: usize| s.effective(&s.variants[i]).expect("set applies").1;
+        let (one, four) = (&client(0), &client(1));
         // One host, one thread, a full core: the client set the pace.
         assert_eq!(validity_problems(&s, one, &busy(0.97)).len(), 1);
         // Four hosts of one thread each: the same core in all is not.

@@ -67,12 +67,6 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         mut scenario,
         lab: lab_spec,
     } = Loaded::load(&opts.scenario_path, &opts.overrides, opts.lab.as_deref())?;
-    preflight(&scenario, lab_spec.as_ref())?;
-    if opts.keep && lab_spec.is_some() {
-        return Err(Error::invalid(
-            "--keep is for the embedded lab; on real hosts twlab always restores what it changed",
-        ));
-    }
     // A drawn seed is written into the resolved scenario and the reproduce
     // command, so a randomized order can be run again.
     let mut opts = opts.clone();
@@ -82,6 +76,14 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         opts.overrides.push(format!("seed={seed}"));
     }
     let opts = &opts;
+    // Each variant's `set` applied once, for preflight and all its runs.
+    let plans = VariantPlan::resolve_all(&scenario)?;
+    preflight(&scenario, &plans, lab_spec.as_ref())?;
+    if opts.keep && lab_spec.is_some() {
+        return Err(Error::invalid(
+            "--keep is for the embedded lab; on real hosts twlab always restores what it changed",
+        ));
+    }
     let dir = prepare_dir(opts, &scenario)?;
     if let Some(spec) = &lab_spec {
         // The lab as resolved, next to the scenario, so the run can be redone.
@@ -106,11 +108,11 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
         _ => None,
     };
     let checked = match &real {
-        Some(real) => require_remote_wrk(&scenario, real).await,
+        Some(real) => require_remote_wrk(&plans, real).await,
         None => Ok(()),
     };
     let result = match checked {
-        Ok(()) => run_plan(opts, &scenario, dir, exe, shutdown, real.as_ref()).await,
+        Ok(()) => run_plan(opts, &scenario, &plans, dir, exe, shutdown, real.as_ref()).await,
         Err(e) => Err(e),
     };
     if let Some(real) = real
@@ -127,6 +129,7 @@ pub async fn run(opts: &RunOptions) -> Result<Outcome> {
 async fn run_plan(
     opts: &RunOptions,
     scenario: &Scenario,
+    plans: &[VariantPlan<'_>],
     dir: PathBuf,
     exe: PathBuf,
     shutdown: Shutdown,
@@ -154,8 +157,6 @@ async fn run_plan(
         .map(VariantSummary::empty)
         .collect();
     let mut writer = SampleWriter::create(&dir)?;
-    // Each variant's `set` applied once, for all its repeats.
-    let plans = VariantPlan::resolve_all(scenario)?;
 
     let (plan, order) = plan_runs(scenario);
     info.order = order;

@@ -7,23 +7,27 @@ use crate::error::{Error, Result};
 use crate::lab;
 use crate::lab::real::RealLab;
 use crate::load::client::tools::LoadTool;
+use crate::run::plan::VariantPlan;
 use crate::scenario::labfile::{HostSpec, LabSpec};
 use crate::scenario::{ClientVia, Scenario, ServerKind};
 use std::path::Path;
 
 /// Refuse before anything is created when the plan is wrong or the machine
 /// cannot run it.
-pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Result<()> {
+pub(crate) fn preflight(
+    scenario: &Scenario,
+    plans: &[VariantPlan<'_>],
+    lab_spec: Option<&LabSpec>,
+) -> Result<()> {
     if let Some(spec) = lab_spec {
-        return preflight_real(scenario, spec);
+        return preflight_real(scenario, plans, spec);
     }
     lab::require_privileges()?;
     // The lab itself (namespaces, veth, sysctls, the conntrack table) and
     // its counting are in-process: no `ip`, `sysctl`, `nft` or `conntrack`.
-    for v in &scenario.variants {
-        if let Ok((server, _)) = scenario.effective(v)
-            && server.kind == ServerKind::Command
-            && let Some(program) = server.command.first()
+    for plan in plans {
+        if plan.server.kind == ServerKind::Command
+            && let Some(program) = plan.server.command.first()
         {
             let found = if program.contains('/') {
                 Path::new(program).is_file()
@@ -37,14 +41,14 @@ pub(crate) fn preflight(scenario: &Scenario, lab_spec: Option<&LabSpec>) -> Resu
             }
         }
     }
-    require_client_programs(scenario)?;
+    require_client_programs(plans)?;
     Ok(())
 }
 
 /// Every program the scenario's load tools run on this machine (not in a
 /// container) must be installed.
-fn require_client_programs(scenario: &Scenario) -> Result<()> {
-    for (program, tool) in client_programs(scenario) {
+fn require_client_programs(plans: &[VariantPlan<'_>]) -> Result<()> {
+    for (program, tool) in client_programs(plans) {
         let found = if program.contains('/') {
             Path::new(&program).is_file()
         } else {
@@ -63,7 +67,11 @@ fn require_client_programs(scenario: &Scenario) -> Result<()> {
 
 /// A real lab: this machine needs what its local hosts run (the SSH hosts
 /// are checked when twlab connects to them).
-pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> {
+pub(crate) fn preflight_real(
+    scenario: &Scenario,
+    plans: &[VariantPlan<'_>],
+    spec: &LabSpec,
+) -> Result<()> {
     let roles = spec.hosts.roles();
     let hosts: Vec<&HostSpec> = roles.iter().map(|(_, h)| *h).collect();
     if hosts.iter().any(|h| !h.is_local()) {
@@ -86,7 +94,7 @@ pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> 
         }
         // A tool in a container needs none on the host.
         if side == Side::Client {
-            require_client_programs(scenario)?;
+            require_client_programs(plans)?;
         }
     }
     Ok(())
@@ -94,8 +102,8 @@ pub(crate) fn preflight_real(scenario: &Scenario, spec: &LabSpec) -> Result<()> 
 
 /// An SSH client host must have the load tool's program (unless it runs
 /// in a container) before anything is changed there.
-pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> Result<()> {
-    let programs = client_programs(scenario);
+pub(crate) async fn require_remote_wrk(plans: &[VariantPlan<'_>], real: &RealLab) -> Result<()> {
+    let programs = client_programs(plans);
     if programs.is_empty() {
         return Ok(());
     }
@@ -135,12 +143,10 @@ pub(crate) async fn require_remote_wrk(scenario: &Scenario, real: &RealLab) -> R
 /// The programs the variants run on the client host (not in a container,
 /// not twlab itself), each once, with the tool that runs it: the host needs
 /// them installed.
-fn client_programs(scenario: &Scenario) -> Vec<(String, &'static dyn LoadTool)> {
+fn client_programs(plans: &[VariantPlan<'_>]) -> Vec<(String, &'static dyn LoadTool)> {
     let mut out: Vec<(String, &'static dyn LoadTool)> = Vec::new();
-    for v in &scenario.variants {
-        let Ok((_, c)) = scenario.effective(v) else {
-            continue;
-        };
+    for plan in plans {
+        let c = &plan.client;
         if c.via != ClientVia::Host {
             continue;
         }

@@ -153,11 +153,11 @@ pub(super) fn summarize(
         }
     }
     if let Some(client) = &summary.client {
-        summary.invalid = validity_problems(ctx.scenario, plan.variant, client);
+        summary.invalid = validity_problems(ctx.scenario, &plan.client, client);
     }
     summary.invalid.extend(host_saturation(
         ctx.scenario,
-        plan.variant,
+        &plan.client,
         &summary.clients,
     ));
     summary
