@@ -406,11 +406,9 @@ impl NetnsLab {
                 Vec::new(),
             )
         } else {
+            let client = |i: u32| HostRole::client(i as usize - 1);
             let mut all: Vec<NetnsHost> = (1..=clients)
-                .zip(0..)
-                .map(|(i, index)| {
-                    NetnsHost::new(HostRole::client(index), client_netns_name(run_id, i))
-                })
+                .map(|i| NetnsHost::new(client(i), client_netns_name(run_id, i)))
                 .collect();
             let first = all.remove(0);
             (first, all)
