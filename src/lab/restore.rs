@@ -142,6 +142,23 @@ pub struct RoleMachine {
 }
 
 impl RestoreState {
+    /// The journal of a new lab, owned by this process, with nothing in it.
+    pub fn new(lab_id: &str, lab: &LabSpec) -> RestoreState {
+        RestoreState {
+            lab_id: lab_id.to_string(),
+            owner_pid: std::process::id(),
+            owner_start_ticks: start_ticks(std::process::id()),
+            started_at: chrono::Local::now().to_rfc3339(),
+            lab: lab.clone(),
+            sysctls: Vec::new(),
+            processes: Vec::new(),
+            runs: Vec::new(),
+            control_dir: None,
+            machines: Vec::new(),
+            roles: Vec::new(),
+        }
+    }
+
     /// The machine the host of `role` is: its identity when recorded, else
     /// its destination in the lab file; `None` for a role the lab lacks.
     fn machine_of(&self, role: HostRole) -> Option<String> {
@@ -180,19 +197,7 @@ impl RestoreFile {
         let dir = state_dir();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
         let path = dir.join(format!("{lab_id}.json"));
-        let state = RestoreState {
-            lab_id: lab_id.to_string(),
-            owner_pid: std::process::id(),
-            owner_start_ticks: start_ticks(std::process::id()),
-            started_at: chrono::Local::now().to_rfc3339(),
-            lab: lab.clone(),
-            sysctls: Vec::new(),
-            processes: Vec::new(),
-            runs: Vec::new(),
-            control_dir: None,
-            machines: Vec::new(),
-            roles: Vec::new(),
-        };
+        let state = RestoreState::new(lab_id, lab);
         write_state(&path, &state)?;
         Ok(RestoreFile {
             inner: Arc::new(Mutex::new((path, state))),
@@ -499,19 +504,7 @@ mod tests {
     }
 
     fn state(lab: &str) -> RestoreState {
-        RestoreState {
-            lab_id: "abc123".into(),
-            owner_pid: 0,
-            owner_start_ticks: None,
-            started_at: String::new(),
-            lab: serde_yaml_ng::from_str(lab).unwrap(),
-            sysctls: Vec::new(),
-            processes: Vec::new(),
-            runs: Vec::new(),
-            control_dir: None,
-            machines: Vec::new(),
-            roles: Vec::new(),
-        }
+        RestoreState::new("abc123", &serde_yaml_ng::from_str(lab).unwrap())
     }
 
     /// Two roles are one machine by their identities once recorded (a lab

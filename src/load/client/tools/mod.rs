@@ -28,7 +28,7 @@ pub mod wrk;
 
 use crate::common::counts::ClientStats;
 use crate::common::endpoint::Endpoint;
-use crate::common::names::{LoadMetric, load_metric_names};
+use crate::common::names::{LOAD_METRICS, LoadMetric, load_metric_names};
 use crate::scenario::{ClientSpec, ClientVia};
 use nix::sys::signal::Signal;
 use std::path::Path;
@@ -255,17 +255,9 @@ pub(crate) const PERCENTILES: [&str; 3] = load_metric_names([
 ]);
 
 /// Every metric a run's client figures give (all of them are missing from
-/// a `command` run without a result).
-pub(crate) const CLIENT_METRICS: [&str; 8] = load_metric_names([
-    LoadMetric::Requests,
-    LoadMetric::RequestsPerSec,
-    LoadMetric::Errors,
-    LoadMetric::ErrorsConnect,
-    LoadMetric::LatencyP50,
-    LoadMetric::LatencyP90,
-    LoadMetric::LatencyP99,
-    LoadMetric::LatencyMax,
-]);
+/// a `command` run without a result): every load metric but the last, the
+/// connections opened, which not every tool counts.
+pub(crate) const CLIENT_METRICS: &[&str] = LOAD_METRICS.split_at(LOAD_METRICS.len() - 1).0;
 
 pub(crate) fn unreported_note(tool: &str, what: &str) -> String {
     format!(
@@ -346,6 +338,13 @@ pub(crate) fn fixture(dir: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_metrics_are_every_load_metric_but_the_connections_opened() {
+        assert_eq!(CLIENT_METRICS.len(), LOAD_METRICS.len() - 1);
+        assert!(!CLIENT_METRICS.contains(&LoadMetric::ConnectionsOpened.name()));
+        assert!(PERCENTILES.iter().all(|p| CLIENT_METRICS.contains(p)));
+    }
 
     #[test]
     fn names_are_unique_and_every_tool_runs_the_duration_and_path() {
