@@ -1406,22 +1406,16 @@ fn a_new_run_refuses_a_host_with_a_dead_runs_journal() {
     let dead_pid = dead.id();
     let _ = dead.wait();
     let state = RestoreState {
-        lab_id: "dead0001".into(),
         owner_pid: dead_pid,
         owner_start_ticks: Some(1),
         started_at: "2026-01-01T00:00:00+00:00".into(),
-        lab: local_lab(),
         sysctls: vec![PendingSysctl {
             side: twlab::common::endpoint::Side::Server,
             index: 0,
             name: SHARED_SYSCTL.into(),
             before: guard.original.clone(),
         }],
-        processes: Vec::new(),
-        runs: Vec::new(),
-        control_dir: None,
-        machines: Vec::new(),
-        roles: Vec::new(),
+        ..RestoreState::new("dead0001", &local_lab())
     };
     let dir = fx.path().join("state").join("restore");
     std::fs::create_dir_all(&dir).expect("state dir");
