@@ -12,6 +12,7 @@
 
 use super::*;
 use crate::analysis::{metrics, statistics};
+use crate::common::names::LoadMetric;
 use crate::results::VariantSummary;
 use serde_yaml_ng::Value;
 
@@ -42,12 +43,17 @@ pub(crate) const FIGURES: [(&str, &str, &str, &str); 6] = [
         "client-conntrack-TIME_WAIT",
     ),
     (
-        "client.requests_per_sec",
+        LoadMetric::RequestsPerSec.name(),
         "requests/s",
         "requests per second",
         "requests_per_sec",
     ),
-    ("client.errors", "client errors", "errors", "errors"),
+    (
+        LoadMetric::Errors.name(),
+        "client errors",
+        "errors",
+        "errors",
+    ),
 ];
 
 /// A parameter value as text.

@@ -3,6 +3,7 @@
 //! were taken come first, so a figure is never read without them.
 
 use super::*;
+use crate::common::names::LoadMetric;
 
 // ---------------------------------------------------------------------------
 // Rendering
@@ -15,22 +16,22 @@ pub(super) const KEY_METRICS: [&str; 9] = [
     "server.conntrack.TIME_WAIT.steady_mean",
     "client.conntrack.TIME_WAIT.steady_mean",
     "server.sockets.ESTABLISHED.steady_mean",
-    "client.requests_per_sec",
-    "client.latency.p99_ms",
-    "client.errors",
+    LoadMetric::RequestsPerSec.name(),
+    LoadMetric::LatencyP99.name(),
+    LoadMetric::Errors.name(),
 ];
 /// The client's figures, in the order of the markdown tables.
-pub(super) const CLIENT_METRICS: [&str; 9] = [
-    "client.requests_per_sec",
-    "client.requests",
-    "client.connections_opened",
-    "client.latency.p50_ms",
-    "client.latency.p90_ms",
-    "client.latency.p99_ms",
-    "client.latency.max_ms",
-    "client.errors",
-    "client.errors.connect",
-];
+pub(super) const CLIENT_METRICS: [&str; 9] = names::load_metric_names([
+    LoadMetric::RequestsPerSec,
+    LoadMetric::Requests,
+    LoadMetric::ConnectionsOpened,
+    LoadMetric::LatencyP50,
+    LoadMetric::LatencyP90,
+    LoadMetric::LatencyP99,
+    LoadMetric::LatencyMax,
+    LoadMetric::Errors,
+    LoadMetric::ErrorsConnect,
+]);
 pub(super) const WARNING_TITLE: &str = "These differ besides what you are comparing";
 /// The comparison as markdown: the runs, what differs besides the figures,
 /// then per variant a table of metric, A, B, change, 95% CI and verdict.
@@ -267,16 +268,19 @@ pub(super) fn metric_label(metric: &str) -> String {
             stat.replace('_', " ")
         );
     }
-    match metric {
-        "client.requests" => "requests".into(),
-        "client.requests_per_sec" => "requests/s".into(),
-        "client.errors" => "client errors".into(),
-        "client.errors.connect" => "connect errors".into(),
-        "client.latency.p50_ms" => "latency p50 (ms)".into(),
-        "client.latency.p90_ms" => "latency p90 (ms)".into(),
-        "client.latency.p99_ms" => "latency p99 (ms)".into(),
-        "client.latency.max_ms" => "latency max (ms)".into(),
-        "client.connections_opened" => "connections opened".into(),
-        other => other.to_string(),
+    let Some(load) = LoadMetric::parse(metric) else {
+        return metric.to_string();
+    };
+    match load {
+        LoadMetric::Requests => "requests",
+        LoadMetric::RequestsPerSec => "requests/s",
+        LoadMetric::Errors => "client errors",
+        LoadMetric::ErrorsConnect => "connect errors",
+        LoadMetric::LatencyP50 => "latency p50 (ms)",
+        LoadMetric::LatencyP90 => "latency p90 (ms)",
+        LoadMetric::LatencyP99 => "latency p99 (ms)",
+        LoadMetric::LatencyMax => "latency max (ms)",
+        LoadMetric::ConnectionsOpened => "connections opened",
     }
+    .into()
 }

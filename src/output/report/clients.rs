@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::common::counts::{ClientStats, Schedule};
+use crate::common::names::LoadMetric;
 
 /// Client figures of a variant: means over its completed runs with a client.
 #[derive(Default)]
@@ -66,10 +67,10 @@ impl ClientAgg {
                 .collect();
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
         };
-        a.p50 = latency("client.latency.p50_ms", |c| c.latency.p50_ms);
-        a.p90 = latency("client.latency.p90_ms", |c| c.latency.p90_ms);
-        a.p99 = latency("client.latency.p99_ms", |c| c.latency.p99_ms);
-        a.max = latency("client.latency.max_ms", |c| c.latency.max_ms);
+        a.p50 = latency(LoadMetric::LatencyP50.name(), |c| c.latency.p50_ms);
+        a.p90 = latency(LoadMetric::LatencyP90.name(), |c| c.latency.p90_ms);
+        a.p99 = latency(LoadMetric::LatencyP99.name(), |c| c.latency.p99_ms);
+        a.max = latency(LoadMetric::LatencyMax.name(), |c| c.latency.max_ms);
         let opened: Vec<u64> = clients
             .iter()
             .filter_map(|c| c.connections_opened)
@@ -135,10 +136,10 @@ pub(super) fn client_tables(out: &mut String, view: &View) {
                 a.tools.iter().cloned().collect::<Vec<_>>().join(", "),
                 num(a.requests),
                 num(a.requests_per_sec),
-                view.change_cell(i, "client.requests_per_sec", true),
+                view.change_cell(i, LoadMetric::RequestsPerSec.name(), true),
             ];
             if verdicts {
-                row.push(view.verdict_cell(i, "client.requests_per_sec"));
+                row.push(view.verdict_cell(i, LoadMetric::RequestsPerSec.name()));
             }
             if show_opened {
                 row.push(num_or_dash(a.connections_opened));
@@ -264,11 +265,11 @@ pub(super) fn client_rows(
 /// has two or more.
 pub(super) fn client_spread(out: &mut String, view: &View) {
     let metrics: Vec<(&str, &str)> = [
-        ("req/s", "client.requests_per_sec"),
-        ("latency p50 (ms)", "client.latency.p50_ms"),
-        ("latency p99 (ms)", "client.latency.p99_ms"),
-        ("client errors", "client.errors"),
-        ("connections opened", "client.connections_opened"),
+        ("req/s", LoadMetric::RequestsPerSec.name()),
+        ("latency p50 (ms)", LoadMetric::LatencyP50.name()),
+        ("latency p99 (ms)", LoadMetric::LatencyP99.name()),
+        ("client errors", LoadMetric::Errors.name()),
+        ("connections opened", LoadMetric::ConnectionsOpened.name()),
     ]
     .into_iter()
     .filter(|(_, m)| view.any_value(m))

@@ -15,6 +15,7 @@
 //! Read from the summary alone, like the rest of the report.
 
 use super::*;
+use crate::common::names::LoadMetric;
 use crate::output::charts::sweep::{axes, groups, numeric_axes, shown};
 
 /// The figures shown against a parameter: (metric, column label).
@@ -29,8 +30,8 @@ const FIGURES: [(&str, &str); 6] = [
         "client.conntrack.TIME_WAIT.steady_mean",
         "conntrack TIME_WAIT (client)",
     ),
-    ("client.requests_per_sec", "requests/s"),
-    ("client.errors", "errors"),
+    (LoadMetric::RequestsPerSec.name(), "requests/s"),
+    (LoadMetric::Errors.name(), "errors"),
 ];
 
 /// A cell: the mean, with its 95% interval when there are two or more runs.

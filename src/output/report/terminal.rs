@@ -2,6 +2,7 @@
 //! metric and variant, with the verdict, and the expectations that failed.
 
 use super::*;
+use crate::common::names::LoadMetric;
 
 /// The comparison table printed on the terminal at the end of `twlab run`.
 pub fn render_terminal(summary: &Summary) -> String {
@@ -141,9 +142,9 @@ pub(super) fn glance(view: &View, with_ci: bool) -> (Vec<String>, Vec<Vec<String
         }
     }
     for (label, metric) in [
-        ("requests/s", "client.requests_per_sec"),
-        ("latency p99 (ms)", "client.latency.p99_ms"),
-        ("client errors", "client.errors"),
+        ("requests/s", LoadMetric::RequestsPerSec.name()),
+        ("latency p99 (ms)", LoadMetric::LatencyP99.name()),
+        ("client errors", LoadMetric::Errors.name()),
     ] {
         if view.any_value(metric) {
             metrics.push((label.to_string(), metric.to_string()));

@@ -23,6 +23,7 @@
 use super::text::{count, first_line, number, round_to};
 use super::{Key, LoadTool, Target};
 use crate::common::counts::{ClientStats, Counts, ErrorCounts, Latency};
+use crate::common::names::LoadMetric;
 use crate::scenario::ClientSpec;
 
 pub struct Httperf;
@@ -220,7 +221,7 @@ pub fn parse_httperf_output(text: &str) -> Result<ClientStats, String> {
         schedule: None,
         not_measured: super::PERCENTILES
             .iter()
-            .chain(&["client.latency.max_ms"])
+            .chain(&[LoadMetric::LatencyMax.name()])
             .map(|m| m.to_string())
             .collect(),
     })
