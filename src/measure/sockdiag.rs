@@ -32,7 +32,8 @@
 //! request type has no field for attributes, so the request is emitted with
 //! the crate's types and the bytecode attribute (`INET_DIAG_BC_S_EQ` on the
 //! local port for [`Side::Server`], `INET_DIAG_BC_D_EQ` on the remote port for
-//! [`Side::Client`]) is appended to it as a [`DefaultNla`]. The kernel then
+//! [`Side::Client`]) is appended to it as a
+//! [`DefaultNla`](netlink_packet_core::DefaultNla). The kernel then
 //! returns only the sockets of that port; the address (and the port again) is
 //! checked here on every socket with [`Endpoint::matches`].
 //!

@@ -30,7 +30,8 @@ pub(super) enum Progress {
 }
 
 /// Count the sockets of a raw sock_diag reply (netlink messages as received,
-/// or several datagrams concatenated, as [`SockDiag::dump_raw`] returns them)
+/// or several datagrams concatenated, as
+/// [`SockDiag::dump_raw`](super::SockDiag::dump_raw) returns them)
 /// whose end on `side` matches `endpoint`, by [`state_name`].
 ///
 /// The reply must end with `NLMSG_DONE`; an `NLMSG_ERROR` (or a negative
