@@ -63,7 +63,10 @@ fn bench_counts_agree_with_ss_netstat_and_conntrack_and_leave_nothing() {
         let n = seen(row).unwrap_or_else(|| panic!("{peer} did not run: {row}"));
         assert_eq!(n, sockets, "{peer} and twlab disagree: {row}");
         assert!(row["ratio"].as_f64().is_some_and(|r| r > 0.0), "{row}");
-        assert_eq!(row["vs"], "twlab sockets (sock_diag)");
+        assert_eq!(
+            row["vs"],
+            "twlab sockets, lab namespace (socket gauge: BPF map + sockstat)"
+        );
     }
     let ct = seen(find("twlab conntrack")).expect("twlab conntrack count");
     assert_eq!(ct, sockets, "one conntrack entry per connection: {text}");
