@@ -233,6 +233,7 @@ fn doctor_reports_every_check_and_leaves_nothing() {
         "docker",
         "namespaces",
         "nf_conntrack",
+        "socket",
     ] {
         assert!(
             text.lines()

@@ -189,6 +189,20 @@ pub async fn checks() -> Vec<Check> {
         },
         fix: (!ct).then(|| "modprobe nf_conntrack".into()),
     });
+    // Optional: without it the embedded lab counts sockets by walking.
+    out.push(match crate::measure::sock_gauge::shared() {
+        Ok(_) => Check::pass(
+            "socket gauge",
+            "loads: the embedded lab counts sockets from a BPF map (no walk of the socket table)",
+        ),
+        Err(e) => Check::absent(
+            "socket gauge",
+            format!(
+                "unavailable ({e}): the embedded lab counts sockets by walking the socket table"
+            ),
+            "run as root on a kernel with BTF (/sys/kernel/btf/vmlinux) that allows BPF programs",
+        ),
+    });
     let netem = std::path::Path::new("/proc/net/psched").exists()
         && std::fs::read_to_string("/proc/modules")
             .unwrap_or_default()
