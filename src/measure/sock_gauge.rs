@@ -145,15 +145,7 @@ impl SockGauge {
     /// Stop counting in namespace `inum` (about to be deleted).
     pub fn unwatch(&mut self, inum: u32) {
         let _ = self.gauges.remove(&inum);
-        let gone: Vec<Peer> = self
-            .peers
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.inum == inum)
-            .collect();
-        for k in gone {
-            let _ = self.peers.remove(&k);
-        }
+        self.reset_peers(inum);
     }
 
     /// How many state changes neither program counted since the gauge was
